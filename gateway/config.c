@@ -1,0 +1,449 @@
+#include "config.h"
+
+#include <errno.h>
+#include <getopt.h>
+#include <limits.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <ini.h>
+
+#ifndef TRACKGATE_VERSION
+#define TRACKGATE_VERSION "dev"
+#endif
+
+/* One row per setting: the single table behind --help, the parser and the file. */
+typedef struct config_setting {
+	const char *name;
+	const char *arg;
+	const char *help;
+} config_setting_t;
+
+static const config_setting_t config_settings[] = {
+	{"listen", "HOST:PORT", "address to serve HTTP and websockets on (default 127.0.0.1:8080;\n"
+				"                         *:PORT or 0.0.0.0:PORT for all addresses)"},
+	{"redis", "URL", "redis://HOST:PORT or unix:///PATH (default redis://127.0.0.1:6379)"},
+	{"ingest-key-file", "PATH", "file of bearer keys for POST /v1/updates, one per line, each\n"
+				    "                         16..256 printable bytes; '#' starts a comment (required)"},
+	{"log-level", "LEVEL", "error, warn, info or debug (default info)"},
+	{"body-limit", "BYTES", "largest accepted POST body (default 65536)"},
+	{"outq-limit", "BYTES", "bytes queued for one watcher before it is closed with 4408\n"
+				"                         (default 262144)"},
+	{"ttl-active", "SECONDS", "lifetime of an order's Redis keys while active (default 86400)"},
+	{"ttl-terminal", "SECONDS", "lifetime after delivered/cancelled/returned/failed (default 3600)"},
+	{"log-maxlen", "N", "update frames kept per order for resuming (default 1000)"},
+	{"redis-timeout", "MS", "Redis connect timeout in milliseconds (default 2000)"},
+	{"max-connections", "N", "sockets served at once; more are refused (default 18000)"},
+};
+
+#define CONFIG_N_SETTINGS (sizeof(config_settings) / sizeof(config_settings[0]))
+
+void config_usage(void)
+{
+	printf("usage: trackgated [--config FILE] [--SETTING VALUE]...\n"
+	       "\n"
+	       "trackgate's real-time order-tracking gateway: takes courier updates over HTTP,\n"
+	       "stores and publishes them through Redis and pushes them to every websocket\n"
+	       "watching the order.\n"
+	       "\n"
+	       "  --config FILE          read settings from FILE (INI: `setting = value`, the\n"
+	       "                         names below without dashes or with underscores);\n"
+	       "                         the command line wins over the file\n");
+	for (size_t i = 0; i < CONFIG_N_SETTINGS; i++) {
+		char left[64];
+
+		snprintf(left, sizeof(left), "--%s %s", config_settings[i].name, config_settings[i].arg);
+		printf("  %-22s %s\n", left, config_settings[i].help);
+	}
+	printf("  --help                 print this and exit\n"
+	       "  --version              print the version and exit\n"
+	       "\n"
+	       "Signals: SIGINT/SIGTERM close websockets with 1001, finish and exit 0.\n");
+}
+
+void config_defaults(config_t *cfg)
+{
+	memset(cfg, 0, sizeof(*cfg));
+	snprintf(cfg->listen_host, sizeof(cfg->listen_host), "127.0.0.1");
+	cfg->listen_port = 8080;
+	snprintf(cfg->redis_host, sizeof(cfg->redis_host), "127.0.0.1");
+	cfg->redis_port = 6379;
+	cfg->log_level = LOG_INFO;
+	cfg->body_limit = 65536;
+	cfg->outq_limit = 262144;
+	cfg->ttl_active = 86400;
+	cfg->ttl_terminal = 3600;
+	cfg->log_maxlen = 1000;
+	cfg->redis_timeout_ms = 2000;
+	cfg->max_connections = 18000;
+}
+
+static int config_parse_uint(const char *value, unsigned long long min, unsigned long long max,
+			     unsigned long long *out)
+{
+	char *end;
+	unsigned long long v;
+
+	if (!*value || *value == '-' || *value == '+')
+		return -1;
+	errno = 0;
+	v = strtoull(value, &end, 10);
+	if (errno || *end || v < min || v > max)
+		return -1;
+	*out = v;
+	return 0;
+}
+
+static int config_parse_port(const char *s, int *port)
+{
+	unsigned long long v;
+
+	if (config_parse_uint(s, 1, 65535, &v))
+		return -1;
+	*port = (int)v;
+	return 0;
+}
+
+int config_parse_listen(const char *value, char *host, size_t host_len, int *port)
+{
+	const char *colon = strrchr(value, ':');
+	size_t hlen;
+
+	if (!colon)
+		return -1;
+	hlen = (size_t)(colon - value);
+	if (hlen >= host_len)
+		return -1;
+	if (config_parse_port(colon + 1, port))
+		return -1;
+	/* [::1]:8080 style */
+	if (hlen >= 2 && value[0] == '[' && value[hlen - 1] == ']') {
+		memcpy(host, value + 1, hlen - 2);
+		host[hlen - 2] = '\0';
+	} else {
+		memcpy(host, value, hlen);
+		host[hlen] = '\0';
+	}
+	if (strcmp(host, "*") == 0 || strcmp(host, "0.0.0.0") == 0)
+		host[0] = '\0';
+	return 0;
+}
+
+int config_parse_redis(const char *value, config_t *cfg)
+{
+	if (strncmp(value, "unix://", 7) == 0) {
+		const char *path = value + 7;
+
+		if (path[0] != '/' || strlen(path) >= sizeof(cfg->redis_unix))
+			return -1;
+		snprintf(cfg->redis_unix, sizeof(cfg->redis_unix), "%s", path);
+		return 0;
+	}
+	if (strncmp(value, "redis://", 8) == 0) {
+		char host[CONFIG_HOST_MAX];
+		int port = 6379;
+		const char *hp = value + 8;
+		const char *slash = strchr(hp, '/');
+		char buf[CONFIG_HOST_MAX];
+		size_t len = slash ? (size_t)(slash - hp) : strlen(hp);
+
+		/* A path may only select database 0: trackgate keeps everything there. */
+		if (slash && strcmp(slash, "/") != 0 && strcmp(slash, "/0") != 0)
+			return -1;
+		if (len == 0 || len >= sizeof(buf) || memchr(hp, '@', len))
+			return -1;
+		memcpy(buf, hp, len);
+		buf[len] = '\0';
+		if (strchr(buf, ':')) {
+			if (config_parse_listen(buf, host, sizeof(host), &port) || !host[0])
+				return -1;
+		} else {
+			snprintf(host, sizeof(host), "%s", buf);
+		}
+		snprintf(cfg->redis_host, sizeof(cfg->redis_host), "%s", host);
+		cfg->redis_port = port;
+		cfg->redis_unix[0] = '\0';
+		return 0;
+	}
+	return -1;
+}
+
+static const config_setting_t *config_find(const char *name)
+{
+	char norm[64];
+	size_t i;
+
+	for (i = 0; name[i] && i < sizeof(norm) - 1; i++)
+		norm[i] = name[i] == '_' ? '-' : name[i];
+	norm[i] = '\0';
+	for (i = 0; i < CONFIG_N_SETTINGS; i++)
+		if (strcmp(config_settings[i].name, norm) == 0)
+			return &config_settings[i];
+	return NULL;
+}
+
+/*
+ * Applies one setting.  origin names where it came from ("command line",
+ * "FILE:LINE") for the error message.
+ */
+int config_set(config_t *cfg, const char *name, const char *value, const char *origin)
+{
+	const config_setting_t *s = config_find(name);
+	unsigned long long v;
+	const char *why = NULL;
+
+	if (!s) {
+		fprintf(stderr, "trackgated: %s: unknown setting '%s' (see --help)\n", origin, name);
+		return CONFIG_EINVAL;
+	}
+	if (!strcmp(s->name, "listen")) {
+		if (config_parse_listen(value, cfg->listen_host, sizeof(cfg->listen_host),
+					&cfg->listen_port))
+			why = "expected HOST:PORT with a port in 1..65535";
+	} else if (!strcmp(s->name, "redis")) {
+		if (config_parse_redis(value, cfg))
+			why = "expected redis://HOST[:PORT] or unix:///ABSOLUTE/PATH";
+	} else if (!strcmp(s->name, "ingest-key-file")) {
+		if (!*value || strlen(value) >= sizeof(cfg->ingest_key_file))
+			why = "expected a file path";
+		else
+			snprintf(cfg->ingest_key_file, sizeof(cfg->ingest_key_file), "%s", value);
+	} else if (!strcmp(s->name, "log-level")) {
+		if (log_level_parse(value, &cfg->log_level))
+			why = "expected error, warn, info or debug";
+	} else if (!strcmp(s->name, "body-limit")) {
+		if (config_parse_uint(value, 1024, 16u << 20, &v))
+			why = "expected a byte count in 1024..16777216";
+		else
+			cfg->body_limit = (size_t)v;
+	} else if (!strcmp(s->name, "outq-limit")) {
+		if (config_parse_uint(value, 4096, 64u << 20, &v))
+			why = "expected a byte count in 4096..67108864";
+		else
+			cfg->outq_limit = (size_t)v;
+	} else if (!strcmp(s->name, "ttl-active")) {
+		if (config_parse_uint(value, 60, 30u * 86400, &v))
+			why = "expected seconds in 60..2592000";
+		else
+			cfg->ttl_active = (unsigned)v;
+	} else if (!strcmp(s->name, "ttl-terminal")) {
+		if (config_parse_uint(value, 1, 30u * 86400, &v))
+			why = "expected seconds in 1..2592000";
+		else
+			cfg->ttl_terminal = (unsigned)v;
+	} else if (!strcmp(s->name, "log-maxlen")) {
+		if (config_parse_uint(value, 1, 100000, &v))
+			why = "expected a count in 1..100000";
+		else
+			cfg->log_maxlen = (unsigned)v;
+	} else if (!strcmp(s->name, "redis-timeout")) {
+		if (config_parse_uint(value, 10, 60000, &v))
+			why = "expected milliseconds in 10..60000";
+		else
+			cfg->redis_timeout_ms = (unsigned)v;
+	} else if (!strcmp(s->name, "max-connections")) {
+		if (config_parse_uint(value, 1, 1000000, &v))
+			why = "expected a count in 1..1000000";
+		else
+			cfg->max_connections = (unsigned)v;
+	}
+	if (why) {
+		/* The value of a setting is never a secret (keys live in files). */
+		fprintf(stderr, "trackgated: %s: bad %s '%s': %s\n", origin, s->name, value, why);
+		return CONFIG_EINVAL;
+	}
+	return CONFIG_OK;
+}
+
+typedef struct config_file_ctx {
+	config_t *cfg;
+	const char *path;
+	int failed;
+} config_file_ctx_t;
+
+static int config_ini_handler(void *user, const char *section, const char *name, const char *value)
+{
+	config_file_ctx_t *fc = user;
+	const char *origin = fc->path;
+
+	if (section && *section && strcmp(section, "trackgated") != 0) {
+		fprintf(stderr, "trackgated: %s: unknown section [%s] (use [trackgated] or none)\n",
+			origin, section);
+		fc->failed = 1;
+		return 0;
+	}
+	if (config_set(fc->cfg, name, value, origin)) {
+		fc->failed = 1;
+		return 0;
+	}
+	return 1;
+}
+
+static int config_load_file(config_t *cfg, const char *path)
+{
+	config_file_ctx_t fc = {.cfg = cfg, .path = path};
+	int rc = ini_parse(path, config_ini_handler, &fc);
+
+	if (rc == -1) {
+		fprintf(stderr, "trackgated: cannot read config file %s: %s\n", path, strerror(errno));
+		return CONFIG_EINVAL;
+	}
+	if (fc.failed)
+		return CONFIG_EINVAL;
+	if (rc > 0) {
+		fprintf(stderr, "trackgated: %s:%d: not a `setting = value` line\n", path, rc);
+		return CONFIG_EINVAL;
+	}
+	if (rc < 0) {
+		fprintf(stderr, "trackgated: cannot parse config file %s\n", path);
+		return CONFIG_EINVAL;
+	}
+	return CONFIG_OK;
+}
+
+/* Trims ASCII whitespace from both ends in place. */
+static char *config_trim(char *s)
+{
+	char *end;
+
+	while (*s == ' ' || *s == '\t' || *s == '\r' || *s == '\n')
+		s++;
+	end = s + strlen(s);
+	while (end > s && (end[-1] == ' ' || end[-1] == '\t' || end[-1] == '\r' || end[-1] == '\n'))
+		*--end = '\0';
+	return s;
+}
+
+int config_load_keys(config_t *cfg)
+{
+	char line[1024];
+	FILE *f;
+	int lineno = 0, rc = CONFIG_OK;
+
+	cfg->n_ingest_keys = 0;
+	if (!cfg->ingest_key_file[0]) {
+		fprintf(stderr, "trackgated: no ingest-key-file set: POST /v1/updates needs at "
+				"least one key (see --help)\n");
+		return CONFIG_EINVAL;
+	}
+	f = fopen(cfg->ingest_key_file, "r");
+	if (!f) {
+		fprintf(stderr, "trackgated: cannot read ingest-key-file %s: %s\n",
+			cfg->ingest_key_file, strerror(errno));
+		return CONFIG_EINVAL;
+	}
+	while (fgets(line, sizeof(line), f)) {
+		char *key = config_trim(line);
+		size_t len = strlen(key);
+
+		lineno++;
+		if (!len || key[0] == '#')
+			continue;
+		/* The message names the line, never the key. */
+		if (len < CONFIG_INGEST_KEY_MIN || len > CONFIG_INGEST_KEY_MAX) {
+			fprintf(stderr, "trackgated: %s:%d: a key must be %d..%d bytes long\n",
+				cfg->ingest_key_file, lineno, CONFIG_INGEST_KEY_MIN,
+				CONFIG_INGEST_KEY_MAX);
+			rc = CONFIG_EINVAL;
+			goto out;
+		}
+		for (size_t i = 0; i < len; i++) {
+			if (key[i] < 0x21 || key[i] > 0x7e) {
+				fprintf(stderr, "trackgated: %s:%d: a key must be printable ASCII "
+						"without spaces\n", cfg->ingest_key_file, lineno);
+				rc = CONFIG_EINVAL;
+				goto out;
+			}
+		}
+		if (cfg->n_ingest_keys == CONFIG_INGEST_KEYS_MAX) {
+			fprintf(stderr, "trackgated: %s: more than %d keys\n", cfg->ingest_key_file,
+				CONFIG_INGEST_KEYS_MAX);
+			rc = CONFIG_EINVAL;
+			goto out;
+		}
+		memcpy(cfg->ingest_keys[cfg->n_ingest_keys], key, len + 1);
+		cfg->ingest_key_len[cfg->n_ingest_keys] = len;
+		cfg->n_ingest_keys++;
+	}
+	if (!cfg->n_ingest_keys) {
+		fprintf(stderr, "trackgated: %s holds no key\n", cfg->ingest_key_file);
+		rc = CONFIG_EINVAL;
+	}
+out:
+	fclose(f);
+	return rc;
+}
+
+int config_ingest_key_ok(const config_t *cfg, const char *key, size_t len)
+{
+	int found = 0;
+
+	/* Compare against every key, each in time independent of the content. */
+	for (unsigned k = 0; k < cfg->n_ingest_keys; k++) {
+		const char *want = cfg->ingest_keys[k];
+		size_t wlen = cfg->ingest_key_len[k];
+		unsigned char diff = (unsigned char)(wlen != len);
+
+		for (size_t i = 0; i < wlen; i++)
+			diff |= (unsigned char)(want[i] ^ (i < len ? key[i] : 0));
+		found |= diff == 0;
+	}
+	return found;
+}
+
+int config_load(config_t *cfg, int argc, char **argv)
+{
+	struct option opts[CONFIG_N_SETTINGS + 4];
+	const char *config_path = NULL;
+	int rc, c, idx;
+	size_t i;
+
+	for (i = 0; i < CONFIG_N_SETTINGS; i++)
+		opts[i] = (struct option){config_settings[i].name, required_argument, NULL, 0};
+	opts[i++] = (struct option){"config", required_argument, NULL, 'c'};
+	opts[i++] = (struct option){"help", no_argument, NULL, 'h'};
+	opts[i++] = (struct option){"version", no_argument, NULL, 'V'};
+	opts[i] = (struct option){NULL, 0, NULL, 0};
+
+	/* First pass: find --config, --help, --version; the file goes under the command line. */
+	opterr = 0;
+	optind = 1;
+	while ((c = getopt_long(argc, argv, "", opts, &idx)) != -1) {
+		if (c == 'h') {
+			config_usage();
+			return CONFIG_EXIT_OK;
+		}
+		if (c == 'V') {
+			printf("trackgated %s\n", TRACKGATE_VERSION);
+			return CONFIG_EXIT_OK;
+		}
+		if (c == 'c')
+			config_path = optarg;
+		if (c == '?') {
+			fprintf(stderr, "trackgated: bad option '%s' (see --help)\n", argv[optind - 1]);
+			return CONFIG_EINVAL;
+		}
+	}
+	if (optind < argc) {
+		fprintf(stderr, "trackgated: unexpected argument '%s' (see --help)\n", argv[optind]);
+		return CONFIG_EINVAL;
+	}
+	if (config_path) {
+		if (strlen(config_path) >= sizeof(cfg->config_file)) {
+			fprintf(stderr, "trackgated: config path too long\n");
+			return CONFIG_EINVAL;
+		}
+		snprintf(cfg->config_file, sizeof(cfg->config_file), "%s", config_path);
+		rc = config_load_file(cfg, config_path);
+		if (rc)
+			return rc;
+	}
+
+	optind = 1;
+	while ((c = getopt_long(argc, argv, "", opts, &idx)) != -1) {
+		if (c == 0 && config_set(cfg, opts[idx].name, optarg, "command line"))
+			return CONFIG_EINVAL;
+	}
+	return config_load_keys(cfg);
+}

@@ -1,0 +1,77 @@
+/*
+ * config.h - trackgated's settings: defaults, the config file (INI, parsed
+ * by libinih), the command line, validation and the ingest key file.
+ *
+ * Every setting has one name, used as `--name` on the command line and as
+ * `name = value` in the config file (dashes or underscores alike).  The
+ * command line wins over the file.  All of it runs at start-up only: files
+ * are read synchronously here and never again on the loop thread.
+ */
+#ifndef TRACKGATE_CONFIG_H
+#define TRACKGATE_CONFIG_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "log.h"
+
+#define CONFIG_HOST_MAX 256
+#define CONFIG_PATH_MAX 1024
+#define CONFIG_INGEST_KEYS_MAX 16
+#define CONFIG_INGEST_KEY_MIN 16  /* bytes; shorter keys are refused */
+#define CONFIG_INGEST_KEY_MAX 256
+
+typedef struct config {
+	char listen_host[CONFIG_HOST_MAX]; /* "" or "*" = all addresses */
+	int listen_port;
+
+	/* redis: either TCP host:port or a unix socket path */
+	char redis_host[CONFIG_HOST_MAX];
+	int redis_port;
+	char redis_unix[CONFIG_PATH_MAX]; /* non-empty = use the unix socket */
+
+	char ingest_key_file[CONFIG_PATH_MAX];
+	char config_file[CONFIG_PATH_MAX];
+	log_level_t log_level;
+
+	size_t body_limit;        /* bytes of one POST body */
+	size_t outq_limit;        /* bytes queued for one watcher before it is closed */
+	unsigned ttl_active;      /* seconds an order's keys live while active */
+	unsigned ttl_terminal;    /* ... once delivered/cancelled/returned/failed */
+	unsigned log_maxlen;      /* entries kept in an order's log stream */
+	unsigned redis_timeout_ms; /* connect timeout of each Redis connection */
+	unsigned max_connections; /* sockets this process serves at once */
+
+	/* loaded from ingest_key_file; secret, never logged */
+	char ingest_keys[CONFIG_INGEST_KEYS_MAX][CONFIG_INGEST_KEY_MAX + 1];
+	size_t ingest_key_len[CONFIG_INGEST_KEYS_MAX];
+	unsigned n_ingest_keys;
+} config_t;
+
+enum {
+	CONFIG_OK = 0,
+	CONFIG_EXIT_OK = 1, /* --help or --version was printed: exit 0 */
+	CONFIG_EINVAL = -1, /* a bad setting; the message was printed */
+};
+
+void config_defaults(config_t *cfg);
+
+/*
+ * Parses the command line and the config file it names (--config), then
+ * validates everything and loads the key file.  On error prints one clear
+ * line on stderr naming the setting and returns CONFIG_EINVAL.
+ */
+int config_load(config_t *cfg, int argc, char **argv);
+
+/* Individual steps, for tests. */
+int config_set(config_t *cfg, const char *name, const char *value, const char *origin);
+int config_parse_listen(const char *value, char *host, size_t host_len, int *port);
+int config_parse_redis(const char *value, config_t *cfg);
+int config_load_keys(config_t *cfg);
+
+/* Constant-time comparison of a presented key against the configured ones. */
+int config_ingest_key_ok(const config_t *cfg, const char *key, size_t len);
+
+void config_usage(void);
+
+#endif

@@ -1,0 +1,167 @@
+#include "gateway.h"
+
+#include <signal.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <libwebsockets.h>
+
+#include "log.h"
+#include "server.h"
+
+#define GATEWAY_DRAIN_MS 10000 /* longest wait for watchers and ingest to finish */
+
+static void gateway_finish(gateway_t *g);
+
+static void gateway_signal_cb(uv_signal_t *h, int signum)
+{
+	gateway_t *g = h->data;
+
+	gateway_shutdown(g, signum == SIGINT ? "SIGINT" : "SIGTERM");
+}
+
+static void gateway_drain_cb(uv_timer_t *t)
+{
+	gateway_t *g = t->data;
+
+	log_event(LOG_WARN, "drain_timeout", "watchers=%u ingest=%u", g->hub.n_watchers,
+		  g->n_ingest);
+	gateway_finish(g);
+}
+
+int gateway_start(gateway_t *g, uv_loop_t *loop, const config_t *cfg)
+{
+	struct lws_context_creation_info info;
+	static const lws_retry_bo_t retry = {
+		.secs_since_valid_ping = 30,  /* ping a websocket idle for 30 s */
+		.secs_since_valid_hangup = 70, /* and hang up when nothing came back in 70 s */
+	};
+	void *foreign_loops[1] = {loop};
+
+	memset(g, 0, sizeof(*g));
+	g->loop = loop;
+	g->cfg = cfg;
+	hub_init(&g->hub, &server_hub_ops, g, cfg->outq_limit);
+
+	uv_signal_init(loop, &g->sigint);
+	uv_signal_init(loop, &g->sigterm);
+	uv_timer_init(loop, &g->drain_timer);
+	g->sigint.data = g->sigterm.data = g->drain_timer.data = g;
+	uv_signal_start(&g->sigint, gateway_signal_cb, SIGINT);
+	uv_signal_start(&g->sigterm, gateway_signal_cb, SIGTERM);
+
+	log_route_lws();
+
+	memset(&info, 0, sizeof(info));
+	info.options = LWS_SERVER_OPTION_LIBUV | LWS_SERVER_OPTION_EXPLICIT_VHOSTS |
+		       LWS_SERVER_OPTION_VALIDATE_UTF8;
+	info.foreign_loops = foreign_loops;
+	info.pcontext = &g->lws;
+	info.user = g;
+	info.port = CONTEXT_PORT_NO_LISTEN;
+	info.timeout_secs = 10;
+	info.max_http_header_data = 4096;
+	info.pt_serv_buf_size = 16384;
+	info.retry_and_idle_policy = &retry;
+	g->lws = lws_create_context(&info);
+	if (!g->lws) {
+		log_event(LOG_ERROR, "lws_context_failed",
+			  "hint=\"is libwebsockets-evlib-uv installed?\"");
+		return -1;
+	}
+
+	memset(&info, 0, sizeof(info));
+	info.options = LWS_SERVER_OPTION_LIBUV | LWS_SERVER_OPTION_VALIDATE_UTF8;
+	info.port = cfg->listen_port;
+	info.iface = cfg->listen_host[0] ? cfg->listen_host : NULL;
+	info.protocols = server_protocols;
+	info.vhost_name = "trackgate";
+	info.keepalive_timeout = 5;
+	info.retry_and_idle_policy = &retry;
+	g->vhost = lws_create_vhost(g->lws, &info);
+	if (!g->vhost) {
+		log_event(LOG_ERROR, "listen_failed", "addr=%s:%d", cfg->listen_host[0] ?
+			  cfg->listen_host : "*", cfg->listen_port);
+		return -1;
+	}
+
+	g->broker = broker_new(loop, cfg, &g->hub);
+	if (!g->broker || broker_start(g->broker) != BROKER_OK) {
+		log_event(LOG_ERROR, "broker_failed", "%s", "");
+		return -1;
+	}
+	log_event(LOG_INFO, "listening", "addr=%s:%d redis=%s%s%s", cfg->listen_host[0] ?
+		  cfg->listen_host : "*", cfg->listen_port,
+		  cfg->redis_unix[0] ? "unix://" : "redis://",
+		  cfg->redis_unix[0] ? cfg->redis_unix : cfg->redis_host,
+		  cfg->redis_unix[0] ? "" : "");
+	return 0;
+}
+
+void gateway_shutdown(gateway_t *g, const char *why)
+{
+	if (g->stopping)
+		return;
+	g->stopping = true;
+	log_event(LOG_INFO, "shutting_down", "why=%s watchers=%u ingest=%u", why,
+		  g->hub.n_watchers, g->n_ingest);
+	if (g->lws)
+		lws_context_deprecate(g->lws, NULL); /* closes the listening socket */
+	server_close_watchers(g, 1001, "server shutting down, reconnect");
+	uv_timer_start(&g->drain_timer, gateway_drain_cb, GATEWAY_DRAIN_MS, 0);
+	gateway_maybe_finish(g);
+}
+
+void gateway_maybe_finish(gateway_t *g)
+{
+	if (g->stopping && !g->finished && g->hub.n_watchers == 0 && g->n_ingest == 0)
+		gateway_finish(g);
+}
+
+static void gateway_broker_stopped(void *arg)
+{
+	gateway_t *g = arg;
+
+	/* First destroy: lws starts closing its handles on the loop. */
+	if (g->lws)
+		lws_context_destroy(g->lws);
+}
+
+/* Everything has drained (or the drain timed out): close our handles and Redis. */
+static void gateway_finish(gateway_t *g)
+{
+	if (g->finished)
+		return;
+	g->finished = true;
+	uv_timer_stop(&g->drain_timer);
+	uv_close((uv_handle_t *)&g->drain_timer, NULL);
+	uv_close((uv_handle_t *)&g->sigint, NULL);
+	uv_close((uv_handle_t *)&g->sigterm, NULL);
+	if (g->broker)
+		broker_stop(g->broker, gateway_broker_stopped, g);
+	else
+		gateway_broker_stopped(g);
+}
+
+int gateway_teardown(gateway_t *g)
+{
+	int rc;
+
+	if (!g->finished) {
+		/* Start-up failed before the loop ran: close what was opened. */
+		g->stopping = true;
+		gateway_finish(g);
+		uv_run(g->loop, UV_RUN_DEFAULT);
+	}
+	/* Second destroy frees the context (lws NULLs g->lws through pcontext). */
+	if (g->lws)
+		lws_context_destroy(g->lws);
+	uv_run(g->loop, UV_RUN_DEFAULT);
+	broker_free(g->broker);
+	g->broker = NULL;
+	hub_destroy(&g->hub);
+	rc = uv_loop_close(g->loop);
+	if (rc)
+		log_event(LOG_ERROR, "loop_not_closed", "error=\"%s\"", uv_strerror(rc));
+	return rc;
+}

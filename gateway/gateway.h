@@ -1,0 +1,65 @@
+/*
+ * gateway.h - one trackgated process: its loop, the lws context on it, the
+ * hub, the broker, and the start/stop sequence.
+ */
+#ifndef TRACKGATE_GATEWAY_H
+#define TRACKGATE_GATEWAY_H
+
+#include <stdbool.h>
+#include <stdint.h>
+
+#include <uv.h>
+
+#include "broker.h"
+#include "config.h"
+#include "hub.h"
+
+struct lws_context;
+struct lws_vhost;
+
+typedef struct gateway_stats {
+	uint64_t ingest_requests;
+	uint64_t ingest_applied;
+	uint64_t ingest_stale;
+	uint64_t ingest_duplicate;
+	uint64_t ingest_invalid;
+	uint64_t ingest_unavailable; /* requests answered 503 */
+	uint64_t ws_opened;
+	uint64_t ws_refused;
+	uint64_t http_errors;        /* 4xx/5xx answers */
+} gateway_stats_t;
+
+typedef struct gateway {
+	uv_loop_t *loop;
+	const config_t *cfg;
+	struct lws_context *lws;  /* NULLed by lws when it is finally destroyed */
+	struct lws_vhost *vhost;
+	broker_t *broker;
+	hub_t hub;
+	uv_signal_t sigint;
+	uv_signal_t sigterm;
+	uv_timer_t drain_timer;
+	unsigned n_ingest;        /* ingest requests waiting for Redis */
+	unsigned n_conns;         /* accepted sockets */
+	bool stopping;            /* SIGINT/SIGTERM seen: draining */
+	bool finished;            /* the teardown has started */
+	gateway_stats_t stats;
+} gateway_t;
+
+/*
+ * Creates the lws context on loop, listens, starts the broker and the
+ * signal handlers.  Returns 0, or -1 with the reason logged (the caller
+ * then runs gateway_teardown and exits 1).
+ */
+int gateway_start(gateway_t *g, uv_loop_t *loop, const config_t *cfg);
+
+/* Starts a graceful stop, as SIGTERM does. */
+void gateway_shutdown(gateway_t *g, const char *why);
+
+/* After uv_run returned: frees what is left; returns uv_loop_close's result. */
+int gateway_teardown(gateway_t *g);
+
+/* Called by the server when a watcher or an ingest request ends. */
+void gateway_maybe_finish(gateway_t *g);
+
+#endif

@@ -1,0 +1,79 @@
+#include "http.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <cjson/cJSON.h>
+#include <libwebsockets.h>
+
+#define HTTP_HEADERS_MAX 512
+
+int http_reply(struct lws *wsi, unsigned status, const char *content_type, const char *body,
+	       size_t len, bool close, const char *allow)
+{
+	unsigned char *buf, *start, *p, *end;
+	char clen[24];
+	int n, rc = -1;
+
+	buf = malloc(LWS_PRE + HTTP_HEADERS_MAX + len);
+	if (!buf)
+		return -1;
+	start = p = buf + LWS_PRE;
+	end = start + HTTP_HEADERS_MAX;
+	n = snprintf(clen, sizeof(clen), "%zu", len);
+	if (lws_add_http_header_status(wsi, status, &p, end) ||
+	    lws_add_http_header_by_token(wsi, WSI_TOKEN_HTTP_CONTENT_TYPE,
+					 (const unsigned char *)content_type,
+					 (int)strlen(content_type), &p, end) ||
+	    lws_add_http_header_by_token(wsi, WSI_TOKEN_HTTP_CONTENT_LENGTH,
+					 (const unsigned char *)clen, n, &p, end) ||
+	    lws_add_http_header_by_token(wsi, WSI_TOKEN_HTTP_CACHE_CONTROL,
+					 (const unsigned char *)"no-store", 8, &p, end))
+		goto out;
+	if (allow && lws_add_http_header_by_name(wsi, (const unsigned char *)"allow:",
+						 (const unsigned char *)allow, (int)strlen(allow),
+						 &p, end))
+		goto out;
+	if (close && lws_add_http_header_by_token(wsi, WSI_TOKEN_CONNECTION,
+						  (const unsigned char *)"close", 5, &p, end))
+		goto out;
+	if (lws_finalize_http_header(wsi, &p, end))
+		goto out;
+	memcpy(p, body, len);
+	p += len;
+	n = (int)(p - start);
+	if (lws_write(wsi, start, (size_t)n, LWS_WRITE_HTTP) != n)
+		goto out;
+	if (close)
+		goto out; /* -1: lws flushes what is buffered, then closes */
+	rc = lws_http_transaction_completed(wsi) ? -1 : 0;
+out:
+	free(buf);
+	return rc;
+}
+
+char *http_error_body(const char *code, const char *message)
+{
+	cJSON *o = cJSON_CreateObject();
+	char *s = NULL;
+
+	if (o && cJSON_AddStringToObject(o, "error", code) &&
+	    cJSON_AddStringToObject(o, "message", message))
+		s = cJSON_PrintUnformatted(o);
+	cJSON_Delete(o);
+	return s;
+}
+
+int http_error(struct lws *wsi, unsigned status, const char *code, const char *message,
+	       bool close, const char *allow)
+{
+	char *body = http_error_body(code, message);
+	int rc;
+
+	if (!body)
+		return -1;
+	rc = http_reply(wsi, status, "application/json", body, strlen(body), close, allow);
+	free(body);
+	return rc;
+}

@@ -1,0 +1,28 @@
+/*
+ * http.h - answering a plain HTTP request on an lws connection.
+ */
+#ifndef TRACKGATE_HTTP_H
+#define TRACKGATE_HTTP_H
+
+#include <stdbool.h>
+#include <stddef.h>
+
+struct lws;
+
+/*
+ * Writes status, headers and body in one lws_write and ends the
+ * transaction.  With close (or when lws says the connection cannot be kept)
+ * the connection is closed once the answer is flushed.  Returns what the
+ * lws callback must return.  allow: the Allow header value of a 405, or NULL.
+ */
+int http_reply(struct lws *wsi, unsigned status, const char *content_type, const char *body,
+	       size_t len, bool close, const char *allow);
+
+/* {"error":CODE,"message":MESSAGE} with the status. */
+int http_error(struct lws *wsi, unsigned status, const char *code, const char *message,
+	       bool close, const char *allow);
+
+/* The JSON error body, malloc'd; NULL on OOM. */
+char *http_error_body(const char *code, const char *message);
+
+#endif

@@ -1,0 +1,323 @@
+#include "ingest.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <cjson/cJSON.h>
+
+#include "http.h"
+#include "log.h"
+#include "proto.h"
+
+typedef enum item_state {
+	ITEM_INVALID = 0, /* failed validation: err holds why */
+	ITEM_PENDING,     /* sent to Redis */
+	ITEM_DONE,        /* Redis answered: result / cursor */
+	ITEM_FAILED,      /* Redis could not take it */
+} item_state_t;
+
+typedef struct ingest_item {
+	struct ingest *in;          /* the request this item belongs to */
+	item_state_t state;
+	broker_result_t result;
+	broker_req_t *req;          /* while PENDING; owned by the broker */
+	char order_id[PROTO_ORDER_ID_MAX + 1];
+	char cursor[PROTO_CURSOR_MAX + 1];
+	proto_error_t err;
+} ingest_item_t;
+
+struct ingest {
+	gateway_t *g;
+	ingest_ready_fn *ready;
+	void *ready_arg;
+	char *body;                 /* is malloc'd: the request body */
+	size_t body_len;
+	size_t body_cap;
+	ingest_item_t *items;       /* is malloc'd: one per update */
+	unsigned n_items;
+	unsigned n_pending;
+	bool batch;                 /* the body was an array */
+	bool counted;               /* counted in g->n_ingest */
+	unsigned status;
+	char *response;             /* is malloc'd: the answer's body */
+	size_t response_len;
+};
+
+ingest_t *ingest_new(gateway_t *g, size_t content_length, ingest_ready_fn *ready, void *arg)
+{
+	ingest_t *in = calloc(1, sizeof(*in));
+
+	if (!in)
+		return NULL;
+	in->body = malloc(content_length + 1);
+	if (!in->body) {
+		free(in);
+		return NULL;
+	}
+	in->body_cap = content_length;
+	in->g = g;
+	in->ready = ready;
+	in->ready_arg = arg;
+	return in;
+}
+
+int ingest_body(ingest_t *in, const void *p, size_t len)
+{
+	if (len > in->body_cap - in->body_len)
+		return -1;
+	memcpy(in->body + in->body_len, p, len);
+	in->body_len += len;
+	return 0;
+}
+
+static void ingest_set_error(ingest_t *in, unsigned status, const char *code, const char *message)
+{
+	free(in->response);
+	in->status = status;
+	in->response = http_error_body(code, message);
+	in->response_len = in->response ? strlen(in->response) : 0;
+}
+
+/* Builds {"results":[...], counts} from the items, for 202 and 503 alike. */
+static void ingest_build_response(ingest_t *in)
+{
+	gateway_stats_t *st = &in->g->stats;
+	cJSON *root = cJSON_CreateObject(), *results, *item;
+	unsigned counts[4] = {0}, invalid = 0, failed = 0;
+	char *text;
+
+	if (!root)
+		goto oom;
+	if (in->status == 503) {
+		cJSON_AddStringToObject(root, "error", "redis_unavailable");
+		cJSON_AddStringToObject(root, "message",
+					"Redis could not store every update; retry the ones "
+					"whose result is \"unavailable\"");
+	}
+	results = cJSON_AddArrayToObject(root, "results");
+	if (!results)
+		goto oom;
+	for (unsigned i = 0; i < in->n_items; i++) {
+		ingest_item_t *it = &in->items[i];
+
+		item = cJSON_CreateObject();
+		if (!item)
+			goto oom;
+		cJSON_AddItemToArray(results, item);
+		cJSON_AddNumberToObject(item, "index", i);
+		if (it->order_id[0])
+			cJSON_AddStringToObject(item, "order_id", it->order_id);
+		switch (it->state) {
+		case ITEM_INVALID:
+			invalid++;
+			cJSON_AddStringToObject(item, "result", "invalid");
+			cJSON_AddStringToObject(item, "field", it->err.field);
+			cJSON_AddStringToObject(item, "message", it->err.message);
+			break;
+		case ITEM_DONE:
+			counts[it->result]++;
+			cJSON_AddStringToObject(item, "result", broker_result_name(it->result));
+			if (it->result == BROKER_APPLIED)
+				cJSON_AddStringToObject(item, "cursor", it->cursor);
+			break;
+		case ITEM_PENDING:
+		case ITEM_FAILED:
+			failed++;
+			cJSON_AddStringToObject(item, "result", "unavailable");
+			break;
+		}
+	}
+	cJSON_AddNumberToObject(root, "applied", counts[BROKER_APPLIED]);
+	cJSON_AddNumberToObject(root, "stale", counts[BROKER_STALE]);
+	cJSON_AddNumberToObject(root, "duplicate", counts[BROKER_DUPLICATE]);
+	cJSON_AddNumberToObject(root, "invalid", invalid);
+	if (failed)
+		cJSON_AddNumberToObject(root, "unavailable", failed);
+	text = cJSON_PrintUnformatted(root);
+	if (!text)
+		goto oom;
+	cJSON_Delete(root);
+	free(in->response);
+	in->response = text;
+	in->response_len = strlen(text);
+	st->ingest_applied += counts[BROKER_APPLIED];
+	st->ingest_stale += counts[BROKER_STALE];
+	st->ingest_duplicate += counts[BROKER_DUPLICATE];
+	st->ingest_invalid += invalid;
+	log_event(LOG_INFO, "ingest", "status=%u items=%u applied=%u stale=%u duplicate=%u "
+		  "invalid=%u unavailable=%u", in->status, in->n_items, counts[BROKER_APPLIED],
+		  counts[BROKER_STALE], counts[BROKER_DUPLICATE], invalid, failed);
+	return;
+oom:
+	cJSON_Delete(root);
+	ingest_set_error(in, 503, "out_of_memory", "the gateway ran out of memory; retry");
+}
+
+/* Every item has its answer: settle the status and the body. */
+static void ingest_complete(ingest_t *in)
+{
+	bool failed = false;
+
+	for (unsigned i = 0; i < in->n_items; i++)
+		if (in->items[i].state == ITEM_FAILED || in->items[i].state == ITEM_PENDING)
+			failed = true;
+	if (failed)
+		in->g->stats.ingest_unavailable++;
+	in->status = failed ? 503 : 202;
+	ingest_build_response(in);
+	if (in->counted) {
+		in->counted = false;
+		in->g->n_ingest--;
+	}
+}
+
+static void ingest_applied(void *arg, int rc, broker_result_t result, const char *cursor,
+			   const char *why)
+{
+	ingest_item_t *it = arg;
+	ingest_t *in;
+
+	it->req = NULL;
+	if (rc == BROKER_OK) {
+		it->state = ITEM_DONE;
+		it->result = result;
+		if (cursor)
+			snprintf(it->cursor, sizeof(it->cursor), "%s", cursor);
+	} else {
+		it->state = ITEM_FAILED;
+	}
+	in = it->in;
+	(void)why;
+	if (--in->n_pending == 0) {
+		ingest_complete(in);
+		in->ready(in->ready_arg);
+		gateway_maybe_finish(in->g);
+	}
+}
+
+bool ingest_finish(ingest_t *in)
+{
+	cJSON *root = NULL, *el;
+	unsigned n, i = 0;
+	bool now = true;
+
+	in->g->stats.ingest_requests++;
+	if (!broker_ready(in->g->broker)) {
+		in->g->stats.ingest_unavailable++;
+		ingest_set_error(in, 503, "redis_unavailable",
+				 "the state store is unreachable; retry later");
+		goto out;
+	}
+	root = cJSON_ParseWithLength(in->body, in->body_len);
+	if (!root) {
+		ingest_set_error(in, 400, "malformed_json", "the body is not valid JSON");
+		goto out;
+	}
+	if (cJSON_IsArray(root)) {
+		in->batch = true;
+		n = (unsigned)cJSON_GetArraySize(root);
+		if (n == 0) {
+			ingest_set_error(in, 400, "empty_batch", "the array holds no update");
+			goto out;
+		}
+		if (n > INGEST_BATCH_MAX) {
+			ingest_set_error(in, 413, "batch_too_large",
+					 "an array may hold at most 100 updates");
+			goto out;
+		}
+	} else if (cJSON_IsObject(root)) {
+		n = 1;
+	} else {
+		ingest_set_error(in, 400, "invalid_update",
+				 "expected an update object or an array of them");
+		goto out;
+	}
+
+	in->items = calloc(n, sizeof(ingest_item_t));
+	if (!in->items) {
+		ingest_set_error(in, 503, "out_of_memory", "the gateway ran out of memory; retry");
+		goto out;
+	}
+	in->n_items = n;
+	el = in->batch ? root->child : root;
+	for (; i < n && el; i++, el = in->batch ? el->next : NULL) {
+		ingest_item_t *it = &in->items[i];
+		proto_update_t u;
+		char *json;
+		int rc;
+
+		it->in = in;
+		if (proto_update_from_json(el, &u, &it->err) != PROTO_OK) {
+			it->state = ITEM_INVALID;
+			cJSON *oid = cJSON_IsObject(el) ? cJSON_GetObjectItemCaseSensitive(el, "order_id")
+							: NULL;
+			if (cJSON_IsString(oid) && proto_order_id_valid(oid->valuestring,
+									 strlen(oid->valuestring)))
+				snprintf(it->order_id, sizeof(it->order_id), "%s", oid->valuestring);
+			continue;
+		}
+		memcpy(it->order_id, u.order_id, sizeof(it->order_id));
+		json = proto_update_to_json(&u);
+		if (!json) {
+			it->state = ITEM_FAILED;
+			continue;
+		}
+		rc = broker_apply(in->g->broker, u.order_id, json, strlen(json), ingest_applied, it,
+				  &it->req);
+		free(json);
+		if (rc != BROKER_OK) {
+			it->state = ITEM_FAILED;
+			continue;
+		}
+		it->state = ITEM_PENDING;
+		in->n_pending++;
+	}
+
+	if (!in->batch && in->items[0].state == ITEM_INVALID) {
+		/* A single update that fails validation is a bad request, not a result. */
+		char msg[sizeof(in->items[0].err.field) + sizeof(in->items[0].err.message) + 4];
+		const proto_error_t *e = &in->items[0].err;
+
+		in->g->stats.ingest_invalid++;
+		snprintf(msg, sizeof(msg), "%s%s%s", e->field, e->field[0] ? ": " : "", e->message);
+		ingest_set_error(in, 400, "invalid_update", msg);
+		log_event(LOG_INFO, "ingest", "status=400 items=1 invalid=1 field=%s", e->field);
+		goto out;
+	}
+	if (in->n_pending) {
+		now = false;
+		in->counted = true;
+		in->g->n_ingest++;
+		goto out;
+	}
+	ingest_complete(in);
+out:
+	cJSON_Delete(root);
+	return now;
+}
+
+void ingest_response(const ingest_t *in, unsigned *status, const char **body, size_t *len)
+{
+	*status = in->status;
+	*body = in->response ? in->response : "{\"error\":\"out_of_memory\",\"message\":\"\"}";
+	*len = in->response ? in->response_len : strlen(*body);
+}
+
+void ingest_free(ingest_t *in)
+{
+	if (!in)
+		return;
+	for (unsigned i = 0; i < in->n_items; i++) {
+		ingest_item_t *it = &in->items[i];
+
+		if (it->req)
+			broker_req_cancel(it->req);
+	}
+	if (in->counted)
+		in->g->n_ingest--;
+	free(in->items);
+	free(in->body);
+	free(in->response);
+	free(in);
+}

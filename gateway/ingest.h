@@ -1,0 +1,44 @@
+/*
+ * ingest.h - POST /v1/updates: one canonical update or an array of up to
+ * INGEST_BATCH_MAX, validated by proto and applied by the Redis script.
+ *
+ * The answer is built only once Redis has answered every valid item, so a
+ * 2xx always means stored: 202 with one result per item (applied, stale,
+ * duplicate, or the item's validation error); 503 when any valid item could
+ * not be stored (the results say which were), so the sender retries (a
+ * retry of an item with an event_id is harmless).
+ */
+#ifndef TRACKGATE_INGEST_H
+#define TRACKGATE_INGEST_H
+
+#include <stdbool.h>
+#include <stddef.h>
+
+#include "gateway.h"
+
+#define INGEST_BATCH_MAX 100
+
+typedef struct ingest ingest_t;
+
+/* ready(arg) is called when the answer is ready, never from ingest_finish itself. */
+typedef void ingest_ready_fn(void *arg);
+
+ingest_t *ingest_new(gateway_t *g, size_t content_length, ingest_ready_fn *ready, void *arg);
+
+/* Appends body bytes; -1 when they exceed the announced Content-Length. */
+int ingest_body(ingest_t *in, const void *p, size_t len);
+
+/*
+ * The body is complete: validate it and send the valid items to Redis.
+ * Returns true when the answer is already known (bad JSON, Redis down, ...),
+ * false when ready() will be called.
+ */
+bool ingest_finish(ingest_t *in);
+
+/* The answer; valid once ingest_finish returned true or ready() was called. */
+void ingest_response(const ingest_t *in, unsigned *status, const char **body, size_t *len);
+
+/* Cancels what is in flight (the connection closed) and frees in. */
+void ingest_free(ingest_t *in);
+
+#endif

@@ -1,0 +1,523 @@
+/*
+ * server.c - the lws side of trackgated: one protocol that answers plain
+ * HTTP (ingest, health) and serves tracking websockets, and the hub's
+ * hooks into lws and the broker.
+ *
+ * A connection's state lives in its lws per-session data (session_t).  A
+ * websocket's session embeds its watcher, so a watcher costs no allocation
+ * of its own; the hub links it while the socket is open and
+ * LWS_CALLBACK_CLOSED unlinks it.
+ */
+#include "server.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+
+#include <libwebsockets.h>
+
+#include "http.h"
+#include "ingest.h"
+#include "log.h"
+#include "proto.h"
+
+#define WS_RX_BUFFER 512          /* clients send nothing but control frames */
+#define WS_CLIENT_MESSAGE_MAX 1024 /* a larger client message closes with 1009 */
+
+typedef enum session_kind {
+	SESSION_HTTP = 0,
+	SESSION_WS,
+} session_kind_t;
+
+typedef struct session {
+	watcher_t w;              /* SESSION_WS: the watcher, linked by the hub */
+	ingest_t *ingest;         /* SESSION_HTTP: the POST in progress, owned here */
+	const char *close_reason; /* static text sent with close_code */
+	uint16_t close_code;      /* nonzero: close once the queue is flushed */
+	uint16_t rx_len;          /* bytes of the client message being received */
+	uint8_t kind;             /* session_kind_t */
+	uint8_t ingest_ready;     /* the ingest answer is ready to write */
+	uint8_t close_sent;       /* the close handshake has started */
+} session_t;
+
+#define SESSION_OF(watcher) ((session_t *)((char *)(watcher) - offsetof(session_t, w)))
+
+static gateway_t *server_gateway(struct lws *wsi)
+{
+	return lws_context_user(lws_get_context(wsi));
+}
+
+/* --- hub hooks ------------------------------------------------------------- */
+
+static int server_hub_subscribe(void *ctx, hub_order_t *order)
+{
+	gateway_t *g = ctx;
+
+	return broker_subscribe(g->broker, order->id);
+}
+
+static int server_hub_unsubscribe(void *ctx, hub_order_t *order)
+{
+	gateway_t *g = ctx;
+
+	return broker_unsubscribe(g->broker, order->id);
+}
+
+static void server_snapshot_done(void *arg, int rc, const char *state, size_t state_len,
+				 const char *cursor, size_t cursor_len)
+{
+	watcher_t *w = arg;
+	gateway_t *g = server_gateway(w->conn);
+	proto_cursor_t c = {0, 0};
+	frame_t *f = NULL;
+	int len;
+
+	if (rc != BROKER_OK)
+		goto done;
+	/* A reply from Redis is outside input too: check it before a browser sees it. */
+	if (cursor && proto_cursor_parse(cursor, cursor_len, &c) != PROTO_OK) {
+		log_event(LOG_ERROR, "bad_stored_state", "order=%s what=cursor", w->order->id);
+		goto done;
+	}
+	if (state) {
+		cJSON *doc = cJSON_ParseWithLength(state, state_len);
+		bool ok = cJSON_IsObject(doc);
+
+		cJSON_Delete(doc);
+		if (!ok) {
+			log_event(LOG_ERROR, "bad_stored_state", "order=%s what=state", w->order->id);
+			goto done;
+		}
+	}
+	len = proto_frame_snapshot(NULL, 0, w->order->id, state, state_len, cursor, false);
+	if (len < 0)
+		goto done;
+	f = frame_new(FRAME_SNAPSHOT, (size_t)len);
+	if (!f)
+		goto done;
+	proto_frame_snapshot((char *)frame_payload(f), (size_t)len, w->order->id, state, state_len,
+			     cursor, false);
+	f->cursor = c;
+done:
+	hub_snapshot(&g->hub, w, f);
+	frame_unref(f);
+}
+
+static int server_hub_snapshot(void *ctx, watcher_t *w)
+{
+	gateway_t *g = ctx;
+	broker_req_t *req = NULL;
+	int rc;
+
+	rc = broker_snapshot(g->broker, w->order->id, server_snapshot_done, w, &req);
+	if (rc == BROKER_OK)
+		w->snapshot_req = req;
+	return rc;
+}
+
+static void server_hub_wake(void *ctx, watcher_t *w)
+{
+	lws_callback_on_writable(w->conn);
+}
+
+/*
+ * Closes w's socket from its next writeable callback: never from here,
+ * because the hub may be iterating the order's watchers.
+ */
+static void server_ws_close_async(watcher_t *w, int close_code, const char *reason)
+{
+	session_t *s = SESSION_OF(w);
+
+	if (s->close_code)
+		return;
+	s->close_code = (uint16_t)close_code;
+	s->close_reason = reason;
+	w->state = WATCHER_CLOSING;
+	lws_callback_on_writable(w->conn);
+}
+
+static void server_hub_drop(void *ctx, watcher_t *w, int close_code, const char *reason)
+{
+	gateway_t *g = ctx;
+
+	outq_clear(&w->q);
+	log_event(close_code == 4408 ? LOG_INFO : LOG_WARN, "watcher_dropped",
+		  "order=%s code=%d reason=\"%s\"", w->order ? w->order->id : "-", close_code,
+		  reason);
+	(void)g;
+	server_ws_close_async(w, close_code, reason);
+}
+
+const hub_ops_t server_hub_ops = {
+	.subscribe = server_hub_subscribe,
+	.unsubscribe = server_hub_unsubscribe,
+	.snapshot = server_hub_snapshot,
+	.wake = server_hub_wake,
+	.drop = server_hub_drop,
+};
+
+/* --- websockets ---------------------------------------------------------- */
+
+/* Queues an error frame, then the close: for refusals right after the upgrade. */
+static void server_ws_refuse(session_t *s, int close_code, const char *code, const char *reason)
+{
+	int len = proto_frame_error(NULL, 0, code, reason);
+	frame_t *f = len > 0 ? frame_new(FRAME_ERROR, (size_t)len) : NULL;
+
+	if (f) {
+		proto_frame_error((char *)frame_payload(f), (size_t)len, code, reason);
+		outq_push(&s->w.q, f, SIZE_MAX);
+		frame_unref(f);
+	}
+	server_ws_close_async(&s->w, close_code, reason);
+}
+
+static void server_ws_established(gateway_t *g, struct lws *wsi, session_t *s)
+{
+	char uri[256];
+	int n;
+
+	s->kind = SESSION_WS;
+	s->w.conn = wsi;
+	g->stats.ws_opened++;
+	n = lws_hdr_copy(wsi, uri, sizeof(uri), WSI_TOKEN_GET_URI);
+	if (n <= 0 || strncmp(uri, "/v1/track/", 10) != 0) {
+		g->stats.ws_refused++;
+		server_ws_refuse(s, 4404, "not_found", "no such websocket endpoint; use /v1/track/{order_id}");
+		return;
+	}
+	if (!proto_order_id_valid(uri + 10, (size_t)n - 10)) {
+		g->stats.ws_refused++;
+		server_ws_refuse(s, 4400, "invalid_order_id",
+				 "the order id must be 1-128 characters of A-Z a-z 0-9 . _ ~ -");
+		return;
+	}
+	if (g->stopping) {
+		g->stats.ws_refused++;
+		server_ws_close_async(&s->w, 1001, "server shutting down, reconnect");
+		return;
+	}
+	/*
+	 * Token checks go here (a later issue): the seam is this point, after
+	 * the order id is known and before the watcher joins.
+	 */
+	if (hub_join(&g->hub, &s->w, uri + 10, (size_t)n - 10) != 0) {
+		g->stats.ws_refused++;
+		server_ws_close_async(&s->w, 1011, "out of memory");
+		return;
+	}
+	log_event(LOG_DEBUG, "watcher_joined", "order=%s watchers=%u", s->w.order->id,
+		  s->w.order->n_watchers);
+}
+
+static int server_ws_writeable(struct lws *wsi, session_t *s)
+{
+	frame_t *f = outq_peek(&s->w.q);
+	int n;
+
+	if (f && (s->w.state == WATCHER_LIVE || s->close_code)) {
+		/* One lws_write per writeable callback; the frame's headroom takes the header. */
+		n = lws_write(wsi, frame_payload(f), f->len, LWS_WRITE_TEXT);
+		if (n < (int)f->len)
+			return -1;
+		outq_pop(&s->w.q);
+		if (!outq_empty(&s->w.q) || s->close_code)
+			lws_callback_on_writable(wsi);
+		return 0;
+	}
+	if (s->close_code && !s->close_sent) {
+		/*
+		 * Start the close handshake here and return 0, rather than the
+		 * usual lws_close_reason() + return -1: Debian's lws 4.1.6 is a
+		 * _DEBUG build whose libuv path closes a connection a second time
+		 * right after a callback returns -1 ("uv repeat test"), which
+		 * kills the socket before the close frame is sent.  This way lws
+		 * sends the frame, waits for the peer's ack and then closes.
+		 */
+		s->close_sent = 1;
+		lws_close_reason(wsi, (enum lws_close_status)s->close_code,
+				 (unsigned char *)s->close_reason, strlen(s->close_reason));
+		lws_close_free_wsi(wsi, LWS_CLOSE_STATUS_NOSTATUS, "trackgate close");
+	}
+	return 0;
+}
+
+static int server_ws_receive(struct lws *wsi, session_t *s, size_t len)
+{
+	/* Clients have nothing to say but pings (lws answers those); ignore small messages. */
+	if ((size_t)s->rx_len + len > WS_CLIENT_MESSAGE_MAX) {
+		server_ws_close_async(&s->w, 1009, "clients may send at most 1024-byte messages");
+		outq_clear(&s->w.q);
+		return 0;
+	}
+	s->rx_len = (uint16_t)(s->rx_len + len);
+	if (lws_is_final_fragment(wsi) && !lws_remaining_packet_payload(wsi))
+		s->rx_len = 0;
+	return 0;
+}
+
+void server_close_watchers(gateway_t *g, int close_code, const char *reason)
+{
+	hub_order_t *o, *tmp;
+	watcher_t *w;
+
+	HASH_ITER(hh, g->hub.orders, o, tmp) {
+		for (w = o->watchers; w; w = w->next) {
+			outq_clear(&w->q);
+			server_ws_close_async(w, close_code, reason);
+		}
+	}
+}
+
+/* --- plain HTTP ------------------------------------------------------------ */
+
+typedef enum http_method {
+	METHOD_OTHER = 0,
+	METHOD_GET,
+	METHOD_POST,
+	METHOD_HEAD,
+} http_method_t;
+
+static http_method_t server_method(struct lws *wsi)
+{
+	if (lws_hdr_total_length(wsi, WSI_TOKEN_GET_URI))
+		return METHOD_GET;
+	if (lws_hdr_total_length(wsi, WSI_TOKEN_POST_URI))
+		return METHOD_POST;
+	if (lws_hdr_total_length(wsi, WSI_TOKEN_HEAD_URI))
+		return METHOD_HEAD;
+	return METHOD_OTHER;
+}
+
+static int server_reply_json(gateway_t *g, struct lws *wsi, unsigned status, const char *body)
+{
+	return http_reply(wsi, status, "application/json", body, strlen(body), false, NULL);
+}
+
+static int server_error(gateway_t *g, struct lws *wsi, unsigned status, const char *code,
+			const char *message, bool close, const char *allow)
+{
+	g->stats.http_errors++;
+	log_event(LOG_DEBUG, "http_error", "status=%u error=%s", status, code);
+	return http_error(wsi, status, code, message, close, allow);
+}
+
+/* "application/json", optionally followed by parameters such as "; charset=utf-8". */
+static bool server_is_json(struct lws *wsi)
+{
+	char ct[128];
+	int n = lws_hdr_copy(wsi, ct, sizeof(ct), WSI_TOKEN_HTTP_CONTENT_TYPE);
+
+	if (n < 16 || strncasecmp(ct, "application/json", 16) != 0)
+		return false;
+	return ct[16] == '\0' || ct[16] == ';' || ct[16] == ' ';
+}
+
+static bool server_authorized(gateway_t *g, struct lws *wsi)
+{
+	char auth[CONFIG_INGEST_KEY_MAX + 32];
+	int n = lws_hdr_copy(wsi, auth, sizeof(auth), WSI_TOKEN_HTTP_AUTHORIZATION);
+
+	if (n <= 7 || strncasecmp(auth, "Bearer ", 7) != 0)
+		return false;
+	return config_ingest_key_ok(g->cfg, auth + 7, (size_t)n - 7);
+}
+
+static void server_ingest_ready(void *arg)
+{
+	struct lws *wsi = arg;
+	session_t *s = lws_wsi_user(wsi);
+
+	s->ingest_ready = 1;
+	lws_callback_on_writable(wsi);
+}
+
+static int server_ingest_start(gateway_t *g, struct lws *wsi, session_t *s)
+{
+	char clen[32];
+	unsigned long long len;
+	char *end;
+
+	if (!server_authorized(g, wsi))
+		return server_error(g, wsi, 401, "unauthorized",
+				    "missing or wrong `Authorization: Bearer KEY`", true, NULL);
+	if (!server_is_json(wsi))
+		return server_error(g, wsi, 415, "unsupported_media_type",
+				    "the body must be application/json", true, NULL);
+	if (lws_hdr_copy(wsi, clen, sizeof(clen), WSI_TOKEN_HTTP_CONTENT_LENGTH) <= 0)
+		return server_error(g, wsi, 411, "length_required",
+				    "a Content-Length header is required", true, NULL);
+	len = strtoull(clen, &end, 10);
+	if (*end || clen[0] == '-' || clen[0] == '+')
+		return server_error(g, wsi, 400, "bad_request", "bad Content-Length", true, NULL);
+	if (len > g->cfg->body_limit) {
+		char msg[96];
+
+		snprintf(msg, sizeof(msg), "the body may be at most %zu bytes", g->cfg->body_limit);
+		return server_error(g, wsi, 413, "body_too_large", msg, true, NULL);
+	}
+	if (len == 0)
+		return server_error(g, wsi, 400, "malformed_json", "the body is empty", true, NULL);
+	s->ingest = ingest_new(g, (size_t)len, server_ingest_ready, wsi);
+	if (!s->ingest)
+		return server_error(g, wsi, 503, "out_of_memory", "retry later", true, NULL);
+	return 0; /* the body follows in LWS_CALLBACK_HTTP_BODY */
+}
+
+static int server_ingest_write(gateway_t *g, struct lws *wsi, const ingest_t *ing)
+{
+	unsigned status;
+	const char *body;
+	size_t len;
+
+	ingest_response(ing, &status, &body, &len);
+	if (status >= 400)
+		g->stats.http_errors++;
+	return http_reply(wsi, status, "application/json", body, len, false, NULL);
+}
+
+static int server_http(gateway_t *g, struct lws *wsi, session_t *s, const char *path)
+{
+	http_method_t m = server_method(wsi);
+
+	s->kind = SESSION_HTTP;
+	if (!strcmp(path, "/healthz")) {
+		if (m != METHOD_GET)
+			return server_error(g, wsi, 405, "method_not_allowed", "use GET", true, "GET");
+		if (g->stopping)
+			return server_error(g, wsi, 503, "shutting_down", "draining", false, NULL);
+		return server_reply_json(g, wsi, 200, "{\"status\":\"ok\"}");
+	}
+	if (!strcmp(path, "/readyz")) {
+		if (m != METHOD_GET)
+			return server_error(g, wsi, 405, "method_not_allowed", "use GET", true, "GET");
+		if (g->stopping)
+			return server_error(g, wsi, 503, "shutting_down", "draining", false, NULL);
+		if (!broker_ready(g->broker))
+			return server_error(g, wsi, 503, "redis_unavailable",
+					    "a Redis connection is down", false, NULL);
+		return server_reply_json(g, wsi, 200, "{\"status\":\"ready\"}");
+	}
+	if (!strcmp(path, "/v1/updates")) {
+		if (m != METHOD_POST)
+			return server_error(g, wsi, 405, "method_not_allowed", "use POST", true,
+					    "POST");
+		return server_ingest_start(g, wsi, s);
+	}
+	if (!strncmp(path, "/v1/track/", 10)) {
+		const char *id = path + 10;
+
+		if (m != METHOD_GET)
+			return server_error(g, wsi, 405, "method_not_allowed",
+					    "use GET with a websocket upgrade", true, "GET");
+		if (!proto_order_id_valid(id, strlen(id)))
+			return server_error(g, wsi, 400, "invalid_order_id",
+					    "the order id must be 1-128 characters of "
+					    "A-Z a-z 0-9 . _ ~ -", false, NULL);
+		return server_error(g, wsi, 426, "upgrade_required",
+				    "this endpoint is a websocket: send Upgrade: websocket", false,
+				    NULL);
+	}
+	return server_error(g, wsi, 404, "not_found", "no such endpoint", false, NULL);
+}
+
+/* --- the protocol callback --------------------------------------------------- */
+
+static int server_callback(struct lws *wsi, enum lws_callback_reasons reason, void *user,
+			   void *in, size_t len)
+{
+	gateway_t *g = server_gateway(wsi);
+	session_t *s = user;
+
+	switch (reason) {
+	case LWS_CALLBACK_FILTER_NETWORK_CONNECTION:
+		if (g->stopping || g->n_conns >= g->cfg->max_connections) {
+			log_event(LOG_WARN, "connection_refused", "reason=%s conns=%u",
+				  g->stopping ? "stopping" : "max_connections", g->n_conns);
+			return 1;
+		}
+		return 0;
+	case LWS_CALLBACK_WSI_CREATE:
+		g->n_conns++;
+		return 0;
+	case LWS_CALLBACK_WSI_DESTROY:
+		if (g->n_conns)
+			g->n_conns--;
+		return 0;
+
+	case LWS_CALLBACK_HTTP:
+		return server_http(g, wsi, s, in ? (const char *)in : "");
+	case LWS_CALLBACK_HTTP_BODY:
+		if (!s->ingest)
+			return -1;
+		if (ingest_body(s->ingest, in, len))
+			return server_error(g, wsi, 400, "bad_request",
+					    "the body is longer than its Content-Length", true,
+					    NULL);
+		return 0;
+	case LWS_CALLBACK_HTTP_BODY_COMPLETION:
+		if (!s->ingest)
+			return -1;
+		if (ingest_finish(s->ingest)) {
+			s->ingest_ready = 1;
+			lws_callback_on_writable(wsi);
+		}
+		return 0;
+	case LWS_CALLBACK_HTTP_WRITEABLE: {
+		ingest_t *ing = s->ingest;
+		int rc;
+
+		if (!ing || !s->ingest_ready)
+			return 0;
+		s->ingest = NULL;
+		s->ingest_ready = 0;
+		rc = server_ingest_write(g, wsi, ing);
+		ingest_free(ing);
+		gateway_maybe_finish(g);
+		return rc;
+	}
+	case LWS_CALLBACK_HTTP_DROP_PROTOCOL:
+	case LWS_CALLBACK_CLOSED_HTTP:
+		if (s && s->ingest) {
+			ingest_free(s->ingest);
+			s->ingest = NULL;
+			gateway_maybe_finish(g);
+		}
+		return 0;
+
+	case LWS_CALLBACK_FILTER_PROTOCOL_CONNECTION:
+		if (g->stopping)
+			return 1;
+		return 0;
+	case LWS_CALLBACK_ESTABLISHED:
+		server_ws_established(g, wsi, s);
+		return 0;
+	case LWS_CALLBACK_SERVER_WRITEABLE:
+		return server_ws_writeable(wsi, s);
+	case LWS_CALLBACK_RECEIVE:
+		return server_ws_receive(wsi, s, len);
+	case LWS_CALLBACK_CLOSED:
+		if (s->w.snapshot_req) {
+			broker_req_cancel(s->w.snapshot_req);
+			s->w.snapshot_req = NULL;
+		}
+		hub_leave(&g->hub, &s->w);
+		gateway_maybe_finish(g);
+		return 0;
+
+	default:
+		break;
+	}
+	return 0;
+}
+
+const struct lws_protocols server_protocols[] = {
+	{
+		.name = "trackgate",
+		.callback = server_callback,
+		.per_session_data_size = sizeof(session_t),
+		.rx_buffer_size = WS_RX_BUFFER,
+	},
+	{NULL, NULL, 0, 0, 0, NULL, 0},
+};

@@ -1,0 +1,19 @@
+/*
+ * server.h - the lws protocol of trackgated and the hub's hooks.
+ */
+#ifndef TRACKGATE_SERVER_H
+#define TRACKGATE_SERVER_H
+
+#include "gateway.h"
+#include "hub.h"
+
+#include <libwebsockets.h>
+
+/* The vhost's protocol list: one protocol for HTTP and websockets, then the terminator. */
+extern const struct lws_protocols server_protocols[];
+extern const hub_ops_t server_hub_ops;
+
+/* Closes every watcher asynchronously with close_code and reason (static text). */
+void server_close_watchers(gateway_t *g, int close_code, const char *reason);
+
+#endif

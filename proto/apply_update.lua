@@ -1,0 +1,164 @@
+-- apply_update.lua - apply one canonical update v1 to an order, atomically.
+--
+-- Called by EVALSHA (any publisher, any language, gets the same semantics):
+--   KEYS[1] trk:{ID}:state  hash: state (JSON), cursor (last applied cursor)
+--   KEYS[2] trk:{ID}:log    stream, capped: one entry per applied update,
+--                           field "f" = the update frame, entry id = cursor
+--   KEYS[3] trk:{ID}:seen   set of event_id values already applied
+--   ARGV[1] the update, canonical JSON (proto_update_to_json)
+--   ARGV[2] TTL in seconds while the order is active
+--   ARGV[3] TTL in seconds once the order's status is terminal
+--   ARGV[4] approximate length cap of the log stream
+--
+-- Returns {"applied", cursor} | {"stale"} | {"duplicate"}; an error reply
+-- starting "ERR trackgate:" for input that is not a canonical update.
+--
+-- Staleness is judged per part: the location, the status and the eta each
+-- carry the ts of the update that last set them, and a part whose ts is
+-- older than that is not applied.  If no part applies the update is stale
+-- and nothing is written or published.  If only some parts apply, the frame
+-- carries only those parts, so no watcher ever sees an older position or
+-- status than the stored one.
+--
+-- The frame is built here, once, and PUBLISHed on trk:{ID}; gateways forward
+-- its bytes unchanged.  Its cursor is the log entry id, chosen here so the
+-- frame can carry it: the millisecond clock of the server, kept strictly
+-- increasing per order (same ms => seq + 1).
+
+local function fail(msg)
+  return redis.error_reply('ERR trackgate: ' .. msg)
+end
+
+local ok, u = pcall(cjson.decode, ARGV[1])
+if not ok or type(u) ~= 'table' then
+  return fail('update is not a JSON object')
+end
+local id = u.order_id
+if type(id) ~= 'string' or #id < 1 or #id > 128 or not string.match(id, '^[A-Za-z0-9._~-]+$') then
+  return fail('order_id is missing or invalid')
+end
+local base = 'trk:{' .. id .. '}'
+if KEYS[1] ~= base .. ':state' or KEYS[2] ~= base .. ':log' or KEYS[3] ~= base .. ':seen' then
+  return fail('KEYS do not match order_id')
+end
+local ts = u.ts
+if type(ts) ~= 'number' or ts <= 0 or ts ~= math.floor(ts) then
+  return fail('ts must be a positive integer')
+end
+local ttl_active = tonumber(ARGV[2])
+local ttl_terminal = tonumber(ARGV[3])
+local maxlen = tonumber(ARGV[4])
+if not ttl_active or not ttl_terminal or not maxlen or ttl_active < 1 or ttl_terminal < 1 or maxlen < 1 then
+  return fail('ARGV[2..4] must be positive numbers')
+end
+
+local event_id = u.event_id
+if type(event_id) == 'string' and event_id ~= '' then
+  if redis.call('SISMEMBER', KEYS[3], event_id) == 1 then
+    return {'duplicate'}
+  end
+else
+  event_id = nil
+end
+
+local stored = redis.call('HMGET', KEYS[1], 'state', 'cursor')
+local state
+if stored[1] then
+  local sok, s = pcall(cjson.decode, stored[1])
+  if sok and type(s) == 'table' then state = s end
+end
+if not state then state = {order_id = id} end
+
+-- Per-part stale check and merge.
+local applied_loc, applied_status, applied_eta = false, false, false
+local has_loc = type(u.location) == 'table'
+local has_status = type(u.status) == 'string'
+local has_eta = type(u.eta) == 'table'
+local stale_parts = 0
+
+if has_loc then
+  local cur = state.location
+  if type(cur) ~= 'table' or type(cur.ts) ~= 'number' or ts >= cur.ts then
+    local loc = {}
+    for k, v in pairs(u.location) do loc[k] = v end
+    loc.ts = ts
+    state.location = loc
+    applied_loc = true
+  else
+    stale_parts = stale_parts + 1
+  end
+end
+if has_status then
+  if type(state.status_ts) ~= 'number' or ts >= state.status_ts then
+    state.status = u.status
+    state.status_ts = ts
+    applied_status = true
+  else
+    stale_parts = stale_parts + 1
+  end
+end
+if has_eta then
+  local cur = state.eta
+  if type(cur) ~= 'table' or type(cur.ts) ~= 'number' or ts >= cur.ts then
+    local eta = {}
+    for k, v in pairs(u.eta) do eta[k] = v end
+    eta.ts = ts
+    state.eta = eta
+    applied_eta = true
+  else
+    stale_parts = stale_parts + 1
+  end
+end
+
+if not (applied_loc or applied_status or applied_eta) then
+  return {'stale'}
+end
+
+if type(u.courier) == 'table' then state.courier = u.courier end
+if type(u.provider) == 'string' then state.provider = u.provider end
+if type(state.updated_at) ~= 'number' or ts > state.updated_at then state.updated_at = ts end
+
+-- The update as published: verbatim when every part applied, else only the
+-- parts that did.
+local update_json = ARGV[1]
+if stale_parts > 0 then
+  if not applied_loc then u.location = nil end
+  if not applied_status then u.status = nil end
+  if not applied_eta then u.eta = nil end
+  update_json = cjson.encode(u)
+end
+
+-- Next cursor: strictly after both the log's newest entry and the stored
+-- cursor (the log may have expired apart from the state).
+local t = redis.call('TIME')
+local ms = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
+local seq = 0
+local function after(c)
+  if not c then return end
+  local cms, cseq = string.match(c, '^(%d+)-(%d+)$')
+  cms, cseq = tonumber(cms), tonumber(cseq)
+  if cms and cseq and cms >= ms then
+    if cms > ms or cseq + 1 > seq then ms, seq = cms, cseq + 1 end
+  end
+end
+local top = redis.call('XREVRANGE', KEYS[2], '+', '-', 'COUNT', 1)
+if top[1] then after(top[1][1]) end
+after(stored[2])
+local cursor = string.format('%.0f-%.0f', ms, seq)
+
+local frame = '{"type":"update","order_id":"' .. id .. '","update":' .. update_json ..
+  ',"cursor":"' .. cursor .. '"}'
+
+redis.call('XADD', KEYS[2], 'MAXLEN', '~', maxlen, cursor, 'f', frame)
+redis.call('HSET', KEYS[1], 'state', cjson.encode(state), 'cursor', cursor)
+if event_id then redis.call('SADD', KEYS[3], event_id) end
+
+local terminal = {delivered = true, cancelled = true, returned = true, failed = true}
+local ttl = ttl_active
+if terminal[state.status] then ttl = ttl_terminal end
+redis.call('EXPIRE', KEYS[1], ttl)
+redis.call('EXPIRE', KEYS[2], ttl)
+if event_id then redis.call('EXPIRE', KEYS[3], ttl) end
+
+redis.call('PUBLISH', base, frame)
+return {'applied', cursor}

@@ -1,0 +1,35 @@
+/*
+ * script.h - the Redis script that applies one update (apply_update.lua),
+ * embedded at build time, and the key names it works on.
+ */
+#ifndef TRACKGATE_PROTO_SCRIPT_H
+#define TRACKGATE_PROTO_SCRIPT_H
+
+#include <stddef.h>
+
+#include "proto.h"
+
+/* The script's source, NUL-terminated; _len excludes the NUL. */
+extern const char proto_script_apply_update[];
+extern const size_t proto_script_apply_update_len;
+
+/* "trk:{" + id + "}" + ":state" is the longest key: 5 + 128 + 1 + 6 + NUL. */
+#define PROTO_KEY_MAX (PROTO_ORDER_ID_MAX + 16)
+
+/* The Redis names of one order.  order_id must be valid (proto_order_id_valid). */
+typedef struct proto_keys {
+	char channel[PROTO_KEY_MAX]; /* trk:{ID}        pub/sub, payload = update frame */
+	char state[PROTO_KEY_MAX];   /* trk:{ID}:state  hash {state, cursor} */
+	char log[PROTO_KEY_MAX];     /* trk:{ID}:log    stream of update frames */
+	char seen[PROTO_KEY_MAX];    /* trk:{ID}:seen   set of applied event ids */
+} proto_keys_t;
+
+void proto_keys_for(const char *order_id, proto_keys_t *out);
+
+/*
+ * The order id inside a channel name "trk:{ID}", or NULL when the name is
+ * not one of ours.  *len receives the id's length.  No copy is made.
+ */
+const char *proto_channel_order_id(const char *channel, size_t channel_len, size_t *len);
+
+#endif
