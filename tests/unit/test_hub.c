@@ -1,0 +1,348 @@
+/* Unit tests of gateway/hub.c: joins, leaves, refcounted subscriptions, fan-out. */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <cmocka.h>
+
+#include "hub.h"
+
+/* A recording fake of the hub's I/O. */
+typedef struct fake {
+	int subscribes;
+	int unsubscribes;
+	int snapshots;
+	int wakes;
+	int drops;
+	int last_drop_code;
+	int fail_subscribe;
+	int fail_snapshot;
+	char last_sub[PROTO_ORDER_ID_MAX + 1];
+	char last_unsub[PROTO_ORDER_ID_MAX + 1];
+} fake_t;
+
+static int fake_subscribe(void *ctx, hub_order_t *o)
+{
+	fake_t *f = ctx;
+
+	f->subscribes++;
+	strcpy(f->last_sub, o->id);
+	return f->fail_subscribe ? -1 : 0;
+}
+
+static int fake_unsubscribe(void *ctx, hub_order_t *o)
+{
+	fake_t *f = ctx;
+
+	f->unsubscribes++;
+	strcpy(f->last_unsub, o->id);
+	return 0;
+}
+
+static int fake_snapshot(void *ctx, watcher_t *w)
+{
+	fake_t *f = ctx;
+
+	f->snapshots++;
+	if (f->fail_snapshot)
+		return -1;
+	w->snapshot_req = (void *)1; /* any non-NULL handle */
+	return 0;
+}
+
+static void fake_wake(void *ctx, watcher_t *w)
+{
+	((fake_t *)ctx)->wakes++;
+}
+
+static void fake_drop(void *ctx, watcher_t *w, int code, const char *reason)
+{
+	fake_t *f = ctx;
+
+	f->drops++;
+	f->last_drop_code = code;
+	outq_clear(&w->q);
+}
+
+static const hub_ops_t fake_ops = {
+	.subscribe = fake_subscribe,
+	.unsubscribe = fake_unsubscribe,
+	.snapshot = fake_snapshot,
+	.wake = fake_wake,
+	.drop = fake_drop,
+};
+
+typedef struct fixture {
+	hub_t hub;
+	fake_t fake;
+	watcher_t w[8];
+} fixture_t;
+
+static int setup(void **state)
+{
+	fixture_t *fx = calloc(1, sizeof(*fx));
+
+	hub_init(&fx->hub, &fake_ops, &fx->fake, 4096);
+	fx->hub.redis_up = true;
+	*state = fx;
+	return 0;
+}
+
+static int teardown(void **state)
+{
+	fixture_t *fx = *state;
+
+	for (int i = 0; i < 8; i++)
+		hub_leave(&fx->hub, &fx->w[i]);
+	hub_destroy(&fx->hub);
+	assert_int_equal(fx->hub.n_orders, 0);
+	free(fx);
+	return 0;
+}
+
+static const char update_a[] =
+	"{\"type\":\"update\",\"order_id\":\"A\",\"update\":{},\"cursor\":\"100-0\"}";
+static const char update_b[] =
+	"{\"type\":\"update\",\"order_id\":\"A\",\"update\":{},\"cursor\":\"100-1\"}";
+
+static void join(fixture_t *fx, int i, const char *id)
+{
+	assert_int_equal(hub_join(&fx->hub, &fx->w[i], id, strlen(id)), 0);
+}
+
+static frame_t *snapshot_frame(uint64_t ms, uint64_t seq)
+{
+	static const char body[] = "{\"type\":\"snapshot\"}";
+	frame_t *f = frame_copy(FRAME_SNAPSHOT, body, sizeof(body) - 1);
+
+	f->cursor = (proto_cursor_t){ms, seq};
+	return f;
+}
+
+/* Confirms the subscription and delivers snapshots at cursor ms-seq to watchers [0, n). */
+static void make_live(fixture_t *fx, const char *id, int n, uint64_t ms, uint64_t seq)
+{
+	hub_subscribed(&fx->hub, id, strlen(id));
+	for (int i = 0; i < n; i++) {
+		frame_t *f = snapshot_frame(ms, seq);
+
+		hub_snapshot(&fx->hub, &fx->w[i], f);
+		frame_unref(f);
+	}
+}
+
+static void first_watcher_subscribes_once(void **state)
+{
+	fixture_t *fx = *state;
+
+	join(fx, 0, "A");
+	join(fx, 1, "A");
+	join(fx, 2, "A");
+	assert_int_equal(fx->fake.subscribes, 1);
+	assert_string_equal(fx->fake.last_sub, "A");
+	assert_int_equal(fx->hub.n_orders, 1);
+	assert_int_equal(hub_find(&fx->hub, "A", 1)->n_watchers, 3);
+}
+
+static void each_order_gets_its_own_subscription(void **state)
+{
+	fixture_t *fx = *state;
+
+	join(fx, 0, "A");
+	join(fx, 1, "B");
+	assert_int_equal(fx->fake.subscribes, 2);
+	assert_int_equal(fx->hub.n_orders, 2);
+}
+
+static void snapshot_is_requested_only_after_the_subscription_is_confirmed(void **state)
+{
+	fixture_t *fx = *state;
+
+	join(fx, 0, "A");
+	assert_int_equal(fx->fake.snapshots, 0);
+	hub_subscribed(&fx->hub, "A", 1);
+	assert_int_equal(fx->fake.snapshots, 1);
+	/* a later joiner of a confirmed order asks at once */
+	join(fx, 1, "A");
+	assert_int_equal(fx->fake.snapshots, 2);
+}
+
+static void last_watcher_leaving_unsubscribes(void **state)
+{
+	fixture_t *fx = *state;
+
+	join(fx, 0, "A");
+	join(fx, 1, "A");
+	hub_subscribed(&fx->hub, "A", 1);
+	hub_leave(&fx->hub, &fx->w[0]);
+	assert_int_equal(fx->fake.unsubscribes, 0);
+	hub_leave(&fx->hub, &fx->w[1]);
+	assert_int_equal(fx->fake.unsubscribes, 1);
+	assert_string_equal(fx->fake.last_unsub, "A");
+	/* the order stays until the ack, then goes */
+	assert_non_null(hub_find(&fx->hub, "A", 1));
+	hub_unsubscribed(&fx->hub, "A", 1);
+	assert_null(hub_find(&fx->hub, "A", 1));
+	assert_int_equal(fx->hub.n_watchers, 0);
+}
+
+static void rejoin_while_unsubscribing_subscribes_again_after_the_ack(void **state)
+{
+	fixture_t *fx = *state;
+
+	join(fx, 0, "A");
+	hub_subscribed(&fx->hub, "A", 1);
+	hub_leave(&fx->hub, &fx->w[0]);
+	join(fx, 1, "A");
+	assert_int_equal(fx->fake.subscribes, 1);
+	hub_unsubscribed(&fx->hub, "A", 1);
+	assert_int_equal(fx->fake.subscribes, 2);
+	hub_subscribed(&fx->hub, "A", 1);
+	assert_int_equal(hub_find(&fx->hub, "A", 1)->sub, HUB_SUB_ACTIVE);
+	assert_int_equal(fx->fake.snapshots, 2);
+}
+
+static void message_is_shared_by_every_watcher_of_the_order(void **state)
+{
+	fixture_t *fx = *state;
+	frame_t *f0, *f1;
+
+	join(fx, 0, "A");
+	join(fx, 1, "A");
+	join(fx, 2, "B");
+	make_live(fx, "A", 2, 50, 0);
+	hub_message(&fx->hub, "A", 1, update_a, sizeof(update_a) - 1);
+	/* snapshot + update each */
+	assert_int_equal(fx->w[0].q.count, 2);
+	assert_int_equal(fx->w[1].q.count, 2);
+	assert_int_equal(fx->w[2].q.count, 0);
+	outq_pop(&fx->w[0].q);
+	outq_pop(&fx->w[1].q);
+	f0 = outq_peek(&fx->w[0].q);
+	f1 = outq_peek(&fx->w[1].q);
+	assert_ptr_equal(f0, f1); /* one frame, not a copy per watcher */
+	assert_int_equal(f0->refs, 2);
+	assert_memory_equal(frame_payload(f0), update_a, sizeof(update_a) - 1);
+	assert_int_equal(f0->cursor.ms, 100);
+}
+
+static void messages_for_unwatched_orders_are_ignored(void **state)
+{
+	fixture_t *fx = *state;
+
+	hub_message(&fx->hub, "Z", 1, update_a, sizeof(update_a) - 1);
+	assert_int_equal(fx->fake.wakes, 0);
+	assert_int_equal(fx->hub.stats.frames_out, 0);
+}
+
+static void frames_before_the_snapshot_are_held_and_those_it_holds_are_dropped(void **state)
+{
+	fixture_t *fx = *state;
+	frame_t *snap;
+
+	join(fx, 0, "A");
+	hub_subscribed(&fx->hub, "A", 1);
+	hub_message(&fx->hub, "A", 1, update_a, sizeof(update_a) - 1); /* 100-0 */
+	hub_message(&fx->hub, "A", 1, update_b, sizeof(update_b) - 1); /* 100-1 */
+	assert_int_equal(fx->fake.wakes, 0);                          /* held */
+	snap = snapshot_frame(100, 0);                                 /* holds 100-0 */
+	hub_snapshot(&fx->hub, &fx->w[0], snap);
+	frame_unref(snap);
+	assert_int_equal(fx->w[0].state, WATCHER_LIVE);
+	assert_int_equal(fx->w[0].q.count, 2);
+	assert_int_equal(outq_peek(&fx->w[0].q)->kind, FRAME_SNAPSHOT);
+	outq_pop(&fx->w[0].q);
+	assert_int_equal(outq_peek(&fx->w[0].q)->cursor.seq, 1);
+	assert_int_equal(fx->fake.wakes, 1);
+}
+
+static void watcher_past_its_byte_bound_is_dropped_with_4408(void **state)
+{
+	fixture_t *fx = *state;
+	char big[3000];
+
+	memset(big, ' ', sizeof(big));
+	join(fx, 0, "A");
+	join(fx, 1, "A");
+	make_live(fx, "A", 2, 1, 0);
+	hub_message(&fx->hub, "A", 1, big, sizeof(big));
+	assert_int_equal(fx->fake.drops, 0);
+	outq_clear(&fx->w[1].q); /* watcher 1 keeps up */
+	hub_message(&fx->hub, "A", 1, big, sizeof(big));
+	assert_int_equal(fx->fake.drops, 1);
+	assert_int_equal(fx->fake.last_drop_code, 4408);
+	assert_int_equal(fx->w[0].state, WATCHER_CLOSING);
+	assert_int_equal(fx->w[1].state, WATCHER_LIVE);
+	assert_int_equal(fx->w[1].q.count, 1);
+	assert_int_equal(fx->hub.stats.dropped, 1);
+}
+
+static void failed_snapshot_drops_the_watcher(void **state)
+{
+	fixture_t *fx = *state;
+
+	join(fx, 0, "A");
+	hub_subscribed(&fx->hub, "A", 1);
+	hub_snapshot(&fx->hub, &fx->w[0], NULL);
+	assert_int_equal(fx->fake.drops, 1);
+	assert_int_equal(fx->fake.last_drop_code, 1013);
+}
+
+static void redis_loss_resubscribes_and_resyncs_every_watcher(void **state)
+{
+	fixture_t *fx = *state;
+
+	join(fx, 0, "A");
+	join(fx, 1, "B");
+	make_live(fx, "A", 1, 1, 0);
+	hub_subscribed(&fx->hub, "B", 1);
+	hub_redis_down(&fx->hub);
+	assert_int_equal(fx->w[0].state, WATCHER_JOINING);
+	/* a join while down waits for the connection */
+	join(fx, 2, "C");
+	assert_int_equal(fx->fake.subscribes, 2);
+	hub_redis_up(&fx->hub);
+	assert_int_equal(fx->fake.subscribes, 5);
+	hub_subscribed(&fx->hub, "A", 1);
+	assert_int_equal(fx->w[0].snapshot_req, (void *)1);
+}
+
+static void invalid_order_id_is_refused(void **state)
+{
+	fixture_t *fx = *state;
+
+	assert_int_not_equal(hub_join(&fx->hub, &fx->w[0], "a b", 3), 0);
+	assert_int_not_equal(hub_join(&fx->hub, &fx->w[0], "", 0), 0);
+	assert_int_equal(fx->hub.n_orders, 0);
+}
+
+int main(void)
+{
+	const struct CMUnitTest tests[] = {
+		cmocka_unit_test_setup_teardown(first_watcher_subscribes_once, setup, teardown),
+		cmocka_unit_test_setup_teardown(each_order_gets_its_own_subscription, setup, teardown),
+		cmocka_unit_test_setup_teardown(
+			snapshot_is_requested_only_after_the_subscription_is_confirmed, setup, teardown),
+		cmocka_unit_test_setup_teardown(last_watcher_leaving_unsubscribes, setup, teardown),
+		cmocka_unit_test_setup_teardown(
+			rejoin_while_unsubscribing_subscribes_again_after_the_ack, setup, teardown),
+		cmocka_unit_test_setup_teardown(message_is_shared_by_every_watcher_of_the_order, setup,
+						teardown),
+		cmocka_unit_test_setup_teardown(messages_for_unwatched_orders_are_ignored, setup,
+						teardown),
+		cmocka_unit_test_setup_teardown(
+			frames_before_the_snapshot_are_held_and_those_it_holds_are_dropped, setup,
+			teardown),
+		cmocka_unit_test_setup_teardown(watcher_past_its_byte_bound_is_dropped_with_4408, setup,
+						teardown),
+		cmocka_unit_test_setup_teardown(failed_snapshot_drops_the_watcher, setup, teardown),
+		cmocka_unit_test_setup_teardown(redis_loss_resubscribes_and_resyncs_every_watcher, setup,
+						teardown),
+		cmocka_unit_test_setup_teardown(invalid_order_id_is_refused, setup, teardown),
+	};
+
+	return cmocka_run_group_tests(tests, NULL, NULL);
+}
