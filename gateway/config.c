@@ -35,6 +35,8 @@ static const config_setting_t config_settings[] = {
 	{"log-maxlen", "N", "update frames kept per order for resuming (default 1000)"},
 	{"redis-timeout", "MS", "Redis connect timeout in milliseconds (default 2000)"},
 	{"max-connections", "N", "sockets served at once; more are refused (default 18000)"},
+	{"drain-timeout", "SECONDS", "longest wait on SIGTERM for watchers to close and ingest\n"
+				     "                         requests to finish (default 10)"},
 };
 
 #define CONFIG_N_SETTINGS (sizeof(config_settings) / sizeof(config_settings[0]))
@@ -47,9 +49,9 @@ void config_usage(void)
 	       "stores and publishes them through Redis and pushes them to every websocket\n"
 	       "watching the order.\n"
 	       "\n"
-	       "  --config FILE          read settings from FILE (INI: `setting = value`, the\n"
-	       "                         names below without dashes or with underscores);\n"
-	       "                         the command line wins over the file\n");
+	       "  --config FILE          read settings from FILE: INI lines `setting = value`\n"
+	       "                         with the names below minus the leading --, '-' and\n"
+	       "                         '_' alike; the command line wins over the file\n");
 	for (size_t i = 0; i < CONFIG_N_SETTINGS; i++) {
 		char left[64];
 
@@ -77,6 +79,7 @@ void config_defaults(config_t *cfg)
 	cfg->log_maxlen = 1000;
 	cfg->redis_timeout_ms = 2000;
 	cfg->max_connections = 18000;
+	cfg->drain_timeout_s = 10;
 }
 
 static int config_parse_uint(const char *value, unsigned long long min, unsigned long long max,
@@ -242,6 +245,11 @@ int config_set(config_t *cfg, const char *name, const char *value, const char *o
 			why = "expected milliseconds in 10..60000";
 		else
 			cfg->redis_timeout_ms = (unsigned)v;
+	} else if (!strcmp(s->name, "drain-timeout")) {
+		if (config_parse_uint(value, 1, 3600, &v))
+			why = "expected seconds in 1..3600";
+		else
+			cfg->drain_timeout_s = (unsigned)v;
 	} else if (!strcmp(s->name, "max-connections")) {
 		if (config_parse_uint(value, 1, 1000000, &v))
 			why = "expected a count in 1..1000000";

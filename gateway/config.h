@@ -41,6 +41,7 @@ typedef struct config {
 	unsigned log_maxlen;      /* entries kept in an order's log stream */
 	unsigned redis_timeout_ms; /* connect timeout of each Redis connection */
 	unsigned max_connections; /* sockets this process serves at once */
+	unsigned drain_timeout_s; /* longest graceful stop */
 
 	/* loaded from ingest_key_file; secret, never logged */
 	char ingest_keys[CONFIG_INGEST_KEYS_MAX][CONFIG_INGEST_KEY_MAX + 1];

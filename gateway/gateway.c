@@ -9,8 +9,6 @@
 #include "log.h"
 #include "server.h"
 
-#define GATEWAY_DRAIN_MS 10000 /* longest wait for watchers and ingest to finish */
-
 static void gateway_finish(gateway_t *g);
 
 static void gateway_signal_cb(uv_signal_t *h, int signum)
@@ -108,7 +106,7 @@ void gateway_shutdown(gateway_t *g, const char *why)
 	if (g->lws)
 		lws_context_deprecate(g->lws, NULL); /* closes the listening socket */
 	server_close_watchers(g, 1001, "server shutting down, reconnect");
-	uv_timer_start(&g->drain_timer, gateway_drain_cb, GATEWAY_DRAIN_MS, 0);
+	uv_timer_start(&g->drain_timer, gateway_drain_cb, (uint64_t)g->cfg->drain_timeout_s * 1000, 0);
 	gateway_maybe_finish(g);
 }
 
