@@ -139,7 +139,7 @@ int proto_cursor_cmp(const proto_cursor_t *a, const proto_cursor_t *b)
 #define MSG_STRING "must be a string"
 #define MSG_OBJECT "must be an object"
 #define MSG_INT_MS "must be an integer in [1, 9007199254740992] (ms since epoch)"
-#define MSG_STATUS                                                                         \
+#define MSG_STATUS                                                                             \
 	"must be one of created, courier_assigned, en_route_to_pickup, at_pickup, picked_up, " \
 	"en_route_to_dropoff, at_dropoff, delivered, cancelled, returned, failed"
 
@@ -255,7 +255,7 @@ struct num_rule {
 static const struct num_rule rule_lat = {-90.0, 90.0, false, "must be a number in [-90, 90]"};
 static const struct num_rule rule_lng = {-180.0, 180.0, false, "must be a number in [-180, 180]"};
 static const struct num_rule rule_heading = {0.0, 360.0, true, "must be a number in [0, 360)"};
-static const struct num_rule rule_nonneg = {0.0, INFINITY, true, "must be a number >= 0"};
+static const struct num_rule rule_nonneg = {0.0, HUGE_VAL, true, "must be a number >= 0"};
 
 /*
  * A finite number member within rule.  *found false when an optional one is
@@ -451,7 +451,8 @@ static int decode_courier_string(const cJSON *courier, const char *path, size_t 
 		return rc;
 	len = bounded_len(s, max);
 	if (len < 1 || len > max)
-		return fail(err, PROTO_EINVAL, path, too_long[max == PROTO_COURIER_VEHICLE_MAX ? 0 : 1]);
+		return fail(err, PROTO_EINVAL, path,
+			    too_long[max == PROTO_COURIER_VEHICLE_MAX ? 0 : 1]);
 	for (size_t i = 0; i < len;) {
 		unsigned char c = (unsigned char)s[i];
 		size_t n;
@@ -474,7 +475,8 @@ static int decode_courier(const cJSON *courier, proto_courier_t *out, proto_erro
 {
 	int rc;
 
-	if ((rc = decode_courier_string(courier, "courier.id", PROTO_COURIER_ID_MAX, out->id, err)) ||
+	if ((rc = decode_courier_string(courier, "courier.id", PROTO_COURIER_ID_MAX, out->id,
+					err)) ||
 	    (rc = decode_courier_string(courier, "courier.name", PROTO_COURIER_NAME_MAX, out->name,
 					err)) ||
 	    (rc = decode_courier_string(courier, "courier.vehicle", PROTO_COURIER_VEHICLE_MAX,
@@ -587,7 +589,8 @@ static bool has_nul_escape(const char *json, size_t len)
 			run++;
 			continue;
 		}
-		if (run % 2 == 1 && json[i] == 'u' && len - i >= 5 && memcmp(json + i + 1, "0000", 4) == 0)
+		if (run % 2 == 1 && json[i] == 'u' && len - i >= 5 &&
+		    memcmp(json + i + 1, "0000", 4) == 0)
 			return true;
 		run = 0;
 	}
@@ -617,14 +620,16 @@ static int parse_json(const char *json, size_t len, cJSON **root, proto_error_t 
 
 	*root = cJSON_ParseWithLengthOpts(copy, len, &end, false);
 	if (*root == NULL) {
-		size_t at = end != NULL && end >= copy && end <= copy + len ? (size_t)(end - copy) : 0;
+		size_t at =
+			end != NULL && end >= copy && end <= copy + len ? (size_t)(end - copy) : 0;
 		snprintf(msg, sizeof(msg), "is not valid JSON (at byte %zu)", at);
 		rc = fail(err, PROTO_EJSON, "", msg);
 		goto out;
 	}
 	for (size_t i = (size_t)(end - copy); i < len; i++) {
 		if (copy[i] != ' ' && copy[i] != '\t' && copy[i] != '\n' && copy[i] != '\r') {
-			snprintf(msg, sizeof(msg), "is not valid JSON (trailing data at byte %zu)", i);
+			snprintf(msg, sizeof(msg), "is not valid JSON (trailing data at byte %zu)",
+				 i);
 			rc = fail(err, PROTO_EJSON, "", msg);
 			goto out;
 		}
@@ -748,10 +753,10 @@ static bool update_encodable(const proto_update_t *u)
 
 	if (u->status != PROTO_STATUS_NONE && proto_status_name(u->status) == NULL)
 		return false;
-	if (u->has_location &&
-	    (!isfinite(l->lat) || !isfinite(l->lng) || (l->has_heading && !isfinite(l->heading_deg)) ||
-	     (l->has_speed && !isfinite(l->speed_mps)) ||
-	     (l->has_accuracy && !isfinite(l->accuracy_m))))
+	if (u->has_location && (!isfinite(l->lat) || !isfinite(l->lng) ||
+				(l->has_heading && !isfinite(l->heading_deg)) ||
+				(l->has_speed && !isfinite(l->speed_mps)) ||
+				(l->has_accuracy && !isfinite(l->accuracy_m))))
 		return false;
 	return true;
 }

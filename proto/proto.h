@@ -26,7 +26,7 @@
 #define PROTO_COURIER_ID_MAX 128 /* 1..128 UTF-8 bytes, no control chars */
 #define PROTO_COURIER_NAME_MAX 128
 #define PROTO_COURIER_VEHICLE_MAX 32
-#define PROTO_CURSOR_MAX 41      /* "<ms>-<seq>", two uint64 and a dash */
+#define PROTO_CURSOR_MAX 41      /* "<ms>-<seq>", two uint64 and a dash; no NUL counted */
 
 /* Largest integer a JSON number carries exactly (2^53). */
 #define PROTO_INT_MAX 9007199254740992LL
@@ -135,7 +135,8 @@ bool proto_status_is_terminal(proto_status_t status);
 
 /* --- cursors ----------------------------------------------------------- */
 
-/* Parses "<ms>-<seq>" (both decimal uint64, no sign, no spaces). */
+/* Parses "<ms>-<seq>" (both decimal uint64, no sign, no spaces, no leading zeros: the one
+ * spelling the script writes).  *out is left unchanged on error; out may be NULL. */
 int proto_cursor_parse(const char *s, size_t len, proto_cursor_t *out);
 /* <0, 0, >0 like strcmp. */
 int proto_cursor_cmp(const proto_cursor_t *a, const proto_cursor_t *b);
@@ -149,14 +150,15 @@ int proto_cursor_cmp(const proto_cursor_t *a, const proto_cursor_t *b);
  */
 int proto_update_from_json(const cJSON *obj, proto_update_t *out, proto_error_t *err);
 
-/* The same from raw bytes (need not be NUL-terminated). PROTO_EJSON if not JSON. */
+/* The same from raw bytes (need not be NUL-terminated). PROTO_EJSON if not JSON or if bytes
+ * other than whitespace follow the object; PROTO_ENOMEM if the input cannot be copied. */
 int proto_update_parse(const char *json, size_t len, proto_update_t *out, proto_error_t *err);
 
 /*
  * Encodes a valid update as compact canonical JSON, members in a fixed
  * order, absent optional members omitted.  Returns a malloc'd NUL-terminated
- * string the caller frees, or NULL on allocation failure.  Decoding the
- * result gives back an equal update.
+ * string the caller frees, or NULL on allocation failure, a non-finite number
+ * or an out-of-range status.  Decoding the result gives back an equal update.
  */
 char *proto_update_to_json(const proto_update_t *u);
 
@@ -171,7 +173,9 @@ int proto_state_parse(const char *json, size_t len, proto_state_t *out, proto_er
 /*
  * Frame writers work like snprintf: they write at most cap bytes (no NUL
  * terminator is counted or required) and return the full length the frame
- * needs, or a negative PROTO_E* code.  Call once with cap 0 to size a buffer.
+ * needs, or a negative PROTO_E* code.  Call once with cap 0 to size a buffer
+ * (dst may then be NULL).  PROTO_EINVAL for an invalid order id or cursor, a
+ * NULL or empty JSON part, or a frame longer than INT_MAX.
  *
  * The update frame is normally built by the Redis script; the C writer exists
  * for tools and tests and produces the same bytes for the same inputs.

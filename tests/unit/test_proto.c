@@ -22,28 +22,31 @@
 /* --- fixtures ------------------------------------------------------------ */
 
 #define FULL_UPDATE                                                                               \
-	"{\"v\":1,\"order_id\":\"ord-8f3a2c\",\"provider\":\"uber_direct\",\"ts\":1700000000000,"  \
+	"{\"v\":1,\"order_id\":\"ord-8f3a2c\",\"provider\":\"uber_direct\",\"ts\":1700000000000," \
 	"\"event_id\":\"evt_01HF3Z\",\"location\":{\"lat\":52.520008,\"lng\":13.404954,"          \
-	"\"heading_deg\":90.5,\"speed_mps\":4.2,\"accuracy_m\":5},\"status\":\"en_route_to_dropoff\"," \
+	"\"heading_deg\":90.5,\"speed_mps\":4.2,\"accuracy_m\":5},"                               \
+	"\"status\":\"en_route_to_dropoff\","                                                     \
 	"\"courier\":{\"id\":\"cr_77\",\"name\":\"Ana Silva\",\"vehicle\":\"bicycle\"},"          \
 	"\"eta\":{\"pickup\":1699999400000,\"dropoff\":1700000600000}}"
 
-#define MINIMAL_UPDATE                                                                          \
-	"{\"v\":1,\"order_id\":\"ord-8f3a2c\",\"provider\":\"acme\",\"ts\":1700000000000,"       \
+#define MINIMAL_UPDATE                                                                     \
+	"{\"v\":1,\"order_id\":\"ord-8f3a2c\",\"provider\":\"acme\",\"ts\":1700000000000," \
 	"\"status\":\"created\"}"
 
 /* FULL_UPDATE's frame as the script wrote it. */
-#define FULL_FRAME                                                                   \
+#define FULL_FRAME                                                                 \
 	"{\"type\":\"update\",\"order_id\":\"ord-8f3a2c\",\"update\":" FULL_UPDATE \
 	",\"cursor\":\"1795297140851-0\"}"
 
 /* The state after FULL_UPDATE then a location-only update, as the script wrote it:
  * members in Lua's order, a location's unknown member copied, a null kept. */
-#define SCRIPT_STATE                                                                               \
-	"{\"order_id\":\"ord-8f3a2c\",\"status_ts\":1700000000000,\"location\":{\"lng\":13.405,"   \
-	"\"sat\":7,\"heading_deg\":null,\"lat\":52.5201,\"ts\":1700000005000},\"eta\":{\"pickup\":" \
-	"1699999400000,\"dropoff\":1700000600000,\"ts\":1700000000000},\"provider\":"              \
-	"\"uber_direct\",\"status\":\"en_route_to_dropoff\",\"updated_at\":1700000005000,"          \
+#define SCRIPT_STATE                                                                         \
+	"{\"order_id\":\"ord-8f3a2c\",\"status_ts\":1700000000000,"                          \
+	"\"location\":{\"lng\":13.405,\"sat\":7,\"heading_deg\":null,\"lat\":52.5201,"       \
+	"\"ts\":1700000005000},"                                                             \
+	"\"eta\":{\"pickup\":1699999400000,\"dropoff\":1700000600000,\"ts\":1700000000000}," \
+	"\"provider\":\"uber_direct\",\"status\":\"en_route_to_dropoff\","                   \
+	"\"updated_at\":1700000005000,"                                                      \
 	"\"courier\":{\"id\":\"cr_77\",\"vehicle\":\"bicycle\",\"name\":\"Ana Silva\"}}"
 
 /* Members for building update variants: "{" V "," OID "," PROV "," TS "," ST "}". */
@@ -120,7 +123,7 @@ static proto_update_t decoded(const char *json)
 }
 
 #define MSG_INT_MS "must be an integer in [1, 9007199254740992] (ms since epoch)"
-#define MSG_STATUS                                                                         \
+#define MSG_STATUS                                                                             \
 	"must be one of created, courier_assigned, en_route_to_pickup, at_pickup, picked_up, " \
 	"en_route_to_dropoff, at_dropoff, delivered, cancelled, returned, failed"
 
@@ -170,7 +173,8 @@ static void order_id_with_any_other_character_is_invalid(void **state)
 	for (int c = 0; c < 256; c++) {
 		char id[3] = {'a', (char)c, 'b'};
 		bool allowed = (c >= 'A' && c <= 'Z') || (c >= 'a' && c <= 'z') ||
-			       (c >= '0' && c <= '9') || c == '.' || c == '_' || c == '~' || c == '-';
+			       (c >= '0' && c <= '9') || c == '.' || c == '_' || c == '~' ||
+			       c == '-';
 		assert_int_equal(proto_order_id_valid(id, 3), allowed);
 	}
 }
@@ -208,7 +212,8 @@ static void every_status_has_its_canonical_name(void **state)
 	(void)state;
 	assert_int_equal(STATUS_TABLE_LEN, PROTO_STATUS__COUNT - 1);
 	for (size_t i = 0; i < STATUS_TABLE_LEN; i++)
-		assert_string_equal(proto_status_name(status_table[i].status), status_table[i].name);
+		assert_string_equal(proto_status_name(status_table[i].status),
+				    status_table[i].name);
 }
 
 static void every_canonical_name_maps_to_its_status(void **state)
@@ -232,8 +237,8 @@ static void status_none_and_out_of_range_have_no_name(void **state)
 
 static void non_canonical_status_names_are_rejected(void **state)
 {
-	static const char *const bad[] = {"", "Delivered", "delivered ", "none", "picked-up",
-					  "PICKED_UP", "unknown"};
+	static const char *const bad[] = {"",          "Delivered", "delivered ", "none",
+					  "picked-up", "PICKED_UP", "unknown"};
 	proto_status_t s = PROTO_STATUS_CREATED;
 
 	(void)state;
@@ -344,9 +349,9 @@ static void cursor_without_dash_is_rejected(void **state)
 
 static void cursor_with_junk_is_rejected(void **state)
 {
-	static const char *const junk[] = {"1-2x", " 1-2", "1-2 ", "+1-2", "1-+2", "1--2",
-					   "1-2-3", "a-b", "1.0-2", "0x1-2", "1-2\n", "-",
-					   "1_2", "١-٢"};
+	static const char *const junk[] = {"1-2x",  " 1-2",  "1-2 ", "+1-2",  "1-+2",
+					   "1--2",  "1-2-3", "a-b",  "1.0-2", "0x1-2",
+					   "1-2\n", "-",     "1_2",  "١-٢"};
 	proto_cursor_t c;
 
 	(void)state;
@@ -478,8 +483,9 @@ static void update_with_only_an_eta_is_accepted(void **state)
 static void unknown_members_are_ignored_at_every_level(void **state)
 {
 	(void)state;
-	assert_accepted("{" REQ ",\"extra\":[1,{}],\"Status\":7,\"location\":{\"lat\":1,\"lng\":2,"
-			"\"alt\":\"x\"},\"courier\":{\"phone\":1},\"eta\":{\"pickup\":5,\"x\":null}}");
+	assert_accepted(
+		"{" REQ ",\"extra\":[1,{}],\"Status\":7,\"location\":{\"lat\":1,\"lng\":2,"
+		"\"alt\":\"x\"},\"courier\":{\"phone\":1},\"eta\":{\"pickup\":5,\"x\":null}}");
 }
 
 static void null_optional_members_count_as_absent(void **state)
@@ -535,8 +541,8 @@ static void update_that_is_not_json_is_rejected_as_ejson(void **state)
 
 static void update_that_is_not_an_object_is_rejected_as_ejson(void **state)
 {
-	static const char *const not_objects[] = {"[]", "[" MINIMAL_UPDATE "]", "1", "\"x\"",
-						  "null", "true"};
+	static const char *const not_objects[] = {
+		"[]", "[" MINIMAL_UPDATE "]", "1", "\"x\"", "null", "true"};
 	proto_update_t u;
 	proto_error_t err;
 
@@ -566,9 +572,9 @@ static void trailing_data_after_the_object_is_rejected(void **state)
 	(void)state;
 	assert_int_equal(parse(MINIMAL_UPDATE "x", &u, &err), PROTO_EJSON);
 	assert_int_equal(parse(MINIMAL_UPDATE MINIMAL_UPDATE, &u, &err), PROTO_EJSON);
-	assert_int_equal(proto_update_parse(MINIMAL_UPDATE "\0x", sizeof(MINIMAL_UPDATE) + 1, &u,
-					    &err),
-			 PROTO_EJSON);
+	assert_int_equal(
+		proto_update_parse(MINIMAL_UPDATE "\0x", sizeof(MINIMAL_UPDATE) + 1, &u, &err),
+		PROTO_EJSON);
 }
 
 static void trailing_whitespace_is_accepted(void **state)
@@ -753,8 +759,8 @@ static void update_with_128_character_order_id_is_accepted(void **state)
 
 	(void)state;
 	repeat(id, sizeof(id), "A", 128);
-	assert_accepted(fmt(json, sizeof(json), "{" V ",\"order_id\":\"%s\"," PROV "," TS "," ST "}",
-			    id));
+	assert_accepted(
+		fmt(json, sizeof(json), "{" V ",\"order_id\":\"%s\"," PROV "," TS "," ST "}", id));
 }
 
 static void update_with_129_character_order_id_is_rejected(void **state)
@@ -763,9 +769,9 @@ static void update_with_129_character_order_id_is_rejected(void **state)
 
 	(void)state;
 	repeat(id, sizeof(id), "A", 129);
-	assert_rejected(fmt(json, sizeof(json), "{" V ",\"order_id\":\"%s\"," PROV "," TS "," ST "}",
-			    id),
-			"order_id", "must be 1 to 128 characters long");
+	assert_rejected(
+		fmt(json, sizeof(json), "{" V ",\"order_id\":\"%s\"," PROV "," TS "," ST "}", id),
+		"order_id", "must be 1 to 128 characters long");
 }
 
 static void update_with_disallowed_order_id_character_is_rejected(void **state)
@@ -815,8 +821,8 @@ static void update_with_64_character_provider_is_accepted(void **state)
 
 	(void)state;
 	repeat(p, sizeof(p), "z", 64);
-	assert_accepted(fmt(json, sizeof(json), "{" V "," OID ",\"provider\":\"%s\"," TS "," ST "}",
-			    p));
+	assert_accepted(
+		fmt(json, sizeof(json), "{" V "," OID ",\"provider\":\"%s\"," TS "," ST "}", p));
 }
 
 static void update_with_65_character_provider_is_rejected(void **state)
@@ -825,9 +831,9 @@ static void update_with_65_character_provider_is_rejected(void **state)
 
 	(void)state;
 	repeat(p, sizeof(p), "z", 65);
-	assert_rejected(fmt(json, sizeof(json), "{" V "," OID ",\"provider\":\"%s\"," TS "," ST "}",
-			    p),
-			"provider", "must be 1 to 64 characters long");
+	assert_rejected(
+		fmt(json, sizeof(json), "{" V "," OID ",\"provider\":\"%s\"," TS "," ST "}", p),
+		"provider", "must be 1 to 64 characters long");
 }
 
 static void provider_of_lowercase_digits_underscore_and_dash_is_accepted(void **state)
@@ -1108,8 +1114,8 @@ static void heading_of_360_is_rejected(void **state)
 static void negative_heading_is_rejected(void **state)
 {
 	(void)state;
-	assert_rejected(LOC("\"lat\":0,\"lng\":0,\"heading_deg\":-0.000001"), "location.heading_deg",
-			"must be a number in [0, 360)");
+	assert_rejected(LOC("\"lat\":0,\"lng\":0,\"heading_deg\":-0.000001"),
+			"location.heading_deg", "must be a number in [0, 360)");
 }
 
 static void heading_as_string_is_rejected(void **state)
@@ -1175,8 +1181,8 @@ static void accuracy_as_boolean_is_rejected(void **state)
 
 static void null_optional_location_members_count_as_absent(void **state)
 {
-	proto_update_t u = decoded(
-		LOC("\"lat\":0,\"lng\":0,\"heading_deg\":null,\"speed_mps\":null,\"accuracy_m\":null"));
+	proto_update_t u = decoded(LOC(
+		"\"lat\":0,\"lng\":0,\"heading_deg\":null,\"speed_mps\":null,\"accuracy_m\":null"));
 
 	(void)state;
 	assert_false(u.location.has_heading || u.location.has_speed || u.location.has_accuracy);
@@ -1307,8 +1313,8 @@ static void courier_vehicle_of_33_bytes_is_rejected(void **state)
 
 	(void)state;
 	repeat(s, sizeof(s), "v", 33);
-	assert_rejected(fmt(json, sizeof(json), COURIER("\"vehicle\":\"%s\""), s), "courier.vehicle",
-			"must be 1 to 32 bytes long");
+	assert_rejected(fmt(json, sizeof(json), COURIER("\"vehicle\":\"%s\""), s),
+			"courier.vehicle", "must be 1 to 32 bytes long");
 }
 
 static void empty_courier_strings_are_rejected(void **state)
@@ -1316,7 +1322,8 @@ static void empty_courier_strings_are_rejected(void **state)
 	(void)state;
 	assert_rejected(COURIER("\"id\":\"\""), "courier.id", "must be 1 to 128 bytes long");
 	assert_rejected(COURIER("\"name\":\"\""), "courier.name", "must be 1 to 128 bytes long");
-	assert_rejected(COURIER("\"vehicle\":\"\""), "courier.vehicle", "must be 1 to 32 bytes long");
+	assert_rejected(COURIER("\"vehicle\":\"\""), "courier.vehicle",
+			"must be 1 to 32 bytes long");
 }
 
 static void courier_strings_of_wrong_type_are_rejected(void **state)
@@ -1338,8 +1345,8 @@ static void courier_name_with_control_character_is_rejected(void **state)
 
 static void courier_name_with_invalid_utf8_is_rejected(void **state)
 {
-	static const char *const bad[] = {"\xff", "a\xc3", "\xc0\xaf", "\xed\xa0\x80",
-					  "\xf4\x90\x80\x80", "\x80"};
+	static const char *const bad[] = {
+		"\xff", "a\xc3", "\xc0\xaf", "\xed\xa0\x80", "\xf4\x90\x80\x80", "\x80"};
 	char json[256];
 
 	(void)state;
@@ -1455,10 +1462,11 @@ static void minimal_update_encodes_with_absent_members_omitted(void **state)
 
 static void encoding_puts_members_in_canonical_order(void **state)
 {
-	proto_update_t u = decoded("{\"eta\":{\"dropoff\":9,\"pickup\":8},\"courier\":{\"vehicle\":"
-				   "\"car\",\"id\":\"c\"},\"status\":\"at_pickup\",\"location\":{"
-				   "\"accuracy_m\":1,\"lng\":2,\"lat\":3},\"ts\":4,\"provider\":\"p\","
-				   "\"order_id\":\"o\",\"v\":1}");
+	proto_update_t u =
+		decoded("{\"eta\":{\"dropoff\":9,\"pickup\":8},\"courier\":{\"vehicle\":"
+			"\"car\",\"id\":\"c\"},\"status\":\"at_pickup\",\"location\":{"
+			"\"accuracy_m\":1,\"lng\":2,\"lat\":3},\"ts\":4,\"provider\":\"p\","
+			"\"order_id\":\"o\",\"v\":1}");
 	char *json = proto_update_to_json(&u);
 
 	(void)state;
@@ -1552,7 +1560,8 @@ static void state_as_the_script_writes_it_decodes(void **state)
 	proto_error_t err;
 
 	(void)state;
-	assert_int_equal(proto_state_parse(SCRIPT_STATE, strlen(SCRIPT_STATE), &st, &err), PROTO_OK);
+	assert_int_equal(proto_state_parse(SCRIPT_STATE, strlen(SCRIPT_STATE), &st, &err),
+			 PROTO_OK);
 	assert_string_equal(st.order_id, "ord-8f3a2c");
 	assert_string_equal(st.provider, "uber_direct");
 	assert_int_equal(st.status, PROTO_STATUS_EN_ROUTE_TO_DROPOFF);
@@ -1611,8 +1620,8 @@ static void state_without_updated_at_is_rejected(void **state)
 static void state_with_status_but_no_status_ts_is_rejected(void **state)
 {
 	(void)state;
-	state_rejection("{\"order_id\":\"o\",\"status\":\"created\",\"updated_at\":5}", PROTO_EINVAL,
-			"status_ts");
+	state_rejection("{\"order_id\":\"o\",\"status\":\"created\",\"updated_at\":5}",
+			PROTO_EINVAL, "status_ts");
 }
 
 static void state_location_without_ts_is_rejected(void **state)
@@ -1625,8 +1634,8 @@ static void state_location_without_ts_is_rejected(void **state)
 static void state_eta_without_ts_is_rejected(void **state)
 {
 	(void)state;
-	state_rejection("{\"order_id\":\"o\",\"eta\":{\"pickup\":1},\"updated_at\":5}", PROTO_EINVAL,
-			"eta.ts");
+	state_rejection("{\"order_id\":\"o\",\"eta\":{\"pickup\":1},\"updated_at\":5}",
+			PROTO_EINVAL, "eta.ts");
 }
 
 static void state_with_unknown_status_is_rejected(void **state)
@@ -1645,7 +1654,7 @@ static void state_that_is_not_a_json_object_is_rejected_as_ejson(void **state)
 
 /* --- frames: snapshot ---------------------------------------------------- */
 
-#define SNAPSHOT_FRAME                                                                   \
+#define SNAPSHOT_FRAME                                                               \
 	"{\"type\":\"snapshot\",\"order_id\":\"ord-8f3a2c\",\"state\":" SCRIPT_STATE \
 	",\"cursor\":\"1795297140866-0\"}"
 
@@ -1841,7 +1850,10 @@ static void error_frame_replaces_invalid_utf8_with_u_fffd(void **state)
 	int n;
 
 	(void)state;
-	n = proto_frame_error(buf, sizeof(buf), "x", "a\xff" "b\xc0\xaf" "c\xe2\x82");
+	n = proto_frame_error(buf, sizeof(buf), "x",
+			      "a\xff"
+			      "b\xc0\xaf"
+			      "c\xe2\x82");
 	assert_int_equal(n, sizeof(want) - 1);
 	assert_memory_equal(buf, want, sizeof(want) - 1);
 }
@@ -1949,12 +1961,13 @@ static void every_truncation_of_an_update_frame_is_rejected(void **state)
 
 static void every_suffix_of_an_update_frame_is_rejected(void **state)
 {
+	static const char frame[] = FULL_FRAME;
 	proto_cursor_t c;
-	size_t len = strlen(FULL_FRAME);
+	size_t len = strlen(frame);
 
 	(void)state;
 	for (size_t skip = 1; skip < len; skip++)
-		assert_int_equal(frame_cursor(FULL_FRAME + skip, len - skip, &c), PROTO_EINVAL);
+		assert_int_equal(frame_cursor(&frame[skip], len - skip, &c), PROTO_EINVAL);
 }
 
 static void empty_frame_has_no_cursor(void **state)
@@ -1982,19 +1995,19 @@ static void lookalike_frames_have_no_cursor(void **state)
 {
 #define UPD "{\"type\":\"update\",\"order_id\":\"o\",\"update\":{}"
 	static const char *const lookalikes[] = {
-		UPD ",\"cursor\":\"1-2\"}\n",         /* trailing byte */
-		UPD ",\"cursor\":\"1-2\" }",          /* space before the brace */
-		UPD ",\"cursor\": \"1-2\"}",          /* space after the colon */
+		UPD ",\"cursor\":\"1-2\"}\n", /* trailing byte */
+		UPD ",\"cursor\":\"1-2\" }",  /* space before the brace */
+		UPD ",\"cursor\": \"1-2\"}",  /* space after the colon */
 		UPD " ,\"cursor\":\"1-2\"}x",
-		UPD "\"cursor\":\"1-2\"}",            /* no comma */
+		UPD "\"cursor\":\"1-2\"}", /* no comma */
 		UPD ",\"Cursor\":\"1-2\"}",
-		UPD ",\"cursor\":1-2}",               /* not a string */
+		UPD ",\"cursor\":1-2}", /* not a string */
 		UPD ",\"cursor\":\"1-2}",
-		UPD ",\"cursor\":\"12\"}",            /* no dash */
+		UPD ",\"cursor\":\"12\"}", /* no dash */
 		UPD ",\"cursor\":\"-2\"}",
 		UPD ",\"cursor\":\"1-\"}",
 		UPD ",\"cursor\":\"1--2\"}",
-		UPD ",\"cursor\":\"01-2\"}",          /* not canonical */
+		UPD ",\"cursor\":\"01-2\"}", /* not canonical */
 		UPD ",\"cursor\":\"18446744073709551616-0\"}",
 		UPD ",\"cursor\":\"1234567890123456789012345678901234567890-1\"}",
 		UPD ",\"cursor\":\"\"}",
@@ -2023,12 +2036,12 @@ static void frame_with_129_character_order_id_has_no_cursor(void **state)
 
 	(void)state;
 	repeat(id, sizeof(id), "a", 129);
-	fmt(f, sizeof(f), "{\"type\":\"update\",\"order_id\":\"%s\",\"update\":{},\"cursor\":\"1-2\"}",
-	    id);
+	fmt(f, sizeof(f),
+	    "{\"type\":\"update\",\"order_id\":\"%s\",\"update\":{},\"cursor\":\"1-2\"}", id);
 	assert_int_equal(frame_cursor(f, strlen(f), &c), PROTO_EINVAL);
 	repeat(id, sizeof(id), "a", 128);
-	fmt(f, sizeof(f), "{\"type\":\"update\",\"order_id\":\"%s\",\"update\":{},\"cursor\":\"1-2\"}",
-	    id);
+	fmt(f, sizeof(f),
+	    "{\"type\":\"update\",\"order_id\":\"%s\",\"update\":{},\"cursor\":\"1-2\"}", id);
 	assert_int_equal(frame_cursor(f, strlen(f), &c), PROTO_OK);
 }
 
@@ -2071,8 +2084,9 @@ static void channel_name_gives_its_order_id(void **state)
 
 static void other_names_are_not_order_channels(void **state)
 {
-	static const char *const names[] = {"trk:{}", "trk:{a}:state", "trk:{a/b}", "trk:{a}x",
-					    "trk:a", "foo", "", "trk:{", "TRK:{a}"};
+	static const char *const names[] = {"trk:{}",   "trk:{a}:state", "trk:{a/b}",
+					    "trk:{a}x", "trk:a",         "foo",
+					    "",         "trk:{",         "TRK:{a}"};
 	size_t len;
 
 	(void)state;
