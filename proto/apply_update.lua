@@ -114,12 +114,23 @@ if not (applied_loc or applied_status or applied_eta) then
   return {'stale'}
 end
 
-if type(u.courier) == 'table' then state.courier = u.courier end
-if type(u.provider) == 'string' then state.provider = u.provider end
+-- courier and provider follow the newest update that applied at all.
+if type(u.courier) == 'table' then
+  if type(state.courier_ts) ~= 'number' or ts >= state.courier_ts then
+    state.courier = u.courier
+    state.courier_ts = ts
+  else
+    stale_parts = stale_parts + 1
+    u.courier = nil
+  end
+end
+if type(u.provider) == 'string' and (type(state.updated_at) ~= 'number' or ts >= state.updated_at) then
+  state.provider = u.provider
+end
 if type(state.updated_at) ~= 'number' or ts > state.updated_at then state.updated_at = ts end
 
 -- The update as published: verbatim when every part applied, else only the
--- parts that did.
+-- parts that did (a courier older than the stored one counts as stale too).
 local update_json = ARGV[1]
 if stale_parts > 0 then
   if not applied_loc then u.location = nil end
@@ -158,7 +169,8 @@ local ttl = ttl_active
 if terminal[state.status] then ttl = ttl_terminal end
 redis.call('EXPIRE', KEYS[1], ttl)
 redis.call('EXPIRE', KEYS[2], ttl)
-if event_id then redis.call('EXPIRE', KEYS[3], ttl) end
+-- Always, so the set never outlives the state (EXPIRE of a missing key is a no-op).
+redis.call('EXPIRE', KEYS[3], ttl)
 
 redis.call('PUBLISH', base, frame)
 return {'applied', cursor}

@@ -138,7 +138,7 @@ int proto_cursor_cmp(const proto_cursor_t *a, const proto_cursor_t *b)
 #define MSG_REQUIRED "is required"
 #define MSG_STRING "must be a string"
 #define MSG_OBJECT "must be an object"
-#define MSG_INT_MS "must be an integer in [1, 9007199254740992] (ms since epoch)"
+#define MSG_INT_MS "must be an integer in [1, 99999999999999] (ms since epoch)"
 #define MSG_STATUS                                                                             \
 	"must be one of created, courier_assigned, en_route_to_pickup, at_pickup, picked_up, " \
 	"en_route_to_dropoff, at_dropoff, delivered, cancelled, returned, failed"
@@ -305,7 +305,7 @@ static int get_ms(const cJSON *obj, const char *path, bool required, int64_t *va
 		return fail(err, PROTO_EINVAL, path, MSG_INT_MS);
 	d = item->valuedouble;
 	/* The range check comes first so the cast below is defined. */
-	if (!(d >= 1.0 && d <= (double)PROTO_INT_MAX) || (double)(int64_t)d != d)
+	if (!(d >= 1.0 && d <= (double)PROTO_MS_MAX) || (double)(int64_t)d != d)
 		return fail(err, PROTO_EINVAL, path, MSG_INT_MS);
 	*val = (int64_t)d;
 	*found = true;

@@ -31,6 +31,13 @@
 /* Largest integer a JSON number carries exactly (2^53). */
 #define PROTO_INT_MAX 9007199254740992LL
 
+/*
+ * Largest millisecond time (ts, eta): 10^14 - 1, the year 5138.  Redis's Lua
+ * cjson prints numbers with at most 14 significant digits, so the script
+ * stores any larger time rounded; every accepted time survives it exactly.
+ */
+#define PROTO_MS_MAX 99999999999999LL
+
 enum {
 	PROTO_OK = 0,
 	PROTO_EJSON = -1,    /* not JSON, or not the expected JSON type */

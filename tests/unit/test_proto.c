@@ -57,7 +57,7 @@
 #define ST "\"status\":\"created\""
 #define REQ V "," OID "," PROV "," TS
 
-#define TWO_POW_53 "9007199254740992"
+#define MS_MAX "99999999999999"
 
 /* --- helpers ------------------------------------------------------------- */
 
@@ -122,7 +122,7 @@ static proto_update_t decoded(const char *json)
 	return u;
 }
 
-#define MSG_INT_MS "must be an integer in [1, 9007199254740992] (ms since epoch)"
+#define MSG_INT_MS "must be an integer in [1, 99999999999999] (ms since epoch)"
 #define MSG_STATUS                                                                             \
 	"must be one of created, courier_assigned, en_route_to_pickup, at_pickup, picked_up, " \
 	"en_route_to_dropoff, at_dropoff, delivered, cancelled, returned, failed"
@@ -907,19 +907,19 @@ static void update_with_ts_1_is_accepted(void **state)
 	assert_accepted("{" V "," OID "," PROV ",\"ts\":1," ST "}");
 }
 
-static void update_with_ts_2_pow_53_is_accepted(void **state)
+static void update_with_ts_at_the_largest_ms_time_is_accepted(void **state)
 {
-	proto_update_t u = decoded("{" V "," OID "," PROV ",\"ts\":" TWO_POW_53 "," ST "}");
+	proto_update_t u = decoded("{" V "," OID "," PROV ",\"ts\":" MS_MAX "," ST "}");
 
 	(void)state;
-	assert_true(u.ts == PROTO_INT_MAX);
+	assert_true(u.ts == PROTO_MS_MAX);
 }
 
-static void update_with_ts_above_2_pow_53_is_rejected(void **state)
+static void update_with_ts_above_the_largest_ms_time_is_rejected(void **state)
 {
 	(void)state;
-	/* 2^53 + 2: 2^53 + 1 is not a double and reads as 2^53. */
-	assert_rejected("{" V "," OID "," PROV ",\"ts\":9007199254740994," ST "}", "ts",
+	/* 10^14: one past the largest, which Redis's Lua cjson could not store exactly */
+	assert_rejected("{" V "," OID "," PROV ",\"ts\":100000000000000," ST "}", "ts",
 			MSG_INT_MS);
 	assert_rejected("{" V "," OID "," PROV ",\"ts\":1e300," ST "}", "ts", MSG_INT_MS);
 }
@@ -1412,16 +1412,16 @@ static void fractional_eta_dropoff_is_rejected(void **state)
 	assert_rejected(ETA("\"dropoff\":1700000600000.5"), "eta.dropoff", MSG_INT_MS);
 }
 
-static void eta_dropoff_of_2_pow_53_is_accepted(void **state)
+static void eta_dropoff_at_the_largest_ms_time_is_accepted(void **state)
 {
 	(void)state;
-	assert_accepted(ETA("\"dropoff\":" TWO_POW_53));
+	assert_accepted(ETA("\"dropoff\":" MS_MAX));
 }
 
-static void eta_dropoff_above_2_pow_53_is_rejected(void **state)
+static void eta_dropoff_above_the_largest_ms_time_is_rejected(void **state)
 {
 	(void)state;
-	assert_rejected(ETA("\"dropoff\":9007199254740994"), "eta.dropoff", MSG_INT_MS);
+	assert_rejected(ETA("\"dropoff\":100000000000000"), "eta.dropoff", MSG_INT_MS);
 }
 
 static void eta_dropoff_of_1_is_accepted(void **state)
@@ -2186,8 +2186,8 @@ int main(void)
 		cmocka_unit_test(update_with_ts_0_is_rejected),
 		cmocka_unit_test(update_with_negative_ts_is_rejected),
 		cmocka_unit_test(update_with_ts_1_is_accepted),
-		cmocka_unit_test(update_with_ts_2_pow_53_is_accepted),
-		cmocka_unit_test(update_with_ts_above_2_pow_53_is_rejected),
+		cmocka_unit_test(update_with_ts_at_the_largest_ms_time_is_accepted),
+		cmocka_unit_test(update_with_ts_above_the_largest_ms_time_is_rejected),
 		cmocka_unit_test(update_with_infinite_ts_is_rejected),
 		cmocka_unit_test(update_with_integral_ts_in_exponent_form_is_accepted),
 
@@ -2254,8 +2254,8 @@ int main(void)
 		cmocka_unit_test(eta_pickup_of_0_is_rejected),
 		cmocka_unit_test(eta_pickup_as_string_is_rejected),
 		cmocka_unit_test(fractional_eta_dropoff_is_rejected),
-		cmocka_unit_test(eta_dropoff_of_2_pow_53_is_accepted),
-		cmocka_unit_test(eta_dropoff_above_2_pow_53_is_rejected),
+		cmocka_unit_test(eta_dropoff_at_the_largest_ms_time_is_accepted),
+		cmocka_unit_test(eta_dropoff_above_the_largest_ms_time_is_rejected),
 		cmocka_unit_test(eta_dropoff_of_1_is_accepted),
 		cmocka_unit_test(negative_eta_dropoff_is_rejected),
 
