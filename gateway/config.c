@@ -1,5 +1,6 @@
 #include "config.h"
 
+#include <arpa/inet.h>
 #include <errno.h>
 #include <getopt.h>
 #include <limits.h>
@@ -56,7 +57,10 @@ void config_usage(void)
 		char left[64];
 
 		snprintf(left, sizeof(left), "--%s %s", config_settings[i].name, config_settings[i].arg);
-		printf("  %-22s %s\n", left, config_settings[i].help);
+		if (strlen(left) > 22)
+			printf("  %s\n  %-22s %s\n", left, "", config_settings[i].help);
+		else
+			printf("  %-22s %s\n", left, config_settings[i].help);
 	}
 	printf("  --help                 print this and exit\n"
 	       "  --version              print the version and exit\n"
@@ -133,6 +137,14 @@ int config_parse_listen(const char *value, char *host, size_t host_len, int *por
 	return 0;
 }
 
+/* lws binds an interface name or a numeric address; names are not resolved. */
+static int config_numeric_host(const char *host)
+{
+	unsigned char buf[sizeof(struct in6_addr)];
+
+	return !host[0] || inet_pton(AF_INET, host, buf) == 1 || inet_pton(AF_INET6, host, buf) == 1;
+}
+
 int config_parse_redis(const char *value, config_t *cfg)
 {
 	if (strncmp(value, "unix://", 7) == 0) {
@@ -204,6 +216,8 @@ int config_set(config_t *cfg, const char *name, const char *value, const char *o
 		if (config_parse_listen(value, cfg->listen_host, sizeof(cfg->listen_host),
 					&cfg->listen_port))
 			why = "expected HOST:PORT with a port in 1..65535";
+		else if (!config_numeric_host(cfg->listen_host))
+			why = "expected a numeric address (127.0.0.1, ::1, 0.0.0.0 or *), not a name";
 	} else if (!strcmp(s->name, "redis")) {
 		if (config_parse_redis(value, cfg))
 			why = "expected redis://HOST[:PORT] or unix:///ABSOLUTE/PATH";

@@ -77,7 +77,8 @@ int gateway_start(gateway_t *g, uv_loop_t *loop, const config_t *cfg)
 	info.keepalive_timeout = 5;
 	info.retry_and_idle_policy = &retry;
 	g->vhost = lws_create_vhost(g->lws, &info);
-	if (!g->vhost) {
+	/* lws may create a vhost that did not bind: check it really listens. */
+	if (!g->vhost || lws_get_vhost_listen_port(g->vhost) != cfg->listen_port) {
 		log_event(LOG_ERROR, "listen_failed", "addr=%s:%d", cfg->listen_host[0] ?
 			  cfg->listen_host : "*", cfg->listen_port);
 		return -1;
@@ -88,11 +89,14 @@ int gateway_start(gateway_t *g, uv_loop_t *loop, const config_t *cfg)
 		log_event(LOG_ERROR, "broker_failed", "%s", "");
 		return -1;
 	}
-	log_event(LOG_INFO, "listening", "addr=%s:%d redis=%s%s%s", cfg->listen_host[0] ?
-		  cfg->listen_host : "*", cfg->listen_port,
-		  cfg->redis_unix[0] ? "unix://" : "redis://",
-		  cfg->redis_unix[0] ? cfg->redis_unix : cfg->redis_host,
-		  cfg->redis_unix[0] ? "" : "");
+	if (cfg->redis_unix[0])
+		log_event(LOG_INFO, "listening", "addr=%s:%d redis=unix://%s",
+			  cfg->listen_host[0] ? cfg->listen_host : "*", cfg->listen_port,
+			  cfg->redis_unix);
+	else
+		log_event(LOG_INFO, "listening", "addr=%s:%d redis=redis://%s:%d",
+			  cfg->listen_host[0] ? cfg->listen_host : "*", cfg->listen_port,
+			  cfg->redis_host, cfg->redis_port);
 	return 0;
 }
 

@@ -106,7 +106,7 @@ static int watch_callback(struct lws *wsi, enum lws_callback_reasons reason, voi
 		break;
 	}
 	case LWS_CALLBACK_CLIENT_CLOSED:
-		if (!wt->close_code && !wt->done) {
+		if (!wt->close_code && !wt->done && !watch_interrupted) {
 			fprintf(stderr, "trackgate-watch: connection lost\n");
 			wt->status = 1;
 		}
