@@ -586,6 +586,7 @@ static void broker_conn_up(broker_conn_t *c)
 		b->sha[0] = '\0';
 		redisAsyncCommand(c->ac, broker_script_load_cb, b, "SCRIPT LOAD %b",
 				  proto_script_apply_update, proto_script_apply_update_len);
+		hub_commands_up(b->hub);
 	} else {
 		hub_redis_up(b->hub);
 	}

@@ -39,9 +39,16 @@ hub_order_t *hub_find(hub_t *hub, const char *id, size_t len)
 /* Asks for w's snapshot, or drops w when the request cannot be sent. */
 static void hub_request_snapshot(hub_t *hub, watcher_t *w)
 {
+	int rc;
+
 	w->snapshot_wanted = 0;
-	if (hub->ops->snapshot(hub->ctx, w) != 0)
+	rc = hub->ops->snapshot(hub->ctx, w);
+	if (rc == HUB_AGAIN)
+		return; /* hub_commands_up() asks again */
+	if (rc != 0) {
+		w->state = WATCHER_CLOSING;
 		hub->ops->drop(hub->ctx, w, 1013, "state store unavailable, try again later");
+	}
 }
 
 static void hub_subscribe(hub_t *hub, hub_order_t *o)
@@ -190,6 +197,17 @@ void hub_message(hub_t *hub, const char *id, size_t len, const char *payload, si
 	for (w = o->watchers; w; w = w->next) {
 		if (w->state == WATCHER_CLOSING)
 			continue;
+		if (w->state == WATCHER_LIVE && (w->floor.ms || w->floor.seq)) {
+			/*
+			 * The snapshot came on the command connection and may have
+			 * overtaken frames it already holds on the subscriber: skip
+			 * those.  Frames arrive in cursor order, so the first newer
+			 * one ends the check.
+			 */
+			if (proto_cursor_cmp(&f->cursor, &w->floor) <= 0)
+				continue;
+			w->floor = (proto_cursor_t){0, 0};
+		}
 		if (outq_push(&w->q, f, hub->outq_limit) != OUTQ_OK) {
 			w->state = WATCHER_CLOSING;
 			hub->stats.dropped++;
@@ -231,8 +249,29 @@ void hub_snapshot(hub_t *hub, watcher_t *w, frame_t *snap)
 		return;
 	}
 	w->state = WATCHER_LIVE;
+	w->floor = snap->cursor;
 	hub->stats.frames_out++;
 	hub->ops->wake(hub->ctx, w);
+}
+
+void hub_snapshot_lost(hub_t *hub, watcher_t *w)
+{
+	w->snapshot_req = NULL;
+	w->snapshot_wanted = 0;
+}
+
+void hub_commands_up(hub_t *hub)
+{
+	hub_order_t *o, *tmp;
+	watcher_t *w;
+
+	HASH_ITER(hh, hub->orders, o, tmp) {
+		if (o->sub != HUB_SUB_ACTIVE)
+			continue; /* hub_subscribed() asks when the subscription is back */
+		for (w = o->watchers; w; w = w->next)
+			if (w->state == WATCHER_JOINING && !w->snapshot_req)
+				hub_request_snapshot(hub, w);
+	}
 }
 
 void hub_redis_down(hub_t *hub)

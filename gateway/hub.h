@@ -50,6 +50,7 @@ typedef struct watcher {
 	void *conn;              /* the transport's handle (struct lws *) */
 	void *snapshot_req;      /* the in-flight snapshot request, owned by the broker */
 	outq_t q;
+	proto_cursor_t floor;    /* once live: drop update frames at or below it (0-0 = none) */
 	uint8_t state;           /* watcher_state_t */
 	uint8_t snapshot_wanted; /* ask for a snapshot once subscribed */
 } watcher_t;
@@ -63,12 +64,18 @@ typedef struct hub_order {
 	char id[PROTO_ORDER_ID_MAX + 1];
 } hub_order_t;
 
+#define HUB_AGAIN 1
+
 typedef struct hub_ops {
 	/* Sends SUBSCRIBE trk:{ID}; nonzero when it could not be sent. */
 	int (*subscribe)(void *ctx, hub_order_t *order);
 	/* Sends UNSUBSCRIBE trk:{ID}; nonzero when it could not be sent. */
 	int (*unsubscribe)(void *ctx, hub_order_t *order);
-	/* Asks for w's snapshot; the answer comes back as hub_snapshot(). */
+	/*
+	 * Asks for w's snapshot; the answer comes back as hub_snapshot().
+	 * HUB_AGAIN: the command connection is down, ask again on
+	 * hub_commands_up(); negative: failed for good.
+	 */
 	int (*snapshot)(void *ctx, watcher_t *w);
 	/* w has frames to write. */
 	void (*wake)(void *ctx, watcher_t *w);
@@ -116,8 +123,14 @@ void hub_message(hub_t *hub, const char *id, size_t len, const char *payload, si
  */
 void hub_snapshot(hub_t *hub, watcher_t *w, frame_t *snap);
 
+/* w's snapshot request was lost with the command connection: ask again once it is back. */
+void hub_snapshot_lost(hub_t *hub, watcher_t *w);
+
 /* The subscriber connection went down / came back: resubscribe every order. */
 void hub_redis_down(hub_t *hub);
 void hub_redis_up(hub_t *hub);
+
+/* The command connection is (back) up: ask for the snapshots that waited for it. */
+void hub_commands_up(hub_t *hub);
 
 #endif

@@ -73,6 +73,11 @@ static void server_snapshot_done(void *arg, int rc, const char *state, size_t st
 	frame_t *f = NULL;
 	int len;
 
+	if (rc == BROKER_ELOST) {
+		/* The command connection went down: ask again when it is back. */
+		hub_snapshot_lost(&g->hub, w);
+		return;
+	}
 	if (rc != BROKER_OK)
 		goto done;
 	/* A reply from Redis is outside input too: check it before a browser sees it. */
@@ -113,7 +118,7 @@ static int server_hub_snapshot(void *ctx, watcher_t *w)
 	rc = broker_snapshot(g->broker, w->order->id, server_snapshot_done, w, &req);
 	if (rc == BROKER_OK)
 		w->snapshot_req = req;
-	return rc;
+	return rc == BROKER_EDOWN ? HUB_AGAIN : rc;
 }
 
 static void server_hub_wake(void *ctx, watcher_t *w)

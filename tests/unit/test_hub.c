@@ -3,6 +3,7 @@
 #include <stdarg.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -20,6 +21,7 @@ typedef struct fake {
 	int last_drop_code;
 	int fail_subscribe;
 	int fail_snapshot;
+	int snapshot_again; /* the command connection is down */
 	char last_sub[PROTO_ORDER_ID_MAX + 1];
 	char last_unsub[PROTO_ORDER_ID_MAX + 1];
 } fake_t;
@@ -49,6 +51,8 @@ static int fake_snapshot(void *ctx, watcher_t *w)
 	f->snapshots++;
 	if (f->fail_snapshot)
 		return -1;
+	if (f->snapshot_again)
+		return HUB_AGAIN;
 	w->snapshot_req = (void *)1; /* any non-NULL handle */
 	return 0;
 }
@@ -263,14 +267,19 @@ static void watcher_past_its_byte_bound_is_dropped_with_4408(void **state)
 {
 	fixture_t *fx = *state;
 	char big[3000];
+	int n;
 
-	memset(big, ' ', sizeof(big));
+	/* a 3000-byte update frame: padding inside the update, the cursor at the end */
+	n = snprintf(big, sizeof(big), "{\"type\":\"update\",\"order_id\":\"A\",\"update\":{\"p\":\"");
+	memset(big + n, 'x', sizeof(big) - (size_t)n);
+	memcpy(big + sizeof(big) - 18, "\"},\"cursor\":\"2-0\"}", 18);
 	join(fx, 0, "A");
 	join(fx, 1, "A");
 	make_live(fx, "A", 2, 1, 0);
 	hub_message(&fx->hub, "A", 1, big, sizeof(big));
 	assert_int_equal(fx->fake.drops, 0);
 	outq_clear(&fx->w[1].q); /* watcher 1 keeps up */
+	memcpy(big + sizeof(big) - 18, "\"},\"cursor\":\"3-0\"}", 18);
 	hub_message(&fx->hub, "A", 1, big, sizeof(big));
 	assert_int_equal(fx->fake.drops, 1);
 	assert_int_equal(fx->fake.last_drop_code, 4408);
@@ -319,6 +328,51 @@ static void invalid_order_id_is_refused(void **state)
 	assert_int_equal(fx->hub.n_orders, 0);
 }
 
+static void update_frames_the_snapshot_holds_are_skipped_after_it(void **state)
+{
+	fixture_t *fx = *state;
+
+	join(fx, 0, "A");
+	/* the snapshot (cursor 100-0) overtook the frame of 100-0 on the other connection */
+	make_live(fx, "A", 1, 100, 0);
+	hub_message(&fx->hub, "A", 1, update_a, sizeof(update_a) - 1); /* 100-0: held already */
+	assert_int_equal(fx->w[0].q.count, 1);                         /* the snapshot alone */
+	hub_message(&fx->hub, "A", 1, update_b, sizeof(update_b) - 1); /* 100-1: new */
+	assert_int_equal(fx->w[0].q.count, 2);
+	/* the check ends with the first newer frame */
+	assert_int_equal(fx->w[0].floor.ms, 0);
+}
+
+static void snapshot_waits_while_the_command_connection_is_down(void **state)
+{
+	fixture_t *fx = *state;
+
+	fx->fake.snapshot_again = 1;
+	join(fx, 0, "A");
+	hub_subscribed(&fx->hub, "A", 1);
+	assert_int_equal(fx->fake.snapshots, 1);
+	assert_int_equal(fx->fake.drops, 0);
+	assert_int_equal(fx->w[0].state, WATCHER_JOINING);
+	fx->fake.snapshot_again = 0;
+	hub_commands_up(&fx->hub);
+	assert_int_equal(fx->fake.snapshots, 2);
+	assert_non_null(fx->w[0].snapshot_req);
+	assert_int_equal(fx->fake.drops, 0);
+}
+
+static void snapshot_lost_with_the_connection_is_asked_again(void **state)
+{
+	fixture_t *fx = *state;
+
+	join(fx, 0, "A");
+	hub_subscribed(&fx->hub, "A", 1);
+	hub_snapshot_lost(&fx->hub, &fx->w[0]);
+	assert_null(fx->w[0].snapshot_req);
+	hub_commands_up(&fx->hub);
+	assert_int_equal(fx->fake.snapshots, 2);
+	assert_int_equal(fx->fake.drops, 0);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -342,6 +396,12 @@ int main(void)
 		cmocka_unit_test_setup_teardown(redis_loss_resubscribes_and_resyncs_every_watcher, setup,
 						teardown),
 		cmocka_unit_test_setup_teardown(invalid_order_id_is_refused, setup, teardown),
+		cmocka_unit_test_setup_teardown(update_frames_the_snapshot_holds_are_skipped_after_it,
+						setup, teardown),
+		cmocka_unit_test_setup_teardown(snapshot_waits_while_the_command_connection_is_down,
+						setup, teardown),
+		cmocka_unit_test_setup_teardown(snapshot_lost_with_the_connection_is_asked_again, setup,
+						teardown),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);

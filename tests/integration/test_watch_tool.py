@@ -1,0 +1,113 @@
+#!/usr/bin/python3
+"""integration.watch_tool: trackgate-watch prints the frames and exits 0.
+
+`trackgate-watch --server 127.0.0.1:PORT --count 2 ORDER` prints the snapshot
+line, then (after one update is posted while it runs) the update line, and
+exits 0.  Each line is one JSON frame, byte for byte what the daemon sent.
+Also: --count 1 on an order with state prints a snapshot holding that state,
+and a server shutting down (1001) ends it with status 0.
+"""
+import json
+import os
+import queue
+import signal
+import subprocess
+import sys
+import threading
+
+sys.dont_write_bytecode = True
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+import harness as h  # noqa: E402
+
+
+class Tool:
+    def __init__(self, env, *args):
+        h.check(env.args.watch, "--watch PATH (trackgate-watch) is required")
+        self.argv = [env.args.watch, "--server", f"127.0.0.1:{env.port}", "--timeout", "20"] + \
+            [str(a) for a in args]
+        self.p = subprocess.Popen(self.argv, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
+                                  stderr=subprocess.PIPE,
+                                  preexec_fn=h._child_preexec(os.getpid()))
+        h._children.append(self.p)
+        self.lines = queue.Queue()
+        self.stdout = []
+        threading.Thread(target=self._read, daemon=True).start()
+
+    def _read(self):
+        for line in self.p.stdout:
+            self.stdout.append(line)
+            self.lines.put(line)
+        self.lines.put(None)
+
+    def line(self, timeout=5.0):
+        try:
+            line = self.lines.get(timeout=timeout)
+        except queue.Empty:
+            raise h.TestFailure(f"{' '.join(self.argv)}: no output line within {timeout} s")
+        h.check(line is not None, f"{' '.join(self.argv)}: stdout ended early "
+                f"(status {self.p.poll()}, stderr {self.stderr()!r})")
+        try:
+            return json.loads(line)
+        except ValueError:
+            raise h.TestFailure(f"trackgate-watch printed a line that is not JSON: {line!r}")
+
+    def wait(self, timeout=10.0):
+        try:
+            rc = self.p.wait(timeout)
+        except subprocess.TimeoutExpired:
+            self.p.kill()
+            raise h.TestFailure(f"{' '.join(self.argv)} did not exit within {timeout} s")
+        return rc
+
+    def stderr(self):
+        return self.p.stderr.read().decode("utf-8", "replace") if self.p.poll() is not None else ""
+
+
+def test(env):
+    oid = f"tool-{os.getpid()}"
+    base = h.now_ms() - 60_000
+
+    # --count 2: the snapshot (of a new order), then the update posted meanwhile.
+    t = Tool(env, "--count", "2", oid)
+    snap = t.line()
+    h.check_eq(snap, {"type": "snapshot", "order_id": oid, "state": None, "cursor": None},
+               "the first line")
+    u = h.update(oid, base, lat=59.33, lng=18.07, status="courier_assigned")
+    cursor = env.apply(u)
+    upd = t.line()
+    h.check_eq(upd, {"type": "update", "order_id": oid, "update": u, "cursor": cursor},
+               "the second line")
+    rc = t.wait()
+    h.check_eq(rc, 0, f"trackgate-watch --count 2 exit status (stderr {t.stderr()!r})")
+    h.check_eq(len(t.stdout), 2, f"trackgate-watch printed {len(t.stdout)} lines: {t.stdout!r}")
+
+    # --count 1 on an order with state: the snapshot carries it.
+    t = Tool(env, "--count", "1", oid)
+    snap = t.line()
+    h.check_eq((snap["type"], snap["cursor"]), ("snapshot", cursor), "snapshot of a known order")
+    h.check_eq((snap["state"]["status"], snap["state"]["location"]["lat"]),
+               ("courier_assigned", 59.33), "state in the tool's snapshot")
+    h.check_eq(t.wait(), 0, "trackgate-watch --count 1 exit status")
+
+    # The subscription is released once the tool has gone.
+    h.wait_until(lambda: env.redis.numsub(f"trk:{{{oid}}}") == 0, 3.0,
+                 what="no subscriber after the tool exited")
+
+    # A tool still watching when the server shuts down ends with 0 (1001 is normal).
+    t = Tool(env, oid)
+    t.line()
+    env.daemon.terminated = True
+    env.daemon.proc.send_signal(signal.SIGTERM)
+    rc = t.wait()
+    err = t.stderr()
+    h.check_eq(rc, 0, f"trackgate-watch after the server closed with 1001 (stderr {err!r})")
+    h.check("1001" in err, f"trackgate-watch should report the 1001 close: {err!r}")
+    try:
+        drc = env.daemon.proc.wait(h.SHUTDOWN_TIMEOUT)
+    except subprocess.TimeoutExpired:
+        raise h.TestFailure("trackgated did not exit after SIGTERM")
+    h.check_eq(drc, 0, "trackgated exit status after SIGTERM")
+
+
+if __name__ == "__main__":
+    h.main(test)
