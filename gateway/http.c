@@ -40,8 +40,11 @@ int http_reply(struct lws *wsi, unsigned status, const char *content_type, const
 		goto out;
 	if (lws_finalize_http_header(wsi, &p, end))
 		goto out;
-	memcpy(p, body, len);
-	p += len;
+	/* HEAD gets the headers GET would, Content-Length included, and no body. */
+	if (!lws_hdr_total_length(wsi, WSI_TOKEN_HEAD_URI)) {
+		memcpy(p, body, len);
+		p += len;
+	}
 	n = (int)(p - start);
 	if (lws_write(wsi, start, (size_t)n, LWS_WRITE_HTTP) != n)
 		goto out;

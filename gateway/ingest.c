@@ -207,6 +207,7 @@ bool ingest_finish(ingest_t *in)
 		in->g->stats.ingest_unavailable++;
 		ingest_set_error(in, 503, "redis_unavailable",
 				 "the state store is unreachable; retry later");
+		log_event(LOG_WARN, "ingest", "status=503 error=redis_unavailable");
 		goto out;
 	}
 	root = cJSON_ParseWithLength(in->body, in->body_len);

@@ -388,15 +388,15 @@ static int server_http(gateway_t *g, struct lws *wsi, session_t *s, const char *
 
 	s->kind = SESSION_HTTP;
 	if (!strcmp(path, "/healthz")) {
-		if (m != METHOD_GET)
-			return server_error(g, wsi, 405, "method_not_allowed", "use GET", true, "GET");
+		if (m != METHOD_GET && m != METHOD_HEAD)
+			return server_error(g, wsi, 405, "method_not_allowed", "use GET", true, "GET, HEAD");
 		if (g->stopping)
 			return server_error(g, wsi, 503, "shutting_down", "draining", false, NULL);
 		return server_reply_json(g, wsi, 200, "{\"status\":\"ok\"}");
 	}
 	if (!strcmp(path, "/readyz")) {
-		if (m != METHOD_GET)
-			return server_error(g, wsi, 405, "method_not_allowed", "use GET", true, "GET");
+		if (m != METHOD_GET && m != METHOD_HEAD)
+			return server_error(g, wsi, 405, "method_not_allowed", "use GET", true, "GET, HEAD");
 		if (g->stopping)
 			return server_error(g, wsi, 503, "shutting_down", "draining", false, NULL);
 		if (!broker_ready(g->broker))

@@ -174,6 +174,13 @@ async def test(env):
     expect("empty order id over HTTP", env.http("GET", "/v1/track/"), 400, "invalid_order_id")
     r = env.http("POST", "/healthz", b"", {"Content-Type": JSON_CT})
     expect("POST /healthz", r, 405, "method_not_allowed")
+    # HEAD gets GET's status and headers and no body (it used to be a 405 with a body,
+    # which a keep-alive client would read as the start of its next response).
+    raw = h.raw_exchange(port, b"HEAD /healthz HTTP/1.1\r\nHost: t\r\nConnection: close\r\n\r\n",
+                         timeout=2.0)
+    head, _, rest = raw.partition(b"\r\n\r\n")
+    ok(head.startswith(b"HTTP/1.1 200"), f"HEAD /healthz: {head[:40]!r}, want 200")
+    ok(rest == b"", f"HEAD /healthz carried a body: {rest[:80]!r}")
 
     # -- websockets ------------------------------------------------------------------
     for path, code, error in [("/v1/track/bad!id", 4400, "invalid_order_id"),
