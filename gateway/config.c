@@ -4,6 +4,7 @@
 #include <errno.h>
 #include <getopt.h>
 #include <limits.h>
+#include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -14,30 +15,71 @@
 #define TRACKGATE_VERSION "dev"
 #endif
 
-/* One row per setting: the single table behind --help, the parser and the file. */
+/*
+ * One row per setting: the single table behind --help, the file and the
+ * command line.  Numeric settings carry their range and where they go, so
+ * they need no code of their own.
+ */
+typedef enum config_kind {
+	CONFIG_SPECIAL = 0, /* parsed by its own branch in config_set() */
+	CONFIG_UINT,        /* unsigned, stored at offset */
+	CONFIG_SIZE,        /* size_t, stored at offset */
+} config_kind_t;
+
 typedef struct config_setting {
 	const char *name;
 	const char *arg;
 	const char *help;
+	config_kind_t kind;
+	size_t offset;
+	unsigned long long min, max;
 } config_setting_t;
+
+#define NUM(kind, field, lo, hi) kind, offsetof(config_t, field), lo, hi
 
 static const config_setting_t config_settings[] = {
 	{"listen", "HOST:PORT", "address to serve HTTP and websockets on (default 127.0.0.1:8080;\n"
-				"                         *:PORT or 0.0.0.0:PORT for all addresses)"},
-	{"redis", "URL", "redis://HOST:PORT or unix:///PATH (default redis://127.0.0.1:6379)"},
+				"                         *:PORT or 0.0.0.0:PORT for all addresses)", CONFIG_SPECIAL, 0, 0, 0},
+	{"redis", "URL", "redis://HOST:PORT or unix:///PATH (default redis://127.0.0.1:6379)",
+	 CONFIG_SPECIAL, 0, 0, 0},
 	{"ingest-key-file", "PATH", "file of bearer keys for POST /v1/updates, one per line, each\n"
-				    "                         16..256 printable bytes; '#' starts a comment (required)"},
-	{"log-level", "LEVEL", "error, warn, info or debug (default info)"},
-	{"body-limit", "BYTES", "largest accepted POST body (default 65536)"},
+				    "                         16..256 printable bytes; '#' starts a comment (required)",
+	 CONFIG_SPECIAL, 0, 0, 0},
+	{"log-level", "LEVEL", "error, warn, info or debug (default info)", CONFIG_SPECIAL, 0, 0, 0},
+	{"workers", "N", "processes sharing the listening port (SO_REUSEPORT), each with its\n"
+			 "                         own loop and Redis connections; 1 = no parent (default 1)",
+	 NUM(CONFIG_UINT, workers, 1, 64)},
+	{"body-limit", "BYTES", "largest accepted POST body (default 65536)",
+	 NUM(CONFIG_SIZE, body_limit, 1024, 16u << 20)},
 	{"outq-limit", "BYTES", "bytes queued for one watcher before it is closed with 4408\n"
-				"                         (default 262144)"},
-	{"ttl-active", "SECONDS", "lifetime of an order's Redis keys while active (default 86400)"},
-	{"ttl-terminal", "SECONDS", "lifetime after delivered/cancelled/returned/failed (default 3600)"},
-	{"log-maxlen", "N", "update frames kept per order for resuming (default 1000)"},
-	{"redis-timeout", "MS", "Redis connect timeout in milliseconds (default 2000)"},
-	{"max-connections", "N", "sockets served at once; more are refused (default 18000)"},
+				"                         (default 262144)",
+	 NUM(CONFIG_SIZE, outq_limit, 4096, 64u << 20)},
+	{"slow-timeout", "SECONDS", "a watcher whose queue has not drained for this long is closed\n"
+				    "                         with 4408 (default 30)",
+	 NUM(CONFIG_UINT, slow_timeout_s, 1, 3600)},
+	{"ttl-active", "SECONDS", "lifetime of an order's Redis keys while active (default 86400)",
+	 NUM(CONFIG_UINT, ttl_active, 60, 30u * 86400)},
+	{"ttl-terminal", "SECONDS", "lifetime after delivered/cancelled/returned/failed (default 3600)",
+	 NUM(CONFIG_UINT, ttl_terminal, 1, 30u * 86400)},
+	{"log-maxlen", "N", "update frames kept per order for resuming (default 1000)",
+	 NUM(CONFIG_UINT, log_maxlen, 1, 100000)},
+	{"redis-timeout", "MS", "Redis connect timeout in milliseconds (default 2000)",
+	 NUM(CONFIG_UINT, redis_timeout_ms, 10, 60000)},
+	{"max-connections", "N", "sockets one process serves at once; more get 503 or close\n"
+				 "                         1013 (default 18000)",
+	 NUM(CONFIG_UINT, max_connections, 1, 1000000)},
+	{"max-per-client", "N", "websockets one client address may hold (default 200)",
+	 NUM(CONFIG_UINT, max_per_client, 1, 1000000)},
+	{"ping-interval", "SECONDS", "ping a websocket idle this long (default 30)",
+	 NUM(CONFIG_UINT, ping_interval_s, 1, 3600)},
+	{"pong-timeout", "SECONDS", "close a websocket silent this long after a ping (default 30)",
+	 NUM(CONFIG_UINT, pong_timeout_s, 1, 3600)},
+	{"http-timeout", "SECONDS", "time allowed for a request's headers and body, and for an\n"
+				    "                         idle keep-alive connection (default 10)",
+	 NUM(CONFIG_UINT, http_timeout_s, 1, 3600)},
 	{"drain-timeout", "SECONDS", "longest wait on SIGTERM for watchers to close and ingest\n"
-				     "                         requests to finish (default 10)"},
+				     "                         requests to finish (default 10)",
+	 NUM(CONFIG_UINT, drain_timeout_s, 1, 3600)},
 };
 
 #define CONFIG_N_SETTINGS (sizeof(config_settings) / sizeof(config_settings[0]))
@@ -84,6 +126,12 @@ void config_defaults(config_t *cfg)
 	cfg->redis_timeout_ms = 2000;
 	cfg->max_connections = 18000;
 	cfg->drain_timeout_s = 10;
+	cfg->workers = 1;
+	cfg->slow_timeout_s = 30;
+	cfg->max_per_client = 200;
+	cfg->ping_interval_s = 30;
+	cfg->pong_timeout_s = 30;
+	cfg->http_timeout_s = 10;
 }
 
 static int config_parse_uint(const char *value, unsigned long long min, unsigned long long max,
@@ -229,46 +277,18 @@ int config_set(config_t *cfg, const char *name, const char *value, const char *o
 	} else if (!strcmp(s->name, "log-level")) {
 		if (log_level_parse(value, &cfg->log_level))
 			why = "expected error, warn, info or debug";
-	} else if (!strcmp(s->name, "body-limit")) {
-		if (config_parse_uint(value, 1024, 16u << 20, &v))
-			why = "expected a byte count in 1024..16777216";
-		else
-			cfg->body_limit = (size_t)v;
-	} else if (!strcmp(s->name, "outq-limit")) {
-		if (config_parse_uint(value, 4096, 64u << 20, &v))
-			why = "expected a byte count in 4096..67108864";
-		else
-			cfg->outq_limit = (size_t)v;
-	} else if (!strcmp(s->name, "ttl-active")) {
-		if (config_parse_uint(value, 60, 30u * 86400, &v))
-			why = "expected seconds in 60..2592000";
-		else
-			cfg->ttl_active = (unsigned)v;
-	} else if (!strcmp(s->name, "ttl-terminal")) {
-		if (config_parse_uint(value, 1, 30u * 86400, &v))
-			why = "expected seconds in 1..2592000";
-		else
-			cfg->ttl_terminal = (unsigned)v;
-	} else if (!strcmp(s->name, "log-maxlen")) {
-		if (config_parse_uint(value, 1, 100000, &v))
-			why = "expected a count in 1..100000";
-		else
-			cfg->log_maxlen = (unsigned)v;
-	} else if (!strcmp(s->name, "redis-timeout")) {
-		if (config_parse_uint(value, 10, 60000, &v))
-			why = "expected milliseconds in 10..60000";
-		else
-			cfg->redis_timeout_ms = (unsigned)v;
-	} else if (!strcmp(s->name, "drain-timeout")) {
-		if (config_parse_uint(value, 1, 3600, &v))
-			why = "expected seconds in 1..3600";
-		else
-			cfg->drain_timeout_s = (unsigned)v;
-	} else if (!strcmp(s->name, "max-connections")) {
-		if (config_parse_uint(value, 1, 1000000, &v))
-			why = "expected a count in 1..1000000";
-		else
-			cfg->max_connections = (unsigned)v;
+	} else if (s->kind != CONFIG_SPECIAL) {
+		static char range[80];
+
+		if (config_parse_uint(value, s->min, s->max, &v)) {
+			snprintf(range, sizeof(range), "expected a whole number in %llu..%llu", s->min,
+				 s->max);
+			why = range;
+		} else if (s->kind == CONFIG_UINT) {
+			*(unsigned *)((char *)cfg + s->offset) = (unsigned)v;
+		} else {
+			*(size_t *)((char *)cfg + s->offset) = (size_t)v;
+		}
 	}
 	if (why) {
 		/* The value of a setting is never a secret (keys live in files). */

@@ -42,6 +42,12 @@ typedef struct config {
 	unsigned redis_timeout_ms; /* connect timeout of each Redis connection */
 	unsigned max_connections; /* sockets this process serves at once */
 	unsigned drain_timeout_s; /* longest graceful stop */
+	unsigned workers;         /* processes sharing the port; 1 = this process serves */
+	unsigned slow_timeout_s;  /* longest a watcher's queue may stay undrained */
+	unsigned max_per_client;  /* websockets per client address */
+	unsigned ping_interval_s; /* ping a websocket idle this long */
+	unsigned pong_timeout_s;  /* then close it when nothing came back in this long */
+	unsigned http_timeout_s;  /* headers + body of a request; idle keep-alive */
 
 	/* loaded from ingest_key_file; secret, never logged */
 	char ingest_keys[CONFIG_INGEST_KEYS_MAX][CONFIG_INGEST_KEY_MAX + 1];

@@ -30,16 +30,15 @@ static void gateway_drain_cb(uv_timer_t *t)
 int gateway_start(gateway_t *g, uv_loop_t *loop, const config_t *cfg)
 {
 	struct lws_context_creation_info info;
-	static const lws_retry_bo_t retry = {
-		.secs_since_valid_ping = 30,  /* ping a websocket idle for 30 s */
-		.secs_since_valid_hangup = 70, /* and hang up when nothing came back in 70 s */
-	};
 	void *foreign_loops[1] = {loop};
 
 	memset(g, 0, sizeof(*g));
 	g->loop = loop;
 	g->cfg = cfg;
 	hub_init(&g->hub, &server_hub_ops, g, cfg->outq_limit);
+	/* lws pings a websocket idle for ping-interval and hangs up pong-timeout later. */
+	g->retry.secs_since_valid_ping = (uint16_t)cfg->ping_interval_s;
+	g->retry.secs_since_valid_hangup = (uint16_t)(cfg->ping_interval_s + cfg->pong_timeout_s);
 
 	uv_signal_init(loop, &g->sigint);
 	uv_signal_init(loop, &g->sigterm);
@@ -57,10 +56,10 @@ int gateway_start(gateway_t *g, uv_loop_t *loop, const config_t *cfg)
 	info.pcontext = &g->lws;
 	info.user = g;
 	info.port = CONTEXT_PORT_NO_LISTEN;
-	info.timeout_secs = 10;
+	info.timeout_secs = cfg->http_timeout_s; /* headers, body, handshakes */
 	info.max_http_header_data = 4096;
 	info.pt_serv_buf_size = 16384;
-	info.retry_and_idle_policy = &retry;
+	info.retry_and_idle_policy = &g->retry;
 	g->lws = lws_create_context(&info);
 	if (!g->lws) {
 		log_event(LOG_ERROR, "lws_context_failed",
@@ -74,8 +73,8 @@ int gateway_start(gateway_t *g, uv_loop_t *loop, const config_t *cfg)
 	info.iface = cfg->listen_host[0] ? cfg->listen_host : NULL;
 	info.protocols = server_protocols;
 	info.vhost_name = "trackgate";
-	info.keepalive_timeout = 5;
-	info.retry_and_idle_policy = &retry;
+	info.keepalive_timeout = (int)cfg->http_timeout_s;
+	info.retry_and_idle_policy = &g->retry;
 	g->vhost = lws_create_vhost(g->lws, &info);
 	/* lws may create a vhost that did not bind: check it really listens. */
 	if (!g->vhost || lws_get_vhost_listen_port(g->vhost) != cfg->listen_port) {

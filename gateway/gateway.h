@@ -8,6 +8,7 @@
 #include <stdbool.h>
 #include <stdint.h>
 
+#include <libwebsockets.h>
 #include <uv.h>
 
 #include "broker.h"
@@ -39,6 +40,7 @@ typedef struct gateway {
 	uv_signal_t sigint;
 	uv_signal_t sigterm;
 	uv_timer_t drain_timer;
+	lws_retry_bo_t retry;     /* websocket ping/hangup policy, from the config */
 	unsigned n_ingest;        /* ingest requests waiting for Redis */
 	unsigned n_conns;         /* accepted sockets */
 	bool stopping;            /* SIGINT/SIGTERM seen: draining */
