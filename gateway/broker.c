@@ -56,6 +56,7 @@ struct broker {
 typedef enum broker_req_kind {
 	REQ_APPLY,
 	REQ_SNAPSHOT,
+	REQ_RESUME,
 } broker_req_kind_t;
 
 struct broker_req {
@@ -66,6 +67,7 @@ struct broker_req {
 	union {
 		broker_apply_fn *apply;
 		broker_snapshot_fn *snapshot;
+		broker_resume_fn *resume;
 	} fn;
 	void *arg;
 	char *update;           /* is malloc'd: the update JSON of an apply */
@@ -315,6 +317,7 @@ static void broker_sub_cb(redisAsyncContext *ac, void *r, void *privdata)
 	if (!strcmp(kind->str, "message")) {
 		if (reply->element[2]->type != REDIS_REPLY_STRING)
 			goto bad;
+		c->b->hub->now_ms = uv_now(c->b->loop);
 		hub_message(c->b->hub, id, id_len, reply->element[2]->str, reply->element[2]->len);
 	} else if (!strcmp(kind->str, "subscribe")) {
 		hub_subscribed(c->b->hub, id, id_len);
@@ -516,6 +519,121 @@ int broker_snapshot(broker_t *b, const char *order_id, broker_snapshot_fn *fn, v
 	proto_keys_for(order_id, &req->keys);
 	if (redisAsyncCommand(b->cmd.ac, broker_snapshot_cb, req, "HMGET %s state cursor",
 			      req->keys.state) != REDIS_OK) {
+		broker_req_free(req);
+		return BROKER_EDOWN;
+	}
+	if (out)
+		*out = req;
+	return BROKER_OK;
+}
+
+static void broker_resume_cb(redisAsyncContext *ac, void *r, void *privdata)
+{
+	broker_req_t *req = privdata;
+	redisReply *reply = r;
+	broker_resume_result_t res = {0};
+	const char **frames = NULL;
+	size_t *lens = NULL;
+	int rc = BROKER_OK;
+
+	if (!reply) {
+		rc = BROKER_ELOST;
+		goto done;
+	}
+	if (reply->type == REDIS_REPLY_ERROR) {
+		log_event(LOG_WARN, "redis_script_error", "script=resume error=\"%.200s\"", reply->str);
+		rc = BROKER_EREPLY;
+		goto done;
+	}
+	if (reply->type != REDIS_REPLY_ARRAY || reply->elements < 1 ||
+	    reply->element[0]->type != REDIS_REPLY_STRING)
+		goto bad;
+	if (!strcmp(reply->element[0]->str, "reset")) {
+		const redisReply *state, *cursor;
+
+		if (reply->elements != 3)
+			goto bad;
+		state = reply->element[1];
+		cursor = reply->element[2];
+		if ((state->type != REDIS_REPLY_STRING && state->type != REDIS_REPLY_NIL) ||
+		    (cursor->type != REDIS_REPLY_STRING && cursor->type != REDIS_REPLY_NIL))
+			goto bad;
+		res.reset = true;
+		if (state->type == REDIS_REPLY_STRING) {
+			res.state = state->str;
+			res.state_len = state->len;
+		}
+		if (cursor->type == REDIS_REPLY_STRING) {
+			res.cursor = cursor->str;
+			res.cursor_len = cursor->len;
+		}
+	} else if (!strcmp(reply->element[0]->str, "ok")) {
+		res.n_frames = reply->elements - 1;
+		if (res.n_frames) {
+			frames = malloc(res.n_frames * sizeof(*frames));
+			lens = malloc(res.n_frames * sizeof(*lens));
+			if (!frames || !lens) {
+				rc = BROKER_ENOMEM;
+				goto done;
+			}
+		}
+		for (size_t i = 0; i < res.n_frames; i++) {
+			const redisReply *e = reply->element[i + 1];
+
+			if (e->type != REDIS_REPLY_STRING)
+				goto bad;
+			frames[i] = e->str;
+			lens[i] = e->len;
+		}
+		res.frames = frames;
+		res.frame_lens = lens;
+	} else {
+		goto bad;
+	}
+	goto done;
+bad:
+	req->b->stats.bad_replies++;
+	rc = BROKER_EREPLY;
+	log_event(LOG_ERROR, "redis_unexpected_reply", "conn=commands script=resume type=%d",
+		  reply->type);
+done:
+	if (!req->cancelled)
+		req->fn.resume(req->arg, rc, rc == BROKER_OK ? &res : NULL);
+	free(frames);
+	free(lens);
+	broker_req_free(req);
+}
+
+int broker_resume(broker_t *b, const char *order_id, const char *cursor, unsigned max,
+		  broker_resume_fn *fn, void *arg, broker_req_t **out)
+{
+	char maxs[16];
+	const char *argv[7];
+	size_t argvlen[7];
+	broker_req_t *req;
+
+	if (b->cmd.state != CONN_UP || !b->cmd.ac)
+		return BROKER_EDOWN;
+	req = calloc(1, sizeof(*req));
+	if (!req)
+		return BROKER_ENOMEM;
+	req->b = b;
+	req->kind = REQ_RESUME;
+	req->fn.resume = fn;
+	req->arg = arg;
+	proto_keys_for(order_id, &req->keys);
+	snprintf(maxs, sizeof(maxs), "%u", max);
+	/* EVAL, not EVALSHA: resumes are rare and Redis caches the script by its SHA anyway. */
+	argv[0] = "EVAL";
+	argv[1] = proto_script_resume;
+	argv[2] = "2";
+	argv[3] = req->keys.log;
+	argv[4] = req->keys.state;
+	argv[5] = cursor;
+	argv[6] = maxs;
+	for (int i = 0; i < 7; i++)
+		argvlen[i] = i == 1 ? proto_script_resume_len : strlen(argv[i]);
+	if (redisAsyncCommandArgv(b->cmd.ac, broker_resume_cb, req, 7, argv, argvlen) != REDIS_OK) {
 		broker_req_free(req);
 		return BROKER_EDOWN;
 	}

@@ -93,6 +93,28 @@ int broker_apply(broker_t *b, const char *order_id, const char *update_json, siz
 int broker_snapshot(broker_t *b, const char *order_id, broker_snapshot_fn *fn, void *arg,
 		    broker_req_t **req);
 
+/*
+ * The answer to broker_resume: either the frames logged after the cursor
+ * (reset = false; possibly none), or reset = true with the state and cursor
+ * (each NULL when absent) because the log no longer holds all of them.
+ */
+typedef struct broker_resume_result {
+	bool reset;
+	size_t n_frames;
+	const char *const *frames;
+	const size_t *frame_lens;
+	const char *state;
+	size_t state_len;
+	const char *cursor;
+	size_t cursor_len;
+} broker_resume_result_t;
+
+typedef void broker_resume_fn(void *arg, int rc, const broker_resume_result_t *r);
+
+/* Reads what an order's log holds after cursor (at most max frames). */
+int broker_resume(broker_t *b, const char *order_id, const char *cursor, unsigned max,
+		  broker_resume_fn *fn, void *arg, broker_req_t **req);
+
 /* The caller no longer wants the answer; the request is freed when it comes. */
 void broker_req_cancel(broker_req_t *req);
 

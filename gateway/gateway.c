@@ -35,7 +35,7 @@ int gateway_start(gateway_t *g, uv_loop_t *loop, const config_t *cfg)
 	memset(g, 0, sizeof(*g));
 	g->loop = loop;
 	g->cfg = cfg;
-	hub_init(&g->hub, &server_hub_ops, g, cfg->outq_limit);
+	hub_init(&g->hub, &server_hub_ops, g, cfg->outq_limit, (uint64_t)cfg->slow_timeout_s * 1000);
 	/* lws pings a websocket idle for ping-interval and hangs up pong-timeout later. */
 	g->retry.secs_since_valid_ping = (uint16_t)cfg->ping_interval_s;
 	g->retry.secs_since_valid_hangup = (uint16_t)(cfg->ping_interval_s + cfg->pong_timeout_s);
@@ -69,6 +69,8 @@ int gateway_start(gateway_t *g, uv_loop_t *loop, const config_t *cfg)
 
 	memset(&info, 0, sizeof(info));
 	info.options = LWS_SERVER_OPTION_LIBUV | LWS_SERVER_OPTION_VALIDATE_UTF8;
+	if (cfg->workers > 1)
+		info.options |= LWS_SERVER_OPTION_ALLOW_LISTEN_SHARE; /* SO_REUSEPORT */
 	info.port = cfg->listen_port;
 	info.iface = cfg->listen_host[0] ? cfg->listen_host : NULL;
 	info.protocols = server_protocols;

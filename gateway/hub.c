@@ -5,12 +5,14 @@
 
 #include "log.h"
 
-void hub_init(hub_t *hub, const hub_ops_t *ops, void *ctx, size_t outq_limit)
+void hub_init(hub_t *hub, const hub_ops_t *ops, void *ctx, size_t outq_limit,
+	      uint64_t slow_timeout_ms)
 {
 	memset(hub, 0, sizeof(*hub));
 	hub->ops = ops;
 	hub->ctx = ctx;
 	hub->outq_limit = outq_limit;
+	hub->slow_timeout_ms = slow_timeout_ms;
 }
 
 static void hub_order_free(hub_t *hub, hub_order_t *o)
@@ -36,19 +38,32 @@ hub_order_t *hub_find(hub_t *hub, const char *id, size_t len)
 	return o;
 }
 
-/* Asks for w's snapshot, or drops w when the request cannot be sent. */
-static void hub_request_snapshot(hub_t *hub, watcher_t *w)
+static bool hub_cursor_set(const proto_cursor_t *c)
+{
+	return c->ms || c->seq;
+}
+
+/* Closes w (asynchronously, through ops->drop) and stops feeding it. */
+static void hub_drop(hub_t *hub, watcher_t *w, int code, const char *reason)
+{
+	w->state = WATCHER_CLOSING;
+	w->held = 0;
+	if (code == 4408)
+		hub->stats.dropped++;
+	hub->ops->drop(hub->ctx, w, code, reason);
+}
+
+/* Asks for w's sync, or drops w when the request cannot be sent. */
+static void hub_request_sync(hub_t *hub, watcher_t *w)
 {
 	int rc;
 
-	w->snapshot_wanted = 0;
-	rc = hub->ops->snapshot(hub->ctx, w);
+	w->sync_again = 0;
+	rc = hub->ops->sync(hub->ctx, w);
 	if (rc == HUB_AGAIN)
 		return; /* hub_commands_up() asks again */
-	if (rc != 0) {
-		w->state = WATCHER_CLOSING;
-		hub->ops->drop(hub->ctx, w, 1013, "state store unavailable, try again later");
-	}
+	if (rc != 0)
+		hub_drop(hub, w, 1013, "state store unavailable, try again later");
 }
 
 static void hub_subscribe(hub_t *hub, hub_order_t *o)
@@ -63,7 +78,7 @@ static void hub_subscribe(hub_t *hub, hub_order_t *o)
 		o->sub = HUB_SUB_NONE;
 }
 
-int hub_join(hub_t *hub, watcher_t *w, const char *id, size_t len)
+int hub_join(hub_t *hub, watcher_t *w, const char *id, size_t len, const proto_cursor_t *since)
 {
 	hub_order_t *o;
 
@@ -89,16 +104,18 @@ int hub_join(hub_t *hub, watcher_t *w, const char *id, size_t len)
 	o->n_watchers++;
 	hub->n_watchers++;
 	w->state = WATCHER_JOINING;
+	w->held = 0;
+	w->last = since ? *since : (proto_cursor_t){0, 0};
 
 	switch (o->sub) {
 	case HUB_SUB_NONE:
 		hub_subscribe(hub, o);
 		break;
 	case HUB_SUB_ACTIVE:
-		hub_request_snapshot(hub, w);
+		hub_request_sync(hub, w);
 		break;
 	case HUB_SUB_PENDING:
-		/* hub_subscribed() asks for the snapshot. */
+		/* hub_subscribed() asks for the sync. */
 		break;
 	case HUB_SUB_UNSUBSCRIBING:
 		/* hub_unsubscribed() sees the new watcher and subscribes again. */
@@ -112,6 +129,7 @@ void hub_leave(hub_t *hub, watcher_t *w)
 	hub_order_t *o = w->order;
 
 	outq_clear(&w->q);
+	w->held = 0;
 	w->state = WATCHER_CLOSING;
 	if (!o)
 		return;
@@ -155,10 +173,10 @@ void hub_subscribed(hub_t *hub, const char *id, size_t len)
 	for (w = o->watchers; w; w = w->next) {
 		if (w->state != WATCHER_JOINING)
 			continue;
-		if (w->snapshot_req)
-			w->snapshot_wanted = 1; /* sent before this subscription: ask again */
+		if (w->sync_req)
+			w->sync_again = 1; /* sent before this subscription: ask again */
 		else
-			hub_request_snapshot(hub, w);
+			hub_request_sync(hub, w);
 	}
 }
 
@@ -177,6 +195,73 @@ void hub_unsubscribed(hub_t *hub, const char *id, size_t len)
 	hub_order_free(hub, o);
 }
 
+/*
+ * An update frame whose update has a location and nothing a client must not
+ * miss (status, eta, courier): a newer one may replace it in a queue.  A
+ * byte scan, once per message: any doubt (the text appearing inside a
+ * string value) makes it not coalescable, which is the safe side.
+ */
+static bool hub_location_only(const char *p, size_t len)
+{
+	return memmem(p, len, "\"location\":", 11) && !memmem(p, len, "\"status\":", 9) &&
+	       !memmem(p, len, "\"eta\":", 6) && !memmem(p, len, "\"courier\":", 10);
+}
+
+/*
+ * A watcher is behind when its queue holds a quarter of its byte bound, or
+ * has not drained for HUB_BEHIND_MS: a burst read from Redis in one go
+ * queues several frames on a healthy watcher too, and those it must get.
+ */
+#define HUB_BEHIND_MS 1000
+
+static bool hub_behind(const hub_t *hub, const watcher_t *w)
+{
+	if (!w->q.count)
+		return false;
+	return w->q.bytes >= hub->outq_limit / 4 ||
+	       (w->behind_since && hub->now_ms - w->behind_since >= HUB_BEHIND_MS);
+}
+
+/* Queues f on one watcher of its order, or drops the watcher past its bounds. */
+static void hub_feed(hub_t *hub, watcher_t *w, frame_t *f)
+{
+	if (w->state == WATCHER_CLOSING)
+		return;
+	/*
+	 * A sync may have overtaken this frame on the other Redis connection,
+	 * or it was queued before a resync: frames arrive in cursor order, so
+	 * anything at or below the newest cursor given is a repeat.
+	 */
+	if (hub_cursor_set(&w->last) && proto_cursor_cmp(&f->cursor, &w->last) <= 0)
+		return;
+	if (w->state == WATCHER_JOINING) {
+		/* Held until the sync; not counted against the watcher's speed. */
+		if (outq_push(&w->q, f, hub->outq_limit) != OUTQ_OK) {
+			hub_drop(hub, w, 4408, "too slow: output queue full, resume with your cursor");
+			return;
+		}
+		w->held++;
+		hub->stats.frames_out++;
+		return;
+	}
+	if (w->q.count && hub->slow_timeout_ms && w->behind_since &&
+	    hub->now_ms - w->behind_since >= hub->slow_timeout_ms) {
+		hub_drop(hub, w, 4408, "too slow: behind for too long, resume with your cursor");
+		return;
+	}
+	if (f->coalesce && hub_behind(hub, w))
+		hub->stats.coalesced += outq_drop_coalescable(&w->q);
+	if (outq_push(&w->q, f, hub->outq_limit) != OUTQ_OK) {
+		hub_drop(hub, w, 4408, "too slow: output queue full, resume with your cursor");
+		return;
+	}
+	if (!w->behind_since)
+		w->behind_since = hub->now_ms ? hub->now_ms : 1;
+	hub->stats.frames_out++;
+	w->last = f->cursor;
+	hub->ops->wake(hub->ctx, w);
+}
+
 void hub_message(hub_t *hub, const char *id, size_t len, const char *payload, size_t plen)
 {
 	hub_order_t *o = hub_find(hub, id, len);
@@ -191,73 +276,53 @@ void hub_message(hub_t *hub, const char *id, size_t len, const char *payload, si
 		log_event(LOG_ERROR, "frame_alloc_failed", "order=%s bytes=%zu", o->id, plen);
 		return;
 	}
-	if (proto_frame_update_cursor(payload, plen, &f->cursor) != 0)
+	if (proto_frame_update_cursor(payload, plen, &f->cursor) != 0) {
+		/* Not a frame of the apply script: forward nothing we cannot place in order. */
 		log_event(LOG_WARN, "frame_without_cursor", "order=%s bytes=%zu", o->id, plen);
-
-	for (w = o->watchers; w; w = w->next) {
-		if (w->state == WATCHER_CLOSING)
-			continue;
-		if (w->state == WATCHER_LIVE && (w->floor.ms || w->floor.seq)) {
-			/*
-			 * The snapshot came on the command connection and may have
-			 * overtaken frames it already holds on the subscriber: skip
-			 * those.  Frames arrive in cursor order, so the first newer
-			 * one ends the check.
-			 */
-			if (proto_cursor_cmp(&f->cursor, &w->floor) <= 0)
-				continue;
-			w->floor = (proto_cursor_t){0, 0};
-		}
-		if (outq_push(&w->q, f, hub->outq_limit) != OUTQ_OK) {
-			w->state = WATCHER_CLOSING;
-			hub->stats.dropped++;
-			hub->ops->drop(hub->ctx, w, 4408, "too slow: output queue full, resume with your cursor");
-			continue;
-		}
-		hub->stats.frames_out++;
-		if (w->state == WATCHER_LIVE)
-			hub->ops->wake(hub->ctx, w);
+		frame_unref(f);
+		return;
 	}
+	f->coalesce = hub_location_only(payload, plen);
+	for (w = o->watchers; w; w = w->next)
+		hub_feed(hub, w, f);
 	frame_unref(f);
 }
 
-void hub_snapshot(hub_t *hub, watcher_t *w, frame_t *snap)
+void hub_synced(hub_t *hub, watcher_t *w, bool ok, frame_t *const *frames, size_t n,
+		const proto_cursor_t *upto)
 {
 	hub_order_t *o = w->order;
 
-	w->snapshot_req = NULL;
-	if (w->state != WATCHER_JOINING || !o) {
+	w->sync_req = NULL;
+	if (w->state != WATCHER_JOINING || !o)
+		return;
+	if (!ok) {
+		hub_drop(hub, w, 1013, "could not read the order's state, try again");
 		return;
 	}
-	if (!snap) {
-		w->state = WATCHER_CLOSING;
-		hub->ops->drop(hub->ctx, w, 1013, "could not read the order's state, try again");
+	if (o->sub != HUB_SUB_ACTIVE)
+		return; /* the subscription was lost meanwhile; hub_subscribed() asks again */
+	if (w->sync_again) {
+		hub_request_sync(hub, w);
 		return;
 	}
-	if (o->sub != HUB_SUB_ACTIVE) {
-		/* The subscription was lost meanwhile; hub_subscribed() asks again. */
+	if (outq_splice(&w->q, w->held, frames, n, upto) != OUTQ_OK) {
+		hub_drop(hub, w, 1011, "out of memory");
 		return;
 	}
-	if (w->snapshot_wanted) {
-		hub_request_snapshot(hub, w);
-		return;
-	}
-	outq_drop_upto(&w->q, &snap->cursor);
-	if (outq_push_front(&w->q, snap) != OUTQ_OK) {
-		w->state = WATCHER_CLOSING;
-		hub->ops->drop(hub->ctx, w, 1011, "out of memory");
-		return;
-	}
+	w->held = 0;
 	w->state = WATCHER_LIVE;
-	w->floor = snap->cursor;
-	hub->stats.frames_out++;
+	w->last = outq_max_cursor(&w->q, upto);
+	if (w->q.count && !w->behind_since)
+		w->behind_since = hub->now_ms ? hub->now_ms : 1;
+	hub->stats.frames_out += n;
 	hub->ops->wake(hub->ctx, w);
 }
 
-void hub_snapshot_lost(hub_t *hub, watcher_t *w)
+void hub_sync_lost(hub_t *hub, watcher_t *w)
 {
-	w->snapshot_req = NULL;
-	w->snapshot_wanted = 0;
+	w->sync_req = NULL;
+	w->sync_again = 0;
 }
 
 void hub_commands_up(hub_t *hub)
@@ -269,8 +334,8 @@ void hub_commands_up(hub_t *hub)
 		if (o->sub != HUB_SUB_ACTIVE)
 			continue; /* hub_subscribed() asks when the subscription is back */
 		for (w = o->watchers; w; w = w->next)
-			if (w->state == WATCHER_JOINING && !w->snapshot_req)
-				hub_request_snapshot(hub, w);
+			if (w->state == WATCHER_JOINING && !w->sync_req)
+				hub_request_sync(hub, w);
 	}
 }
 
@@ -286,10 +351,17 @@ void hub_redis_down(hub_t *hub)
 			continue;
 		}
 		o->sub = HUB_SUB_NONE;
-		/* Whatever is published meanwhile is lost to us: resync from a snapshot. */
-		for (w = o->watchers; w; w = w->next)
-			if (w->state == WATCHER_LIVE)
+		/*
+		 * What is published meanwhile is lost to us: each watcher keeps
+		 * writing what it has and resyncs from its newest cursor (a
+		 * replay of the log) once the subscription is back.
+		 */
+		for (w = o->watchers; w; w = w->next) {
+			if (w->state == WATCHER_LIVE) {
 				w->state = WATCHER_JOINING;
+				w->held = 0;
+			}
+		}
 	}
 }
 

@@ -9,10 +9,17 @@
  * frame queued on each watcher of its order.
  *
  * Joining is two-step so a watcher neither misses nor repeats an update:
- * the snapshot is requested only once the subscription is confirmed, and
- * live frames that arrive before the snapshot are held in the watcher's
- * queue; the snapshot then drops those it already contains (cursor <=
- * snapshot cursor) and goes first.
+ * the sync (a snapshot, or with a cursor the log entries after it) is
+ * requested only once the subscription is confirmed; live frames that
+ * arrive meanwhile are held at the tail of the watcher's queue; the sync
+ * then goes in front of them and drops those it already holds.  Each
+ * watcher remembers the newest cursor it was given, so a frame that the
+ * sync overtook on the other Redis connection is skipped, and a resync
+ * after a Redis outage replays exactly what it missed.
+ *
+ * A watcher that falls behind gets the newest position, not a backlog: a
+ * queued location-only frame is replaced by the next one.  Past the byte
+ * bound, or undrained for slow_timeout_ms, it is closed with 4408.
  *
  * The hub does no I/O: it calls hub_ops_t for that, which keeps it
  * unit-testable.  All calls come from the loop thread.
@@ -37,8 +44,8 @@ typedef enum hub_sub_state {
 } hub_sub_state_t;
 
 typedef enum watcher_state {
-	WATCHER_JOINING = 0, /* waiting for its snapshot; live frames are held */
-	WATCHER_LIVE,        /* snapshot queued; frames flow */
+	WATCHER_JOINING = 0, /* waiting for its snapshot or replay; new frames are held */
+	WATCHER_LIVE,        /* synced; frames flow */
 	WATCHER_CLOSING,     /* being closed; takes no more frames */
 } watcher_state_t;
 
@@ -48,11 +55,13 @@ typedef struct watcher {
 	struct hub_order *order; /* NULL when not joined */
 	struct watcher *prev, *next; /* in order->watchers */
 	void *conn;              /* the transport's handle (struct lws *) */
-	void *snapshot_req;      /* the in-flight snapshot request, owned by the broker */
+	void *sync_req;          /* the in-flight snapshot/replay request, owned by the broker */
 	outq_t q;
-	proto_cursor_t floor;    /* once live: drop update frames at or below it (0-0 = none) */
+	proto_cursor_t last;     /* newest cursor queued to it (or asked for with since); 0-0 = none */
+	uint64_t behind_since;   /* ms (hub->now_ms) since its queue is not empty; 0 = drained */
+	uint16_t held;           /* frames at the tail of q held until the sync arrives */
 	uint8_t state;           /* watcher_state_t */
-	uint8_t snapshot_wanted; /* ask for a snapshot once subscribed */
+	uint8_t sync_again;      /* the in-flight request predates the subscription: ask again */
 } watcher_t;
 
 typedef struct hub_order {
@@ -72,11 +81,12 @@ typedef struct hub_ops {
 	/* Sends UNSUBSCRIBE trk:{ID}; nonzero when it could not be sent. */
 	int (*unsubscribe)(void *ctx, hub_order_t *order);
 	/*
-	 * Asks for w's snapshot; the answer comes back as hub_snapshot().
-	 * HUB_AGAIN: the command connection is down, ask again on
-	 * hub_commands_up(); negative: failed for good.
+	 * Syncs w: a replay of its order's log after w->last when that is set
+	 * (a resume, or a resync after Redis came back), else a snapshot.  The
+	 * answer comes back as hub_synced().  HUB_AGAIN: the command connection
+	 * is down, ask again on hub_commands_up(); negative: failed for good.
 	 */
-	int (*snapshot)(void *ctx, watcher_t *w);
+	int (*sync)(void *ctx, watcher_t *w);
 	/* w has frames to write. */
 	void (*wake)(void *ctx, watcher_t *w);
 	/* w's queue passed its bound, or a snapshot failed: close it (asynchronously). */
@@ -86,7 +96,8 @@ typedef struct hub_ops {
 typedef struct hub_stats {
 	uint64_t frames_in;   /* messages received from Redis */
 	uint64_t frames_out;  /* frames queued on watchers */
-	uint64_t dropped;     /* watchers closed for falling behind */
+	uint64_t coalesced;   /* queued location frames replaced by a newer one */
+	uint64_t dropped;     /* watchers closed for falling behind (4408) */
 } hub_stats_t;
 
 typedef struct hub {
@@ -94,20 +105,26 @@ typedef struct hub {
 	const hub_ops_t *ops;
 	void *ctx;
 	size_t outq_limit;
+	uint64_t slow_timeout_ms; /* a queue undrained this long closes its watcher */
+	uint64_t now_ms;          /* the loop's clock, set by the caller before hub_message */
 	uint32_t n_orders;
 	uint32_t n_watchers;
 	bool redis_up; /* the subscriber connection is up */
 	hub_stats_t stats;
 } hub_t;
 
-void hub_init(hub_t *hub, const hub_ops_t *ops, void *ctx, size_t outq_limit);
+void hub_init(hub_t *hub, const hub_ops_t *ops, void *ctx, size_t outq_limit,
+	      uint64_t slow_timeout_ms);
 /* Frees every order; the watchers must have left. */
 void hub_destroy(hub_t *hub);
 
 hub_order_t *hub_find(hub_t *hub, const char *id, size_t len);
 
-/* Adds w (zeroed by the caller, conn set) as a watcher of order id. */
-int hub_join(hub_t *hub, watcher_t *w, const char *id, size_t len);
+/*
+ * Adds w (zeroed by the caller, conn set) as a watcher of order id.  since:
+ * the client's cursor to resume after, or NULL for a snapshot.
+ */
+int hub_join(hub_t *hub, watcher_t *w, const char *id, size_t len, const proto_cursor_t *since);
 /* Removes w; drops its queue.  Safe to call for a watcher that never joined. */
 void hub_leave(hub_t *hub, watcher_t *w);
 
@@ -117,20 +134,34 @@ void hub_unsubscribed(hub_t *hub, const char *id, size_t len);
 void hub_message(hub_t *hub, const char *id, size_t len, const char *payload, size_t plen);
 
 /*
- * w's snapshot arrived: snap is the frame (the hub takes its own ref; the
- * caller keeps and drops its own), or NULL when
- * it could not be fetched (the watcher is dropped with 1011).
+ * w's sync arrived: frames[0..n) in order (a snapshot frame, or the update
+ * frames replayed from the log, possibly none), covering everything up to
+ * upto.  The hub takes its own refs.  ok = false: it could not be fetched
+ * (the watcher is dropped with 1013).
  */
-void hub_snapshot(hub_t *hub, watcher_t *w, frame_t *snap);
+void hub_synced(hub_t *hub, watcher_t *w, bool ok, frame_t *const *frames, size_t n,
+		const proto_cursor_t *upto);
 
-/* w's snapshot request was lost with the command connection: ask again once it is back. */
-void hub_snapshot_lost(hub_t *hub, watcher_t *w);
+/* w wrote its queue empty: it is no longer behind. */
+static inline void hub_drained(watcher_t *w)
+{
+	w->behind_since = 0;
+}
+
+/* w's sync request was lost with the command connection: ask again once it is back. */
+void hub_sync_lost(hub_t *hub, watcher_t *w);
+
+/* The frames of w that may be written now (the rest are held). */
+static inline bool hub_writable(const watcher_t *w)
+{
+	return w->q.count > w->held;
+}
 
 /* The subscriber connection went down / came back: resubscribe every order. */
 void hub_redis_down(hub_t *hub);
 void hub_redis_up(hub_t *hub);
 
-/* The command connection is (back) up: ask for the snapshots that waited for it. */
+/* The command connection is (back) up: ask for the syncs that waited for it. */
 void hub_commands_up(hub_t *hub);
 
 #endif

@@ -21,6 +21,7 @@ frame_t *frame_new(frame_kind_t kind, size_t len)
 	f->len = (uint32_t)len;
 	f->cursor = (proto_cursor_t){0, 0};
 	f->kind = (uint8_t)kind;
+	f->coalesce = 0;
 	return f;
 }
 
@@ -155,4 +156,68 @@ void outq_clear(outq_t *q)
 	q->cap = 0;
 	q->head = 0;
 	q->bytes = 0;
+}
+
+unsigned outq_drop_coalescable(outq_t *q)
+{
+	uint16_t kept = 0;
+	unsigned dropped = 0;
+
+	for (uint16_t i = 0; i < q->count; i++) {
+		frame_t *f = q->ring[(q->head + i) & (q->cap - 1)];
+
+		if (f->coalesce) {
+			q->bytes -= f->len;
+			frame_unref(f);
+			dropped++;
+			continue;
+		}
+		q->ring[(q->head + kept) & (q->cap - 1)] = f;
+		kept++;
+	}
+	q->count = kept;
+	if (!q->count)
+		outq_clear(q);
+	return dropped;
+}
+
+int outq_splice(outq_t *q, uint16_t held, frame_t *const *frames, size_t n,
+		const proto_cursor_t *upto)
+{
+	outq_t out = {0};
+	uint16_t sendable = held > q->count ? 0 : (uint16_t)(q->count - held);
+	int rc = OUTQ_OK;
+	uint16_t i;
+
+	for (i = 0; i < sendable && rc == OUTQ_OK; i++)
+		rc = outq_push(&out, q->ring[(q->head + i) & (q->cap - 1)], SIZE_MAX);
+	for (size_t k = 0; k < n && rc == OUTQ_OK; k++)
+		rc = outq_push(&out, frames[k], SIZE_MAX);
+	for (; i < q->count && rc == OUTQ_OK; i++) {
+		frame_t *f = q->ring[(q->head + i) & (q->cap - 1)];
+
+		if (f->kind == FRAME_UPDATE && proto_cursor_cmp(&f->cursor, upto) <= 0)
+			continue; /* the snapshot or the replay holds it */
+		rc = outq_push(&out, f, SIZE_MAX);
+	}
+	if (rc != OUTQ_OK) {
+		outq_clear(&out);
+		return rc;
+	}
+	outq_clear(q);
+	*q = out;
+	return OUTQ_OK;
+}
+
+proto_cursor_t outq_max_cursor(const outq_t *q, const proto_cursor_t *floor)
+{
+	proto_cursor_t max = *floor;
+
+	for (uint16_t i = 0; i < q->count; i++) {
+		const frame_t *f = q->ring[(q->head + i) & (q->cap - 1)];
+
+		if (f->kind != FRAME_ERROR && proto_cursor_cmp(&f->cursor, &max) > 0)
+			max = f->cursor;
+	}
+	return max;
 }

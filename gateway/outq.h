@@ -30,6 +30,7 @@ typedef struct frame {
 	uint32_t len;          /* payload bytes */
 	proto_cursor_t cursor; /* of an update or snapshot frame; 0-0 when none */
 	uint8_t kind;          /* frame_kind_t */
+	uint8_t coalesce;      /* an update with a location and nothing else: a newer one replaces it */
 	unsigned char buf[];   /* LWS_PRE headroom, then the payload */
 } frame_t;
 
@@ -66,6 +67,22 @@ void outq_pop(outq_t *q);
 void outq_drop_upto(outq_t *q, const proto_cursor_t *upto);
 /* Drops everything and frees the ring. */
 void outq_clear(outq_t *q);
+
+/* Removes the queued frames marked coalesce; returns how many went. */
+unsigned outq_drop_coalescable(outq_t *q);
+
+/*
+ * Rebuilds the queue as: its first count - held frames (sendable, untouched),
+ * then frames[0..n) (taking a ref on each), then the last held frames minus
+ * the update frames whose cursor is <= upto.  This is how a snapshot or a
+ * replay from the log goes in front of the live frames held while it was
+ * fetched, without reordering what was already sendable.  Not bounded.
+ */
+int outq_splice(outq_t *q, uint16_t held, frame_t *const *frames, size_t n,
+		const proto_cursor_t *upto);
+
+/* The largest cursor of the queued update and snapshot frames, or *floor if larger. */
+proto_cursor_t outq_max_cursor(const outq_t *q, const proto_cursor_t *floor);
 
 static inline bool outq_empty(const outq_t *q)
 {

@@ -22,8 +22,11 @@
 #include "log.h"
 #include "proto.h"
 
+#include <uthash.h>
+
 #define WS_RX_BUFFER 512          /* clients send nothing but control frames */
 #define WS_CLIENT_MESSAGE_MAX 1024 /* a larger client message closes with 1009 */
+#define SERVER_SPARE_CONNS 64      /* accepted past max-connections only to be refused */
 
 typedef enum session_kind {
 	SESSION_HTTP = 0,
@@ -32,6 +35,7 @@ typedef enum session_kind {
 
 typedef struct session {
 	watcher_t w;              /* SESSION_WS: the watcher, linked by the hub */
+	struct server_client *client; /* SESSION_WS: its row in the per-address count */
 	ingest_t *ingest;         /* SESSION_HTTP: the POST in progress, owned here */
 	const char *close_reason; /* static text sent with close_code */
 	uint16_t close_code;      /* nonzero: close once the queue is flushed */
@@ -64,26 +68,21 @@ static int server_hub_unsubscribe(void *ctx, hub_order_t *order)
 	return broker_unsubscribe(g->broker, order->id);
 }
 
-static void server_snapshot_done(void *arg, int rc, const char *state, size_t state_len,
-				 const char *cursor, size_t cursor_len)
+/*
+ * The snapshot frame of a stored state and cursor (each NULL when absent),
+ * or NULL when they do not hold up: a reply from Redis is outside input
+ * too, so it is checked before a browser sees it.
+ */
+static frame_t *server_snapshot_frame(const watcher_t *w, const char *state, size_t state_len,
+				      const char *cursor, size_t cursor_len, bool reset)
 {
-	watcher_t *w = arg;
-	gateway_t *g = server_gateway(w->conn);
 	proto_cursor_t c = {0, 0};
-	frame_t *f = NULL;
+	frame_t *f;
 	int len;
 
-	if (rc == BROKER_ELOST) {
-		/* The command connection went down: ask again when it is back. */
-		hub_snapshot_lost(&g->hub, w);
-		return;
-	}
-	if (rc != BROKER_OK)
-		goto done;
-	/* A reply from Redis is outside input too: check it before a browser sees it. */
 	if (cursor && proto_cursor_parse(cursor, cursor_len, &c) != PROTO_OK) {
 		log_event(LOG_ERROR, "bad_stored_state", "order=%s what=cursor", w->order->id);
-		goto done;
+		return NULL;
 	}
 	if (state) {
 		cJSON *doc = cJSON_ParseWithLength(state, state_len);
@@ -92,32 +91,110 @@ static void server_snapshot_done(void *arg, int rc, const char *state, size_t st
 		cJSON_Delete(doc);
 		if (!ok) {
 			log_event(LOG_ERROR, "bad_stored_state", "order=%s what=state", w->order->id);
-			goto done;
+			return NULL;
 		}
 	}
-	len = proto_frame_snapshot(NULL, 0, w->order->id, state, state_len, cursor, false);
+	len = proto_frame_snapshot(NULL, 0, w->order->id, state, state_len, cursor, reset);
 	if (len < 0)
-		goto done;
+		return NULL;
 	f = frame_new(FRAME_SNAPSHOT, (size_t)len);
 	if (!f)
-		goto done;
+		return NULL;
 	proto_frame_snapshot((char *)frame_payload(f), (size_t)len, w->order->id, state, state_len,
-			     cursor, false);
+			     cursor, reset);
 	f->cursor = c;
-done:
-	hub_snapshot(&g->hub, w, f);
+	return f;
+}
+
+static void server_snapshot_done(void *arg, int rc, const char *state, size_t state_len,
+				 const char *cursor, size_t cursor_len)
+{
+	watcher_t *w = arg;
+	gateway_t *g = server_gateway(w->conn);
+	frame_t *f = NULL;
+
+	if (rc == BROKER_ELOST) {
+		/* The command connection went down: ask again when it is back. */
+		hub_sync_lost(&g->hub, w);
+		return;
+	}
+	if (rc == BROKER_OK)
+		f = server_snapshot_frame(w, state, state_len, cursor, cursor_len, false);
+	hub_synced(&g->hub, w, f != NULL, &f, f ? 1 : 0, f ? &f->cursor : &w->last);
 	frame_unref(f);
 }
 
-static int server_hub_snapshot(void *ctx, watcher_t *w)
+static void server_resume_done(void *arg, int rc, const broker_resume_result_t *r)
+{
+	watcher_t *w = arg;
+	gateway_t *g = server_gateway(w->conn);
+	frame_t **frames = NULL;
+	proto_cursor_t upto = w->last;
+	size_t n = 0;
+	bool ok = false;
+
+	if (rc == BROKER_ELOST) {
+		hub_sync_lost(&g->hub, w);
+		return;
+	}
+	if (rc != BROKER_OK)
+		goto done;
+	if (r->reset) {
+		/* The log no longer holds everything after the cursor: start again. */
+		frames = calloc(1, sizeof(*frames));
+		if (frames)
+			frames[0] = server_snapshot_frame(w, r->state, r->state_len, r->cursor,
+							  r->cursor_len, true);
+		if (!frames || !frames[0])
+			goto done;
+		n = 1;
+		upto = frames[0]->cursor;
+		ok = true;
+		goto done;
+	}
+	if (r->n_frames) {
+		frames = calloc(r->n_frames, sizeof(*frames));
+		if (!frames)
+			goto done;
+	}
+	for (n = 0; n < r->n_frames; n++) {
+		frames[n] = frame_copy(FRAME_UPDATE, r->frames[n], r->frame_lens[n]);
+		if (!frames[n])
+			goto done;
+		if (proto_frame_update_cursor(r->frames[n], r->frame_lens[n], &frames[n]->cursor) !=
+		    PROTO_OK) {
+			log_event(LOG_ERROR, "bad_stored_log", "order=%s entry=%zu", w->order->id, n);
+			n++;
+			goto done;
+		}
+		frames[n]->coalesce = 0;
+		upto = frames[n]->cursor;
+	}
+	ok = true;
+done:
+	hub_synced(&g->hub, w, ok, frames, ok ? n : 0, &upto);
+	for (size_t i = 0; i < n; i++)
+		frame_unref(frames[i]);
+	free(frames);
+}
+
+static int server_hub_sync(void *ctx, watcher_t *w)
 {
 	gateway_t *g = ctx;
 	broker_req_t *req = NULL;
+	char cursor[PROTO_CURSOR_MAX + 1];
 	int rc;
 
-	rc = broker_snapshot(g->broker, w->order->id, server_snapshot_done, w, &req);
+	if (w->last.ms || w->last.seq) {
+		snprintf(cursor, sizeof(cursor), "%llu-%llu", (unsigned long long)w->last.ms,
+			 (unsigned long long)w->last.seq);
+		rc = broker_resume(g->broker, w->order->id, cursor, g->cfg->log_maxlen,
+				   server_resume_done, w, &req);
+	} else {
+		rc = broker_snapshot(g->broker, w->order->id, server_snapshot_done, w, &req);
+	}
 	if (rc == BROKER_OK)
-		w->snapshot_req = req;
+		w->sync_req = req;
 	return rc == BROKER_EDOWN ? HUB_AGAIN : rc;
 }
 
@@ -157,10 +234,66 @@ static void server_hub_drop(void *ctx, watcher_t *w, int close_code, const char 
 const hub_ops_t server_hub_ops = {
 	.subscribe = server_hub_subscribe,
 	.unsubscribe = server_hub_unsubscribe,
-	.snapshot = server_hub_snapshot,
+	.sync = server_hub_sync,
 	.wake = server_hub_wake,
 	.drop = server_hub_drop,
 };
+
+/* --- connections per client address -------------------------------------- */
+
+/* One row per client address holding websockets here; freed at zero. */
+typedef struct server_client {
+	UT_hash_handle hh;
+	unsigned n;
+	char addr[48];
+} server_client_t;
+
+static server_client_t *server_clients; /* by addr; the loop thread's only */
+
+/*
+ * Counts s's websocket against its client address; -1 when the address
+ * already holds max-per-client.  s keeps the row until server_client_release.
+ */
+static int server_client_acquire(gateway_t *g, struct lws *wsi, session_t *s)
+{
+	server_client_t *c = NULL;
+	char addr[48];
+
+	if (!lws_get_peer_simple(wsi, addr, sizeof(addr)))
+		snprintf(addr, sizeof(addr), "?");
+	HASH_FIND_STR(server_clients, addr, c);
+	if (!c) {
+		c = calloc(1, sizeof(*c));
+		if (!c)
+			return -1;
+		snprintf(c->addr, sizeof(c->addr), "%s", addr);
+		HASH_ADD_STR(server_clients, addr, c);
+	}
+	if (c->n >= g->cfg->max_per_client) {
+		log_event(LOG_WARN, "connection_refused", "reason=max_per_client client=%s", addr);
+		if (!c->n) {
+			HASH_DEL(server_clients, c);
+			free(c);
+		}
+		return -1;
+	}
+	c->n++;
+	s->client = c;
+	return 0;
+}
+
+static void server_client_release(session_t *s)
+{
+	server_client_t *c = s->client;
+
+	if (!c)
+		return;
+	s->client = NULL;
+	if (--c->n == 0) {
+		HASH_DEL(server_clients, c);
+		free(c);
+	}
+}
 
 /* --- websockets ---------------------------------------------------------- */
 
@@ -180,7 +313,10 @@ static void server_ws_refuse(session_t *s, int close_code, const char *code, con
 
 static void server_ws_established(gateway_t *g, struct lws *wsi, session_t *s)
 {
-	char uri[256];
+	char uri[256], since[PROTO_CURSOR_MAX + 8];
+	const char *arg;
+	proto_cursor_t cursor;
+	bool have_since = false;
 	int n;
 
 	s->kind = SESSION_WS;
@@ -203,11 +339,31 @@ static void server_ws_established(gateway_t *g, struct lws *wsi, session_t *s)
 		server_ws_close_async(&s->w, 1001, "server shutting down, reconnect");
 		return;
 	}
+	if ((arg = lws_get_urlarg_by_name(wsi, "since=", since, sizeof(since)))) {
+		if (proto_cursor_parse(arg, strlen(arg), &cursor) != PROTO_OK) {
+			g->stats.ws_refused++;
+			server_ws_refuse(s, 4400, "invalid_cursor",
+					 "since must be a cursor from a frame, <ms>-<seq>");
+			return;
+		}
+		have_since = true;
+	}
+	if (g->n_conns > g->cfg->max_connections) {
+		g->stats.ws_refused++;
+		server_ws_refuse(s, 1013, "overloaded", "server full, try again later");
+		return;
+	}
+	if (server_client_acquire(g, wsi, s) != 0) {
+		g->stats.ws_refused++;
+		server_ws_refuse(s, 1008, "too_many_connections",
+				 "too many connections from your address");
+		return;
+	}
 	/*
 	 * Token checks go here (a later issue): the seam is this point, after
 	 * the order id is known and before the watcher joins.
 	 */
-	if (hub_join(&g->hub, &s->w, uri + 10, (size_t)n - 10) != 0) {
+	if (hub_join(&g->hub, &s->w, uri + 10, (size_t)n - 10, have_since ? &cursor : NULL) != 0) {
 		g->stats.ws_refused++;
 		server_ws_close_async(&s->w, 1011, "out of memory");
 		return;
@@ -221,13 +377,15 @@ static int server_ws_writeable(struct lws *wsi, session_t *s)
 	frame_t *f = outq_peek(&s->w.q);
 	int n;
 
-	if (f && (s->w.state == WATCHER_LIVE || s->close_code)) {
+	if (f && (hub_writable(&s->w) || s->close_code)) {
 		/* One lws_write per writeable callback; the frame's headroom takes the header. */
 		n = lws_write(wsi, frame_payload(f), f->len, LWS_WRITE_TEXT);
 		if (n < (int)f->len)
 			return -1;
 		outq_pop(&s->w.q);
-		if (!outq_empty(&s->w.q) || s->close_code)
+		if (outq_empty(&s->w.q))
+			hub_drained(&s->w);
+		if (hub_writable(&s->w) || s->close_code)
 			lws_callback_on_writable(wsi);
 		return 0;
 	}
@@ -437,7 +595,13 @@ static int server_callback(struct lws *wsi, enum lws_callback_reasons reason, vo
 
 	switch (reason) {
 	case LWS_CALLBACK_FILTER_NETWORK_CONNECTION:
-		if (g->stopping || g->n_conns >= g->cfg->max_connections) {
+		/*
+		 * Up to max-connections are served; the next SERVER_SPARE_CONNS
+		 * are accepted only to be told 503 / 1013; past those the socket
+		 * is closed at once, keeping descriptors in hand (a server out of
+		 * descriptors spins on accept).
+		 */
+		if (g->stopping || g->n_conns >= g->cfg->max_connections + SERVER_SPARE_CONNS) {
 			log_event(LOG_WARN, "connection_refused", "reason=%s conns=%u",
 				  g->stopping ? "stopping" : "max_connections", g->n_conns);
 			return 1;
@@ -452,6 +616,9 @@ static int server_callback(struct lws *wsi, enum lws_callback_reasons reason, vo
 		return 0;
 
 	case LWS_CALLBACK_HTTP:
+		if (g->n_conns > g->cfg->max_connections)
+			return server_error(g, wsi, 503, "overloaded", "server full, try again later",
+					    true, NULL);
 		return server_http(g, wsi, s, in ? (const char *)in : "");
 	case LWS_CALLBACK_HTTP_BODY:
 		if (!s->ingest)
@@ -503,11 +670,12 @@ static int server_callback(struct lws *wsi, enum lws_callback_reasons reason, vo
 	case LWS_CALLBACK_RECEIVE:
 		return server_ws_receive(wsi, s, len);
 	case LWS_CALLBACK_CLOSED:
-		if (s->w.snapshot_req) {
-			broker_req_cancel(s->w.snapshot_req);
-			s->w.snapshot_req = NULL;
+		if (s->w.sync_req) {
+			broker_req_cancel(s->w.sync_req);
+			s->w.sync_req = NULL;
 		}
 		hub_leave(&g->hub, &s->w);
+		server_client_release(s);
 		gateway_maybe_finish(g);
 		return 0;
 

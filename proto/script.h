@@ -9,9 +9,12 @@
 
 #include "proto.h"
 
-/* The script's source, NUL-terminated; _len excludes the NUL. */
+/* The scripts' sources, NUL-terminated; _len excludes the NUL. */
 extern const char proto_script_apply_update[];
 extern const size_t proto_script_apply_update_len;
+/* resume.lua: the log entries after a cursor, or the state when they are gone. */
+extern const char proto_script_resume[];
+extern const size_t proto_script_resume_len;
 
 /* "trk:{" + id + "}" + ":state" is the longest key: 5 + 128 + 1 + 6 + NUL. */
 #define PROTO_KEY_MAX (PROTO_ORDER_ID_MAX + 16)

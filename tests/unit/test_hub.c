@@ -1,6 +1,7 @@
 /* Unit tests of gateway/hub.c: joins, leaves, refcounted subscriptions, fan-out. */
 #include <setjmp.h>
 #include <stdarg.h>
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 #include <stdio.h>
@@ -44,7 +45,7 @@ static int fake_unsubscribe(void *ctx, hub_order_t *o)
 	return 0;
 }
 
-static int fake_snapshot(void *ctx, watcher_t *w)
+static int fake_sync(void *ctx, watcher_t *w)
 {
 	fake_t *f = ctx;
 
@@ -53,7 +54,7 @@ static int fake_snapshot(void *ctx, watcher_t *w)
 		return -1;
 	if (f->snapshot_again)
 		return HUB_AGAIN;
-	w->snapshot_req = (void *)1; /* any non-NULL handle */
+	w->sync_req = (void *)1; /* any non-NULL handle */
 	return 0;
 }
 
@@ -74,7 +75,7 @@ static void fake_drop(void *ctx, watcher_t *w, int code, const char *reason)
 static const hub_ops_t fake_ops = {
 	.subscribe = fake_subscribe,
 	.unsubscribe = fake_unsubscribe,
-	.snapshot = fake_snapshot,
+	.sync = fake_sync,
 	.wake = fake_wake,
 	.drop = fake_drop,
 };
@@ -89,7 +90,7 @@ static int setup(void **state)
 {
 	fixture_t *fx = calloc(1, sizeof(*fx));
 
-	hub_init(&fx->hub, &fake_ops, &fx->fake, 4096);
+	hub_init(&fx->hub, &fake_ops, &fx->fake, 4096, 0);
 	fx->hub.redis_up = true;
 	*state = fx;
 	return 0;
@@ -114,7 +115,7 @@ static const char update_b[] =
 
 static void join(fixture_t *fx, int i, const char *id)
 {
-	assert_int_equal(hub_join(&fx->hub, &fx->w[i], id, strlen(id)), 0);
+	assert_int_equal(hub_join(&fx->hub, &fx->w[i], id, strlen(id), NULL), 0);
 }
 
 static frame_t *snapshot_frame(uint64_t ms, uint64_t seq)
@@ -133,7 +134,7 @@ static void make_live(fixture_t *fx, const char *id, int n, uint64_t ms, uint64_
 	for (int i = 0; i < n; i++) {
 		frame_t *f = snapshot_frame(ms, seq);
 
-		hub_snapshot(&fx->hub, &fx->w[i], f);
+		hub_synced(&fx->hub, &fx->w[i], true, &f, 1, &f->cursor);
 		frame_unref(f);
 	}
 }
@@ -253,7 +254,7 @@ static void frames_before_the_snapshot_are_held_and_those_it_holds_are_dropped(v
 	hub_message(&fx->hub, "A", 1, update_b, sizeof(update_b) - 1); /* 100-1 */
 	assert_int_equal(fx->fake.wakes, 0);                          /* held */
 	snap = snapshot_frame(100, 0);                                 /* holds 100-0 */
-	hub_snapshot(&fx->hub, &fx->w[0], snap);
+	hub_synced(&fx->hub, &fx->w[0], true, &snap, 1, &snap->cursor);
 	frame_unref(snap);
 	assert_int_equal(fx->w[0].state, WATCHER_LIVE);
 	assert_int_equal(fx->w[0].q.count, 2);
@@ -295,7 +296,7 @@ static void failed_snapshot_drops_the_watcher(void **state)
 
 	join(fx, 0, "A");
 	hub_subscribed(&fx->hub, "A", 1);
-	hub_snapshot(&fx->hub, &fx->w[0], NULL);
+	hub_synced(&fx->hub, &fx->w[0], false, NULL, 0, &fx->w[0].last);
 	assert_int_equal(fx->fake.drops, 1);
 	assert_int_equal(fx->fake.last_drop_code, 1013);
 }
@@ -316,15 +317,15 @@ static void redis_loss_resubscribes_and_resyncs_every_watcher(void **state)
 	hub_redis_up(&fx->hub);
 	assert_int_equal(fx->fake.subscribes, 5);
 	hub_subscribed(&fx->hub, "A", 1);
-	assert_int_equal(fx->w[0].snapshot_req, (void *)1);
+	assert_int_equal(fx->w[0].sync_req, (void *)1);
 }
 
 static void invalid_order_id_is_refused(void **state)
 {
 	fixture_t *fx = *state;
 
-	assert_int_not_equal(hub_join(&fx->hub, &fx->w[0], "a b", 3), 0);
-	assert_int_not_equal(hub_join(&fx->hub, &fx->w[0], "", 0), 0);
+	assert_int_not_equal(hub_join(&fx->hub, &fx->w[0], "a b", 3, NULL), 0);
+	assert_int_not_equal(hub_join(&fx->hub, &fx->w[0], "", 0, NULL), 0);
 	assert_int_equal(fx->hub.n_orders, 0);
 }
 
@@ -339,8 +340,8 @@ static void update_frames_the_snapshot_holds_are_skipped_after_it(void **state)
 	assert_int_equal(fx->w[0].q.count, 1);                         /* the snapshot alone */
 	hub_message(&fx->hub, "A", 1, update_b, sizeof(update_b) - 1); /* 100-1: new */
 	assert_int_equal(fx->w[0].q.count, 2);
-	/* the check ends with the first newer frame */
-	assert_int_equal(fx->w[0].floor.ms, 0);
+	/* the newest cursor given moves on */
+	assert_int_equal(fx->w[0].last.seq, 1);
 }
 
 static void snapshot_waits_while_the_command_connection_is_down(void **state)
@@ -356,7 +357,7 @@ static void snapshot_waits_while_the_command_connection_is_down(void **state)
 	fx->fake.snapshot_again = 0;
 	hub_commands_up(&fx->hub);
 	assert_int_equal(fx->fake.snapshots, 2);
-	assert_non_null(fx->w[0].snapshot_req);
+	assert_non_null(fx->w[0].sync_req);
 	assert_int_equal(fx->fake.drops, 0);
 }
 
@@ -366,11 +367,144 @@ static void snapshot_lost_with_the_connection_is_asked_again(void **state)
 
 	join(fx, 0, "A");
 	hub_subscribed(&fx->hub, "A", 1);
-	hub_snapshot_lost(&fx->hub, &fx->w[0]);
-	assert_null(fx->w[0].snapshot_req);
+	hub_sync_lost(&fx->hub, &fx->w[0]);
+	assert_null(fx->w[0].sync_req);
 	hub_commands_up(&fx->hub);
 	assert_int_equal(fx->fake.snapshots, 2);
 	assert_int_equal(fx->fake.drops, 0);
+}
+
+/* An update frame of order A at cursor ms-0; loc_only: a location and nothing else. */
+static void post(fixture_t *fx, uint64_t ms, bool loc_only)
+{
+	char buf[256];
+	int n = snprintf(buf, sizeof(buf),
+			 "{\"type\":\"update\",\"order_id\":\"A\",\"update\":{\"location\":{}%s},"
+			 "\"cursor\":\"%llu-0\"}",
+			 loc_only ? "" : ",\"status\":\"picked_up\"", (unsigned long long)ms);
+
+	hub_message(&fx->hub, "A", 1, buf, (size_t)n);
+}
+
+static void behind_watcher_gets_the_newest_position_and_every_status(void **state)
+{
+	fixture_t *fx = *state;
+	uint64_t want[] = {3, 5, 6};
+
+	join(fx, 0, "A");
+	make_live(fx, "A", 1, 1, 0);
+	outq_pop(&fx->w[0].q); /* the snapshot went out; the socket then stalls */
+	hub_drained(&fx->w[0]);
+	fx->hub.now_ms = 1000;
+	post(fx, 2, true);
+	fx->hub.now_ms = 3000; /* behind for 2 s from here on */
+	post(fx, 3, false);
+	post(fx, 4, true);
+	post(fx, 5, false);
+	post(fx, 6, true); /* replaces 4, which replaced 2 */
+	assert_int_equal(fx->w[0].q.count, 3);
+	for (int i = 0; i < 3; i++) {
+		assert_int_equal(outq_peek(&fx->w[0].q)->cursor.ms, want[i]);
+		outq_pop(&fx->w[0].q);
+	}
+	assert_int_equal(fx->hub.stats.coalesced, 2);
+}
+
+static void watcher_behind_longer_than_the_slow_timeout_is_dropped(void **state)
+{
+	fixture_t *fx = *state;
+
+	fx->hub.slow_timeout_ms = 1000;
+	join(fx, 0, "A");
+	join(fx, 1, "A");
+	fx->hub.now_ms = 10000;
+	make_live(fx, "A", 2, 1, 0);
+	outq_pop(&fx->w[1].q);
+	hub_drained(&fx->w[1]); /* watcher 1 keeps up; watcher 0 never writes */
+	fx->hub.now_ms = 10500;
+	post(fx, 2, false);
+	assert_int_equal(fx->fake.drops, 0);
+	outq_pop(&fx->w[1].q);
+	hub_drained(&fx->w[1]);
+	fx->hub.now_ms = 11000;
+	post(fx, 3, false);
+	assert_int_equal(fx->fake.drops, 1);
+	assert_int_equal(fx->w[0].state, WATCHER_CLOSING);
+	assert_int_equal(fx->w[1].state, WATCHER_LIVE);
+}
+
+static void join_with_a_cursor_asks_for_a_replay_after_it(void **state)
+{
+	fixture_t *fx = *state;
+	proto_cursor_t since = {7, 2};
+
+	assert_int_equal(hub_join(&fx->hub, &fx->w[0], "A", 1, &since), 0);
+	hub_subscribed(&fx->hub, "A", 1);
+	assert_int_equal(fx->fake.snapshots, 1);
+	assert_int_equal(fx->w[0].last.ms, 7);
+	assert_int_equal(fx->w[0].last.seq, 2);
+	post(fx, 7, false); /* at the cursor: the client has it */
+	assert_int_equal(fx->w[0].q.count, 0);
+}
+
+static void resync_after_redis_loss_replays_between_what_was_queued_and_what_is_held(void **state)
+{
+	fixture_t *fx = *state;
+	frame_t *replay[2];
+	proto_cursor_t upto = {5, 0};
+
+	join(fx, 0, "A");
+	make_live(fx, "A", 1, 1, 0);
+	outq_pop(&fx->w[0].q);
+	post(fx, 2, false);  /* queued, not yet written */
+	hub_redis_down(&fx->hub);
+	hub_redis_up(&fx->hub);
+	hub_subscribed(&fx->hub, "A", 1);
+	assert_int_equal(fx->w[0].last.ms, 2); /* the resync asks for what came after 2-0 */
+	post(fx, 5, false);  /* live again, held: the replay below holds it too */
+	post(fx, 6, false);  /* held */
+	assert_int_equal(fx->w[0].held, 2);
+	assert_true(hub_writable(&fx->w[0])); /* 2-0 may still go out meanwhile */
+	replay[0] = snapshot_frame(4, 0);
+	replay[0]->kind = FRAME_UPDATE;
+	replay[1] = snapshot_frame(5, 0);
+	replay[1]->kind = FRAME_UPDATE;
+	hub_synced(&fx->hub, &fx->w[0], true, replay, 2, &upto);
+	frame_unref(replay[0]);
+	frame_unref(replay[1]);
+	uint64_t want[] = {2, 4, 5, 6};
+	assert_int_equal(fx->w[0].q.count, 4);
+	for (int i = 0; i < 4; i++) {
+		assert_int_equal(outq_peek(&fx->w[0].q)->cursor.ms, want[i]);
+		outq_pop(&fx->w[0].q);
+	}
+	assert_int_equal(fx->w[0].last.ms, 6);
+}
+
+static void message_without_a_cursor_is_not_forwarded(void **state)
+{
+	fixture_t *fx = *state;
+	static const char junk[] = "{\"type\":\"update\"}";
+
+	join(fx, 0, "A");
+	make_live(fx, "A", 1, 1, 0);
+	hub_message(&fx->hub, "A", 1, junk, sizeof(junk) - 1);
+	assert_int_equal(fx->w[0].q.count, 1); /* the snapshot only */
+}
+
+static void healthy_watcher_gets_every_position_of_a_burst(void **state)
+{
+	fixture_t *fx = *state;
+
+	join(fx, 0, "A");
+	make_live(fx, "A", 1, 1, 0);
+	outq_pop(&fx->w[0].q);
+	hub_drained(&fx->w[0]);
+	fx->hub.now_ms = 1000;
+	for (uint64_t ms = 2; ms < 12; ms++)
+		post(fx, ms, true); /* one read from Redis, no write in between */
+	assert_int_equal(fx->w[0].q.count, 10);
+	assert_int_equal(fx->hub.stats.coalesced, 0);
 }
 
 int main(void)
@@ -401,6 +535,19 @@ int main(void)
 		cmocka_unit_test_setup_teardown(snapshot_waits_while_the_command_connection_is_down,
 						setup, teardown),
 		cmocka_unit_test_setup_teardown(snapshot_lost_with_the_connection_is_asked_again, setup,
+						teardown),
+		cmocka_unit_test_setup_teardown(
+			behind_watcher_gets_the_newest_position_and_every_status, setup, teardown),
+		cmocka_unit_test_setup_teardown(
+			watcher_behind_longer_than_the_slow_timeout_is_dropped, setup, teardown),
+		cmocka_unit_test_setup_teardown(join_with_a_cursor_asks_for_a_replay_after_it, setup,
+						teardown),
+		cmocka_unit_test_setup_teardown(
+			resync_after_redis_loss_replays_between_what_was_queued_and_what_is_held, setup,
+			teardown),
+		cmocka_unit_test_setup_teardown(message_without_a_cursor_is_not_forwarded, setup,
+						teardown),
+		cmocka_unit_test_setup_teardown(healthy_watcher_gets_every_position_of_a_burst, setup,
 						teardown),
 	};
 
