@@ -6,10 +6,31 @@
 
 #include <libwebsockets.h>
 
+#include "listener.h"
 #include "log.h"
 #include "server.h"
 
 static void gateway_finish(gateway_t *g);
+
+/*
+ * Up to max-connections are served; the next GATEWAY_SPARE_CONNS are
+ * accepted only to be told 503 / 1013 (server.c); past those a socket is
+ * closed at once, keeping descriptors in hand.
+ */
+#define GATEWAY_SPARE_CONNS 64
+
+static bool gateway_admit(void *arg)
+{
+	gateway_t *g = arg;
+
+	if (g->stopping || g->n_conns >= g->cfg->max_connections + GATEWAY_SPARE_CONNS) {
+		g->stats.refused_at_accept++;
+		log_event(LOG_WARN, "connection_refused", "reason=%s conns=%u",
+			  g->stopping ? "stopping" : "max_connections", g->n_conns);
+		return false;
+	}
+	return true;
+}
 
 static void gateway_signal_cb(uv_signal_t *h, int signum)
 {
@@ -69,21 +90,21 @@ int gateway_start(gateway_t *g, uv_loop_t *loop, const config_t *cfg)
 
 	memset(&info, 0, sizeof(info));
 	info.options = LWS_SERVER_OPTION_LIBUV | LWS_SERVER_OPTION_VALIDATE_UTF8;
-	if (cfg->workers > 1)
-		info.options |= LWS_SERVER_OPTION_ALLOW_LISTEN_SHARE; /* SO_REUSEPORT */
-	info.port = cfg->listen_port;
-	info.iface = cfg->listen_host[0] ? cfg->listen_host : NULL;
+	/* A server vhost without a socket of its own: the listener adopts into it. */
+	info.port = CONTEXT_PORT_NO_LISTEN_SERVER;
 	info.protocols = server_protocols;
 	info.vhost_name = "trackgate";
 	info.keepalive_timeout = (int)cfg->http_timeout_s;
 	info.retry_and_idle_policy = &g->retry;
 	g->vhost = lws_create_vhost(g->lws, &info);
-	/* lws may create a vhost that did not bind: check it really listens. */
-	if (!g->vhost || lws_get_vhost_listen_port(g->vhost) != cfg->listen_port) {
-		log_event(LOG_ERROR, "listen_failed", "addr=%s:%d", cfg->listen_host[0] ?
-			  cfg->listen_host : "*", cfg->listen_port);
+	if (!g->vhost) {
+		log_event(LOG_ERROR, "vhost_failed", "%s", "");
 		return -1;
 	}
+	g->listener = listener_open(loop, cfg->listen_host, cfg->listen_port, cfg->workers > 1,
+				    g->vhost, gateway_admit, g);
+	if (!g->listener)
+		return -1;
 
 	g->broker = broker_new(loop, cfg, &g->hub);
 	if (!g->broker || broker_start(g->broker) != BROKER_OK) {
@@ -108,8 +129,8 @@ void gateway_shutdown(gateway_t *g, const char *why)
 	g->stopping = true;
 	log_event(LOG_INFO, "shutting_down", "why=%s watchers=%u ingest=%u", why,
 		  g->hub.n_watchers, g->n_ingest);
-	if (g->lws)
-		lws_context_deprecate(g->lws, NULL); /* closes the listening socket */
+	listener_close(g->listener); /* stop accepting */
+	g->listener = NULL;
 	server_close_watchers(g, 1001, "server shutting down, reconnect");
 	uv_timer_start(&g->drain_timer, gateway_drain_cb, (uint64_t)g->cfg->drain_timeout_s * 1000, 0);
 	gateway_maybe_finish(g);
@@ -136,6 +157,8 @@ static void gateway_finish(gateway_t *g)
 	if (g->finished)
 		return;
 	g->finished = true;
+	listener_close(g->listener);
+	g->listener = NULL;
 	uv_timer_stop(&g->drain_timer);
 	uv_close((uv_handle_t *)&g->drain_timer, NULL);
 	uv_close((uv_handle_t *)&g->sigint, NULL);

@@ -28,6 +28,7 @@ typedef struct gateway_stats {
 	uint64_t ws_opened;
 	uint64_t ws_refused;
 	uint64_t http_errors;        /* 4xx/5xx answers */
+	uint64_t refused_at_accept;  /* sockets closed at accept (stopping, far past the limit) */
 } gateway_stats_t;
 
 typedef struct gateway {
@@ -35,6 +36,7 @@ typedef struct gateway {
 	const config_t *cfg;
 	struct lws_context *lws;  /* NULLed by lws when it is finally destroyed */
 	struct lws_vhost *vhost;
+	struct listener *listener; /* the listening socket; NULL once draining */
 	broker_t *broker;
 	hub_t hub;
 	uv_signal_t sigint;

@@ -3,6 +3,8 @@
  *
  * Start-up reads the configuration and the key file (the only synchronous
  * file I/O), then everything runs on one uv loop until SIGINT/SIGTERM.
+ * With --workers N > 1 this process becomes a supervisor (workers.h) and N
+ * forked copies of it serve, each on its own loop, sharing the port.
  */
 #include <signal.h>
 #include <stdio.h>
@@ -15,12 +17,35 @@
 #include "config.h"
 #include "gateway.h"
 #include "log.h"
+#include "workers.h"
+
+/* One serving process: its loop and gateway, from start to exit status. */
+static int main_serve(const config_t *cfg)
+{
+	static gateway_t g;
+	uv_loop_t loop;
+	int rc;
+
+	/* Seeded here, after any fork, so that workers do not share a sequence. */
+	srand((unsigned)time(NULL) ^ (unsigned)getpid());
+	if (uv_loop_init(&loop)) {
+		log_event(LOG_ERROR, "loop_init_failed", "%s", "");
+		return 1;
+	}
+	rc = gateway_start(&g, &loop, cfg);
+	if (rc == 0) {
+		workers_release_signals(); /* the loop handles SIGTERM/SIGINT from here on */
+		uv_run(&loop, UV_RUN_DEFAULT);
+	}
+	if (gateway_teardown(&g) != 0)
+		rc = 1;
+	log_event(LOG_INFO, "exited", "status=%d", rc ? 1 : 0);
+	return rc ? 1 : 0;
+}
 
 int main(int argc, char **argv)
 {
 	static config_t cfg;
-	static gateway_t g;
-	uv_loop_t loop;
 	int rc;
 
 	config_defaults(&cfg);
@@ -32,17 +57,8 @@ int main(int argc, char **argv)
 	log_set_level(cfg.log_level);
 	/* Writes to a closed socket report EPIPE rather than kill the process. */
 	signal(SIGPIPE, SIG_IGN);
-	srand((unsigned)time(NULL) ^ (unsigned)getpid());
 
-	if (uv_loop_init(&loop)) {
-		log_event(LOG_ERROR, "loop_init_failed", "%s", "");
-		return 1;
-	}
-	rc = gateway_start(&g, &loop, &cfg);
-	if (rc == 0)
-		uv_run(&loop, UV_RUN_DEFAULT);
-	if (gateway_teardown(&g) != 0)
-		rc = 1;
-	log_event(LOG_INFO, "exited", "status=%d", rc ? 1 : 0);
-	return rc ? 1 : 0;
+	if (cfg.workers > 1)
+		return workers_run(&cfg, main_serve);
+	return main_serve(&cfg);
 }

@@ -26,7 +26,6 @@
 
 #define WS_RX_BUFFER 512          /* clients send nothing but control frames */
 #define WS_CLIENT_MESSAGE_MAX 1024 /* a larger client message closes with 1009 */
-#define SERVER_SPARE_CONNS 64      /* accepted past max-connections only to be refused */
 
 typedef enum session_kind {
 	SESSION_HTTP = 0,
@@ -594,19 +593,6 @@ static int server_callback(struct lws *wsi, enum lws_callback_reasons reason, vo
 	session_t *s = user;
 
 	switch (reason) {
-	case LWS_CALLBACK_FILTER_NETWORK_CONNECTION:
-		/*
-		 * Up to max-connections are served; the next SERVER_SPARE_CONNS
-		 * are accepted only to be told 503 / 1013; past those the socket
-		 * is closed at once, keeping descriptors in hand (a server out of
-		 * descriptors spins on accept).
-		 */
-		if (g->stopping || g->n_conns >= g->cfg->max_connections + SERVER_SPARE_CONNS) {
-			log_event(LOG_WARN, "connection_refused", "reason=%s conns=%u",
-				  g->stopping ? "stopping" : "max_connections", g->n_conns);
-			return 1;
-		}
-		return 0;
 	case LWS_CALLBACK_WSI_CREATE:
 		g->n_conns++;
 		return 0;
