@@ -107,7 +107,9 @@ void config_usage(void)
 	printf("  --help                 print this and exit\n"
 	       "  --version              print the version and exit\n"
 	       "\n"
-	       "Signals: SIGINT/SIGTERM close websockets with 1001, finish and exit 0.\n");
+	       "Signals: SIGINT/SIGTERM stop accepting, close websockets with 1001, finish\n"
+	       "in-flight ingest (at most drain-timeout) and exit 0; SIGHUP is ignored for now.\n"
+	       "With workers > 1 the parent forwards them to every worker.\n");
 }
 
 void config_defaults(config_t *cfg)

@@ -39,6 +39,12 @@ static void gateway_signal_cb(uv_signal_t *h, int signum)
 	gateway_shutdown(g, signum == SIGINT ? "SIGINT" : "SIGTERM");
 }
 
+static void gateway_sighup_cb(uv_signal_t *h, int signum)
+{
+	/* Reloading keys and certificates comes later; until then HUP must not kill us. */
+	log_event(LOG_INFO, "sighup_ignored", "reason=\"reload is not supported yet\"");
+}
+
 static void gateway_drain_cb(uv_timer_t *t)
 {
 	gateway_t *g = t->data;
@@ -63,10 +69,12 @@ int gateway_start(gateway_t *g, uv_loop_t *loop, const config_t *cfg)
 
 	uv_signal_init(loop, &g->sigint);
 	uv_signal_init(loop, &g->sigterm);
+	uv_signal_init(loop, &g->sighup);
 	uv_timer_init(loop, &g->drain_timer);
-	g->sigint.data = g->sigterm.data = g->drain_timer.data = g;
+	g->sigint.data = g->sigterm.data = g->sighup.data = g->drain_timer.data = g;
 	uv_signal_start(&g->sigint, gateway_signal_cb, SIGINT);
 	uv_signal_start(&g->sigterm, gateway_signal_cb, SIGTERM);
+	uv_signal_start(&g->sighup, gateway_sighup_cb, SIGHUP);
 
 	log_route_lws();
 
@@ -163,6 +171,7 @@ static void gateway_finish(gateway_t *g)
 	uv_close((uv_handle_t *)&g->drain_timer, NULL);
 	uv_close((uv_handle_t *)&g->sigint, NULL);
 	uv_close((uv_handle_t *)&g->sigterm, NULL);
+	uv_close((uv_handle_t *)&g->sighup, NULL);
 	if (g->broker)
 		broker_stop(g->broker, gateway_broker_stopped, g);
 	else

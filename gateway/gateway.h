@@ -41,6 +41,7 @@ typedef struct gateway {
 	hub_t hub;
 	uv_signal_t sigint;
 	uv_signal_t sigterm;
+	uv_signal_t sighup;
 	uv_timer_t drain_timer;
 	lws_retry_bo_t retry;     /* websocket ping/hangup policy, from the config */
 	unsigned n_ingest;        /* ingest requests waiting for Redis */

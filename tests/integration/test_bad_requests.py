@@ -182,6 +182,18 @@ async def test(env):
     ok(head.startswith(b"HTTP/1.1 200"), f"HEAD /healthz: {head[:40]!r}, want 200")
     ok(rest == b"", f"HEAD /healthz carried a body: {rest[:80]!r}")
 
+    # -- the listening socket is bound to the configured address only ------------------
+    # (lws 4.1.6 bound 127.0.0.1 as a wildcard IPv6 socket, reachable on every address)
+    probe = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+    probe.settimeout(2)
+    try:
+        probe.connect(("127.0.0.2", port))
+        ok(False, f"127.0.0.2:{port} accepted a connection: the daemon listens beyond 127.0.0.1")
+    except ConnectionRefusedError:
+        pass
+    finally:
+        probe.close()
+
     # -- websockets ------------------------------------------------------------------
     for path, code, error in [("/v1/track/bad!id", 4400, "invalid_order_id"),
                               ("/v1/track/" + "b" * 129, 4400, "invalid_order_id"),
