@@ -103,6 +103,7 @@ int gateway_start(gateway_t *g, uv_loop_t *loop, const config_t *cfg)
 	info.protocols = server_protocols;
 	info.vhost_name = "trackgate";
 	info.keepalive_timeout = (int)cfg->http_timeout_s;
+	info.timeout_secs_ah_idle = cfg->http_timeout_s; /* per vhost: a client holding a header table */
 	info.retry_and_idle_policy = &g->retry;
 	g->vhost = lws_create_vhost(g->lws, &info);
 	if (!g->vhost) {

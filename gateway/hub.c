@@ -227,15 +227,14 @@ static void hub_feed(hub_t *hub, watcher_t *w, frame_t *f)
 {
 	if (w->state == WATCHER_CLOSING)
 		return;
-	/*
-	 * A sync may have overtaken this frame on the other Redis connection,
-	 * or it was queued before a resync: frames arrive in cursor order, so
-	 * anything at or below the newest cursor given is a repeat.
-	 */
-	if (hub_cursor_set(&w->last) && proto_cursor_cmp(&f->cursor, &w->last) <= 0)
-		return;
 	if (w->state == WATCHER_JOINING) {
-		/* Held until the sync; not counted against the watcher's speed. */
+		/*
+		 * Held until the sync, which drops those it covers.  Not filtered
+		 * by w->last here: a since cursor is only a claim until the sync
+		 * says what the log holds (one from the future gets a snapshot,
+		 * and then these frames are the ones after it).  Not counted
+		 * against the watcher's speed either.
+		 */
 		if (outq_push(&w->q, f, hub->outq_limit) != OUTQ_OK) {
 			hub_drop(hub, w, 4408, "too slow: output queue full, resume with your cursor");
 			return;
@@ -244,6 +243,13 @@ static void hub_feed(hub_t *hub, watcher_t *w, frame_t *f)
 		hub->stats.frames_out++;
 		return;
 	}
+	/*
+	 * The sync may have overtaken this frame on the other Redis connection:
+	 * frames arrive in cursor order, so one at or below the newest cursor
+	 * given is a repeat.
+	 */
+	if (hub_cursor_set(&w->last) && proto_cursor_cmp(&f->cursor, &w->last) <= 0)
+		return;
 	if (w->q.count && hub->slow_timeout_ms && w->behind_since &&
 	    hub->now_ms - w->behind_since >= hub->slow_timeout_ms) {
 		hub_drop(hub, w, 4408, "too slow: behind for too long, resume with your cursor");

@@ -443,8 +443,29 @@ static void join_with_a_cursor_asks_for_a_replay_after_it(void **state)
 	assert_int_equal(fx->fake.snapshots, 1);
 	assert_int_equal(fx->w[0].last.ms, 7);
 	assert_int_equal(fx->w[0].last.seq, 2);
-	post(fx, 7, false); /* at the cursor: the client has it */
-	assert_int_equal(fx->w[0].q.count, 0);
+	post(fx, 7, false); /* at the cursor: held until the sync says what the log holds */
+	assert_int_equal(fx->w[0].held, 1);
+	proto_cursor_t upto = {7, 2};
+	hub_synced(&fx->hub, &fx->w[0], true, NULL, 0, &upto); /* nothing missed */
+	assert_int_equal(fx->w[0].q.count, 0);                 /* the held repeat is gone */
+}
+
+static void join_with_a_future_cursor_keeps_what_follows_the_reset_snapshot(void **state)
+{
+	fixture_t *fx = *state;
+	proto_cursor_t future = {999999, 0};
+	frame_t *snap;
+
+	assert_int_equal(hub_join(&fx->hub, &fx->w[0], "A", 1, &future), 0);
+	hub_subscribed(&fx->hub, "A", 1);
+	post(fx, 9, false); /* applied after the snapshot was read */
+	snap = snapshot_frame(8, 0);
+	hub_synced(&fx->hub, &fx->w[0], true, &snap, 1, &snap->cursor);
+	frame_unref(snap);
+	assert_int_equal(fx->w[0].q.count, 2);
+	outq_pop(&fx->w[0].q);
+	assert_int_equal(outq_peek(&fx->w[0].q)->cursor.ms, 9);
+	assert_int_equal(fx->w[0].last.ms, 9);
 }
 
 static void resync_after_redis_loss_replays_between_what_was_queued_and_what_is_held(void **state)
@@ -542,6 +563,8 @@ int main(void)
 			watcher_behind_longer_than_the_slow_timeout_is_dropped, setup, teardown),
 		cmocka_unit_test_setup_teardown(join_with_a_cursor_asks_for_a_replay_after_it, setup,
 						teardown),
+		cmocka_unit_test_setup_teardown(
+			join_with_a_future_cursor_keeps_what_follows_the_reset_snapshot, setup, teardown),
 		cmocka_unit_test_setup_teardown(
 			resync_after_redis_loss_replays_between_what_was_queued_and_what_is_held, setup,
 			teardown),
