@@ -9,6 +9,7 @@
 #   resume          ?since=CURSOR: exact replay, nothing to replay, trimmed and
 #                   future cursors (reset snapshot), an invalid cursor (4400)
 #   shutdown        1 000 watchers over 50 orders, SIGTERM: every one gets 1001
+#   keepalive       pings; a peer that never answers is hung up on
 #   limits          max-per-client (1008), max-connections (503 / 1013), 1009,
 #                   slowloris (http-timeout), a huge header section
 #
@@ -23,7 +24,7 @@
 # The tests that collect several checks SIGTERM the daemon at the end even when a
 # check failed, so an ASan build's exit status (a leak report) is always checked.
 
-foreach(name slow_watcher redis_restart resume shutdown limits)
+foreach(name slow_watcher redis_restart resume shutdown limits keepalive)
   add_test(NAME integration.stress.${name}
            COMMAND ${TG_IT_PYTHON} ${CMAKE_CURRENT_SOURCE_DIR}/test_stress_${name}.py ${TG_IT_ARGS})
   set_tests_properties(integration.stress.${name} PROPERTIES
