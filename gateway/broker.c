@@ -295,6 +295,27 @@ static void broker_req_free(broker_req_t *req)
 	free(req);
 }
 
+/* A request on the command connection, or NULL (nothing sent) when it is down or out of memory. */
+static broker_req_t *broker_req_new(broker_t *b, broker_req_kind_t kind, const char *order_id,
+				    void *arg, int *rc)
+{
+	broker_req_t *req;
+
+	*rc = BROKER_EDOWN;
+	if (b->cmd.state != CONN_UP || !b->cmd.ac)
+		return NULL;
+	*rc = BROKER_ENOMEM;
+	req = calloc(1, sizeof(*req));
+	if (!req)
+		return NULL;
+	req->b = b;
+	req->kind = kind;
+	req->arg = arg;
+	proto_keys_for(order_id, &req->keys);
+	*rc = BROKER_OK;
+	return req;
+}
+
 static void broker_sub_cb(redisAsyncContext *ac, void *r, void *privdata)
 {
 	broker_conn_t *c = ac->data;
@@ -438,23 +459,17 @@ int broker_apply(broker_t *b, const char *order_id, const char *update_json, siz
 	broker_req_t *req;
 	int rc;
 
-	if (b->cmd.state != CONN_UP)
-		return BROKER_EDOWN;
-	req = calloc(1, sizeof(*req));
+	req = broker_req_new(b, REQ_APPLY, order_id, arg, &rc);
 	if (!req)
-		return BROKER_ENOMEM;
+		return rc;
+	req->fn.apply = fn;
 	req->update = malloc(len);
 	if (!req->update) {
-		free(req);
+		broker_req_free(req);
 		return BROKER_ENOMEM;
 	}
 	memcpy(req->update, update_json, len);
 	req->update_len = len;
-	req->b = b;
-	req->kind = REQ_APPLY;
-	req->fn.apply = fn;
-	req->arg = arg;
-	proto_keys_for(order_id, &req->keys);
 	rc = broker_send_apply(b, req);
 	if (rc) {
 		broker_req_free(req);
@@ -506,17 +521,12 @@ int broker_snapshot(broker_t *b, const char *order_id, broker_snapshot_fn *fn, v
 		    broker_req_t **out)
 {
 	broker_req_t *req;
+	int rc;
 
-	if (b->cmd.state != CONN_UP || !b->cmd.ac)
-		return BROKER_EDOWN;
-	req = calloc(1, sizeof(*req));
+	req = broker_req_new(b, REQ_SNAPSHOT, order_id, arg, &rc);
 	if (!req)
-		return BROKER_ENOMEM;
-	req->b = b;
-	req->kind = REQ_SNAPSHOT;
+		return rc;
 	req->fn.snapshot = fn;
-	req->arg = arg;
-	proto_keys_for(order_id, &req->keys);
 	if (redisAsyncCommand(b->cmd.ac, broker_snapshot_cb, req, "HMGET %s state cursor",
 			      req->keys.state) != REDIS_OK) {
 		broker_req_free(req);
@@ -611,17 +621,12 @@ int broker_resume(broker_t *b, const char *order_id, const char *cursor, unsigne
 	const char *argv[7];
 	size_t argvlen[7];
 	broker_req_t *req;
+	int rc;
 
-	if (b->cmd.state != CONN_UP || !b->cmd.ac)
-		return BROKER_EDOWN;
-	req = calloc(1, sizeof(*req));
+	req = broker_req_new(b, REQ_RESUME, order_id, arg, &rc);
 	if (!req)
-		return BROKER_ENOMEM;
-	req->b = b;
-	req->kind = REQ_RESUME;
+		return rc;
 	req->fn.resume = fn;
-	req->arg = arg;
-	proto_keys_for(order_id, &req->keys);
 	snprintf(maxs, sizeof(maxs), "%u", max);
 	/* EVAL, not EVALSHA: resumes are rare and Redis caches the script by its SHA anyway. */
 	argv[0] = "EVAL";

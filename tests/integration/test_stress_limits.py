@@ -115,17 +115,6 @@ def time_to_close(port, send_first, trickle, limit):
         s.close()
 
 
-async def stop_daemon(env, ck):
-    """SIGTERM at the end even when checks failed, so that an ASan build's exit status
-    (a leak report makes it non-zero) is always checked: exit 0 within 10 s."""
-    await env.close_watchers()
-    try:
-        took = await asyncio.to_thread(env.daemon.terminate)
-        print(f"trackgated exited 0 {took:.2f} s after SIGTERM")
-    except h.TestFailure as e:
-        ck(False, f"{e}\n{h.tail(env.daemon.log, 40)}")
-
-
 async def test(env):
     ck = h.Checks()
     oid = f"lim-{os.getpid()}"
@@ -295,7 +284,7 @@ async def test(env):
     c = await env.aapply(h.update(f"{oid}-end", base + 1, lat=3.0, lng=4.0))
     f = await w.update()
     ck(f.get("cursor") == c, f"the watcher at the end: {f!r}")
-    await stop_daemon(env, ck)
+    await h.stop_daemon(env, ck)
     ck.done()
 
 

@@ -74,17 +74,6 @@ def cursor_key(c):
     return h.parse_cursor(c)
 
 
-async def stop_daemon(env, ck):
-    """SIGTERM at the end even when checks failed, so that an ASan build's exit status
-    (a leak report makes it non-zero) is always checked: exit 0 within 10 s."""
-    await env.close_watchers()
-    try:
-        took = await asyncio.to_thread(env.daemon.terminate)
-        print(f"trackgated exited 0 {took:.2f} s after SIGTERM")
-    except h.TestFailure as e:
-        ck(False, f"{e}\n{h.tail(env.daemon.log, 40)}")
-
-
 async def test(env):
     ck = h.Checks()
     base = h.now_ms() - 600_000
@@ -238,7 +227,7 @@ async def test(env):
                       f"updates, resync by {how}")
     r = await asyncio.to_thread(env.http, "GET", "/healthz")
     ck(r.status == 200, f"/healthz at the end: {r!r}")
-    await stop_daemon(env, ck)
+    await h.stop_daemon(env, ck)
     ck.done()
 
 

@@ -192,17 +192,6 @@ async def read_stuck(ck, env, w, label, final, posted, order, statuses):
     return got, bounded
 
 
-async def stop_daemon(env, ck):
-    """SIGTERM at the end even when checks failed, so that an ASan build's exit status
-    (a leak report makes it non-zero) is always checked: exit 0 within 10 s."""
-    await env.close_watchers()
-    try:
-        took = await asyncio.to_thread(env.daemon.terminate)
-        print(f"trackgated exited 0 {took:.2f} s after SIGTERM")
-    except h.TestFailure as e:
-        ck(False, f"{e}\n{h.tail(env.daemon.log, 40)}")
-
-
 async def test(env):
     ck = h.Checks()
     # Long ids make a location-only frame ~330 bytes: 10 000 of them (3.3 MB) are
@@ -373,7 +362,7 @@ async def test(env):
         f = await w.next(timeout=10, what="the update after the stress")
         ck(f.get("cursor") == c and f.get("update") == u,
            f"{w.path}: the update after the stress: {json.dumps(f)[:300]}")
-    await stop_daemon(env, ck)
+    await h.stop_daemon(env, ck)
     ck.done()
 
 
