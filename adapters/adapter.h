@@ -2,35 +2,63 @@
  * adapter.h - the interface every provider adapter implements: verify the
  * raw webhook request, then parse its body into canonical updates.
  *
- * Adapters are pure functions of their input (no I/O, no globals), one file
- * per provider, found by name through the registry.  The providers
- * themselves arrive with the adapters issue; the gateway's ingest path
- * (proto validation, the Redis script) is what they will feed.
+ * Adapters are pure functions of their input (no I/O, no globals, no
+ * clock: the receive time comes in the request), one file per provider,
+ * found by name through the registry.  The gateway runs them on
+ * POST /v1/webhooks/{provider} and hands what they return to the same
+ * atomic Redis path as POST /v1/updates.
+ *
+ * Results: 0 on success, a negative ADAPTER_E* code on failure with the
+ * failing field and a readable reason in proto_error_t.
  */
 #ifndef TRACKGATE_ADAPTER_H
 #define TRACKGATE_ADAPTER_H
 
+#include <stdbool.h>
 #include <stddef.h>
+#include <stdint.h>
 
 #include "proto.h"
 
+/* Most canonical updates one webhook may produce. */
+#define ADAPTER_UPDATES_MAX 4
+
+enum {
+	ADAPTER_OK = 0,
+	ADAPTER_EAUTH = -1,  /* signature or credential missing or wrong: 401 */
+	ADAPTER_EINVAL = -2, /* malformed: 400 naming the field */
+	ADAPTER_ENOMEM = -3,
+};
+
 typedef struct adapter_request {
-	const char *body;
+	const char *body;     /* the raw body, exactly as received; not NUL-terminated */
 	size_t body_len;
-	/* Header lookup by lower-case name; NULL when absent. */
+	/* A request header by lower-case name, NUL-terminated; NULL when absent. */
 	const char *(*header)(void *ctx, const char *name);
 	void *header_ctx;
-	const char *secret; /* the provider's configured secret */
+	const unsigned char *secret; /* the provider's configured secret, as configured */
 	size_t secret_len;
-	int64_t now_ms;     /* receive time, for providers that send none */
+	int64_t now_ms;       /* receive time, for providers that send none */
 } adapter_request_t;
 
 typedef struct adapter_ops {
 	const char *name; /* the {provider} of POST /v1/webhooks/{provider} */
-	/* 0 when the request is authentic; negative with err filled otherwise. */
+	/*
+	 * Checks the request's signature or credential against req->secret, on
+	 * the raw body, before anything is parsed, in constant time.
+	 * ADAPTER_EAUTH when it does not hold.
+	 */
 	int (*verify)(const adapter_request_t *req, proto_error_t *err);
-	/* Fills up to max updates; returns how many, or negative with err filled. */
-	int (*parse)(const adapter_request_t *req, proto_update_t *out, int max, proto_error_t *err);
+	/*
+	 * Parses a verified body into at most max canonical updates and stores
+	 * how many in *n: 0 for a well-formed event with nothing to track (a
+	 * ping, a price change), which the gateway answers 200 and ignores.
+	 * Every update is valid for proto (the caller re-checks) and carries an
+	 * event_id: the provider's event id, or a hash of the body when the
+	 * provider has none, so a retried webhook is applied once.
+	 */
+	int (*parse)(const adapter_request_t *req, proto_update_t *out, int max, int *n,
+		     proto_error_t *err);
 } adapter_ops_t;
 
 /* The adapter called name, or NULL. */

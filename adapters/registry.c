@@ -1,9 +1,11 @@
 #include <string.h>
 
-#include "adapter.h"
+#include "adapters_private.h"
 
-/* One entry per provider file; the list is empty until the adapters land. */
+/* One entry per provider file. */
 static const adapter_ops_t *const adapter_registry[] = {
+	&adapter_uber_direct, &adapter_doordash_drive, &adapter_wolt_drive,
+	&adapter_onfleet,     &adapter_stuart,         &adapter_opendelivery,
 	NULL,
 };
 

@@ -11,6 +11,8 @@
 
 #include <ini.h>
 
+#include "adapter.h"
+
 #ifndef TRACKGATE_VERSION
 #define TRACKGATE_VERSION "dev"
 #endif
@@ -104,6 +106,10 @@ void config_usage(void)
 		else
 			printf("  %-22s %s\n", left, config_settings[i].help);
 	}
+	printf("  --webhook-secret-file PROVIDER=PATH\n"
+	       "                         the secret of POST /v1/webhooks/PROVIDER, read from PATH;\n"
+	       "                         in the config file: [webhook.PROVIDER] with secret = VALUE\n"
+	       "                         or secret-file = PATH.  Providers not configured get 404\n");
 	printf("  --help                 print this and exit\n"
 	       "  --version              print the version and exit\n"
 	       "\n"
@@ -306,14 +312,128 @@ typedef struct config_file_ctx {
 	int failed;
 } config_file_ctx_t;
 
+/* The webhook entry of provider, added when missing; NULL (message printed) when invalid. */
+static config_webhook_t *config_webhook_slot(config_t *cfg, const char *provider,
+					     const char *origin)
+{
+	if (!adapter_find(provider)) {
+		const adapter_ops_t *const *all = adapter_all();
+
+		fprintf(stderr, "trackgated: %s: unknown webhook provider '%s' (known:", origin,
+			provider);
+		for (size_t i = 0; all[i]; i++)
+			fprintf(stderr, " %s", all[i]->name);
+		fprintf(stderr, ")\n");
+		return NULL;
+	}
+	for (unsigned i = 0; i < cfg->n_webhooks; i++)
+		if (!strcmp(cfg->webhooks[i].provider, provider))
+			return &cfg->webhooks[i];
+	if (cfg->n_webhooks == CONFIG_WEBHOOKS_MAX) {
+		fprintf(stderr, "trackgated: %s: too many webhook providers\n", origin);
+		return NULL;
+	}
+	config_webhook_t *w = &cfg->webhooks[cfg->n_webhooks++];
+
+	memset(w, 0, sizeof(*w));
+	snprintf(w->provider, sizeof(w->provider), "%s", provider);
+	return w;
+}
+
+/* secret = VALUE or secret-file = PATH for provider (the value is never printed). */
+static int config_set_webhook(config_t *cfg, const char *provider, const char *name,
+			      const char *value, const char *origin)
+{
+	config_webhook_t *w = config_webhook_slot(cfg, provider, origin);
+	size_t len = strlen(value);
+
+	if (!w)
+		return CONFIG_EINVAL;
+	if (!strcmp(name, "secret")) {
+		if (!len || len > CONFIG_SECRET_MAX) {
+			fprintf(stderr, "trackgated: %s: [webhook.%s] secret must be 1..%d bytes\n",
+				origin, provider, CONFIG_SECRET_MAX);
+			return CONFIG_EINVAL;
+		}
+		memcpy(w->secret, value, len);
+		w->secret_len = len;
+		w->secret_file[0] = '\0';
+		return CONFIG_OK;
+	}
+	if (!strcmp(name, "secret-file") || !strcmp(name, "secret_file")) {
+		if (!len || len >= sizeof(w->secret_file)) {
+			fprintf(stderr, "trackgated: %s: [webhook.%s] bad secret-file\n", origin,
+				provider);
+			return CONFIG_EINVAL;
+		}
+		snprintf(w->secret_file, sizeof(w->secret_file), "%s", value);
+		return CONFIG_OK;
+	}
+	fprintf(stderr, "trackgated: %s: [webhook.%s] knows secret and secret-file, not '%s'\n",
+		origin, provider, name);
+	return CONFIG_EINVAL;
+}
+
+/* Reads every secret-file; checks each configured webhook has a secret. */
+static int config_load_webhook_secrets(config_t *cfg)
+{
+	for (unsigned i = 0; i < cfg->n_webhooks; i++) {
+		config_webhook_t *w = &cfg->webhooks[i];
+
+		if (w->secret_file[0]) {
+			FILE *f = fopen(w->secret_file, "rb");
+			size_t n;
+
+			if (!f) {
+				fprintf(stderr, "trackgated: cannot read the %s webhook secret-file %s: "
+						"%s\n", w->provider, w->secret_file, strerror(errno));
+				return CONFIG_EINVAL;
+			}
+			n = fread(w->secret, 1, sizeof(w->secret), f);
+			if (!feof(f)) {
+				fclose(f);
+				fprintf(stderr, "trackgated: %s: a webhook secret is at most %d bytes\n",
+					w->secret_file, CONFIG_SECRET_MAX);
+				return CONFIG_EINVAL;
+			}
+			fclose(f);
+			/* A trailing newline (echo > file) is not part of the secret. */
+			while (n && (w->secret[n - 1] == '\n' || w->secret[n - 1] == '\r'))
+				n--;
+			w->secret_len = n;
+		}
+		if (!w->secret_len) {
+			fprintf(stderr, "trackgated: the %s webhook has no secret (secret or "
+					"secret-file)\n", w->provider);
+			return CONFIG_EINVAL;
+		}
+	}
+	return CONFIG_OK;
+}
+
+const config_webhook_t *config_webhook(const config_t *cfg, const char *provider)
+{
+	for (unsigned i = 0; i < cfg->n_webhooks; i++)
+		if (!strcmp(cfg->webhooks[i].provider, provider))
+			return &cfg->webhooks[i];
+	return NULL;
+}
+
 static int config_ini_handler(void *user, const char *section, const char *name, const char *value)
 {
 	config_file_ctx_t *fc = user;
 	const char *origin = fc->path;
 
+	if (section && !strncmp(section, "webhook.", 8)) {
+		if (config_set_webhook(fc->cfg, section + 8, name, value, origin)) {
+			fc->failed = 1;
+			return 0;
+		}
+		return 1;
+	}
 	if (section && *section && strcmp(section, "trackgated") != 0) {
-		fprintf(stderr, "trackgated: %s: unknown section [%s] (use [trackgated] or none)\n",
-			origin, section);
+		fprintf(stderr, "trackgated: %s: unknown section [%s] (use [trackgated] or "
+				"[webhook.PROVIDER])\n", origin, section);
 		fc->failed = 1;
 		return 0;
 	}
@@ -438,7 +558,7 @@ int config_ingest_key_ok(const config_t *cfg, const char *key, size_t len)
 
 int config_load(config_t *cfg, int argc, char **argv)
 {
-	struct option opts[CONFIG_N_SETTINGS + 4];
+	struct option opts[CONFIG_N_SETTINGS + 5];
 	const char *config_path = NULL;
 	int rc, c, idx;
 	size_t i;
@@ -446,6 +566,7 @@ int config_load(config_t *cfg, int argc, char **argv)
 	for (i = 0; i < CONFIG_N_SETTINGS; i++)
 		opts[i] = (struct option){config_settings[i].name, required_argument, NULL, 0};
 	opts[i++] = (struct option){"config", required_argument, NULL, 'c'};
+	opts[i++] = (struct option){"webhook-secret-file", required_argument, NULL, 'w'};
 	opts[i++] = (struct option){"help", no_argument, NULL, 'h'};
 	opts[i++] = (struct option){"version", no_argument, NULL, 'V'};
 	opts[i] = (struct option){NULL, 0, NULL, 0};
@@ -488,6 +609,22 @@ int config_load(config_t *cfg, int argc, char **argv)
 	while ((c = getopt_long(argc, argv, "", opts, &idx)) != -1) {
 		if (c == 0 && config_set(cfg, opts[idx].name, optarg, "command line"))
 			return CONFIG_EINVAL;
+		if (c == 'w') {
+			char provider[33];
+			const char *eq = strchr(optarg, '=');
+
+			if (!eq || eq == optarg || (size_t)(eq - optarg) >= sizeof(provider)) {
+				fprintf(stderr, "trackgated: --webhook-secret-file wants PROVIDER=PATH\n");
+				return CONFIG_EINVAL;
+			}
+			memcpy(provider, optarg, (size_t)(eq - optarg));
+			provider[eq - optarg] = '\0';
+			if (config_set_webhook(cfg, provider, "secret-file", eq + 1, "command line"))
+				return CONFIG_EINVAL;
+		}
 	}
-	return config_load_keys(cfg);
+	rc = config_load_keys(cfg);
+	if (rc)
+		return rc;
+	return config_load_webhook_secrets(cfg);
 }

@@ -21,6 +21,17 @@
 #define CONFIG_INGEST_KEY_MIN 16  /* bytes; shorter keys are refused */
 #define CONFIG_INGEST_KEY_MAX 256
 
+#define CONFIG_WEBHOOKS_MAX 16
+#define CONFIG_SECRET_MAX 1024
+
+/* A provider's webhook secret: inline in the config file, or read from a file. */
+typedef struct config_webhook {
+	char provider[33];
+	char secret_file[CONFIG_PATH_MAX];  /* "" when inline */
+	unsigned char secret[CONFIG_SECRET_MAX]; /* secret, never logged */
+	size_t secret_len;
+} config_webhook_t;
+
 typedef struct config {
 	char listen_host[CONFIG_HOST_MAX]; /* "" or "*" = all addresses */
 	int listen_port;
@@ -53,6 +64,10 @@ typedef struct config {
 	char ingest_keys[CONFIG_INGEST_KEYS_MAX][CONFIG_INGEST_KEY_MAX + 1];
 	size_t ingest_key_len[CONFIG_INGEST_KEYS_MAX];
 	unsigned n_ingest_keys;
+
+	/* [webhook.PROVIDER] sections and --webhook-secret-file PROVIDER=PATH */
+	config_webhook_t webhooks[CONFIG_WEBHOOKS_MAX];
+	unsigned n_webhooks;
 } config_t;
 
 enum {
@@ -75,6 +90,9 @@ int config_set(config_t *cfg, const char *name, const char *value, const char *o
 int config_parse_listen(const char *value, char *host, size_t host_len, int *port);
 int config_parse_redis(const char *value, config_t *cfg);
 int config_load_keys(config_t *cfg);
+
+/* The configured webhook of provider, or NULL (not configured: 404). */
+const config_webhook_t *config_webhook(const config_t *cfg, const char *provider);
 
 /* Constant-time comparison of a presented key against the configured ones. */
 int config_ingest_key_ok(const config_t *cfg, const char *key, size_t len);

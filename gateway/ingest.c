@@ -38,6 +38,7 @@ struct ingest {
 	unsigned n_items;
 	unsigned n_pending;
 	bool batch;                 /* the body was an array */
+	bool webhook;               /* POST /v1/webhooks/{provider} */
 	bool counted;               /* counted in g->n_ingest */
 	unsigned status;
 	char *response;             /* is malloc'd: the answer's body */
@@ -145,7 +146,7 @@ static void ingest_build_response(ingest_t *in)
 	st->ingest_stale += counts[BROKER_STALE];
 	st->ingest_duplicate += counts[BROKER_DUPLICATE];
 	st->ingest_invalid += invalid;
-	log_event(LOG_INFO, "ingest", "status=%u items=%u applied=%u stale=%u duplicate=%u "
+	log_event(LOG_INFO, in->webhook ? "webhook" : "ingest", "status=%u items=%u applied=%u stale=%u duplicate=%u "
 		  "invalid=%u unavailable=%u", in->status, in->n_items, counts[BROKER_APPLIED],
 		  counts[BROKER_STALE], counts[BROKER_DUPLICATE], invalid, failed);
 	return;
@@ -164,7 +165,8 @@ static void ingest_complete(ingest_t *in)
 			failed = true;
 	if (failed)
 		in->g->stats.ingest_unavailable++;
-	in->status = failed ? 503 : 202;
+	/* Providers expect 200 from a webhook; /v1/updates answers 202. */
+	in->status = failed ? 503 : in->webhook ? 200 : 202;
 	ingest_build_response(in);
 	if (in->counted) {
 		in->counted = false;
@@ -194,6 +196,117 @@ static void ingest_applied(void *arg, int rc, broker_result_t result, const char
 		in->ready(in->ready_arg);
 		gateway_maybe_finish(in->g);
 	}
+}
+
+/* Sends one valid update to Redis; the item ends PENDING (answered later) or FAILED. */
+static void ingest_submit(ingest_t *in, ingest_item_t *it, const proto_update_t *u)
+{
+	char *json;
+	int rc;
+
+	memcpy(it->order_id, u->order_id, sizeof(it->order_id));
+	json = proto_update_to_json(u);
+	if (!json) {
+		it->state = ITEM_FAILED;
+		return;
+	}
+	rc = broker_apply(in->g->broker, u->order_id, json, strlen(json), ingest_applied, it,
+			  &it->req);
+	free(json);
+	if (rc != BROKER_OK) {
+		it->state = ITEM_FAILED;
+		return;
+	}
+	it->state = ITEM_PENDING;
+	in->n_pending++;
+}
+
+/* Waits for Redis when something was sent, else settles the answer now. */
+static bool ingest_wait_or_complete(ingest_t *in)
+{
+	if (in->n_pending) {
+		in->counted = true;
+		in->g->n_ingest++;
+		return false;
+	}
+	ingest_complete(in);
+	return true;
+}
+
+bool ingest_finish_webhook(ingest_t *in, const adapter_ops_t *adapter, const unsigned char *secret,
+			   size_t secret_len, const char *(*header)(void *, const char *),
+			   void *header_ctx, int64_t now_ms)
+{
+	adapter_request_t req = {
+		.body = in->body,
+		.body_len = in->body_len,
+		.header = header,
+		.header_ctx = header_ctx,
+		.secret = secret,
+		.secret_len = secret_len,
+		.now_ms = now_ms,
+	};
+	proto_update_t updates[ADAPTER_UPDATES_MAX];
+	proto_error_t err = {{0}, {0}};
+	char msg[sizeof(err.field) + sizeof(err.message) + 4];
+	int n = 0, rc;
+
+	in->webhook = true;
+	in->g->stats.ingest_requests++;
+	/* The signature is checked on the raw bytes before anything is parsed. */
+	rc = adapter->verify(&req, &err);
+	if (rc != ADAPTER_OK) {
+		ingest_set_error(in, 401, "unauthorized", err.message[0] ? err.message :
+				 "missing or wrong signature");
+		log_event(LOG_INFO, "webhook", "provider=%s status=401", adapter->name);
+		return true;
+	}
+	rc = adapter->parse(&req, updates, ADAPTER_UPDATES_MAX, &n, &err);
+	if (rc != ADAPTER_OK || n < 0 || n > ADAPTER_UPDATES_MAX) {
+		snprintf(msg, sizeof(msg), "%s%s%s", err.field, err.field[0] ? ": " : "", err.message);
+		ingest_set_error(in, rc == ADAPTER_ENOMEM ? 503 : 400, "invalid_webhook", msg);
+		log_event(LOG_INFO, "webhook", "provider=%s status=400 field=%s", adapter->name,
+			  err.field);
+		return true;
+	}
+	if (n == 0) {
+		/* Well-formed, nothing to track: 200 so the provider does not retry it. */
+		in->status = 200;
+		free(in->response);
+		in->response = strdup("{\"ignored\":true,\"results\":[]}");
+		in->response_len = in->response ? strlen(in->response) : 0;
+		log_event(LOG_INFO, "webhook", "provider=%s status=200 ignored=1", adapter->name);
+		return true;
+	}
+	if (!broker_ready(in->g->broker)) {
+		in->g->stats.ingest_unavailable++;
+		ingest_set_error(in, 503, "redis_unavailable",
+				 "the state store is unreachable; retry later");
+		log_event(LOG_WARN, "webhook", "provider=%s status=503", adapter->name);
+		return true;
+	}
+	in->items = calloc((size_t)n, sizeof(ingest_item_t));
+	if (!in->items) {
+		ingest_set_error(in, 503, "out_of_memory", "the gateway ran out of memory; retry");
+		return true;
+	}
+	in->n_items = (unsigned)n;
+	for (int i = 0; i < n; i++) {
+		ingest_item_t *it = &in->items[i];
+		char *json = proto_update_to_json(&updates[i]);
+		proto_update_t check;
+
+		it->in = in;
+		/* An adapter's output goes through the same validation as /v1/updates. */
+		if (!json || proto_update_parse(json, strlen(json), &check, &it->err) != PROTO_OK) {
+			free(json);
+			it->state = ITEM_INVALID;
+			continue;
+		}
+		free(json);
+		ingest_submit(in, it, &updates[i]);
+	}
+	return ingest_wait_or_complete(in);
 }
 
 bool ingest_finish(ingest_t *in)
@@ -245,8 +358,6 @@ bool ingest_finish(ingest_t *in)
 	for (; i < n && el; i++, el = in->batch ? el->next : NULL) {
 		ingest_item_t *it = &in->items[i];
 		proto_update_t u;
-		char *json;
-		int rc;
 
 		it->in = in;
 		if (proto_update_from_json(el, &u, &it->err) != PROTO_OK) {
@@ -258,21 +369,7 @@ bool ingest_finish(ingest_t *in)
 				snprintf(it->order_id, sizeof(it->order_id), "%s", oid->valuestring);
 			continue;
 		}
-		memcpy(it->order_id, u.order_id, sizeof(it->order_id));
-		json = proto_update_to_json(&u);
-		if (!json) {
-			it->state = ITEM_FAILED;
-			continue;
-		}
-		rc = broker_apply(in->g->broker, u.order_id, json, strlen(json), ingest_applied, it,
-				  &it->req);
-		free(json);
-		if (rc != BROKER_OK) {
-			it->state = ITEM_FAILED;
-			continue;
-		}
-		it->state = ITEM_PENDING;
-		in->n_pending++;
+		ingest_submit(in, it, &u);
 	}
 
 	if (!in->batch && in->items[0].state == ITEM_INVALID) {
@@ -286,16 +383,15 @@ bool ingest_finish(ingest_t *in)
 		log_event(LOG_INFO, "ingest", "status=400 items=1 invalid=1 field=%s", e->field);
 		goto out;
 	}
-	if (in->n_pending) {
-		now = false;
-		in->counted = true;
-		in->g->n_ingest++;
-		goto out;
-	}
-	ingest_complete(in);
+	now = ingest_wait_or_complete(in);
 out:
 	cJSON_Delete(root);
 	return now;
+}
+
+void ingest_fail(ingest_t *in, unsigned status, const char *code, const char *message)
+{
+	ingest_set_error(in, status, code, message);
 }
 
 void ingest_response(const ingest_t *in, unsigned *status, const char **body, size_t *len)

@@ -14,6 +14,7 @@
 #include <stdbool.h>
 #include <stddef.h>
 
+#include "adapter.h"
 #include "gateway.h"
 
 #define INGEST_BATCH_MAX 100
@@ -34,6 +35,20 @@ int ingest_body(ingest_t *in, const void *p, size_t len);
  * false when ready() will be called.
  */
 bool ingest_finish(ingest_t *in);
+
+/*
+ * The same for POST /v1/webhooks/{provider}: the adapter verifies the raw
+ * body with the provider's secret (401), parses it (400 naming the field;
+ * 200 ignored when it carries nothing to track), and each update goes the
+ * /v1/updates way.  header/header_ctx: the request's headers by lower-case
+ * name, valid during this call.  Success is 200, as providers expect.
+ */
+bool ingest_finish_webhook(ingest_t *in, const adapter_ops_t *adapter, const unsigned char *secret,
+			   size_t secret_len, const char *(*header)(void *, const char *),
+			   void *header_ctx, int64_t now_ms);
+
+/* Settles the answer as an error before anything was sent to Redis. */
+void ingest_fail(ingest_t *in, unsigned status, const char *code, const char *message);
 
 /* The answer; valid once ingest_finish returned true or ready() was called. */
 void ingest_response(const ingest_t *in, unsigned *status, const char **body, size_t *len);

@@ -17,6 +17,7 @@
 
 #include <libwebsockets.h>
 
+#include "adapter.h"
 #include "http.h"
 #include "ingest.h"
 #include "log.h"
@@ -495,13 +496,18 @@ static void server_ingest_ready(void *arg)
 	lws_callback_on_writable(wsi);
 }
 
-static int server_ingest_start(gateway_t *g, struct lws *wsi, session_t *s)
+/*
+ * Checks what a POST with a JSON body needs before the body is read (the
+ * ingest key when bearer is set, the media type, the length) and starts
+ * collecting it.
+ */
+static int server_body_start(gateway_t *g, struct lws *wsi, session_t *s, bool bearer)
 {
 	char clen[32];
 	unsigned long long len;
 	char *end;
 
-	if (!server_authorized(g, wsi))
+	if (bearer && !server_authorized(g, wsi))
 		return server_error(g, wsi, 401, "unauthorized",
 				    "missing or wrong `Authorization: Bearer KEY`", true, NULL);
 	if (!server_is_json(wsi))
@@ -525,6 +531,102 @@ static int server_ingest_start(gateway_t *g, struct lws *wsi, session_t *s)
 	if (!s->ingest)
 		return server_error(g, wsi, 503, "out_of_memory", "retry later", true, NULL);
 	return 0; /* the body follows in LWS_CALLBACK_HTTP_BODY */
+}
+
+/* The adapter and configured secret of /v1/webhooks/{provider}; NULLs when either is missing. */
+static const adapter_ops_t *server_webhook_of(gateway_t *g, const char *provider,
+					      const config_webhook_t **w)
+{
+	const adapter_ops_t *a = adapter_find(provider);
+
+	*w = a ? config_webhook(g->cfg, provider) : NULL;
+	return *w ? a : NULL;
+}
+
+/*
+ * POST /v1/webhooks/{provider}: the body is read like /v1/updates' (the
+ * same 411/413/415), then verified and parsed by the provider's adapter at
+ * LWS_CALLBACK_HTTP_BODY_COMPLETION.  GET answers Onfleet's validation
+ * request (?check=VALUE, echoed as text).
+ */
+static int server_webhook_start(gateway_t *g, struct lws *wsi, session_t *s, const char *provider,
+				int method)
+{
+	const config_webhook_t *w;
+	char check[256];
+	const char *val;
+
+	if (!server_webhook_of(g, provider, &w))
+		return server_error(g, wsi, 404, "unknown_provider",
+				    "no webhook is configured for this provider", false, NULL);
+	if (method == METHOD_GET && !strcmp(provider, "onfleet")) {
+		val = lws_get_urlarg_by_name(wsi, "check=", check, sizeof(check));
+		if (!val)
+			return server_error(g, wsi, 400, "bad_request",
+					    "Onfleet's validation request carries ?check=VALUE", false,
+					    NULL);
+		return http_reply(wsi, 200, "text/plain", val, strlen(val), false, NULL);
+	}
+	if (method != METHOD_POST)
+		return server_error(g, wsi, 405, "method_not_allowed", "use POST", true, "POST");
+	return server_body_start(g, wsi, s, false);
+}
+
+typedef struct server_headers {
+	struct lws *wsi;
+	unsigned used;
+	char slot[8][1024]; /* copies handed to the adapter, valid during its call */
+} server_headers_t;
+
+/* adapter_request_t's header lookup: lower-case name, NUL-terminated value or NULL. */
+static const char *server_header(void *ctx, const char *name)
+{
+	server_headers_t *h = ctx;
+	char key[64];
+	char *dst;
+	int n;
+
+	if (h->used == sizeof(h->slot) / sizeof(h->slot[0]))
+		return NULL;
+	dst = h->slot[h->used];
+	if (!strcmp(name, "authorization")) {
+		n = lws_hdr_copy(h->wsi, dst, sizeof(h->slot[0]), WSI_TOKEN_HTTP_AUTHORIZATION);
+	} else {
+		n = snprintf(key, sizeof(key), "%s:", name);
+		if (n <= 0 || (size_t)n >= sizeof(key))
+			return NULL;
+		n = lws_hdr_custom_copy(h->wsi, dst, sizeof(h->slot[0]), key, n);
+	}
+	if (n < 0 || (n == 0 && !dst[0]))
+		return NULL;
+	h->used++;
+	return dst;
+}
+
+static bool server_webhook_finish(gateway_t *g, struct lws *wsi, session_t *s)
+{
+	server_headers_t *headers;
+	const config_webhook_t *w;
+	const adapter_ops_t *a;
+	char uri[256];
+	bool now;
+
+	if (lws_hdr_copy(wsi, uri, sizeof(uri), WSI_TOKEN_POST_URI) <= 13 ||
+	    !(a = server_webhook_of(g, uri + 13, &w))) {
+		ingest_fail(s->ingest, 404, "unknown_provider", "no webhook is configured for this "
+							       "provider");
+		return true;
+	}
+	headers = calloc(1, sizeof(*headers));
+	if (!headers) {
+		ingest_fail(s->ingest, 503, "out_of_memory", "retry later");
+		return true;
+	}
+	headers->wsi = wsi;
+	now = ingest_finish_webhook(s->ingest, a, w->secret, w->secret_len, server_header, headers,
+				    (int64_t)uv_now(g->loop));
+	free(headers);
+	return now;
 }
 
 static int server_ingest_write(gateway_t *g, struct lws *wsi, const ingest_t *ing)
@@ -565,8 +667,10 @@ static int server_http(gateway_t *g, struct lws *wsi, session_t *s, const char *
 		if (m != METHOD_POST)
 			return server_error(g, wsi, 405, "method_not_allowed", "use POST", true,
 					    "POST");
-		return server_ingest_start(g, wsi, s);
+		return server_body_start(g, wsi, s, true);
 	}
+	if (!strncmp(path, "/v1/webhooks/", 13))
+		return server_webhook_start(g, wsi, s, path + 13, m);
 	if (!strncmp(path, "/v1/track/", 10)) {
 		const char *id = path + 10;
 
@@ -614,14 +718,20 @@ static int server_callback(struct lws *wsi, enum lws_callback_reasons reason, vo
 					    "the body is longer than its Content-Length", true,
 					    NULL);
 		return 0;
-	case LWS_CALLBACK_HTTP_BODY_COMPLETION:
+	case LWS_CALLBACK_HTTP_BODY_COMPLETION: {
+		char uri[256];
+		bool webhook;
+
 		if (!s->ingest)
 			return -1;
-		if (ingest_finish(s->ingest)) {
+		webhook = lws_hdr_copy(wsi, uri, sizeof(uri), WSI_TOKEN_POST_URI) >= 13 &&
+			  !strncmp(uri, "/v1/webhooks/", 13);
+		if (webhook ? server_webhook_finish(g, wsi, s) : ingest_finish(s->ingest)) {
 			s->ingest_ready = 1;
 			lws_callback_on_writable(wsi);
 		}
 		return 0;
+	}
 	case LWS_CALLBACK_HTTP_WRITEABLE: {
 		ingest_t *ing = s->ingest;
 		int rc;
