@@ -6,11 +6,11 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include <hiredis/adapters/libuv.h>
 #include <hiredis/async.h>
 #include <hiredis/hiredis.h>
 
 #include "log.h"
+#include "redis_uv.h"
 #include "script.h"
 
 #define BROKER_BACKOFF_MIN_MS 100
@@ -215,7 +215,7 @@ static void broker_conn_open(broker_conn_t *c, const char *ip)
 		return;
 	}
 	ac->data = c;
-	if (redisLibuvAttach(ac, c->b->loop) != REDIS_OK) {
+	if (redis_uv_attach(ac, c->b->loop) != REDIS_OK) {
 		log_event(LOG_ERROR, "redis_attach_failed", "conn=%s", c->name);
 		redisAsyncFree(ac);
 		broker_conn_schedule(c);
