@@ -62,7 +62,10 @@ void adapter_body_event_id(const char *body, size_t len, char out[PROTO_EVENT_ID
  * Parses the raw body as a JSON object (NUL bytes, invalid UTF-8 in
  * strings, duplicate members at the top level and trailing data rejected).
  * NULL with err filled (ADAPTER_EINVAL) on failure; the caller cJSON_Deletes.
+ * When memory ran out, err->message is exactly ADAPTER_MSG_NOMEM (answer
+ * ADAPTER_ENOMEM then, so the provider retries).
  */
+#define ADAPTER_MSG_NOMEM "out of memory"
 cJSON *adapter_parse_json(const char *body, size_t len, proto_error_t *err);
 
 /*
@@ -93,7 +96,12 @@ int adapter_parse_time(const char *s, int64_t *out_ms);
 int adapter_get_time(const cJSON *root, const char *path, bool required, int64_t *out_ms,
 		     proto_error_t *err);
 
-/* Latitude/longitude, each a number or numeric string, range-checked; field names the path. */
+/*
+ * Latitude/longitude, each a number or numeric string, range-checked; field
+ * names the path.  0 with *found true when both are present; 0 with *found
+ * false (lat/lng untouched) when both are absent or null and not required;
+ * ADAPTER_EINVAL when only one is present, a type is wrong or out of range.
+ */
 int adapter_get_latlng(const cJSON *root, const char *lat_path, const char *lng_path,
 		       bool required, double *lat, double *lng, bool *found, proto_error_t *err);
 

@@ -1,0 +1,270 @@
+/*
+ * stuart.c - Stuart (stuart.com) webhooks: job, delivery and driver events.
+ *
+ * Stuart posts one event per request, {"event":E,"type":T,"data":{...}}:
+ *
+ *   job/create, job/update            data is the job; the delivery in
+ *                                     progress is data.currentDelivery (null
+ *                                     until there is one)
+ *   delivery/create, delivery/update  data is the delivery
+ *   driver/update                     data is the driver and its position
+ *                                     (data.latitude, data.longitude); while
+ *                                     on a job, data.job.currentDelivery.
+ *                                     Gives the position alone.
+ *
+ * A delivery carries the order key, clientReference (the client's own
+ * reference for the delivery, given when the job was created), its status,
+ * etaToOrigin / etaToDestination (RFC 3339 with the zone's local offset,
+ * "2024-05-01T14:05:00.000+02:00") and its driver (latitude, longitude,
+ * name, transportType.code).
+ *
+ * Stuart signs nothing.  A Stuart webhook can carry an authentication header
+ * chosen by the client; trackgate expects it to be "Authorization: Bearer
+ * SECRET" (or Basic, for a secret "user:password").  Stuart's events carry
+ * neither an event id nor a time: an update's ts is the receive time
+ * (req->now_ms) and its event_id a hash of the body, so a retried webhook
+ * is applied once.  See adapters/README.md for the status table.
+ */
+#include <stdio.h>
+#include <string.h>
+
+#include "adapters_private.h"
+
+#define STUART_PROVIDER "stuart"
+
+/* Longest dotted path built here ("data.job.currentDelivery.driver.transportType.code" fits). */
+#define STUART_PATH_MAX 96
+
+/* Delivery statuses of the Stuart API, in the order a delivery goes through them. */
+static const struct stuart_status {
+	const char *name;
+	proto_status_t status;
+} stuart_statuses[] = {
+    {"pending", PROTO_STATUS_CREATED},		  /* looking for a driver */
+    {"picking", PROTO_STATUS_EN_ROUTE_TO_PICKUP}, /* driver assigned, on the way */
+    {"almost_picking", PROTO_STATUS_EN_ROUTE_TO_PICKUP},
+    {"waiting_at_pickup", PROTO_STATUS_AT_PICKUP},
+    {"delivering", PROTO_STATUS_EN_ROUTE_TO_DROPOFF}, /* picked up, on the way */
+    {"almost_delivering", PROTO_STATUS_EN_ROUTE_TO_DROPOFF},
+    {"waiting_at_dropoff", PROTO_STATUS_AT_DROPOFF},
+    {"delivered", PROTO_STATUS_DELIVERED},
+    {"cancelled", PROTO_STATUS_CANCELLED},
+};
+
+/*
+ * Where each event kind keeps its delivery and its driver.  A driver event
+ * (several a minute while the driver moves) gives the position alone, so it
+ * coalesces for slow watchers (adapters/README.md, "Coalescing"); its copy of
+ * the delivery status is not used either: the event carries no time, so a
+ * retried driver event would put back a status that a later job or delivery
+ * event has already moved past (a "delivering" after "delivered").
+ */
+static const struct stuart_shape {
+	const char *event;
+	const char *type;
+	const char *delivery; /* path of the delivery object */
+	const char *driver;   /* path of the driver object */
+	bool position_only;
+} stuart_shapes[] = {
+    {"job", "create", "data.currentDelivery", "data.currentDelivery.driver", false},
+    {"job", "update", "data.currentDelivery", "data.currentDelivery.driver", false},
+    {"delivery", "create", "data", "data.driver", false},
+    {"delivery", "update", "data", "data.driver", false},
+    {"driver", "update", "data.job.currentDelivery", "data", true},
+};
+
+static const char *path_join(char *buf, const char *base, const char *leaf)
+{
+	snprintf(buf, STUART_PATH_MAX, "%s.%s", base, leaf);
+	return buf;
+}
+
+/*
+ * The object at path: 0 and *out when it is one, 1 when absent or null and
+ * not required, ADAPTER_EINVAL naming the path otherwise.  adapter_get()
+ * cannot tell "absent" from "a step on the way is not an object"; the string
+ * getter can, and it never finds a string where adapter_get() found nothing.
+ */
+static int get_object(const cJSON *root, const char *path, bool required, const cJSON **out,
+		      proto_error_t *err)
+{
+	const cJSON *item = adapter_get(root, path);
+	const char *unused;
+	int rc;
+
+	if (item == NULL) {
+		rc = adapter_get_string(root, path, required, &unused, err);
+		return rc < 0 ? rc : 1;
+	}
+	if (!cJSON_IsObject(item))
+		return adapter_fail(err, ADAPTER_EINVAL, path, "must be an object");
+	*out = item;
+	return 0;
+}
+
+static proto_status_t stuart_status(const char *name)
+{
+	for (size_t i = 0; i < sizeof(stuart_statuses) / sizeof(stuart_statuses[0]); i++) {
+		if (strcmp(stuart_statuses[i].name, name) == 0)
+			return stuart_statuses[i].status;
+	}
+	return PROTO_STATUS_NONE;
+}
+
+static const struct stuart_shape *stuart_shape(const char *event, const char *type)
+{
+	for (size_t i = 0; i < sizeof(stuart_shapes) / sizeof(stuart_shapes[0]); i++) {
+		if (strcmp(stuart_shapes[i].event, event) == 0 &&
+		    strcmp(stuart_shapes[i].type, type) == 0)
+			return &stuart_shapes[i];
+	}
+	return NULL;
+}
+
+/*
+ * The request must carry "Authorization: Bearer SECRET" (or "Basic
+ * base64(user:password)" for a secret "user:password"), the header the
+ * Stuart webhook is configured to send.
+ */
+static int stuart_verify(const adapter_request_t *req, proto_error_t *err)
+{
+	const char *value =
+	    req->header != NULL ? req->header(req->header_ctx, "authorization") : NULL;
+
+	if (req->secret == NULL || req->secret_len == 0)
+		return adapter_fail(err, ADAPTER_EAUTH, "authorization",
+				    "no secret is configured for stuart");
+	if (value == NULL)
+		return adapter_fail(err, ADAPTER_EAUTH, "authorization", "is missing");
+	if (!adapter_authorization_ok(value, req->secret, req->secret_len))
+		return adapter_fail(err, ADAPTER_EAUTH, "authorization",
+				    "does not hold the configured secret");
+	return ADAPTER_OK;
+}
+
+/*
+ * The driver's position from the driver object at driver_path and, with
+ * courier, its name and vehicle; the vehicle falls back to the delivery's
+ * transportType.
+ */
+static int stuart_driver(const cJSON *root, const char *driver_path, const char *delivery_path,
+			 bool courier, proto_update_t *u, proto_error_t *err)
+{
+	char lat_path[STUART_PATH_MAX], lng_path[STUART_PATH_MAX], path[STUART_PATH_MAX];
+	const cJSON *driver = NULL;
+	const char *name = NULL, *vehicle = NULL;
+	bool found = false;
+	int rc;
+
+	rc = get_object(root, driver_path, false, &driver, err);
+	if (rc < 0)
+		return rc;
+	if (rc == 0) {
+		rc = adapter_get_latlng(root, path_join(lat_path, driver_path, "latitude"),
+					path_join(lng_path, driver_path, "longitude"), false,
+					&u->location.lat, &u->location.lng, &found, err);
+		if (rc < 0)
+			return rc;
+		u->has_location = found;
+	}
+	if (!courier)
+		return ADAPTER_OK;
+	if (rc == 0 &&
+	    ((rc = adapter_get_string(root, path_join(path, driver_path, "name"), false, &name,
+				      err)) < 0 ||
+	     (rc = adapter_get_string(root, path_join(path, driver_path, "transportType.code"),
+				      false, &vehicle, err)) < 0))
+		return rc;
+	if (vehicle == NULL &&
+	    (rc = adapter_get_string(root, path_join(path, delivery_path, "transportType.code"),
+				     false, &vehicle, err)) < 0)
+		return rc;
+	adapter_copy_text(u->courier.name, sizeof(u->courier.name), name);
+	adapter_copy_text(u->courier.vehicle, sizeof(u->courier.vehicle), vehicle);
+	u->has_courier = u->courier.name[0] != '\0' || u->courier.vehicle[0] != '\0';
+	return ADAPTER_OK;
+}
+
+/*
+ * One update for the delivery an event is about, or none: for job and
+ * driver events without a current delivery, deliveries without a
+ * clientReference, unknown events and events with nothing to track.
+ */
+static int stuart_parse(const adapter_request_t *req, proto_update_t *out, int max, int *n,
+			proto_error_t *err)
+{
+	const struct stuart_shape *shape;
+	const cJSON *data = NULL, *delivery = NULL;
+	const char *event, *type, *reference = NULL, *status_name = NULL;
+	char path[STUART_PATH_MAX], event_id[PROTO_EVENT_ID_MAX + 1];
+	proto_update_t u;
+	cJSON *root;
+	int rc;
+
+	*n = 0;
+	root = adapter_parse_json(req->body, req->body_len, err);
+	if (root == NULL)
+		return strcmp(err->message, ADAPTER_MSG_NOMEM) == 0 ? ADAPTER_ENOMEM
+								    : ADAPTER_EINVAL;
+	if ((rc = adapter_get_string(root, "event", true, &event, err)) < 0 ||
+	    (rc = adapter_get_string(root, "type", true, &type, err)) < 0 ||
+	    (rc = get_object(root, "data", true, &data, err)) < 0)
+		goto done;
+	shape = stuart_shape(event, type);
+	if (shape == NULL)
+		goto done; /* driver online/offline, events added later: nothing to track */
+
+	/* From here a getter's 1 (absent) for the delivery or its reference means "ignored". */
+	if ((rc = get_object(root, shape->delivery, false, &delivery, err)) != 0)
+		goto done;
+	rc = adapter_get_string(root, path_join(path, shape->delivery, "clientReference"), false,
+				&reference, err);
+	if (rc != 0 || reference[0] == '\0')
+		goto done; /* no reference: the delivery cannot be matched to an order */
+	if (!proto_order_id_valid(reference, strlen(reference))) {
+		rc = adapter_fail(err, ADAPTER_EINVAL, path,
+				  "is not an order id (1-128 of A-Z a-z 0-9 . _ ~ -)");
+		goto done;
+	}
+	adapter_body_event_id(req->body, req->body_len, event_id);
+	rc = adapter_update_init(&u, STUART_PROVIDER, reference, req->now_ms, event_id, err);
+	if (rc < 0)
+		goto done;
+
+	if (!shape->position_only) {
+		rc = adapter_get_string(root, path_join(path, shape->delivery, "status"), false,
+					&status_name, err);
+		if (rc < 0)
+			goto done;
+		if (rc == 0)
+			u.status = stuart_status(status_name); /* unknown: no status */
+		rc = adapter_get_time(root, path_join(path, shape->delivery, "etaToOrigin"), false,
+				      &u.eta.pickup, err);
+		if (rc < 0)
+			goto done;
+		u.eta.has_pickup = rc == 0;
+		rc = adapter_get_time(root, path_join(path, shape->delivery, "etaToDestination"),
+				      false, &u.eta.dropoff, err);
+		if (rc < 0)
+			goto done;
+		u.eta.has_dropoff = rc == 0;
+		u.has_eta = u.eta.has_pickup || u.eta.has_dropoff;
+	}
+	rc = stuart_driver(root, shape->driver, shape->delivery, !shape->position_only, &u, err);
+	if (rc < 0)
+		goto done;
+
+	if (u.status == PROTO_STATUS_NONE && !u.has_location && !u.has_eta)
+		goto done; /* an unknown status and no driver yet; a driver without a position */
+	if (max < 1) {
+		rc = adapter_fail(err, ADAPTER_EINVAL, "", "no room for an update (max %d)", max);
+		goto done;
+	}
+	out[0] = u;
+	*n = 1;
+done:
+	cJSON_Delete(root);
+	return rc < 0 ? rc : ADAPTER_OK;
+}
+
+const adapter_ops_t adapter_stuart = {STUART_PROVIDER, stuart_verify, stuart_parse};
