@@ -256,8 +256,9 @@ bool ingest_finish_webhook(ingest_t *in, const adapter_ops_t *adapter, const uns
 	/* The signature is checked on the raw bytes before anything is parsed. */
 	rc = adapter->verify(&req, &err);
 	if (rc != ADAPTER_OK) {
-		ingest_set_error(in, 401, "unauthorized", err.message[0] ? err.message :
-				 "missing or wrong signature");
+		snprintf(msg, sizeof(msg), "%s%s%s", err.field, err.field[0] ? ": " : "",
+			 err.message[0] ? err.message : "missing or wrong signature");
+		ingest_set_error(in, 401, "unauthorized", msg);
 		log_event(LOG_INFO, "webhook", "provider=%s status=401", adapter->name);
 		return true;
 	}
