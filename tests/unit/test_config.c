@@ -177,6 +177,55 @@ static void ingest_key_compare_matches_exactly(void **state)
 	assert_false(config_ingest_key_ok(&cfg, "", 0));
 }
 
+static void example_config_in_deploy_loads(void **state)
+{
+	config_t cfg;
+	char kpath[128];
+
+	snprintf(kpath, sizeof(kpath), "%s", write_file("keys", "0123456789abcdef\n"));
+	const char *argv[] = {"trackgated", "--config", TG_EXAMPLE_CONFIG, "--ingest-key-file",
+			      kpath};
+
+	assert_int_equal(load(&cfg, 5, argv), CONFIG_OK);
+	assert_int_equal(cfg.listen_port, 8080);
+	assert_int_equal(cfg.workers, 1);
+}
+
+static void webhook_secrets_come_from_sections_and_files(void **state)
+{
+	config_t cfg;
+	char kpath[128], spath[128], cpath[256];
+
+	snprintf(kpath, sizeof(kpath), "%s", write_file("keys", "0123456789abcdef\n"));
+	snprintf(spath, sizeof(spath), "%s", write_file("onfleet.secret", "a1b2c3\n"));
+	snprintf(cpath, sizeof(cpath), "%s", write_file("conf", "[webhook.uber_direct]\n"
+								 "secret = s3cr3t\n"));
+	char arg[200];
+
+	snprintf(arg, sizeof(arg), "onfleet=%s", spath);
+	const char *argv[] = {"trackgated", "--config", cpath, "--ingest-key-file", kpath,
+			      "--webhook-secret-file", arg};
+
+	assert_int_equal(load(&cfg, 7, argv), CONFIG_OK);
+	assert_int_equal(cfg.n_webhooks, 2);
+	assert_memory_equal(config_webhook(&cfg, "uber_direct")->secret, "s3cr3t", 6);
+	/* the file's trailing newline is not part of the secret */
+	assert_int_equal(config_webhook(&cfg, "onfleet")->secret_len, 6);
+	assert_null(config_webhook(&cfg, "stuart"));
+}
+
+static void unknown_webhook_provider_is_an_error(void **state)
+{
+	config_t cfg;
+	char kpath[128], cpath[256];
+
+	snprintf(kpath, sizeof(kpath), "%s", write_file("keys", "0123456789abcdef\n"));
+	snprintf(cpath, sizeof(cpath), "%s", write_file("conf", "[webhook.ubr]\nsecret = x\n"));
+	const char *argv[] = {"trackgated", "--config", cpath, "--ingest-key-file", kpath};
+
+	assert_int_equal(load(&cfg, 5, argv), CONFIG_EINVAL);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -188,6 +237,9 @@ int main(void)
 		cmocka_unit_test(bad_values_are_errors),
 		cmocka_unit_test(key_file_is_required_and_checked),
 		cmocka_unit_test(ingest_key_compare_matches_exactly),
+		cmocka_unit_test(example_config_in_deploy_loads),
+		cmocka_unit_test(webhook_secrets_come_from_sections_and_files),
+		cmocka_unit_test(unknown_webhook_provider_is_an_error),
 	};
 
 	return cmocka_run_group_tests(tests, make_dir, remove_dir);
