@@ -48,6 +48,9 @@ static const config_setting_t config_settings[] = {
 				    "                         16..256 printable bytes; '#' starts a comment (required)",
 	 CONFIG_SPECIAL, 0, 0, 0},
 	{"log-level", "LEVEL", "error, warn, info or debug (default info)", CONFIG_SPECIAL, 0, 0, 0},
+	{"log-format", "FORMAT", "text (default) or json: one JSON object per line with ts,\n"
+				 "                         level, event and the event's fields",
+	 CONFIG_SPECIAL, 0, 0, 0},
 	{"workers", "N", "processes sharing the listening port (SO_REUSEPORT), each with its\n"
 			 "                         own loop and Redis connections; 1 = no parent (default 1)",
 	 NUM(CONFIG_UINT, workers, 1, 64)},
@@ -110,6 +113,8 @@ void config_usage(void)
 	       "                         the secret of POST /v1/webhooks/PROVIDER, read from PATH;\n"
 	       "                         in the config file: [webhook.PROVIDER] with secret = VALUE\n"
 	       "                         or secret-file = PATH.  Providers not configured get 404\n");
+	printf("  --check-config         validate the settings, print them (secrets masked) and\n"
+	       "                         exit 0, or print what is wrong and exit 1\n");
 	printf("  --help                 print this and exit\n"
 	       "  --version              print the version and exit\n"
 	       "\n"
@@ -282,6 +287,13 @@ int config_set(config_t *cfg, const char *name, const char *value, const char *o
 			why = "expected a file path";
 		else
 			snprintf(cfg->ingest_key_file, sizeof(cfg->ingest_key_file), "%s", value);
+	} else if (!strcmp(s->name, "log-format")) {
+		if (!strcmp(value, "text"))
+			cfg->log_format = LOG_FORMAT_TEXT;
+		else if (!strcmp(value, "json"))
+			cfg->log_format = LOG_FORMAT_JSON;
+		else
+			why = "expected text or json";
 	} else if (!strcmp(s->name, "log-level")) {
 		if (log_level_parse(value, &cfg->log_level))
 			why = "expected error, warn, info or debug";
@@ -558,7 +570,7 @@ int config_ingest_key_ok(const config_t *cfg, const char *key, size_t len)
 
 int config_load(config_t *cfg, int argc, char **argv)
 {
-	struct option opts[CONFIG_N_SETTINGS + 5];
+	struct option opts[CONFIG_N_SETTINGS + 6];
 	const char *config_path = NULL;
 	int rc, c, idx;
 	size_t i;
@@ -567,6 +579,7 @@ int config_load(config_t *cfg, int argc, char **argv)
 		opts[i] = (struct option){config_settings[i].name, required_argument, NULL, 0};
 	opts[i++] = (struct option){"config", required_argument, NULL, 'c'};
 	opts[i++] = (struct option){"webhook-secret-file", required_argument, NULL, 'w'};
+	opts[i++] = (struct option){"check-config", no_argument, NULL, 'k'};
 	opts[i++] = (struct option){"help", no_argument, NULL, 'h'};
 	opts[i++] = (struct option){"version", no_argument, NULL, 'V'};
 	opts[i] = (struct option){NULL, 0, NULL, 0};
@@ -585,6 +598,8 @@ int config_load(config_t *cfg, int argc, char **argv)
 		}
 		if (c == 'c')
 			config_path = optarg;
+		if (c == 'k')
+			cfg->check_only = true;
 		if (c == '?') {
 			fprintf(stderr, "trackgated: bad option '%s' (see --help)\n", argv[optind - 1]);
 			return CONFIG_EINVAL;
@@ -627,4 +642,39 @@ int config_load(config_t *cfg, int argc, char **argv)
 	if (rc)
 		return rc;
 	return config_load_webhook_secrets(cfg);
+}
+
+void config_print(const config_t *cfg, FILE *out)
+{
+	fprintf(out, "listen = %s%s%s:%d\n", strchr(cfg->listen_host, ':') ? "[" : "",
+		cfg->listen_host[0] ? cfg->listen_host : "*", strchr(cfg->listen_host, ':') ? "]" : "",
+		cfg->listen_port);
+	if (cfg->redis_unix[0])
+		fprintf(out, "redis = unix://%s\n", cfg->redis_unix);
+	else
+		fprintf(out, "redis = redis://%s:%d\n", cfg->redis_host, cfg->redis_port);
+	fprintf(out, "ingest-key-file = %s  # %u key(s), masked\n", cfg->ingest_key_file,
+		cfg->n_ingest_keys);
+	fprintf(out, "log-level = %s\n", log_level_name(cfg->log_level));
+	fprintf(out, "log-format = %s\n", cfg->log_format == LOG_FORMAT_JSON ? "json" : "text");
+	for (size_t i = 0; i < CONFIG_N_SETTINGS; i++) {
+		const config_setting_t *st = &config_settings[i];
+
+		if (st->kind == CONFIG_UINT)
+			fprintf(out, "%s = %u\n", st->name,
+				*(const unsigned *)((const char *)cfg + st->offset));
+		else if (st->kind == CONFIG_SIZE)
+			fprintf(out, "%s = %zu\n", st->name,
+				*(const size_t *)((const char *)cfg + st->offset));
+	}
+	for (unsigned i = 0; i < cfg->n_webhooks; i++) {
+		const config_webhook_t *w = &cfg->webhooks[i];
+
+		fprintf(out, "[webhook.%s]\n", w->provider);
+		if (w->secret_file[0])
+			fprintf(out, "secret-file = %s  # %zu bytes, masked\n", w->secret_file,
+				w->secret_len);
+		else
+			fprintf(out, "secret = ********  # %zu bytes\n", w->secret_len);
+	}
 }

@@ -11,6 +11,8 @@
 #define TRACKGATE_CONFIG_H
 
 #include <stddef.h>
+#include <stdio.h>
+#include <stdbool.h>
 #include <stdint.h>
 
 #include "log.h"
@@ -44,6 +46,8 @@ typedef struct config {
 	char ingest_key_file[CONFIG_PATH_MAX];
 	char config_file[CONFIG_PATH_MAX];
 	log_level_t log_level;
+	log_format_t log_format;
+	bool check_only;          /* --check-config: validate, print, exit */
 
 	size_t body_limit;        /* bytes of one POST body */
 	size_t outq_limit;        /* bytes queued for one watcher before it is closed */
@@ -98,5 +102,8 @@ const config_webhook_t *config_webhook(const config_t *cfg, const char *provider
 int config_ingest_key_ok(const config_t *cfg, const char *key, size_t len);
 
 void config_usage(void);
+
+/* Prints the effective settings, one `name = value` per line, secrets masked. */
+void config_print(const config_t *cfg, FILE *out);
 
 #endif

@@ -52,9 +52,20 @@ int main(int argc, char **argv)
 	rc = config_load(&cfg, argc, argv);
 	if (rc == CONFIG_EXIT_OK)
 		return 0;
-	if (rc != CONFIG_OK)
-		return 2;
+	if (rc != CONFIG_OK) {
+		if (cfg.check_only)
+			printf("# configuration NOT OK (see above)\n");
+		/* 2 tells systemd not to restart a bad configuration; --check-config says 1. */
+		return cfg.check_only ? 1 : 2;
+	}
+	if (cfg.check_only) {
+		/* Everything above succeeded: the files parsed and the keys loaded. */
+		config_print(&cfg, stdout);
+		printf("# configuration OK\n");
+		return 0;
+	}
 	log_set_level(cfg.log_level);
+	log_set_format(cfg.log_format);
 	/* Writes to a closed socket report EPIPE rather than kill the process. */
 	signal(SIGPIPE, SIG_IGN);
 

@@ -135,7 +135,8 @@ static void workers_child(workers_t *w, const worker_slot_t *s)
 	 */
 	if (prctl(PR_SET_PDEATHSIG, SIGTERM) != 0 || getppid() != w->self)
 		_exit(1);
-	log_event(LOG_INFO, "worker_started", "worker=%u pid=%d starts=%u", s->index, (int)getpid(),
+	log_set_worker((int)s->index);
+	log_event(LOG_INFO, "worker_started", "pid=%d starts=%u", (int)getpid(),
 		  s->starts);
 	/* A forwarded SIGHUP does nothing until the gateway can reload. */
 	signal(SIGHUP, SIG_IGN);
