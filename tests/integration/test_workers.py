@@ -352,7 +352,7 @@ def phase3(env):
                  what="the workers of a SIGKILLed supervisor to exit")
     print(f"supervisor SIGKILLed: its workers exited within {time.monotonic() - t0:.2f} s")
     log = h.tail(log_path, 50)
-    h.check(log.count("shutting_down why=SIGTERM") >= N_WORKERS,
+    h.check(len(re.findall(r"shutting_down (?:worker=\d+ )?why=SIGTERM", log)) >= N_WORKERS,
             f"the orphaned workers did not stop gracefully:\n{log}")
 
 
