@@ -5,6 +5,7 @@
 #include <string.h>
 
 #include <libwebsockets.h>
+#include <systemd/sd-daemon.h>
 
 #include "listener.h"
 #include "log.h"
@@ -45,6 +46,27 @@ static void gateway_sighup_cb(uv_signal_t *h, int signum)
 	log_event(LOG_INFO, "sighup_ignored", "reason=\"reload is not supported yet\"");
 }
 
+/*
+ * Twice a second: tells systemd we are ready once listening with both Redis
+ * connections up (READY=1, once), keeps its watchdog fed from the loop
+ * itself (a stuck loop stops the pings), and says how busy we are.  All
+ * no-ops outside systemd (no NOTIFY_SOCKET).
+ */
+static void gateway_tick_cb(uv_timer_t *t)
+{
+	gateway_t *g = t->data;
+	bool ready = broker_ready(g->broker);
+
+	if (ready && !g->notified_ready && !g->stopping) {
+		g->notified_ready = true;
+		sd_notifyf(0, "READY=1\nSTATUS=serving on %s:%d",
+			   g->cfg->listen_host[0] ? g->cfg->listen_host : "*", g->cfg->listen_port);
+		log_event(LOG_INFO, "ready", "%s", "");
+	}
+	if (g->watchdog)
+		sd_notify(0, "WATCHDOG=1");
+}
+
 static void gateway_drain_cb(uv_timer_t *t)
 {
 	gateway_t *g = t->data;
@@ -71,6 +93,13 @@ int gateway_start(gateway_t *g, uv_loop_t *loop, const config_t *cfg)
 	uv_signal_init(loop, &g->sigterm);
 	uv_signal_init(loop, &g->sighup);
 	uv_timer_init(loop, &g->drain_timer);
+	uv_timer_init(loop, &g->tick);
+	g->tick.data = g;
+	{
+		uint64_t usec = 0;
+
+		g->watchdog = sd_watchdog_enabled(0, &usec) > 0;
+	}
 	g->sigint.data = g->sigterm.data = g->sighup.data = g->drain_timer.data = g;
 	uv_signal_start(&g->sigint, gateway_signal_cb, SIGINT);
 	uv_signal_start(&g->sigterm, gateway_signal_cb, SIGTERM);
@@ -120,6 +149,7 @@ int gateway_start(gateway_t *g, uv_loop_t *loop, const config_t *cfg)
 		log_event(LOG_ERROR, "broker_failed", "%s", "");
 		return -1;
 	}
+	uv_timer_start(&g->tick, gateway_tick_cb, 0, 500);
 	if (cfg->redis_unix[0])
 		log_event(LOG_INFO, "listening", "addr=%s:%d redis=unix://%s",
 			  cfg->listen_host[0] ? cfg->listen_host : "*", cfg->listen_port,
@@ -136,6 +166,7 @@ void gateway_shutdown(gateway_t *g, const char *why)
 	if (g->stopping)
 		return;
 	g->stopping = true;
+	sd_notify(0, "STOPPING=1\nSTATUS=draining");
 	log_event(LOG_INFO, "shutting_down", "why=%s watchers=%u ingest=%u", why,
 		  g->hub.n_watchers, g->n_ingest);
 	listener_close(g->listener); /* stop accepting */
@@ -170,9 +201,19 @@ static void gateway_finish(gateway_t *g)
 	g->listener = NULL;
 	uv_timer_stop(&g->drain_timer);
 	uv_close((uv_handle_t *)&g->drain_timer, NULL);
+	uv_timer_stop(&g->tick);
+	uv_close((uv_handle_t *)&g->tick, NULL);
 	uv_close((uv_handle_t *)&g->sigint, NULL);
 	uv_close((uv_handle_t *)&g->sigterm, NULL);
 	uv_close((uv_handle_t *)&g->sighup, NULL);
+	/*
+	 * Closing them restored the default actions: a second SIGTERM (an
+	 * impatient supervisor, a retried stop) must not kill a process that is
+	 * already on its way to exit 0.
+	 */
+	signal(SIGINT, SIG_IGN);
+	signal(SIGTERM, SIG_IGN);
+	signal(SIGHUP, SIG_IGN);
 	if (g->broker)
 		broker_stop(g->broker, gateway_broker_stopped, g);
 	else

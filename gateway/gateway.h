@@ -43,6 +43,9 @@ typedef struct gateway {
 	uv_signal_t sigterm;
 	uv_signal_t sighup;
 	uv_timer_t drain_timer;
+	uv_timer_t tick;          /* readiness, watchdog and gauges, twice a second */
+	bool notified_ready;      /* READY=1 was sent */
+	bool watchdog;            /* systemd's WatchdogSec is set: ping from the tick */
 	lws_retry_bo_t retry;     /* websocket ping/hangup policy, from the config */
 	unsigned n_ingest;        /* ingest requests waiting for Redis */
 	unsigned n_conns;         /* accepted sockets */
