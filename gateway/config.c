@@ -42,6 +42,8 @@ typedef struct config_setting {
 static const config_setting_t config_settings[] = {
 	{"listen", "HOST:PORT", "address to serve HTTP and websockets on (default 127.0.0.1:8080;\n"
 				"                         *:PORT or 0.0.0.0:PORT for all addresses)", CONFIG_SPECIAL, 0, 0, 0},
+	{"metrics-listen", "HOST:PORT", "serve GET /metrics on this address only (default: on the\n"
+					"                         main address)", CONFIG_SPECIAL, 0, 0, 0},
 	{"redis", "URL", "redis://HOST:PORT or unix:///PATH (default redis://127.0.0.1:6379)",
 	 CONFIG_SPECIAL, 0, 0, 0},
 	{"ingest-key-file", "PATH", "file of bearer keys for POST /v1/updates, one per line, each\n"
@@ -278,6 +280,12 @@ int config_set(config_t *cfg, const char *name, const char *value, const char *o
 					&cfg->listen_port))
 			why = "expected HOST:PORT with a port in 1..65535";
 		else if (!config_numeric_host(cfg->listen_host))
+			why = "expected a numeric address (127.0.0.1, ::1, 0.0.0.0 or *), not a name";
+	} else if (!strcmp(s->name, "metrics-listen")) {
+		if (config_parse_listen(value, cfg->metrics_host, sizeof(cfg->metrics_host),
+					&cfg->metrics_port))
+			why = "expected HOST:PORT with a port in 1..65535";
+		else if (!config_numeric_host(cfg->metrics_host))
 			why = "expected a numeric address (127.0.0.1, ::1, 0.0.0.0 or *), not a name";
 	} else if (!strcmp(s->name, "redis")) {
 		if (config_parse_redis(value, cfg))
@@ -649,6 +657,9 @@ void config_print(const config_t *cfg, FILE *out)
 	fprintf(out, "listen = %s%s%s:%d\n", strchr(cfg->listen_host, ':') ? "[" : "",
 		cfg->listen_host[0] ? cfg->listen_host : "*", strchr(cfg->listen_host, ':') ? "]" : "",
 		cfg->listen_port);
+	if (cfg->metrics_port)
+		fprintf(out, "metrics-listen = %s:%d\n",
+			cfg->metrics_host[0] ? cfg->metrics_host : "*", cfg->metrics_port);
 	if (cfg->redis_unix[0])
 		fprintf(out, "redis = unix://%s\n", cfg->redis_unix);
 	else

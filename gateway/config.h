@@ -37,6 +37,8 @@ typedef struct config_webhook {
 typedef struct config {
 	char listen_host[CONFIG_HOST_MAX]; /* "" or "*" = all addresses */
 	int listen_port;
+	char metrics_host[CONFIG_HOST_MAX]; /* metrics-listen: GET /metrics only there */
+	int metrics_port;                   /* 0 = /metrics on the main address */
 
 	/* redis: either TCP host:port or a unix socket path */
 	char redis_host[CONFIG_HOST_MAX];

@@ -26,6 +26,7 @@ static bool gateway_admit(void *arg)
 
 	if (g->stopping || g->n_conns >= g->cfg->max_connections + GATEWAY_SPARE_CONNS) {
 		g->stats.refused_at_accept++;
+		g->metrics.refused[REFUSE_ACCEPT_LIMIT]++;
 		log_event(LOG_WARN, "connection_refused", "reason=%s conns=%u",
 			  g->stopping ? "stopping" : "max_connections", g->n_conns);
 		return false;
@@ -143,6 +144,13 @@ int gateway_start(gateway_t *g, uv_loop_t *loop, const config_t *cfg)
 				    g->vhost, gateway_admit, g);
 	if (!g->listener)
 		return -1;
+	if (cfg->metrics_port) {
+		/* Same vhost: server.c tells a scrape by the local port (lws picks vhosts by Host). */
+		g->metrics_listener = listener_open(loop, cfg->metrics_host, cfg->metrics_port,
+						    cfg->workers > 1, g->vhost, gateway_admit, g);
+		if (!g->metrics_listener)
+			return -1;
+	}
 
 	g->broker = broker_new(loop, cfg, &g->hub);
 	if (!g->broker || broker_start(g->broker) != BROKER_OK) {
@@ -199,6 +207,8 @@ static void gateway_finish(gateway_t *g)
 	g->finished = true;
 	listener_close(g->listener);
 	g->listener = NULL;
+	listener_close(g->metrics_listener);
+	g->metrics_listener = NULL;
 	uv_timer_stop(&g->drain_timer);
 	uv_close((uv_handle_t *)&g->drain_timer, NULL);
 	uv_timer_stop(&g->tick);

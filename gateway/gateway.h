@@ -14,6 +14,7 @@
 #include "broker.h"
 #include "config.h"
 #include "hub.h"
+#include "metrics.h"
 
 struct lws_context;
 struct lws_vhost;
@@ -45,6 +46,7 @@ typedef struct gateway {
 	uv_timer_t drain_timer;
 	uv_timer_t tick;          /* readiness, watchdog and gauges, twice a second */
 	bool notified_ready;      /* READY=1 was sent */
+	unsigned last_error_status; /* the status of the last http error answered */
 	bool watchdog;            /* systemd's WatchdogSec is set: ping from the tick */
 	lws_retry_bo_t retry;     /* websocket ping/hangup policy, from the config */
 	unsigned n_ingest;        /* ingest requests waiting for Redis */
@@ -52,6 +54,8 @@ typedef struct gateway {
 	bool stopping;            /* SIGINT/SIGTERM seen: draining */
 	bool finished;            /* the teardown has started */
 	gateway_stats_t stats;
+	metrics_t metrics;
+	struct listener *metrics_listener;
 } gateway_t;
 
 /*

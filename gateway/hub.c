@@ -222,6 +222,23 @@ static bool hub_behind(const hub_t *hub, const watcher_t *w)
 	       (w->behind_since && hub->now_ms - w->behind_since >= HUB_BEHIND_MS);
 }
 
+/*
+ * The update's ts, for the update-age metric: the first "ts": of the frame is
+ * the update's own (order ids and provider names hold no quotes, and a quote
+ * inside a string value is escaped).  0 when not found.
+ */
+static int64_t hub_update_ts(const char *p, size_t len)
+{
+	const char *t = memmem(p, len, "\"ts\":", 5);
+	int64_t v = 0;
+
+	if (!t)
+		return 0;
+	for (t += 5; t < p + len && *t >= '0' && *t <= '9' && v < PROTO_MS_MAX; t++)
+		v = v * 10 + (*t - '0');
+	return v;
+}
+
 /* Queues f on one watcher of its order, or drops the watcher past its bounds. */
 static void hub_feed(hub_t *hub, watcher_t *w, frame_t *f)
 {
@@ -289,6 +306,7 @@ void hub_message(hub_t *hub, const char *id, size_t len, const char *payload, si
 		return;
 	}
 	f->coalesce = hub_location_only(payload, plen);
+	f->ts_ms = hub_update_ts(payload, plen);
 	for (w = o->watchers; w; w = w->next)
 		hub_feed(hub, w, f);
 	frame_unref(f);

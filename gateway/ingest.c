@@ -41,6 +41,9 @@ struct ingest {
 	bool webhook;               /* POST /v1/webhooks/{provider} */
 	bool counted;               /* counted in g->n_ingest */
 	unsigned status;
+	unsigned provider;          /* metrics index: 0 = /v1/updates, else the adapter's */
+	unsigned results[RESULT__COUNT];
+	uint64_t start_ns;          /* uv_hrtime() when the body was complete */
 	char *response;             /* is malloc'd: the answer's body */
 	size_t response_len;
 };
@@ -142,6 +145,11 @@ static void ingest_build_response(ingest_t *in)
 	free(in->response);
 	in->response = text;
 	in->response_len = strlen(text);
+	in->results[RESULT_APPLIED] = counts[BROKER_APPLIED];
+	in->results[RESULT_STALE] = counts[BROKER_STALE];
+	in->results[RESULT_DUPLICATE] = counts[BROKER_DUPLICATE];
+	in->results[RESULT_INVALID] = invalid;
+	in->results[RESULT_UNAVAILABLE] = failed;
 	st->ingest_applied += counts[BROKER_APPLIED];
 	st->ingest_stale += counts[BROKER_STALE];
 	st->ingest_duplicate += counts[BROKER_DUPLICATE];
@@ -252,6 +260,11 @@ bool ingest_finish_webhook(ingest_t *in, const adapter_ops_t *adapter, const uns
 	int n = 0, rc;
 
 	in->webhook = true;
+	in->start_ns = uv_hrtime();
+	for (const adapter_ops_t *const *all = adapter_all(); all[in->provider]; in->provider++)
+		if (all[in->provider] == adapter)
+			break;
+	in->provider++; /* 0 is /v1/updates */
 	in->g->stats.ingest_requests++;
 	/* The signature is checked on the raw bytes before anything is parsed. */
 	rc = adapter->verify(&req, &err);
@@ -316,6 +329,7 @@ bool ingest_finish(ingest_t *in)
 	unsigned n, i = 0;
 	bool now = true;
 
+	in->start_ns = uv_hrtime();
 	in->g->stats.ingest_requests++;
 	if (!broker_ready(in->g->broker)) {
 		in->g->stats.ingest_unavailable++;
@@ -388,6 +402,12 @@ bool ingest_finish(ingest_t *in)
 out:
 	cJSON_Delete(root);
 	return now;
+}
+
+void ingest_account(const ingest_t *in, metrics_t *m, unsigned status)
+{
+	metrics_request(m, in->provider, status, in->results,
+			(double)(uv_hrtime() - in->start_ns) / 1e6);
 }
 
 void ingest_fail(ingest_t *in, unsigned status, const char *code, const char *message)

@@ -47,6 +47,9 @@ bool ingest_finish_webhook(ingest_t *in, const adapter_ops_t *adapter, const uns
 			   size_t secret_len, const char *(*header)(void *, const char *),
 			   void *header_ctx, int64_t now_ms);
 
+/* Counts the answered request (status as written) in the metrics. */
+void ingest_account(const ingest_t *in, metrics_t *m, unsigned status);
+
 /* Settles the answer as an error before anything was sent to Redis. */
 void ingest_fail(ingest_t *in, unsigned status, const char *code, const char *message);
 

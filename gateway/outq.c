@@ -20,6 +20,7 @@ frame_t *frame_new(frame_kind_t kind, size_t len)
 	f->refs = 1;
 	f->len = (uint32_t)len;
 	f->cursor = (proto_cursor_t){0, 0};
+	f->ts_ms = 0;
 	f->kind = (uint8_t)kind;
 	f->coalesce = 0;
 	return f;

@@ -29,6 +29,7 @@ typedef struct frame {
 	uint32_t refs;         /* owners: the creator until it unrefs, then each outq */
 	uint32_t len;          /* payload bytes */
 	proto_cursor_t cursor; /* of an update or snapshot frame; 0-0 when none */
+	int64_t ts_ms;         /* an update frame's update ts (ms since epoch); 0 = unknown */
 	uint8_t kind;          /* frame_kind_t */
 	uint8_t coalesce;      /* an update with a location and nothing else: a newer one replaces it */
 	unsigned char buf[];   /* LWS_PRE headroom, then the payload */

@@ -14,6 +14,10 @@
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
+#include <arpa/inet.h>
+#include <netinet/in.h>
+#include <sys/socket.h>
+#include <time.h>
 
 #include <libwebsockets.h>
 
@@ -223,11 +227,11 @@ static void server_hub_drop(void *ctx, watcher_t *w, int close_code, const char 
 {
 	gateway_t *g = ctx;
 
+	g->metrics.frames_dropped += w->q.count;
 	outq_clear(&w->q);
 	log_event(close_code == 4408 ? LOG_INFO : LOG_WARN, "watcher_dropped",
 		  "order=%s code=%d reason=\"%s\"", w->order ? w->order->id : "-", close_code,
 		  reason);
-	(void)g;
 	server_ws_close_async(w, close_code, reason);
 }
 
@@ -238,6 +242,26 @@ const hub_ops_t server_hub_ops = {
 	.wake = server_hub_wake,
 	.drop = server_hub_drop,
 };
+
+/*
+ * Whether wsi came in on the metrics-listen address: its socket's local
+ * port (one getsockname, only when metrics-listen is set).
+ */
+static bool server_on_metrics_port(const gateway_t *g, struct lws *wsi)
+{
+	struct sockaddr_storage ss;
+	socklen_t len = sizeof(ss);
+	int port = 0;
+
+	if (!g->cfg->metrics_port ||
+	    getsockname(lws_get_socket_fd(wsi), (struct sockaddr *)&ss, &len) != 0)
+		return false;
+	if (ss.ss_family == AF_INET)
+		port = ntohs(((struct sockaddr_in *)&ss)->sin_port);
+	else if (ss.ss_family == AF_INET6)
+		port = ntohs(((struct sockaddr_in6 *)&ss)->sin6_port);
+	return port == g->cfg->metrics_port;
+}
 
 /* --- connections per client address -------------------------------------- */
 
@@ -297,6 +321,12 @@ static void server_client_release(session_t *s)
 
 /* --- websockets ---------------------------------------------------------- */
 
+static void server_refused(gateway_t *g, metrics_refusal_t reason)
+{
+	g->stats.ws_refused++;
+	g->metrics.refused[reason]++;
+}
+
 /* Queues an error frame, then the close: for refusals right after the upgrade. */
 static void server_ws_refuse(session_t *s, int close_code, const char *code, const char *reason)
 {
@@ -323,25 +353,25 @@ static void server_ws_established(gateway_t *g, struct lws *wsi, session_t *s)
 	s->w.conn = wsi;
 	g->stats.ws_opened++;
 	n = lws_hdr_copy(wsi, uri, sizeof(uri), WSI_TOKEN_GET_URI);
-	if (n <= 0 || strncmp(uri, "/v1/track/", 10) != 0) {
-		g->stats.ws_refused++;
+	if (n <= 0 || strncmp(uri, "/v1/track/", 10) != 0 || server_on_metrics_port(g, wsi)) {
+		server_refused(g, REFUSE_NOT_FOUND);
 		server_ws_refuse(s, 4404, "not_found", "no such websocket endpoint; use /v1/track/{order_id}");
 		return;
 	}
 	if (!proto_order_id_valid(uri + 10, (size_t)n - 10)) {
-		g->stats.ws_refused++;
+		server_refused(g, REFUSE_ORDER_ID);
 		server_ws_refuse(s, 4400, "invalid_order_id",
 				 "the order id must be 1-128 characters of A-Z a-z 0-9 . _ ~ -");
 		return;
 	}
 	if (g->stopping) {
-		g->stats.ws_refused++;
+		server_refused(g, REFUSE_STOPPING);
 		server_ws_close_async(&s->w, 1001, "server shutting down, reconnect");
 		return;
 	}
 	if ((arg = lws_get_urlarg_by_name(wsi, "since=", since, sizeof(since)))) {
 		if (proto_cursor_parse(arg, strlen(arg), &cursor) != PROTO_OK) {
-			g->stats.ws_refused++;
+			server_refused(g, REFUSE_CURSOR);
 			server_ws_refuse(s, 4400, "invalid_cursor",
 					 "since must be a cursor from a frame, <ms>-<seq>");
 			return;
@@ -349,12 +379,12 @@ static void server_ws_established(gateway_t *g, struct lws *wsi, session_t *s)
 		have_since = true;
 	}
 	if (g->n_conns > g->cfg->max_connections) {
-		g->stats.ws_refused++;
+		server_refused(g, REFUSE_OVERLOADED);
 		server_ws_refuse(s, 1013, "overloaded", "server full, try again later");
 		return;
 	}
 	if (server_client_acquire(g, wsi, s) != 0) {
-		g->stats.ws_refused++;
+		server_refused(g, REFUSE_PER_CLIENT);
 		server_ws_refuse(s, 1008, "too_many_connections",
 				 "too many connections from your address");
 		return;
@@ -372,6 +402,19 @@ static void server_ws_established(gateway_t *g, struct lws *wsi, session_t *s)
 		  s->w.order->n_watchers);
 }
 
+/* Counts a frame written, and for an update how old it is (its ts to now). */
+static void server_frame_written(gateway_t *g, const frame_t *f)
+{
+	struct timespec now;
+
+	g->metrics.frames_written++;
+	if (f->kind != FRAME_UPDATE || !f->ts_ms)
+		return;
+	clock_gettime(CLOCK_REALTIME, &now);
+	metrics_observe(&g->metrics.update_age,
+			(double)((int64_t)now.tv_sec * 1000 + now.tv_nsec / 1000000 - f->ts_ms));
+}
+
 static int server_ws_writeable(struct lws *wsi, session_t *s)
 {
 	frame_t *f = outq_peek(&s->w.q);
@@ -382,6 +425,7 @@ static int server_ws_writeable(struct lws *wsi, session_t *s)
 		n = lws_write(wsi, frame_payload(f), f->len, LWS_WRITE_TEXT);
 		if (n < (int)f->len)
 			return -1;
+		server_frame_written(server_gateway(wsi), f);
 		outq_pop(&s->w.q);
 		if (outq_empty(&s->w.q))
 			hub_drained(&s->w);
@@ -410,6 +454,7 @@ static int server_ws_receive(struct lws *wsi, session_t *s, size_t len)
 {
 	/* Clients have nothing to say but pings (lws answers those); ignore small messages. */
 	if ((size_t)s->rx_len + len > WS_CLIENT_MESSAGE_MAX) {
+		server_gateway(wsi)->metrics.refused[REFUSE_CLIENT_MESSAGE]++;
 		server_ws_close_async(&s->w, 1009, "clients may send at most 1024-byte messages");
 		outq_clear(&s->w.q);
 		return 0;
@@ -462,6 +507,7 @@ static int server_error(gateway_t *g, struct lws *wsi, unsigned status, const ch
 			const char *message, bool close, const char *allow)
 {
 	g->stats.http_errors++;
+	g->last_error_status = status;
 	log_event(LOG_DEBUG, "http_error", "status=%u error=%s", status, code);
 	return http_error(wsi, status, code, message, close, allow);
 }
@@ -501,7 +547,23 @@ static void server_ingest_ready(void *arg)
  * ingest key when bearer is set, the media type, the length) and starts
  * collecting it.
  */
-static int server_body_start(gateway_t *g, struct lws *wsi, session_t *s, bool bearer)
+static int server_body_check(gateway_t *g, struct lws *wsi, session_t *s, bool bearer);
+
+static int server_body_start(gateway_t *g, struct lws *wsi, session_t *s, unsigned provider,
+			     bool bearer)
+{
+	static const unsigned none[RESULT__COUNT];
+	int rc;
+
+	g->last_error_status = 0;
+	rc = server_body_check(g, wsi, s, bearer);
+	if (!s->ingest) /* answered before the body: count it here */
+		metrics_request(&g->metrics, provider, g->last_error_status, none, -1);
+	return rc;
+}
+
+/* The checks of server_body_start; on success s->ingest collects the body. */
+static int server_body_check(gateway_t *g, struct lws *wsi, session_t *s, bool bearer)
 {
 	char clen[32];
 	unsigned long long len;
@@ -531,6 +593,17 @@ static int server_body_start(gateway_t *g, struct lws *wsi, session_t *s, bool b
 	if (!s->ingest)
 		return server_error(g, wsi, 503, "out_of_memory", "retry later", true, NULL);
 	return 0; /* the body follows in LWS_CALLBACK_HTTP_BODY */
+}
+
+/* The metrics index of an adapter (1.. in registry order). */
+static unsigned server_provider_index(const char *provider)
+{
+	const adapter_ops_t *const *all = adapter_all();
+
+	for (unsigned i = 0; all[i]; i++)
+		if (!strcmp(all[i]->name, provider))
+			return i + 1;
+	return 0;
 }
 
 /* The adapter and configured secret of /v1/webhooks/{provider}; NULLs when either is missing. */
@@ -569,7 +642,7 @@ static int server_webhook_start(gateway_t *g, struct lws *wsi, session_t *s, con
 	}
 	if (method != METHOD_POST)
 		return server_error(g, wsi, 405, "method_not_allowed", "use POST", true, "POST");
-	return server_body_start(g, wsi, s, false);
+	return server_body_start(g, wsi, s, server_provider_index(provider), false);
 }
 
 typedef struct server_headers {
@@ -638,6 +711,7 @@ static int server_ingest_write(gateway_t *g, struct lws *wsi, const ingest_t *in
 	ingest_response(ing, &status, &body, &len);
 	if (status >= 400)
 		g->stats.http_errors++;
+	ingest_account(ing, &g->metrics, status);
 	return http_reply(wsi, status, "application/json", body, len, false, NULL);
 }
 
@@ -653,6 +727,25 @@ static int server_http(gateway_t *g, struct lws *wsi, session_t *s, const char *
 			return server_error(g, wsi, 503, "shutting_down", "draining", false, NULL);
 		return server_reply_json(g, wsi, 200, "{\"status\":\"ok\"}");
 	}
+	bool metrics_port = server_on_metrics_port(g, wsi);
+
+	if (!strcmp(path, "/metrics") && (!g->cfg->metrics_port || metrics_port)) {
+		char *text;
+		size_t tlen;
+		int rc;
+
+		if (m != METHOD_GET && m != METHOD_HEAD)
+			return server_error(g, wsi, 405, "method_not_allowed", "use GET", true, "GET");
+		text = metrics_render(g, &tlen);
+		if (!text)
+			return server_error(g, wsi, 503, "out_of_memory", "retry", false, NULL);
+		rc = http_reply(wsi, 200, "text/plain; version=0.0.4", text, tlen, false, NULL);
+		free(text);
+		return rc;
+	}
+	if (metrics_port)
+		return server_error(g, wsi, 404, "not_found", "this address serves /metrics only", false,
+				    NULL);
 	if (!strcmp(path, "/readyz")) {
 		if (m != METHOD_GET && m != METHOD_HEAD)
 			return server_error(g, wsi, 405, "method_not_allowed", "use GET", true, "GET, HEAD");
@@ -667,7 +760,7 @@ static int server_http(gateway_t *g, struct lws *wsi, session_t *s, const char *
 		if (m != METHOD_POST)
 			return server_error(g, wsi, 405, "method_not_allowed", "use POST", true,
 					    "POST");
-		return server_body_start(g, wsi, s, true);
+		return server_body_start(g, wsi, s, 0, true);
 	}
 	if (!strncmp(path, "/v1/webhooks/", 13))
 		return server_webhook_start(g, wsi, s, path + 13, m);

@@ -1,0 +1,79 @@
+#!/usr/bin/python3
+"""integration.metrics: GET /metrics in the Prometheus text format, and its counters move.
+
+trackgated runs with --metrics-listen on a second port: /metrics answers
+there (and only there), the main port answers 404 for it.  A scrape before
+and after some traffic shows the counters and gauges moving: connections,
+watched orders, subscriptions, frames in/out, ingest requests by provider
+and status, updates by result, refusals by reason, and the two histograms.
+"""
+import os
+import re
+import sys
+
+sys.dont_write_bytecode = True
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+import harness as h  # noqa: E402
+
+METRICS_PORT = h.free_port()
+
+
+def scrape(env):
+    r = h.http_request(METRICS_PORT, "GET", "/metrics")
+    h.check_eq(r.status, 200, "GET /metrics on the metrics port")
+    h.check(r.headers.get("content-type", "").startswith("text/plain"),
+            f"Content-Type {r.headers.get('content-type')!r}")
+    values = {}
+    for line in r.raw.decode().splitlines():
+        if not line or line.startswith("#"):
+            h.check(not line or re.match(r"# (HELP|TYPE) \w+ ", line), f"bad comment line {line!r}")
+            continue
+        m = re.match(r"^([a-z_]+)(\{[^}]*\})? (-?[0-9.e+]+)$", line)
+        h.check(m, f"not a Prometheus sample line: {line!r}")
+        values[m.group(1) + (m.group(2) or "")] = float(m.group(3))
+    return values
+
+
+async def test(env):
+    oid = f"met-{os.getpid()}"
+    before = scrape(env)
+    h.check_eq(env.http("GET", "/metrics").status, 404, "/metrics on the main port")
+    w = await env.watch(oid)
+    c = await env.aapply(h.update(oid, h.now_ms(), lat=1.0, lng=2.0, status="picked_up"))
+    f = await w.update()
+    h.check_eq(f.get("cursor"), c, "the update frame")
+    await env.apost(h.update(oid, h.now_ms() - 3_600_000, lat=1.0, lng=2.0))  # stale
+    await env.apost({"v": 1}, key="wrong-key-0000000000")                   # 401
+    bad = h.Watcher(env.port, "/v1/track/bad!id")
+    await bad.connect()
+    code, _ = await bad.wait_closed()
+    h.check_eq(code, 4400, "close code of a bad order id")
+    after = scrape(env)
+
+    def delta(name):
+        return after.get(name, 0) - before.get(name, 0)
+
+    h.check_eq(after.get('trackgate_connections{state="websocket"}'), 1, "websocket gauge")
+    h.check_eq(after.get("trackgate_watched_orders"), 1, "watched orders")
+    h.check_eq(after.get("trackgate_redis_subscriptions"), 1, "subscriptions")
+    h.check_eq(after.get("trackgate_redis_up"), 1, "redis up")
+    h.check(delta("trackgate_frames_in_total") >= 1, "frames in moved")
+    h.check(delta("trackgate_frames_out_total") >= 2, "frames out moved (snapshot + update)")
+    h.check_eq(delta('trackgate_ingest_requests_total{provider="canonical",status="202"}'), 2,
+               "202s")
+    h.check_eq(delta('trackgate_ingest_requests_total{provider="canonical",status="401"}'), 1,
+               "401s")
+    h.check_eq(delta('trackgate_ingest_updates_total{provider="canonical",result="applied"}'), 1,
+               "applied")
+    h.check_eq(delta('trackgate_ingest_updates_total{provider="canonical",result="stale"}'), 1,
+               "stale")
+    h.check_eq(delta('trackgate_refused_total{reason="order_id"}'), 1, "refused order id")
+    h.check_eq(delta("trackgate_ingest_latency_ms_count"), 2, "ingest latency observations")
+    h.check(delta("trackgate_update_age_ms_count") >= 1, "update age observed")
+    h.check_eq(after.get('trackgate_update_age_ms_bucket{le="+Inf"}'),
+               after.get("trackgate_update_age_ms_count"), "+Inf bucket == count")
+    print({k: v for k, v in after.items() if "bucket" not in k and v})
+
+
+if __name__ == "__main__":
+    h.main(test, daemon_args=["--metrics-listen", f"127.0.0.1:{METRICS_PORT}"])
