@@ -49,6 +49,9 @@ static const config_setting_t config_settings[] = {
 	{"ingest-key-file", "PATH", "file of bearer keys for POST /v1/updates, one per line, each\n"
 				    "                         16..256 printable bytes; '#' starts a comment (required)",
 	 CONFIG_SPECIAL, 0, 0, 0},
+	{"tls-cert", "PATH", "serve HTTPS/WSS with this PEM certificate chain (with tls-key);\n"
+			     "                         SIGHUP reloads both files", CONFIG_SPECIAL, 0, 0, 0},
+	{"tls-key", "PATH", "the PEM private key of tls-cert", CONFIG_SPECIAL, 0, 0, 0},
 	{"log-level", "LEVEL", "error, warn, info or debug (default info)", CONFIG_SPECIAL, 0, 0, 0},
 	{"log-format", "FORMAT", "text (default) or json: one JSON object per line with ts,\n"
 				 "                         level, event and the event's fields",
@@ -295,6 +298,13 @@ int config_set(config_t *cfg, const char *name, const char *value, const char *o
 			why = "expected a file path";
 		else
 			snprintf(cfg->ingest_key_file, sizeof(cfg->ingest_key_file), "%s", value);
+	} else if (!strcmp(s->name, "tls-cert") || !strcmp(s->name, "tls-key")) {
+		char *dst = s->name[4] == 'c' ? cfg->tls_cert : cfg->tls_key;
+
+		if (!*value || strlen(value) >= CONFIG_PATH_MAX)
+			why = "expected a file path";
+		else
+			snprintf(dst, CONFIG_PATH_MAX, "%s", value);
 	} else if (!strcmp(s->name, "log-format")) {
 		if (!strcmp(value, "text"))
 			cfg->log_format = LOG_FORMAT_TEXT;
@@ -649,6 +659,21 @@ int config_load(config_t *cfg, int argc, char **argv)
 	rc = config_load_keys(cfg);
 	if (rc)
 		return rc;
+	if (!cfg->tls_cert[0] != !cfg->tls_key[0]) {
+		fprintf(stderr, "trackgated: tls-cert and tls-key go together\n");
+		return CONFIG_EINVAL;
+	}
+	for (int t = 0; t < 2 && cfg->tls_cert[0]; t++) {
+		const char *path = t ? cfg->tls_key : cfg->tls_cert;
+		FILE *f = fopen(path, "r");
+
+		if (!f) {
+			fprintf(stderr, "trackgated: cannot read %s %s: %s\n", t ? "tls-key" : "tls-cert",
+				path, strerror(errno));
+			return CONFIG_EINVAL;
+		}
+		fclose(f);
+	}
 	return config_load_webhook_secrets(cfg);
 }
 
@@ -666,6 +691,8 @@ void config_print(const config_t *cfg, FILE *out)
 		fprintf(out, "redis = redis://%s:%d\n", cfg->redis_host, cfg->redis_port);
 	fprintf(out, "ingest-key-file = %s  # %u key(s), masked\n", cfg->ingest_key_file,
 		cfg->n_ingest_keys);
+	if (cfg->tls_cert[0])
+		fprintf(out, "tls-cert = %s\ntls-key = %s\n", cfg->tls_cert, cfg->tls_key);
 	fprintf(out, "log-level = %s\n", log_level_name(cfg->log_level));
 	fprintf(out, "log-format = %s\n", cfg->log_format == LOG_FORMAT_JSON ? "json" : "text");
 	for (size_t i = 0; i < CONFIG_N_SETTINGS; i++) {

@@ -46,6 +46,8 @@ typedef struct config {
 	char redis_unix[CONFIG_PATH_MAX]; /* non-empty = use the unix socket */
 
 	char ingest_key_file[CONFIG_PATH_MAX];
+	char tls_cert[CONFIG_PATH_MAX]; /* PEM certificate chain; "" = plain HTTP */
+	char tls_key[CONFIG_PATH_MAX];  /* PEM private key */
 	char config_file[CONFIG_PATH_MAX];
 	log_level_t log_level;
 	log_format_t log_format;

@@ -1,10 +1,15 @@
 #include "gateway.h"
 
+#include <errno.h>
 #include <signal.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include <libwebsockets.h>
+#include <openssl/err.h>
+#include <openssl/pem.h>
+#include <openssl/x509.h>
 #include <systemd/sd-daemon.h>
 
 #include "listener.h"
@@ -41,10 +46,112 @@ static void gateway_signal_cb(uv_signal_t *h, int signum)
 	gateway_shutdown(g, signum == SIGINT ? "SIGINT" : "SIGTERM");
 }
 
+/* A TLS reload in flight: the files are read in the thread pool, never on the loop. */
+typedef struct gateway_tls_reload {
+	uv_work_t work;
+	gateway_t *g;
+	char *cert, *key; /* is malloc'd: the files' contents */
+	size_t cert_len, key_len;
+	int err;          /* errno of the failed read, 0 when both were read */
+} gateway_tls_reload_t;
+
+static char *gateway_read_file(const char *path, size_t *len, int *err)
+{
+	FILE *f = fopen(path, "rb");
+	char *buf = NULL;
+	long n;
+
+	if (!f || fseek(f, 0, SEEK_END) != 0 || (n = ftell(f)) < 0 || n > (1 << 20) ||
+	    fseek(f, 0, SEEK_SET) != 0 || !(buf = malloc((size_t)n + 1)) ||
+	    fread(buf, 1, (size_t)n, f) != (size_t)n) {
+		*err = errno ? errno : EIO;
+		free(buf);
+		buf = NULL;
+	} else {
+		buf[n] = '\0';
+		*len = (size_t)n;
+	}
+	if (f)
+		fclose(f);
+	return buf;
+}
+
+/* Whether cert (PEM) parses and key (PEM) is its private key. */
+static bool gateway_tls_pair_ok(const char *cert, size_t cert_len, const char *key, size_t key_len)
+{
+	BIO *cb = BIO_new_mem_buf(cert, (int)cert_len), *kb = BIO_new_mem_buf(key, (int)key_len);
+	X509 *x = cb ? PEM_read_bio_X509(cb, NULL, NULL, NULL) : NULL;
+	EVP_PKEY *k = kb ? PEM_read_bio_PrivateKey(kb, NULL, NULL, NULL) : NULL;
+	bool ok = x && k && X509_check_private_key(x, k) == 1;
+
+	X509_free(x);
+	EVP_PKEY_free(k);
+	BIO_free(cb);
+	BIO_free(kb);
+	ERR_clear_error();
+	return ok;
+}
+
+/* In the thread pool: read both files and check they make a pair. */
+static void gateway_tls_read(uv_work_t *w)
+{
+	gateway_tls_reload_t *r = w->data;
+
+	errno = 0;
+	r->cert = gateway_read_file(r->g->cfg->tls_cert, &r->cert_len, &r->err);
+	if (r->cert)
+		r->key = gateway_read_file(r->g->cfg->tls_key, &r->key_len, &r->err);
+	if (r->cert && r->key && !gateway_tls_pair_ok(r->cert, r->cert_len, r->key, r->key_len))
+		r->err = EINVAL;
+}
+
+static void gateway_tls_apply(uv_work_t *w, int status)
+{
+	gateway_tls_reload_t *r = w->data;
+	gateway_t *g = r->g;
+
+	g->reloading = false;
+	if (status == 0 && !r->err && r->cert && r->key && g->lws && !g->finished) {
+		/* lws parses the new pair and swaps it in only if it is good. */
+		if (lws_tls_cert_updated(g->lws, g->cfg->tls_cert, g->cfg->tls_key, r->cert,
+					 r->cert_len, r->key, r->key_len) == 0)
+			log_event(LOG_INFO, "tls_reloaded", "cert=%s", g->cfg->tls_cert);
+		else
+			log_event(LOG_ERROR, "tls_reload_failed",
+				  "cert=%s error=\"not a valid certificate and key; the old pair stays\"",
+				  g->cfg->tls_cert);
+	} else if (status == 0 && !g->finished) {
+		log_event(LOG_ERROR, "tls_reload_failed", "cert=%s error=\"%s; the old pair stays\"",
+			  g->cfg->tls_cert, r->err == EINVAL ? "not a PEM certificate and its key" :
+			  strerror(r->err));
+	}
+	free(r->cert);
+	free(r->key);
+	free(r);
+}
+
+/* SIGHUP: reloads the TLS certificate and key, if any, without dropping a connection. */
 static void gateway_sighup_cb(uv_signal_t *h, int signum)
 {
-	/* Reloading keys and certificates comes later; until then HUP must not kill us. */
-	log_event(LOG_INFO, "sighup_ignored", "reason=\"reload is not supported yet\"");
+	gateway_t *g = h->data;
+	gateway_tls_reload_t *r;
+
+	if (!g->cfg->tls_cert[0]) {
+		log_event(LOG_INFO, "sighup", "reloaded=nothing");
+		return;
+	}
+	if (g->reloading)
+		return;
+	r = calloc(1, sizeof(*r));
+	if (!r)
+		return;
+	r->g = g;
+	r->work.data = r;
+	if (uv_queue_work(g->loop, &r->work, gateway_tls_read, gateway_tls_apply) != 0) {
+		free(r);
+		return;
+	}
+	g->reloading = true;
 }
 
 /*
@@ -111,6 +218,8 @@ int gateway_start(gateway_t *g, uv_loop_t *loop, const config_t *cfg)
 	memset(&info, 0, sizeof(info));
 	info.options = LWS_SERVER_OPTION_LIBUV | LWS_SERVER_OPTION_EXPLICIT_VHOSTS |
 		       LWS_SERVER_OPTION_VALIDATE_UTF8;
+	if (cfg->tls_cert[0])
+		info.options |= LWS_SERVER_OPTION_DO_SSL_GLOBAL_INIT;
 	info.foreign_loops = foreign_loops;
 	info.pcontext = &g->lws;
 	info.user = g;
@@ -130,6 +239,15 @@ int gateway_start(gateway_t *g, uv_loop_t *loop, const config_t *cfg)
 	info.options = LWS_SERVER_OPTION_LIBUV | LWS_SERVER_OPTION_VALIDATE_UTF8;
 	/* A server vhost without a socket of its own: the listener adopts into it. */
 	info.port = CONTEXT_PORT_NO_LISTEN_SERVER;
+	if (cfg->tls_cert[0]) {
+		/* Adopted sockets get TLS because the vhost has it (LWS_ADOPT_ALLOW_SSL). */
+		info.ssl_cert_filepath = cfg->tls_cert;
+		info.ssl_private_key_filepath = cfg->tls_key;
+		info.options |= LWS_SERVER_OPTION_DO_SSL_GLOBAL_INIT; /* lws reads it per vhost */
+		/* HTTP/1.1 only: websockets over h2 are not what browsers use, and lws 4.1's h2
+		 * lost the request line on adopted sockets ("Missing URI"). */
+		info.alpn = "http/1.1";
+	}
 	info.protocols = server_protocols;
 	info.vhost_name = "trackgate";
 	info.keepalive_timeout = (int)cfg->http_timeout_s;

@@ -46,6 +46,7 @@ typedef struct gateway {
 	uv_timer_t drain_timer;
 	uv_timer_t tick;          /* readiness, watchdog and gauges, twice a second */
 	bool notified_ready;      /* READY=1 was sent */
+	bool reloading;           /* a SIGHUP reload is reading files in the thread pool */
 	unsigned last_error_status; /* the status of the last http error answered */
 	bool watchdog;            /* systemd's WatchdogSec is set: ping from the tick */
 	lws_retry_bo_t retry;     /* websocket ping/hangup policy, from the config */
