@@ -419,17 +419,19 @@ static int config_load_webhook_secrets(config_t *cfg)
 						"%s\n", w->provider, w->secret_file, strerror(errno));
 				return CONFIG_EINVAL;
 			}
-			n = fread(w->secret, 1, sizeof(w->secret), f);
-			if (!feof(f)) {
-				fclose(f);
+			unsigned char buf[CONFIG_SECRET_MAX + 3];
+
+			n = fread(buf, 1, sizeof(buf), f);
+			fclose(f);
+			/* A trailing newline (echo > file) is not part of the secret. */
+			while (n && (buf[n - 1] == '\n' || buf[n - 1] == '\r'))
+				n--;
+			if (n > CONFIG_SECRET_MAX) {
 				fprintf(stderr, "trackgated: %s: a webhook secret is at most %d bytes\n",
 					w->secret_file, CONFIG_SECRET_MAX);
 				return CONFIG_EINVAL;
 			}
-			fclose(f);
-			/* A trailing newline (echo > file) is not part of the secret. */
-			while (n && (w->secret[n - 1] == '\n' || w->secret[n - 1] == '\r'))
-				n--;
+			memcpy(w->secret, buf, n);
 			w->secret_len = n;
 		}
 		if (!w->secret_len) {

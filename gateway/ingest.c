@@ -269,10 +269,14 @@ bool ingest_finish_webhook(ingest_t *in, const adapter_ops_t *adapter, const uns
 	/* The signature is checked on the raw bytes before anything is parsed. */
 	rc = adapter->verify(&req, &err);
 	if (rc != ADAPTER_OK) {
+		/* EAUTH: a forgery; EINVAL: authentic but unreadable; ENOMEM: retry. */
+		unsigned status = rc == ADAPTER_EAUTH ? 401 : rc == ADAPTER_ENOMEM ? 503 : 400;
+
 		snprintf(msg, sizeof(msg), "%s%s%s", err.field, err.field[0] ? ": " : "",
 			 err.message[0] ? err.message : "missing or wrong signature");
-		ingest_set_error(in, 401, "unauthorized", msg);
-		log_event(LOG_INFO, "webhook", "provider=%s status=401", adapter->name);
+		ingest_set_error(in, status, status == 401 ? "unauthorized" : status == 503 ?
+				 "out_of_memory" : "invalid_webhook", msg);
+		log_event(LOG_INFO, "webhook", "provider=%s status=%u", adapter->name, status);
 		return true;
 	}
 	rc = adapter->parse(&req, updates, ADAPTER_UPDATES_MAX, &n, &err);

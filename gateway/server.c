@@ -681,6 +681,7 @@ static bool server_webhook_finish(gateway_t *g, struct lws *wsi, session_t *s)
 	server_headers_t *headers;
 	const config_webhook_t *w;
 	const adapter_ops_t *a;
+	struct timespec wall;
 	char uri[256];
 	bool now;
 
@@ -696,8 +697,10 @@ static bool server_webhook_finish(gateway_t *g, struct lws *wsi, session_t *s)
 		return true;
 	}
 	headers->wsi = wsi;
+	clock_gettime(CLOCK_REALTIME, &wall);
+	/* The receive time as ms since the epoch (uv_now is a monotonic clock, not a date). */
 	now = ingest_finish_webhook(s->ingest, a, w->secret, w->secret_len, server_header, headers,
-				    (int64_t)uv_now(g->loop));
+				    (int64_t)wall.tv_sec * 1000 + wall.tv_nsec / 1000000);
 	free(headers);
 	return now;
 }

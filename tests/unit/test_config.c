@@ -226,6 +226,29 @@ static void unknown_webhook_provider_is_an_error(void **state)
 	assert_int_equal(load(&cfg, 5, argv), CONFIG_EINVAL);
 }
 
+static void webhook_secret_file_of_the_largest_size_loads_with_or_without_newline(void **state)
+{
+	config_t cfg;
+	char kpath[128], spath[128], arg[200], secret[1026];
+
+	snprintf(kpath, sizeof(kpath), "%s", write_file("keys", "0123456789abcdef\n"));
+	memset(secret, 'x', 1024);
+	secret[1024] = '\n';
+	secret[1025] = '\0';
+	snprintf(spath, sizeof(spath), "%s", write_file("big.secret", secret));
+	snprintf(arg, sizeof(arg), "onfleet=%s", spath);
+	const char *argv[] = {"trackgated", "--ingest-key-file", kpath, "--webhook-secret-file", arg};
+
+	assert_int_equal(load(&cfg, 5, argv), CONFIG_OK);
+	assert_int_equal(config_webhook(&cfg, "onfleet")->secret_len, 1024);
+	secret[1024] = '\0'; /* exactly 1024 bytes, no newline */
+	snprintf(spath, sizeof(spath), "%s", write_file("big.secret", secret));
+	assert_int_equal(load(&cfg, 5, argv), CONFIG_OK);
+	secret[1024] = 'x'; /* 1025 bytes */
+	snprintf(spath, sizeof(spath), "%s", write_file("big.secret", secret));
+	assert_int_equal(load(&cfg, 5, argv), CONFIG_EINVAL);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -240,6 +263,7 @@ int main(void)
 		cmocka_unit_test(example_config_in_deploy_loads),
 		cmocka_unit_test(webhook_secrets_come_from_sections_and_files),
 		cmocka_unit_test(unknown_webhook_provider_is_an_error),
+		cmocka_unit_test(webhook_secret_file_of_the_largest_size_loads_with_or_without_newline),
 	};
 
 	return cmocka_run_group_tests(tests, make_dir, remove_dir);
