@@ -177,6 +177,9 @@ static void broker_on_connect(const redisAsyncContext *ac, int status)
 	}
 	c->state = CONN_UP;
 	c->attempt = 0;
+	/* Notice a Redis host that vanished without a FIN (a moved VIP, a dead host). */
+	if (!c->b->cfg->redis_unix[0])
+		redisEnableKeepAlive((redisContext *)&ac->c);
 	if (c->was_up)
 		c->b->stats.reconnects++;
 	c->was_up = true;
@@ -385,6 +388,11 @@ static void broker_apply_cb(redisAsyncContext *ac, void *r, void *privdata)
 		why = reply->str;
 		log_event(LOG_WARN, "redis_script_error", "order=%.128s error=\"%.200s\"",
 			  req->keys.channel, reply->str);
+		if (!strncmp(reply->str, "READONLY", 8) && b->cmd.ac && b->cmd.state == CONN_UP) {
+			/* A replica now (a failover behind a VIP or proxy): reconnect to the primary. */
+			log_event(LOG_WARN, "redis_readonly", "action=reconnect");
+			redisAsyncDisconnect(b->cmd.ac);
+		}
 		goto done;
 	}
 	if (reply->type != REDIS_REPLY_ARRAY || reply->elements < 1 ||

@@ -124,7 +124,8 @@ void config_usage(void)
 	       "  --version              print the version and exit\n"
 	       "\n"
 	       "Signals: SIGINT/SIGTERM stop accepting, close websockets with 1001, finish\n"
-	       "in-flight ingest (at most drain-timeout) and exit 0; SIGHUP is ignored for now.\n"
+	       "in-flight ingest (at most drain-timeout) and exit 0; SIGHUP reloads the TLS\n"
+	       "certificate and key.\n"
 	       "With workers > 1 the parent forwards them to every worker.\n");
 }
 

@@ -187,7 +187,7 @@ char *metrics_render(const gateway_t *g, size_t *len)
 		     "POST /v1/updates and /v1/webhooks/{provider} answers, by provider and status.");
 	for (unsigned p = 0; p < METRICS_PROVIDERS; p++) {
 		for (int s = 0; s < METRICS_STATUSES; s++) {
-			char status[8] = "other";
+			char status[16] = "other";
 
 			if (!m->requests[p][s])
 				continue;

@@ -136,6 +136,17 @@ static void workers_child(workers_t *w, const worker_slot_t *s)
 	if (prctl(PR_SET_PDEATHSIG, SIGTERM) != 0 || getppid() != w->self)
 		_exit(1);
 	log_set_worker((int)s->index);
+	{
+		/*
+		 * systemd names the supervisor in WATCHDOG_PID; each worker feeds
+		 * the watchdog from its own loop, so it claims the variable.
+		 */
+		char pid[24];
+
+		snprintf(pid, sizeof(pid), "%d", (int)getpid());
+		if (getenv("WATCHDOG_USEC"))
+			setenv("WATCHDOG_PID", pid, 1);
+	}
 	log_event(LOG_INFO, "worker_started", "pid=%d starts=%u", (int)getpid(),
 		  s->starts);
 	/* A forwarded SIGHUP does nothing until the gateway can reload. */

@@ -53,8 +53,10 @@ def test(env):
     h.check_eq(sum("READY=1" in m.split("\n") for m in got), 1, "READY=1 sent once")
     env.daemon.proc.send_signal(signal.SIGTERM)
     recv_until("STOPPING=1", 5)
+    h.check_eq(env.daemon.proc.wait(10), 0, "exit status after SIGTERM")
     print(f"notifications: {[m.split(chr(10))[0] for m in got]}")
     sock.close()
+    env.daemon.start()  # the harness ends every test by stopping a running daemon
 
 
 if __name__ == "__main__":
