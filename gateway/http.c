@@ -7,7 +7,47 @@
 #include <cjson/cJSON.h>
 #include <libwebsockets.h>
 
+#include "log.h"
+
 #define HTTP_HEADERS_MAX 512
+
+/*
+ * One request line per answer, for the journal: method, path (lws keeps the
+ * query string apart, so tokens in it never reach the log), status, client.
+ * The path is outside input: anything but printable ASCII without quotes,
+ * spaces and backslashes is shown as '?'.
+ */
+static void http_log(struct lws *wsi, unsigned status)
+{
+	static const struct {
+		enum lws_token_indexes token;
+		const char *name;
+	} methods[] = {
+		{WSI_TOKEN_GET_URI, "GET"},     {WSI_TOKEN_POST_URI, "POST"},
+		{WSI_TOKEN_HEAD_URI, "HEAD"},   {WSI_TOKEN_PUT_URI, "PUT"},
+		{WSI_TOKEN_DELETE_URI, "DELETE"}, {WSI_TOKEN_PATCH_URI, "PATCH"},
+		{WSI_TOKEN_OPTIONS_URI, "OPTIONS"},
+	};
+	char path[160] = "-", client[48] = "-";
+	const char *method = "-";
+
+	if (!log_enabled(LOG_INFO))
+		return;
+	for (size_t i = 0; i < sizeof(methods) / sizeof(methods[0]); i++) {
+		if (lws_hdr_total_length(wsi, methods[i].token) > 0) {
+			method = methods[i].name;
+			if (lws_hdr_copy(wsi, path, sizeof(path), methods[i].token) < 0)
+				snprintf(path, sizeof(path), "(too long)");
+			break;
+		}
+	}
+	for (char *p = path; *p; p++)
+		if (*p <= ' ' || *p > '~' || *p == '"' || *p == '\\')
+			*p = '?';
+	lws_get_peer_simple(wsi, client, sizeof(client));
+	log_event(LOG_INFO, "http", "method=%s path=%s status=%u client=%s", method, path, status,
+		  client);
+}
 
 int http_reply(struct lws *wsi, unsigned status, const char *content_type, const char *body,
 	       size_t len, bool close, const char *allow)
@@ -16,6 +56,7 @@ int http_reply(struct lws *wsi, unsigned status, const char *content_type, const
 	char clen[24];
 	int n, rc = -1;
 
+	http_log(wsi, status);
 	buf = malloc(LWS_PRE + HTTP_HEADERS_MAX + len);
 	if (!buf)
 		return -1;

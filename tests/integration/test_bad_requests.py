@@ -182,6 +182,14 @@ async def test(env):
     ok(head.startswith(b"HTTP/1.1 200"), f"HEAD /healthz: {head[:40]!r}, want 200")
     ok(rest == b"", f"HEAD /healthz carried a body: {rest[:80]!r}")
 
+    # -- request lines in the log, never a query string ------------------------------
+    env.http("GET", "/healthz?token=query-secret-1234")
+    log = h.tail(env.daemon.log, 400)
+    ok("http method=GET path=/healthz status=200 client=127.0.0.1" in log,
+       "no request line for GET /healthz in the log")
+    ok("query-secret-1234" not in log and "token=" not in log,
+       "a query string reached the log")
+
     # -- the listening socket is bound to the configured address only ------------------
     # (lws 4.1.6 bound 127.0.0.1 as a wildcard IPv6 socket, reachable on every address)
     probe = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
