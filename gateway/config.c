@@ -52,6 +52,8 @@ static const config_setting_t config_settings[] = {
 	{"tls-cert", "PATH", "serve HTTPS/WSS with this PEM certificate chain (with tls-key);\n"
 			     "                         SIGHUP reloads both files", CONFIG_SPECIAL, 0, 0, 0},
 	{"tls-key", "PATH", "the PEM private key of tls-cert", CONFIG_SPECIAL, 0, 0, 0},
+	{"allowed-origins", "LIST", "comma-separated Origin values allowed to open websockets\n"
+				    "                         (default: any)", CONFIG_SPECIAL, 0, 0, 0},
 	{"log-level", "LEVEL", "error, warn, info or debug (default info)", CONFIG_SPECIAL, 0, 0, 0},
 	{"log-format", "FORMAT", "text (default) or json: one JSON object per line with ts,\n"
 				 "                         level, event and the event's fields",
@@ -118,6 +120,10 @@ void config_usage(void)
 	       "                         the secret of POST /v1/webhooks/PROVIDER, read from PATH;\n"
 	       "                         in the config file: [webhook.PROVIDER] with secret = VALUE\n"
 	       "                         or secret-file = PATH.  Providers not configured get 404\n");
+	printf("  --token-key-file KID=ALG:PATH\n"
+	       "                         a key for tracking-link tokens (ALG HS256: the secret;\n"
+	       "                         ES256: a PEM public key); with none, links are unchecked.\n"
+	       "                         In the file: [token-key.KID] alg = .., secret-file = ..\n");
 	printf("  --check-config         validate the settings, print them (secrets masked) and\n"
 	       "                         exit 0, or print what is wrong and exit 1\n");
 	printf("  --help                 print this and exit\n"
@@ -306,6 +312,18 @@ int config_set(config_t *cfg, const char *name, const char *value, const char *o
 			why = "expected a file path";
 		else
 			snprintf(dst, CONFIG_PATH_MAX, "%s", value);
+	} else if (!strcmp(s->name, "allowed-origins")) {
+		char list[4096], *save = NULL;
+
+		snprintf(list, sizeof(list), "%s", value);
+		cfg->n_allowed_origins = 0;
+		for (char *o = strtok_r(list, ", ", &save); o; o = strtok_r(NULL, ", ", &save)) {
+			if (cfg->n_allowed_origins == 16 || strlen(o) >= 256) {
+				why = "at most 16 origins of at most 255 bytes";
+				break;
+			}
+			snprintf(cfg->allowed_origins[cfg->n_allowed_origins++], 256, "%s", o);
+		}
 	} else if (!strcmp(s->name, "log-format")) {
 		if (!strcmp(value, "text"))
 			cfg->log_format = LOG_FORMAT_TEXT;
@@ -452,10 +470,142 @@ const config_webhook_t *config_webhook(const config_t *cfg, const char *provider
 	return NULL;
 }
 
+/* The token key kid, added when missing; NULL (message printed) when full or invalid. */
+static auth_key_t *config_token_slot(config_t *cfg, const char *kid, const char *origin)
+{
+	auth_keys_t *k = &cfg->token_keys;
+
+	if (!kid[0] || strlen(kid) > AUTH_KID_MAX) {
+		fprintf(stderr, "trackgated: %s: a token key id is 1..%d bytes\n", origin,
+			AUTH_KID_MAX);
+		return NULL;
+	}
+	for (unsigned i = 0; i < k->n; i++)
+		if (!strcmp(k->keys[i].kid, kid))
+			return &k->keys[i];
+	if (k->n == AUTH_KEYS_MAX) {
+		fprintf(stderr, "trackgated: %s: at most %d token keys\n", origin, AUTH_KEYS_MAX);
+		return NULL;
+	}
+	memset(&k->keys[k->n], 0, sizeof(k->keys[0]));
+	cfg->token_key_files[k->n][0] = '\0';
+	snprintf(k->keys[k->n].kid, sizeof(k->keys[0].kid), "%s", kid);
+	return &k->keys[k->n++];
+}
+
+/* alg = HS256|ES256, secret = VALUE (HS256), secret-file / public-key-file = PATH. */
+static int config_set_token_key(config_t *cfg, const char *kid, const char *name,
+				const char *value, const char *origin)
+{
+	auth_key_t *key = config_token_slot(cfg, kid, origin);
+	size_t idx;
+
+	if (!key)
+		return CONFIG_EINVAL;
+	idx = (size_t)(key - cfg->token_keys.keys);
+	if (!strcmp(name, "alg")) {
+		if (auth_alg_parse(value, &key->alg) == 0)
+			return CONFIG_OK;
+		fprintf(stderr, "trackgated: %s: [token-key.%s] alg must be HS256 or ES256\n", origin,
+			kid);
+		return CONFIG_EINVAL;
+	}
+	if (!strcmp(name, "secret")) {
+		size_t len = strlen(value);
+
+		if (!len || len > AUTH_KEY_MAX) {
+			fprintf(stderr, "trackgated: %s: [token-key.%s] bad secret length\n", origin,
+				kid);
+			return CONFIG_EINVAL;
+		}
+		memcpy(key->key, value, len);
+		key->key_len = len;
+		return CONFIG_OK;
+	}
+	if (!strcmp(name, "secret-file") || !strcmp(name, "public-key-file") ||
+	    !strcmp(name, "secret_file") || !strcmp(name, "public_key_file")) {
+		if (!*value || strlen(value) >= CONFIG_PATH_MAX)
+			return CONFIG_EINVAL;
+		snprintf(cfg->token_key_files[idx], CONFIG_PATH_MAX, "%s", value);
+		return CONFIG_OK;
+	}
+	fprintf(stderr, "trackgated: %s: [token-key.%s] knows alg, secret, secret-file and "
+			"public-key-file, not '%s'\n", origin, kid, name);
+	return CONFIG_EINVAL;
+}
+
+/* Reads the token key files and checks each key has material. */
+static int config_load_token_keys(config_t *cfg)
+{
+	for (unsigned i = 0; i < cfg->token_keys.n; i++) {
+		auth_key_t *k = &cfg->token_keys.keys[i];
+		const char *path = cfg->token_key_files[i];
+
+		if (path[0]) {
+			unsigned char buf[AUTH_KEY_MAX + 3];
+			FILE *f = fopen(path, "rb");
+			size_t n;
+
+			if (!f) {
+				fprintf(stderr, "trackgated: cannot read the key file of token key %s, "
+						"%s: %s\n", k->kid, path, strerror(errno));
+				return CONFIG_EINVAL;
+			}
+			n = fread(buf, 1, sizeof(buf), f);
+			fclose(f);
+			/* An HS secret loses its trailing newline; a PEM keeps its text. */
+			while (k->alg == AUTH_HS256 && n && (buf[n - 1] == '\n' || buf[n - 1] == '\r'))
+				n--;
+			if (n > AUTH_KEY_MAX) {
+				fprintf(stderr, "trackgated: %s: a token key is at most %d bytes\n", path,
+					AUTH_KEY_MAX);
+				return CONFIG_EINVAL;
+			}
+			memcpy(k->key, buf, n);
+			k->key_len = n;
+		}
+		if (!k->key_len) {
+			fprintf(stderr, "trackgated: token key %s has no key material\n", k->kid);
+			return CONFIG_EINVAL;
+		}
+		if (k->alg == AUTH_ES256 && !memmem(k->key, k->key_len, "PUBLIC KEY", 10)) {
+			fprintf(stderr, "trackgated: token key %s: ES256 wants a PEM public key\n",
+				k->kid);
+			return CONFIG_EINVAL;
+		}
+		if (k->alg == AUTH_HS256 && k->key_len < 32) {
+			fprintf(stderr, "trackgated: token key %s: an HS256 secret must be at least 32 "
+					"bytes\n", k->kid);
+			return CONFIG_EINVAL;
+		}
+	}
+	return CONFIG_OK;
+}
+
+bool config_origin_ok(const config_t *cfg, const char *origin)
+{
+	if (!cfg->n_allowed_origins)
+		return true;
+	if (!origin)
+		return false;
+	for (unsigned i = 0; i < cfg->n_allowed_origins; i++)
+		if (!strcmp(cfg->allowed_origins[i], origin))
+			return true;
+	return false;
+}
+
 static int config_ini_handler(void *user, const char *section, const char *name, const char *value)
 {
 	config_file_ctx_t *fc = user;
 	const char *origin = fc->path;
+
+	if (section && !strncmp(section, "token-key.", 10)) {
+		if (config_set_token_key(fc->cfg, section + 10, name, value, origin)) {
+			fc->failed = 1;
+			return 0;
+		}
+		return 1;
+	}
 
 	if (section && !strncmp(section, "webhook.", 8)) {
 		if (config_set_webhook(fc->cfg, section + 8, name, value, origin)) {
@@ -591,7 +741,7 @@ int config_ingest_key_ok(const config_t *cfg, const char *key, size_t len)
 
 int config_load(config_t *cfg, int argc, char **argv)
 {
-	struct option opts[CONFIG_N_SETTINGS + 6];
+	struct option opts[CONFIG_N_SETTINGS + 7];
 	const char *config_path = NULL;
 	int rc, c, idx;
 	size_t i;
@@ -601,6 +751,7 @@ int config_load(config_t *cfg, int argc, char **argv)
 	opts[i++] = (struct option){"config", required_argument, NULL, 'c'};
 	opts[i++] = (struct option){"webhook-secret-file", required_argument, NULL, 'w'};
 	opts[i++] = (struct option){"check-config", no_argument, NULL, 'k'};
+	opts[i++] = (struct option){"token-key-file", required_argument, NULL, 't'};
 	opts[i++] = (struct option){"help", no_argument, NULL, 'h'};
 	opts[i++] = (struct option){"version", no_argument, NULL, 'V'};
 	opts[i] = (struct option){NULL, 0, NULL, 0};
@@ -645,6 +796,25 @@ int config_load(config_t *cfg, int argc, char **argv)
 	while ((c = getopt_long(argc, argv, "", opts, &idx)) != -1) {
 		if (c == 0 && config_set(cfg, opts[idx].name, optarg, "command line"))
 			return CONFIG_EINVAL;
+		if (c == 't') {
+			/* KID=ALG:PATH */
+			char kid[AUTH_KID_MAX + 1], alg[8];
+			const char *eq = strchr(optarg, '='), *colon = eq ? strchr(eq, ':') : NULL;
+
+			if (!eq || !colon || eq == optarg || (size_t)(eq - optarg) > AUTH_KID_MAX ||
+			    (size_t)(colon - eq - 1) >= sizeof(alg)) {
+				fprintf(stderr, "trackgated: --token-key-file wants KID=HS256:PATH or "
+						"KID=ES256:PATH\n");
+				return CONFIG_EINVAL;
+			}
+			memcpy(kid, optarg, (size_t)(eq - optarg));
+			kid[eq - optarg] = '\0';
+			memcpy(alg, eq + 1, (size_t)(colon - eq - 1));
+			alg[colon - eq - 1] = '\0';
+			if (config_set_token_key(cfg, kid, "alg", alg, "command line") ||
+			    config_set_token_key(cfg, kid, "secret-file", colon + 1, "command line"))
+				return CONFIG_EINVAL;
+		}
 		if (c == 'w') {
 			char provider[33];
 			const char *eq = strchr(optarg, '=');
@@ -660,6 +830,9 @@ int config_load(config_t *cfg, int argc, char **argv)
 		}
 	}
 	rc = config_load_keys(cfg);
+	if (rc)
+		return rc;
+	rc = config_load_token_keys(cfg);
 	if (rc)
 		return rc;
 	if (!cfg->tls_cert[0] != !cfg->tls_key[0]) {
@@ -707,6 +880,24 @@ void config_print(const config_t *cfg, FILE *out)
 		else if (st->kind == CONFIG_SIZE)
 			fprintf(out, "%s = %zu\n", st->name,
 				*(const size_t *)((const char *)cfg + st->offset));
+	}
+	if (cfg->n_allowed_origins) {
+		fprintf(out, "allowed-origins =");
+		for (unsigned i = 0; i < cfg->n_allowed_origins; i++)
+			fprintf(out, "%s%s", i ? ", " : " ", cfg->allowed_origins[i]);
+		fprintf(out, "\n");
+	}
+	for (unsigned i = 0; i < cfg->token_keys.n; i++) {
+		const auth_key_t *k = &cfg->token_keys.keys[i];
+
+		fprintf(out, "[token-key.%s]\nalg = %s\n", k->kid,
+			k->alg == AUTH_HS256 ? "HS256" : "ES256");
+		if (cfg->token_key_files[i][0])
+			fprintf(out, "%s = %s  # %zu bytes, masked\n",
+				k->alg == AUTH_HS256 ? "secret-file" : "public-key-file",
+				cfg->token_key_files[i], k->key_len);
+		else
+			fprintf(out, "secret = ********  # %zu bytes\n", k->key_len);
 	}
 	for (unsigned i = 0; i < cfg->n_webhooks; i++) {
 		const config_webhook_t *w = &cfg->webhooks[i];

@@ -15,6 +15,7 @@
 #include <stdbool.h>
 #include <stdint.h>
 
+#include "auth.h"
 #include "log.h"
 
 #define CONFIG_HOST_MAX 256
@@ -73,6 +74,14 @@ typedef struct config {
 	size_t ingest_key_len[CONFIG_INGEST_KEYS_MAX];
 	unsigned n_ingest_keys;
 
+	/* [token-key.KID] sections and --token-key-file KID=ALG:PATH: tracking-link keys */
+	auth_keys_t token_keys;
+	char token_key_files[AUTH_KEYS_MAX][CONFIG_PATH_MAX]; /* "" when inline */
+
+	/* allowed-origins: websocket Origin values accepted; none = any */
+	char allowed_origins[16][256];
+	unsigned n_allowed_origins;
+
 	/* [webhook.PROVIDER] sections and --webhook-secret-file PROVIDER=PATH */
 	config_webhook_t webhooks[CONFIG_WEBHOOKS_MAX];
 	unsigned n_webhooks;
@@ -98,6 +107,9 @@ int config_set(config_t *cfg, const char *name, const char *value, const char *o
 int config_parse_listen(const char *value, char *host, size_t host_len, int *port);
 int config_parse_redis(const char *value, config_t *cfg);
 int config_load_keys(config_t *cfg);
+
+/* True when origin (the Origin header, or NULL) may open a websocket. */
+bool config_origin_ok(const config_t *cfg, const char *origin);
 
 /* The configured webhook of provider, or NULL (not configured: 404). */
 const config_webhook_t *config_webhook(const config_t *cfg, const char *provider);

@@ -5,6 +5,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 #include <libwebsockets.h>
 #include <openssl/err.h>
@@ -173,6 +174,8 @@ static void gateway_tick_cb(uv_timer_t *t)
 	}
 	if (g->watchdog)
 		sd_notify(0, "WATCHDOG=1");
+	if (g->cfg->token_keys.n)
+		server_expire_tokens(g, (int64_t)time(NULL));
 }
 
 static void gateway_drain_cb(uv_timer_t *t)

@@ -19,6 +19,8 @@
 struct lws_context;
 struct lws_vhost;
 
+#define GATEWAY_WHEEL 4096 /* seconds; a token further out waits for later turns */
+
 typedef struct gateway_stats {
 	uint64_t ingest_requests;
 	uint64_t ingest_applied;
@@ -56,6 +58,9 @@ typedef struct gateway {
 	bool finished;            /* the teardown has started */
 	gateway_stats_t stats;
 	metrics_t metrics;
+	/* Watchers by token expiry second, GATEWAY_WHEEL buckets; the tick closes the due ones. */
+	struct watcher *exp_wheel[GATEWAY_WHEEL];
+	int64_t exp_swept_s;      /* the last second whose bucket was swept */
 	struct listener *metrics_listener;
 } gateway_t;
 
@@ -71,6 +76,9 @@ void gateway_shutdown(gateway_t *g, const char *why);
 
 /* After uv_run returned: frees what is left; returns uv_loop_close's result. */
 int gateway_teardown(gateway_t *g);
+
+/* Closes the websockets whose token expired by now (server.c). */
+void server_expire_tokens(gateway_t *g, int64_t now_s);
 
 /* Called by the server when a watcher or an ingest request ends. */
 void gateway_maybe_finish(gateway_t *g);

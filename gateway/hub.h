@@ -59,6 +59,8 @@ typedef struct watcher {
 	outq_t q;
 	proto_cursor_t last;     /* newest cursor queued to it (or asked for with since); 0-0 = none */
 	uint64_t behind_since;   /* ms (hub->now_ms) since its queue is not empty; 0 = drained */
+	struct watcher *exp_prev, *exp_next; /* in the gateway's expiry wheel while a token applies */
+	int64_t exp_s;           /* the token's expiry (unix s); 0 = none */
 	uint16_t held;           /* frames at the tail of q held until the sync arrives */
 	uint8_t state;           /* watcher_state_t */
 	uint8_t sync_again;      /* the in-flight request predates the subscription: ask again */

@@ -20,6 +20,7 @@ static const unsigned metrics_statuses[METRICS_STATUSES] = {
 static const char *const metrics_refusal_names[REFUSE__COUNT] = {
 	"accept_limit", "overloaded",  "max_per_client", "stopping",
 	"not_found",    "order_id",    "cursor",         "client_message",
+	"token",        "token_order", "origin",         "rate",
 };
 
 static const char *const metrics_result_names[RESULT__COUNT] = {

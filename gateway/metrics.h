@@ -25,6 +25,10 @@ typedef enum metrics_refusal {
 	REFUSE_ORDER_ID,         /* 4400: invalid order id */
 	REFUSE_CURSOR,           /* 4400: invalid since */
 	REFUSE_CLIENT_MESSAGE,   /* 1009: a client message too large */
+	REFUSE_TOKEN,            /* 4401 / 401: no, bad or expired token */
+	REFUSE_TOKEN_ORDER,      /* 4403 / 403: a token for another order */
+	REFUSE_ORIGIN,           /* 1008: an Origin not in allowed-origins */
+	REFUSE_RATE,             /* 429 / 1013: over the per-address rate */
 	REFUSE__COUNT
 } metrics_refusal_t;
 

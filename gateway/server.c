@@ -22,6 +22,7 @@
 #include <libwebsockets.h>
 
 #include "adapter.h"
+#include "auth.h"
 #include "http.h"
 #include "ingest.h"
 #include "log.h"
@@ -37,10 +38,21 @@ typedef enum session_kind {
 	SESSION_WS,
 } session_kind_t;
 
+/* GET /v1/orders/{ID}: the snapshot read in flight, then the answer. */
+typedef struct order_read {
+	struct lws *wsi;
+	broker_req_t *req;  /* while in flight; owned by the broker */
+	char *body;         /* is malloc'd: the answer once done */
+	size_t len;
+	unsigned status;
+	char order_id[PROTO_ORDER_ID_MAX + 1];
+} order_read_t;
+
 typedef struct session {
 	watcher_t w;              /* SESSION_WS: the watcher, linked by the hub */
 	struct server_client *client; /* SESSION_WS: its row in the per-address count */
 	ingest_t *ingest;         /* SESSION_HTTP: the POST in progress, owned here */
+	order_read_t *read;       /* SESSION_HTTP: a GET /v1/orders/{ID} in progress, owned here */
 	const char *close_reason; /* static text sent with close_code */
 	uint16_t close_code;      /* nonzero: close once the queue is flushed */
 	uint16_t rx_len;          /* bytes of the client message being received */
@@ -321,6 +333,31 @@ static void server_client_release(session_t *s)
 
 /* --- websockets ---------------------------------------------------------- */
 
+/*
+ * Close reasons must outlive the callback (they are sent later): the few
+ * auth_check can give are matched to static strings here.
+ */
+static const char *server_static_reason(const char *why)
+{
+	static const char *const reasons[] = {
+		"a token is required (?token=)",
+		"the token is malformed",
+		"the token's key (kid) is unknown",
+		"the token names no key (kid)",
+		"the token's algorithm is not allowed for its key",
+		"the token's signature is not valid",
+		"the token has no expiry (exp)",
+		"the tracking link has expired",
+		"the tracking link is not valid yet",
+		"the token names no order (order_id)",
+	};
+
+	for (size_t i = 0; i < sizeof(reasons) / sizeof(reasons[0]); i++)
+		if (!strcmp(why, reasons[i]))
+			return reasons[i];
+	return "the token is not valid";
+}
+
 static void server_refused(gateway_t *g, metrics_refusal_t reason)
 {
 	g->stats.ws_refused++;
@@ -341,9 +378,69 @@ static void server_ws_refuse(session_t *s, int close_code, const char *code, con
 	server_ws_close_async(&s->w, close_code, reason);
 }
 
+/* --- token expiry -------------------------------------------------------- */
+
+static void server_wheel_add(gateway_t *g, watcher_t *w, int64_t exp_s)
+{
+	watcher_t **b = &g->exp_wheel[exp_s % GATEWAY_WHEEL];
+
+	if (g->exp_swept_s && exp_s + AUTH_LEEWAY_S <= g->exp_swept_s) {
+		/* Its second was swept already: expire it now rather than a wheel turn later. */
+		server_ws_close_async(w, 4401, "the tracking link has expired");
+		return;
+	}
+	w->exp_s = exp_s;
+	w->exp_prev = NULL;
+	w->exp_next = *b;
+	if (*b)
+		(*b)->exp_prev = w;
+	*b = w;
+}
+
+static void server_wheel_del(gateway_t *g, watcher_t *w)
+{
+	if (!w->exp_s)
+		return;
+	if (w->exp_prev)
+		w->exp_prev->exp_next = w->exp_next;
+	else
+		g->exp_wheel[w->exp_s % GATEWAY_WHEEL] = w->exp_next;
+	if (w->exp_next)
+		w->exp_next->exp_prev = w->exp_prev;
+	w->exp_prev = w->exp_next = NULL;
+	w->exp_s = 0;
+}
+
+/*
+ * Sweeps the buckets of the seconds since the last sweep: work in proportion
+ * to the watchers expiring (plus those a whole wheel turn later), not to all.
+ */
+void server_expire_tokens(gateway_t *g, int64_t now_s)
+{
+	int64_t from = g->exp_swept_s ? g->exp_swept_s + 1 : now_s - AUTH_LEEWAY_S;
+
+	if (now_s - from >= GATEWAY_WHEEL)
+		from = now_s - GATEWAY_WHEEL + 1;
+	for (int64_t t = from; t <= now_s; t++) {
+		watcher_t *w = g->exp_wheel[(t - AUTH_LEEWAY_S + GATEWAY_WHEEL * 4) % GATEWAY_WHEEL];
+
+		while (w) {
+			watcher_t *next = w->exp_next;
+
+			if (w->exp_s + AUTH_LEEWAY_S <= now_s) {
+				server_wheel_del(g, w);
+				outq_clear(&w->q);
+				server_ws_close_async(w, 4401, "the tracking link has expired");
+			}
+			w = next;
+		}
+	}
+	g->exp_swept_s = now_s;
+}
+
 static void server_ws_established(gateway_t *g, struct lws *wsi, session_t *s)
 {
-	char uri[256], since[PROTO_CURSOR_MAX + 8];
+	char uri[256], since[PROTO_CURSOR_MAX + 8], origin[256], tokbuf[AUTH_TOKEN_MAX + 8];
 	const char *arg;
 	proto_cursor_t cursor;
 	bool have_since = false;
@@ -389,10 +486,33 @@ static void server_ws_established(gateway_t *g, struct lws *wsi, session_t *s)
 				 "too many connections from your address");
 		return;
 	}
-	/*
-	 * Token checks go here (a later issue): the seam is this point, after
-	 * the order id is known and before the watcher joins.
-	 */
+	if (!config_origin_ok(g->cfg, lws_hdr_total_length(wsi, WSI_TOKEN_ORIGIN) > 0 &&
+			      lws_hdr_copy(wsi, origin, sizeof(origin), WSI_TOKEN_ORIGIN) > 0 ?
+			      origin : NULL)) {
+		server_refused(g, REFUSE_ORIGIN);
+		server_ws_refuse(s, 1008, "origin_not_allowed", "this page may not open the stream");
+		return;
+	}
+	if (g->cfg->token_keys.n) {
+		/* The token is checked after the order id and before the watcher joins. */
+		const char *token = lws_get_urlarg_by_name(wsi, "token=", tokbuf, sizeof(tokbuf));
+		char why[96];
+		int64_t exp = 0;
+		auth_result_t ar;
+
+		uri[n] = '\0';
+		ar = auth_check(&g->cfg->token_keys, token, token ? strlen(token) : 0, uri + 10,
+				(int64_t)time(NULL), &exp, why, sizeof(why));
+		if (ar != AUTH_OK) {
+			server_refused(g, ar == AUTH_FORBIDDEN ? REFUSE_TOKEN_ORDER : REFUSE_TOKEN);
+			server_ws_refuse(s, ar == AUTH_FORBIDDEN ? 4403 : 4401,
+					 ar == AUTH_FORBIDDEN ? "forbidden" : "unauthorized",
+					 ar == AUTH_FORBIDDEN ? "this link is for another order" :
+					 server_static_reason(why));
+			return;
+		}
+		server_wheel_add(g, &s->w, exp);
+	}
 	if (hub_join(&g->hub, &s->w, uri + 10, (size_t)n - 10, have_since ? &cursor : NULL) != 0) {
 		g->stats.ws_refused++;
 		server_ws_close_async(&s->w, 1011, "out of memory");
@@ -718,6 +838,89 @@ static int server_ingest_write(gateway_t *g, struct lws *wsi, const ingest_t *in
 	return http_reply(wsi, status, "application/json", body, len, false, NULL);
 }
 
+static void server_order_read_free(order_read_t *r)
+{
+	if (!r)
+		return;
+	if (r->req)
+		broker_req_cancel(r->req);
+	free(r->body);
+	free(r);
+}
+
+static void server_order_read_done(void *arg, int rc, const char *state, size_t state_len,
+				   const char *cursor, size_t cursor_len)
+{
+	order_read_t *r = arg;
+	proto_cursor_t c;
+	cJSON *doc = NULL;
+	int len;
+
+	r->req = NULL;
+	r->status = 503;
+	if (rc == BROKER_OK && (!cursor || proto_cursor_parse(cursor, cursor_len, &c) == PROTO_OK) &&
+	    (!state || cJSON_IsObject(doc = cJSON_ParseWithLength(state, state_len)))) {
+		/* The same bytes a websocket's snapshot frame carries, minus the frame type. */
+		len = proto_frame_snapshot(NULL, 0, r->order_id, state, state_len, cursor, false);
+		r->body = len > 0 ? malloc((size_t)len) : NULL;
+		if (r->body) {
+			proto_frame_snapshot(r->body, (size_t)len, r->order_id, state, state_len, cursor,
+					     false);
+			/* {"type":"snapshot","order_id":... -> {"order_id":... */
+			memmove(r->body + 1, r->body + 19, (size_t)len - 19);
+			r->len = (size_t)len - 18;
+			r->status = 200;
+		}
+	}
+	cJSON_Delete(doc);
+	if (r->status != 200) {
+		r->body = http_error_body("redis_unavailable", "the order's state could not be read");
+		r->len = r->body ? strlen(r->body) : 0;
+	}
+	lws_callback_on_writable(r->wsi);
+}
+
+/* GET /v1/orders/{ID}?token=T: the snapshot as plain JSON, for clients without websockets. */
+static int server_order_get(gateway_t *g, struct lws *wsi, session_t *s, const char *id, int method)
+{
+	char tokbuf[AUTH_TOKEN_MAX + 8], why[96];
+	const char *token;
+	int64_t exp;
+	order_read_t *r;
+
+	if (method != METHOD_GET)
+		return server_error(g, wsi, 405, "method_not_allowed", "use GET", true, "GET");
+	if (!proto_order_id_valid(id, strlen(id)))
+		return server_error(g, wsi, 400, "invalid_order_id",
+				    "the order id must be 1-128 characters of A-Z a-z 0-9 . _ ~ -",
+				    false, NULL);
+	if (g->cfg->token_keys.n) {
+		auth_result_t ar;
+
+		token = lws_get_urlarg_by_name(wsi, "token=", tokbuf, sizeof(tokbuf));
+		ar = auth_check(&g->cfg->token_keys, token, token ? strlen(token) : 0, id,
+				(int64_t)time(NULL), &exp, why, sizeof(why));
+		if (ar != AUTH_OK) {
+			g->metrics.refused[ar == AUTH_FORBIDDEN ? REFUSE_TOKEN_ORDER : REFUSE_TOKEN]++;
+			return server_error(g, wsi, ar == AUTH_FORBIDDEN ? 403 : 401,
+					    ar == AUTH_FORBIDDEN ? "forbidden" : "unauthorized", why,
+					    false, NULL);
+		}
+	}
+	r = calloc(1, sizeof(*r));
+	if (!r)
+		return server_error(g, wsi, 503, "out_of_memory", "retry later", false, NULL);
+	r->wsi = wsi;
+	snprintf(r->order_id, sizeof(r->order_id), "%s", id);
+	if (broker_snapshot(g->broker, id, server_order_read_done, r, &r->req) != BROKER_OK) {
+		free(r);
+		return server_error(g, wsi, 503, "redis_unavailable",
+				    "the state store is unreachable; retry later", false, NULL);
+	}
+	s->read = r;
+	return 0;
+}
+
 static int server_http(gateway_t *g, struct lws *wsi, session_t *s, const char *path)
 {
 	http_method_t m = server_method(wsi);
@@ -765,6 +968,8 @@ static int server_http(gateway_t *g, struct lws *wsi, session_t *s, const char *
 					    "POST");
 		return server_body_start(g, wsi, s, 0, true);
 	}
+	if (!strncmp(path, "/v1/orders/", 11))
+		return server_order_get(g, wsi, s, path + 11, m);
 	if (!strncmp(path, "/v1/webhooks/", 13))
 		return server_webhook_start(g, wsi, s, path + 13, m);
 	if (!strncmp(path, "/v1/track/", 10)) {
@@ -832,6 +1037,15 @@ static int server_callback(struct lws *wsi, enum lws_callback_reasons reason, vo
 		ingest_t *ing = s->ingest;
 		int rc;
 
+		if (s->read && !s->read->req) {
+			order_read_t *r = s->read;
+
+			s->read = NULL;
+			rc = http_reply(wsi, r->status, "application/json", r->body ? r->body : "{}",
+					r->body ? r->len : 2, false, NULL);
+			server_order_read_free(r);
+			return rc;
+		}
 		if (!ing || !s->ingest_ready)
 			return 0;
 		s->ingest = NULL;
@@ -843,6 +1057,10 @@ static int server_callback(struct lws *wsi, enum lws_callback_reasons reason, vo
 	}
 	case LWS_CALLBACK_HTTP_DROP_PROTOCOL:
 	case LWS_CALLBACK_CLOSED_HTTP:
+		if (s && s->read) {
+			server_order_read_free(s->read);
+			s->read = NULL;
+		}
 		if (s && s->ingest) {
 			ingest_free(s->ingest);
 			s->ingest = NULL;
@@ -866,6 +1084,7 @@ static int server_callback(struct lws *wsi, enum lws_callback_reasons reason, vo
 			broker_req_cancel(s->w.sync_req);
 			s->w.sync_req = NULL;
 		}
+		server_wheel_del(g, &s->w);
 		hub_leave(&g->hub, &s->w);
 		server_client_release(s);
 		gateway_maybe_finish(g);

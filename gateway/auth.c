@@ -1,0 +1,155 @@
+#include "auth.h"
+
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <cjson/cJSON.h>
+#include <jwt.h>
+
+int auth_alg_parse(const char *name, auth_alg_t *out)
+{
+	if (!strcmp(name, "HS256"))
+		*out = AUTH_HS256;
+	else if (!strcmp(name, "ES256"))
+		*out = AUTH_ES256;
+	else
+		return -1;
+	return 0;
+}
+
+/* Decodes one base64url segment (no padding) into out; -1 when it is not base64url. */
+static long auth_b64url_decode(const char *s, size_t len, char *out, size_t cap)
+{
+	unsigned long acc = 0;
+	int bits = 0;
+	size_t n = 0;
+
+	for (size_t i = 0; i < len; i++) {
+		int v;
+		char c = s[i];
+
+		if (c >= 'A' && c <= 'Z')
+			v = c - 'A';
+		else if (c >= 'a' && c <= 'z')
+			v = c - 'a' + 26;
+		else if (c >= '0' && c <= '9')
+			v = c - '0' + 52;
+		else if (c == '-')
+			v = 62;
+		else if (c == '_')
+			v = 63;
+		else
+			return -1;
+		acc = (acc << 6) | (unsigned long)v;
+		bits += 6;
+		if (bits >= 8) {
+			bits -= 8;
+			if (n + 1 >= cap)
+				return -1;
+			out[n++] = (char)((acc >> bits) & 0xff);
+		}
+	}
+	out[n] = '\0';
+	return (long)n;
+}
+
+/*
+ * Reads the unverified header: alg and kid.  Done by hand (not by libjwt)
+ * so the key, and with it the one algorithm allowed, is chosen before any
+ * verification: a token cannot pick how it is checked.
+ */
+static int auth_header(const char *token, size_t len, char *alg, size_t alg_cap, char *kid,
+		       size_t kid_cap)
+{
+	const char *dot = memchr(token, '.', len);
+	char json[512];
+	cJSON *h;
+	const cJSON *a, *k;
+	int rc = -1;
+
+	if (!dot || auth_b64url_decode(token, (size_t)(dot - token), json, sizeof(json)) < 0)
+		return -1;
+	h = cJSON_Parse(json);
+	a = cJSON_GetObjectItemCaseSensitive(h, "alg");
+	k = cJSON_GetObjectItemCaseSensitive(h, "kid");
+	if (cJSON_IsString(a) && strlen(a->valuestring) < alg_cap &&
+	    (!k || (cJSON_IsString(k) && strlen(k->valuestring) < kid_cap))) {
+		snprintf(alg, alg_cap, "%s", a->valuestring);
+		snprintf(kid, kid_cap, "%s", k ? k->valuestring : "");
+		rc = 0;
+	}
+	cJSON_Delete(h);
+	return rc;
+}
+
+static const auth_key_t *auth_find(const auth_keys_t *keys, const char *kid)
+{
+	if (!kid[0])
+		return keys->n == 1 ? &keys->keys[0] : NULL;
+	for (unsigned i = 0; i < keys->n; i++)
+		if (!strcmp(keys->keys[i].kid, kid))
+			return &keys->keys[i];
+	return NULL;
+}
+
+#define AUTH_FAIL(res, ...)                                  \
+	do {                                                  \
+		snprintf(why, why_len, __VA_ARGS__);          \
+		rc = (res);                                   \
+		goto out;                                     \
+	} while (0)
+
+auth_result_t auth_check(const auth_keys_t *keys, const char *token, size_t token_len,
+			 const char *order_id, int64_t now_s, int64_t *exp_s, char *why,
+			 size_t why_len)
+{
+	char alg[16], kid[AUTH_KID_MAX + 1], *copy = NULL;
+	const auth_key_t *key;
+	jwt_t *jwt = NULL;
+	const char *claim;
+	auth_result_t rc = AUTH_OK;
+	long exp, nbf;
+
+	if (!token || !token_len)
+		AUTH_FAIL(AUTH_INVALID, "a token is required (?token=)");
+	if (token_len > AUTH_TOKEN_MAX || memchr(token, '\0', token_len))
+		AUTH_FAIL(AUTH_INVALID, "the token is malformed");
+	if (auth_header(token, token_len, alg, sizeof(alg), kid, sizeof(kid)) != 0)
+		AUTH_FAIL(AUTH_INVALID, "the token is malformed");
+	key = auth_find(keys, kid);
+	if (!key)
+		AUTH_FAIL(AUTH_INVALID, kid[0] ? "the token's key (kid) is unknown" :
+			  "the token names no key (kid)");
+	if (strcmp(alg, key->alg == AUTH_HS256 ? "HS256" : "ES256") != 0)
+		AUTH_FAIL(AUTH_INVALID, "the token's algorithm is not allowed for its key");
+	copy = strndup(token, token_len);
+	if (!copy)
+		AUTH_FAIL(AUTH_INVALID, "out of memory");
+	if (jwt_decode(&jwt, copy, key->key, (int)key->key_len) != 0 || !jwt)
+		AUTH_FAIL(AUTH_INVALID, "the token's signature is not valid");
+	/* libjwt verified with this key; make sure it did so with the expected algorithm. */
+	if (jwt_get_alg(jwt) != (key->alg == AUTH_HS256 ? JWT_ALG_HS256 : JWT_ALG_ES256))
+		AUTH_FAIL(AUTH_INVALID, "the token's algorithm is not allowed for its key");
+	errno = 0;
+	exp = jwt_get_grant_int(jwt, "exp");
+	if (errno || exp <= 0)
+		AUTH_FAIL(AUTH_INVALID, "the token has no expiry (exp)");
+	if (exp + AUTH_LEEWAY_S < now_s)
+		AUTH_FAIL(AUTH_INVALID, "the tracking link has expired");
+	errno = 0;
+	nbf = jwt_get_grant_int(jwt, "nbf");
+	if (!errno && nbf > now_s + AUTH_LEEWAY_S)
+		AUTH_FAIL(AUTH_INVALID, "the tracking link is not valid yet");
+	claim = jwt_get_grant(jwt, "order_id");
+	if (!claim)
+		AUTH_FAIL(AUTH_INVALID, "the token names no order (order_id)");
+	if (strcmp(claim, order_id) != 0)
+		AUTH_FAIL(AUTH_FORBIDDEN, "the token is for another order");
+	*exp_s = exp;
+out:
+	jwt_free(jwt);
+	free(copy);
+	return rc;
+}
