@@ -1,6 +1,7 @@
 #include "config.h"
 
 #include <arpa/inet.h>
+#include <ctype.h>
 #include <errno.h>
 #include <getopt.h>
 #include <limits.h>
@@ -89,6 +90,18 @@ static const config_setting_t config_settings[] = {
 	{"http-timeout", "SECONDS", "time allowed for a request's headers and body, and for an\n"
 				    "                         idle keep-alive connection (default 10)",
 	 NUM(CONFIG_UINT, http_timeout_s, 1, 3600)},
+	{"upgrade-rate", "N", "websocket upgrades per second per client address (default 50);\n"
+			      "                         more get close 1013", NUM(CONFIG_UINT, upgrade_rate, 1, 1000000)},
+	{"upgrade-burst", "N", "upgrades one address may make at once (default 200)",
+	 NUM(CONFIG_UINT, upgrade_burst, 1, 1000000)},
+	{"ingest-rate", "N", "ingest and webhook requests per second per client address\n"
+			     "                         (default 5000); more get 429", NUM(CONFIG_UINT, ingest_rate, 1, 1000000)},
+	{"ingest-burst", "N", "ingest requests one address may make at once (default 10000)",
+	 NUM(CONFIG_UINT, ingest_burst, 1, 1000000)},
+	{"proxy-header", "NAME", "the header a trusted proxy puts the client address in, e.g.\n"
+				 "                         X-Forwarded-For (default: none)", CONFIG_SPECIAL, 0, 0, 0},
+	{"trusted-proxies", "LIST", "comma-separated proxy addresses whose proxy-header is believed",
+	 CONFIG_SPECIAL, 0, 0, 0},
 	{"drain-timeout", "SECONDS", "longest wait on SIGTERM for watchers to close and ingest\n"
 				     "                         requests to finish (default 10)",
 	 NUM(CONFIG_UINT, drain_timeout_s, 1, 3600)},
@@ -152,6 +165,10 @@ void config_defaults(config_t *cfg)
 	cfg->max_connections = 18000;
 	cfg->drain_timeout_s = 10;
 	cfg->workers = 1;
+	cfg->upgrade_rate = 50;
+	cfg->upgrade_burst = 200;
+	cfg->ingest_rate = 5000; /* a backend posts from one address: be generous */
+	cfg->ingest_burst = 10000;
 	cfg->slow_timeout_s = 30;
 	cfg->max_per_client = 200;
 	cfg->ping_interval_s = 30;
@@ -312,6 +329,27 @@ int config_set(config_t *cfg, const char *name, const char *value, const char *o
 			why = "expected a file path";
 		else
 			snprintf(dst, CONFIG_PATH_MAX, "%s", value);
+	} else if (!strcmp(s->name, "proxy-header")) {
+		size_t i;
+
+		for (i = 0; value[i] && i < sizeof(cfg->proxy_header) - 1; i++)
+			cfg->proxy_header[i] = (char)tolower((unsigned char)value[i]);
+		cfg->proxy_header[i] = '\0';
+		if (value[i] || strspn(cfg->proxy_header, "abcdefghijklmnopqrstuvwxyz0123456789-") != i)
+			why = "expected a header name";
+	} else if (!strcmp(s->name, "trusted-proxies")) {
+		char list[1024], *save = NULL;
+
+		snprintf(list, sizeof(list), "%s", value);
+		cfg->n_trusted_proxies = 0;
+		for (char *a = strtok_r(list, ", ", &save); a; a = strtok_r(NULL, ", ", &save)) {
+			if (cfg->n_trusted_proxies == 16 || strlen(a) >= 48 ||
+			    !config_numeric_host(a)) {
+				why = "at most 16 numeric addresses";
+				break;
+			}
+			snprintf(cfg->trusted_proxies[cfg->n_trusted_proxies++], 48, "%s", a);
+		}
 	} else if (!strcmp(s->name, "allowed-origins")) {
 		char list[4096], *save = NULL;
 

@@ -68,6 +68,11 @@ typedef struct config {
 	unsigned ping_interval_s; /* ping a websocket idle this long */
 	unsigned pong_timeout_s;  /* then close it when nothing came back in this long */
 	unsigned http_timeout_s;  /* headers + body of a request; idle keep-alive */
+	unsigned upgrade_rate, upgrade_burst; /* websocket upgrades per second per address */
+	unsigned ingest_rate, ingest_burst;   /* ingest/webhook requests per second per address */
+	char proxy_header[64];    /* e.g. "x-forwarded-for"; "" = none */
+	char trusted_proxies[16][48]; /* peers whose proxy_header is believed */
+	unsigned n_trusted_proxies;
 
 	/* loaded from ingest_key_file; secret, never logged */
 	char ingest_keys[CONFIG_INGEST_KEYS_MAX][CONFIG_INGEST_KEY_MAX + 1];

@@ -176,6 +176,8 @@ static void gateway_tick_cb(uv_timer_t *t)
 		sd_notify(0, "WATCHDOG=1");
 	if (g->cfg->token_keys.n)
 		server_expire_tokens(g, (int64_t)time(NULL));
+	if (++g->ticks % 20 == 0)
+		ratelimit_sweep(&g->rates, uv_now(g->loop)); /* every 10 s */
 }
 
 static void gateway_drain_cb(uv_timer_t *t)
@@ -196,6 +198,8 @@ int gateway_start(gateway_t *g, uv_loop_t *loop, const config_t *cfg)
 	g->loop = loop;
 	g->cfg = cfg;
 	hub_init(&g->hub, &server_hub_ops, g, cfg->outq_limit, (uint64_t)cfg->slow_timeout_s * 1000);
+	ratelimit_init(&g->rates, cfg->upgrade_rate, cfg->upgrade_burst, cfg->ingest_rate,
+		       cfg->ingest_burst);
 	/* lws pings a websocket idle for ping-interval and hangs up pong-timeout later. */
 	g->retry.secs_since_valid_ping = (uint16_t)cfg->ping_interval_s;
 	g->retry.secs_since_valid_hangup = (uint16_t)(cfg->ping_interval_s + cfg->pong_timeout_s);
@@ -368,6 +372,7 @@ int gateway_teardown(gateway_t *g)
 	broker_free(g->broker);
 	g->broker = NULL;
 	hub_destroy(&g->hub);
+	ratelimit_free(&g->rates);
 	rc = uv_loop_close(g->loop);
 	if (rc)
 		log_event(LOG_ERROR, "loop_not_closed", "error=\"%s\"", uv_strerror(rc));

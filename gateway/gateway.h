@@ -15,6 +15,7 @@
 #include "config.h"
 #include "hub.h"
 #include "metrics.h"
+#include "ratelimit.h"
 
 struct lws_context;
 struct lws_vhost;
@@ -49,6 +50,7 @@ typedef struct gateway {
 	uv_timer_t tick;          /* readiness, watchdog and gauges, twice a second */
 	bool notified_ready;      /* READY=1 was sent */
 	bool reloading;           /* a SIGHUP reload is reading files in the thread pool */
+	unsigned ticks;
 	unsigned last_error_status; /* the status of the last http error answered */
 	bool watchdog;            /* systemd's WatchdogSec is set: ping from the tick */
 	lws_retry_bo_t retry;     /* websocket ping/hangup policy, from the config */
@@ -58,6 +60,7 @@ typedef struct gateway {
 	bool finished;            /* the teardown has started */
 	gateway_stats_t stats;
 	metrics_t metrics;
+	ratelimit_t rates;        /* per-address token buckets */
 	/* Watchers by token expiry second, GATEWAY_WHEEL buckets; the tick closes the due ones. */
 	struct watcher *exp_wheel[GATEWAY_WHEEL];
 	int64_t exp_swept_s;      /* the last second whose bucket was swept */

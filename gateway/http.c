@@ -52,6 +52,13 @@ static void http_log(struct lws *wsi, unsigned status)
 int http_reply(struct lws *wsi, unsigned status, const char *content_type, const char *body,
 	       size_t len, bool close, const char *allow)
 {
+	return http_reply_hdr(wsi, status, content_type, body, len, close, allow ? "allow:" : NULL,
+			      allow);
+}
+
+int http_reply_hdr(struct lws *wsi, unsigned status, const char *content_type, const char *body,
+		   size_t len, bool close, const char *hdr_name, const char *hdr_value)
+{
 	unsigned char *buf, *start, *p, *end;
 	char clen[24];
 	int n, rc = -1;
@@ -72,9 +79,9 @@ int http_reply(struct lws *wsi, unsigned status, const char *content_type, const
 	    lws_add_http_header_by_token(wsi, WSI_TOKEN_HTTP_CACHE_CONTROL,
 					 (const unsigned char *)"no-store", 8, &p, end))
 		goto out;
-	if (allow && lws_add_http_header_by_name(wsi, (const unsigned char *)"allow:",
-						 (const unsigned char *)allow, (int)strlen(allow),
-						 &p, end))
+	if (hdr_name && lws_add_http_header_by_name(wsi, (const unsigned char *)hdr_name,
+						    (const unsigned char *)hdr_value,
+						    (int)strlen(hdr_value), &p, end))
 		goto out;
 	if (close && lws_add_http_header_by_token(wsi, WSI_TOKEN_CONNECTION,
 						  (const unsigned char *)"close", 5, &p, end))

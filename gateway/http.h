@@ -18,6 +18,10 @@ struct lws;
 int http_reply(struct lws *wsi, unsigned status, const char *content_type, const char *body,
 	       size_t len, bool close, const char *allow);
 
+/* The same with one extra header (name with its colon, e.g. "retry-after:"). */
+int http_reply_hdr(struct lws *wsi, unsigned status, const char *content_type, const char *body,
+		   size_t len, bool close, const char *hdr_name, const char *hdr_value);
+
 /* {"error":CODE,"message":MESSAGE} with the status. */
 int http_error(struct lws *wsi, unsigned status, const char *code, const char *message,
 	       bool close, const char *allow);

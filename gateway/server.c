@@ -275,6 +275,74 @@ static bool server_on_metrics_port(const gateway_t *g, struct lws *wsi)
 	return port == g->cfg->metrics_port;
 }
 
+/* --- the client's address -------------------------------------------------- */
+
+static bool server_trusted_proxy(const gateway_t *g, const char *addr)
+{
+	for (unsigned i = 0; i < g->cfg->n_trusted_proxies; i++)
+		if (!strcmp(g->cfg->trusted_proxies[i], addr))
+			return true;
+	return false;
+}
+
+/*
+ * The address limits and logs are about: the peer, or, when the peer is a
+ * trusted proxy, the rightmost address of proxy-header that is not itself a
+ * trusted proxy (the leftmost ones are the client's own claims).
+ */
+static void server_client_address(const gateway_t *g, struct lws *wsi, char *out, size_t len)
+{
+	char hdr[512], key[80];
+	int n;
+
+	if (!lws_get_peer_simple(wsi, out, len))
+		snprintf(out, len, "?");
+	if (!strncmp(out, "::ffff:", 7))
+		memmove(out, out + 7, strlen(out + 7) + 1);
+	if (!g->cfg->proxy_header[0] || !server_trusted_proxy(g, out))
+		return;
+	if (!strcmp(g->cfg->proxy_header, "x-forwarded-for")) {
+		n = lws_hdr_copy(wsi, hdr, sizeof(hdr), WSI_TOKEN_X_FORWARDED_FOR);
+	} else if (!strcmp(g->cfg->proxy_header, "x-real-ip")) {
+		n = lws_hdr_copy(wsi, hdr, sizeof(hdr), WSI_TOKEN_HTTP_X_REAL_IP);
+	} else {
+		n = snprintf(key, sizeof(key), "%s:", g->cfg->proxy_header);
+		n = lws_hdr_custom_copy(wsi, hdr, sizeof(hdr), key, n);
+	}
+	while (n > 0) {
+		char *comma = memrchr(hdr, ',', (size_t)n), *a = comma ? comma + 1 : hdr;
+		unsigned char bin[16];
+
+		while (*a == ' ')
+			a++;
+		for (char *e = hdr + n; e > a && e[-1] == ' '; e--)
+			e[-1] = '\0';
+		hdr[n] = '\0';
+		if ((inet_pton(AF_INET, a, bin) == 1 || inet_pton(AF_INET6, a, bin) == 1) &&
+		    !server_trusted_proxy(g, a)) {
+			snprintf(out, len, "%s", a);
+			return;
+		}
+		if (!comma)
+			return;
+		n = (int)(comma - hdr);
+	}
+}
+
+/* Takes a token from the address's bucket; false (and *retry_s) when it is empty. */
+static bool server_rate_ok(gateway_t *g, struct lws *wsi, ratelimit_kind_t kind, unsigned *retry_s)
+{
+	char addr[64];
+
+	server_client_address(g, wsi, addr, sizeof(addr));
+	if (ratelimit_take(&g->rates, addr, kind, uv_now(g->loop), retry_s))
+		return true;
+	g->metrics.refused[REFUSE_RATE]++;
+	log_event(LOG_INFO, "rate_limited", "client=%s kind=%s", addr,
+		  kind == RATELIMIT_UPGRADE ? "upgrade" : "ingest");
+	return false;
+}
+
 /* --- connections per client address -------------------------------------- */
 
 /* One row per client address holding websockets here; freed at zero. */
@@ -295,8 +363,7 @@ static int server_client_acquire(gateway_t *g, struct lws *wsi, session_t *s)
 	server_client_t *c = NULL;
 	char addr[48];
 
-	if (!lws_get_peer_simple(wsi, addr, sizeof(addr)))
-		snprintf(addr, sizeof(addr), "?");
+	server_client_address(g, wsi, addr, sizeof(addr));
 	HASH_FIND_STR(server_clients, addr, c);
 	if (!c) {
 		c = calloc(1, sizeof(*c));
@@ -479,6 +546,16 @@ static void server_ws_established(gateway_t *g, struct lws *wsi, session_t *s)
 		server_refused(g, REFUSE_OVERLOADED);
 		server_ws_refuse(s, 1013, "overloaded", "server full, try again later");
 		return;
+	}
+	{
+		unsigned retry;
+
+		if (!server_rate_ok(g, wsi, RATELIMIT_UPGRADE, &retry)) {
+			server_refused(g, REFUSE_RATE);
+			server_ws_refuse(s, 1013, "rate_limited",
+					 "too many connections from your address, try again later");
+			return;
+		}
 	}
 	if (server_client_acquire(g, wsi, s) != 0) {
 		server_refused(g, REFUSE_PER_CLIENT);
@@ -676,6 +753,23 @@ static int server_body_start(gateway_t *g, struct lws *wsi, session_t *s, unsign
 	int rc;
 
 	g->last_error_status = 0;
+	{
+		unsigned retry;
+		char secs[16];
+
+		if (!server_rate_ok(g, wsi, RATELIMIT_INGEST, &retry)) {
+			char *body = http_error_body("rate_limited", "too many requests from your "
+						     "address; retry after the Retry-After seconds");
+
+			snprintf(secs, sizeof(secs), "%u", retry);
+			g->stats.http_errors++;
+			rc = body ? http_reply_hdr(wsi, 429, "application/json", body, strlen(body), true,
+						   "retry-after:", secs) : -1;
+			free(body);
+			metrics_request(&g->metrics, provider, 429, none, -1);
+			return rc;
+		}
+	}
 	rc = server_body_check(g, wsi, s, bearer);
 	if (!s->ingest) /* answered before the body: count it here */
 		metrics_request(&g->metrics, provider, g->last_error_status, none, -1);

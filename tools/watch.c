@@ -2,7 +2,7 @@
  * trackgate-watch - prints the frames of one order's tracking websocket,
  * one JSON frame per line on stdout, and how the socket closed on stderr.
  *
- *   trackgate-watch [--server HOST:PORT] [--since CURSOR] [--count N]
+ *   trackgate-watch [--server HOST:PORT] [--since CURSOR] [--token T] [--count N]
  *                   [--timeout SECONDS] [--pretty] ORDER_ID
  *
  * Exit status: 0 after --count frames or a normal close (1000/1001),
@@ -125,11 +125,12 @@ static const struct lws_protocols watch_protocols[] = {
 
 static void watch_usage(FILE *f)
 {
-	fprintf(f, "usage: trackgate-watch [--server HOST:PORT] [--since CURSOR] [--count N]\n"
+	fprintf(f, "usage: trackgate-watch [--server HOST:PORT] [--since CURSOR] [--token T] [--count N]\n"
 		   "                       [--timeout SECONDS] [--pretty] ORDER_ID\n"
 		   "Prints each frame of the order's tracking websocket as one line of JSON.\n"
 		   "  --server    trackgated's address (default 127.0.0.1:8080)\n"
 		   "  --since     resume after CURSOR\n"
+		   "  --token     the tracking link's token (when trackgated checks tokens)\n"
 		   "  --count     exit 0 after N frames\n"
 		   "  --timeout   exit 1 after SECONDS without finishing\n"
 		   "  --pretty    prefix each line with the local time\n");
@@ -141,14 +142,15 @@ int main(int argc, char **argv)
 		{"server", required_argument, NULL, 's'}, {"since", required_argument, NULL, 'c'},
 		{"count", required_argument, NULL, 'n'}, {"timeout", required_argument, NULL, 't'},
 		{"pretty", no_argument, NULL, 'p'},       {"help", no_argument, NULL, 'h'},
+		{"token", required_argument, NULL, 'T'},
 		{NULL, 0, NULL, 0},
 	};
 	struct lws_context_creation_info info;
 	struct lws_client_connect_info ci;
 	struct lws_context *ctx;
 	watch_t wt = {.status = 1};
-	char host[256] = "127.0.0.1", path[512];
-	const char *since = NULL, *id;
+	char host[256] = "127.0.0.1", path[4608];
+	const char *since = NULL, *token = NULL, *id;
 	long timeout = 0;
 	int port = 8080, c;
 	time_t start;
@@ -169,6 +171,9 @@ int main(int argc, char **argv)
 		}
 		case 'c':
 			since = optarg;
+			break;
+		case 'T':
+			token = optarg;
 			break;
 		case 'n':
 			wt.max_count = atol(optarg);
@@ -196,10 +201,13 @@ int main(int argc, char **argv)
 		fprintf(stderr, "trackgate-watch: '%s' is not a valid order id\n", id);
 		return 2;
 	}
-	if (since)
-		snprintf(path, sizeof(path), "/v1/track/%s?since=%s", id, since);
-	else
-		snprintf(path, sizeof(path), "/v1/track/%s", id);
+	if (snprintf(path, sizeof(path), "/v1/track/%s%s%s%s%s", id, since || token ? "?" : "",
+		     since ? "since=" : "", since ? since : "", "") >= (int)sizeof(path) ||
+	    (token && snprintf(path + strlen(path), sizeof(path) - strlen(path), "%stoken=%s",
+			       since ? "&" : "", token) >= (int)(sizeof(path) - strlen(path)))) {
+		fprintf(stderr, "trackgate-watch: the token or cursor is too long\n");
+		return 2;
+	}
 
 	signal(SIGINT, watch_sigint);
 	signal(SIGTERM, watch_sigint);

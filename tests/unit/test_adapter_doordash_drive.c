@@ -15,101 +15,34 @@
 
 #include <cmocka.h>
 
-#include "adapters_private.h"
+#include "adapter_testlib.h"
 
 #define BASIC_SECRET "trackgate:s3cr3t-pa55"
 #define BASIC_HEADER "Basic dHJhY2tnYXRlOnMzY3IzdC1wYTU1" /* base64(BASIC_SECRET) */
 #define NOW_MS 1700000000000LL
 
+/* What every update must keep through proto: order_id, event_id, ts, status and courier id. */
+static const atl_expect_t EXPECT = {NULL, 1, ATL_CHECK_COURIER_ID};
+
 /* --- the request ------------------------------------------------------------- */
 
-struct headers {
-	const char *name[4]; /* lower case, as the gateway passes them */
-	const char *value[4];
-};
-
-static const char *lookup_header(void *ctx, const char *name)
+static adapter_request_t request(const char *body, size_t len, atl_headers_t *h)
 {
-	const struct headers *h = ctx;
-
-	for (int i = 0; i < 4; i++) {
-		if (h->name[i] != NULL && strcmp(h->name[i], name) == 0)
-			return h->value[i];
-	}
-	return NULL;
-}
-
-static adapter_request_t request(const char *body, size_t len, struct headers *h)
-{
-	adapter_request_t req = {
-	    .body = body,
-	    .body_len = len,
-	    .header = lookup_header,
-	    .header_ctx = h,
-	    .secret = (const unsigned char *)BASIC_SECRET,
-	    .secret_len = strlen(BASIC_SECRET),
-	    .now_ms = NOW_MS,
-	};
-	return req;
+	return atl_request(body, len, h, BASIC_SECRET, strlen(BASIC_SECRET), NOW_MS);
 }
 
 static char *load(const char *name, size_t *len)
 {
-	char path[512];
-	FILE *f;
-	char *buf;
-	long size;
-
-	snprintf(path, sizeof(path), "%s/doordash_drive/%s", TG_FIXTURES, name);
-	f = fopen(path, "rb");
-	if (f == NULL)
-		fail_msg("cannot open %s", path);
-	assert_int_equal(fseek(f, 0, SEEK_END), 0);
-	size = ftell(f);
-	assert_true(size > 0);
-	rewind(f);
-	buf = malloc((size_t)size + 1);
-	assert_non_null(buf);
-	assert_int_equal(fread(buf, 1, (size_t)size, f), (size_t)size);
-	buf[size] = '\0';
-	fclose(f);
-	*len = (size_t)size;
-	return buf;
-}
-
-/* The update survives proto: encoded, decoded and equal in what matters. */
-static void assert_proto_valid(const proto_update_t *u)
-{
-	proto_update_t back;
-	proto_error_t err;
-	char *json = proto_update_to_json(u);
-
-	assert_non_null(json);
-	if (proto_update_parse(json, strlen(json), &back, &err) != PROTO_OK)
-		fail_msg("proto refused %s: %s %s", json, err.field, err.message);
-	assert_string_equal(back.order_id, u->order_id);
-	assert_string_equal(back.event_id, u->event_id);
-	assert_int_equal(back.ts, u->ts);
-	assert_int_equal(back.status, u->status);
-	assert_string_equal(back.courier.id, u->courier.id);
-	free(json);
+	return atl_load_fixture("doordash_drive", name, len);
 }
 
 static int parse_len(const char *body, size_t len, proto_update_t *u, int *n, proto_error_t *err)
 {
-	struct headers h = {{NULL}, {NULL}};
+	atl_headers_t h = {{NULL}, {NULL}};
 	adapter_request_t req = request(body, len, &h);
 	proto_update_t out[ADAPTER_UPDATES_MAX];
-	int rc;
+	int rc = atl_parse(&adapter_doordash_drive, &req, out, n, err, &EXPECT);
 
-	*n = -1;
-	memset(err, 0, sizeof(*err));
-	rc = adapter_doordash_drive.parse(&req, out, ADAPTER_UPDATES_MAX, n, err);
-	assert_true(*n >= 0 && *n <= 1);
-	if (rc != ADAPTER_OK)
-		assert_int_equal(*n, 0);
-	for (int i = 0; i < *n; i++)
-		assert_proto_valid(&out[i]);
 	if (*n == 1 && u != NULL)
 		*u = out[0];
 	return rc;
@@ -139,7 +72,7 @@ static int parse_fixture(const char *name, proto_update_t *u, int *n, proto_erro
 
 static int verify_with(const char *authorization, const char *secret)
 {
-	struct headers h = {{"authorization"}, {authorization}};
+	atl_headers_t h = {{"authorization"}, {authorization}};
 	adapter_request_t req = request("{}", 2, &h);
 	proto_error_t err;
 
@@ -181,7 +114,7 @@ static void verify_refuses_a_wrong_credential(void **state)
 
 static void verify_refuses_a_missing_header(void **state)
 {
-	struct headers h = {{"Authorization"}, {BASIC_HEADER}};
+	atl_headers_t h = {{"Authorization"}, {BASIC_HEADER}};
 	adapter_request_t req = request("{}", 2, &h);
 	proto_error_t err;
 
@@ -195,7 +128,7 @@ static void verify_refuses_a_missing_header(void **state)
 
 static void verify_refuses_without_a_configured_credential(void **state)
 {
-	struct headers h = {{"authorization"}, {"Bearer "}};
+	atl_headers_t h = {{"authorization"}, {"Bearer "}};
 	adapter_request_t req = request("{}", 2, &h);
 	proto_error_t err;
 
@@ -559,7 +492,7 @@ static void bad_times_are_refused_naming_the_field(void **state)
 static void without_created_at_or_receive_time_the_event_is_refused(void **state)
 {
 	const char *body = "{\"event_name\":\"DASHER_PICKED_UP\",\"external_delivery_id\":\"D-1\"}";
-	struct headers h = {{NULL}, {NULL}};
+	atl_headers_t h = {{NULL}, {NULL}};
 	adapter_request_t req = request(body, strlen(body), &h);
 	proto_update_t out[1];
 	proto_error_t err;
@@ -696,7 +629,7 @@ static void a_60_kib_body_with_a_big_ignored_field_parses(void **state)
 static void no_room_is_an_error(void **state)
 {
 	const char *body = "{" EVENT("DASHER_PICKED_UP") "}";
-	struct headers h = {{NULL}, {NULL}};
+	atl_headers_t h = {{NULL}, {NULL}};
 	adapter_request_t req = request(body, strlen(body), &h);
 	proto_update_t out[1];
 	proto_error_t err;

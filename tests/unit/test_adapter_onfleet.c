@@ -17,15 +17,16 @@
 #include <string.h>
 
 #include <cmocka.h>
-#include <openssl/evp.h>
-#include <openssl/hmac.h>
 
-#include "adapters_private.h"
+#include "adapter_testlib.h"
 
 /* The webhook secret as the Onfleet dashboard shows it: hex. */
 #define SECRET_HEX "7c3e1a9f0b8d2c4e6a5f3b1d9e7c0a2b4d6f8e1c3a5b7d9f0e2c4a6b8d1f3e5a"
 #define NOW_MS 1612995000000LL
 #define TIME_MS 1612990000000LL /* "time" of every fixture */
+
+/* What every update must keep through proto, besides order_id, event_id, ts and status. */
+static const atl_expect_t EXPECT = {"onfleet", 1, ATL_CHECK_EVENT_ID | ATL_CHECK_PRESENCE};
 
 /* cmocka 1.1 has no assert_double_equal. */
 #define assert_near(a, b) assert_true(fabs((double)(a) - (double)(b)) < 1e-9)
@@ -34,33 +35,13 @@
 
 static char *load_fixture(const char *name, size_t *len)
 {
-	char path[512];
-	FILE *f;
-	long size;
-	char *data;
-
-	snprintf(path, sizeof(path), "%s/onfleet/%s", TG_FIXTURES, name);
-	f = fopen(path, "rb");
-	if (f == NULL)
-		fail_msg("cannot open fixture %s", path);
-	assert_int_equal(fseek(f, 0, SEEK_END), 0);
-	size = ftell(f);
-	assert_true(size >= 0);
-	rewind(f);
-	data = malloc((size_t)size + 1);
-	assert_non_null(data);
-	assert_int_equal(fread(data, 1, (size_t)size, f), (size_t)size);
-	data[size] = '\0';
-	fclose(f);
-	*len = (size_t)size;
-	return data;
+	return atl_load_fixture("onfleet", name, len);
 }
 
 /* Lower-case hex HMAC-SHA512 of body under the hex-decoded secret_hex, into out[129]. */
 static void sign(const char *secret_hex, const char *body, size_t len, char out[129])
 {
-	unsigned char key[256], mac[EVP_MAX_MD_SIZE];
-	unsigned int mac_len = 0;
+	unsigned char key[256];
 	size_t key_len = strlen(secret_hex) / 2;
 
 	assert_true(key_len <= sizeof(key));
@@ -69,82 +50,18 @@ static void sign(const char *secret_hex, const char *body, size_t len, char out[
 		assert_int_equal(sscanf(secret_hex + 2 * i, "%2x", &byte), 1);
 		key[i] = (unsigned char)byte;
 	}
-	assert_non_null(
-	    HMAC(EVP_sha512(), key, (int)key_len, (const unsigned char *)body, len, mac, &mac_len));
-	assert_int_equal(mac_len, 64);
-	for (unsigned int i = 0; i < mac_len; i++)
-		snprintf(out + 2 * i, 3, "%02x", mac[i]);
-}
-
-/* The request's headers: only the signature. */
-typedef struct headers {
-	const char *signature; /* NULL: absent */
-} headers_t;
-
-static const char *header(void *ctx, const char *name)
-{
-	const headers_t *h = ctx;
-
-	return strcmp(name, "x-onfleet-signature") == 0 ? h->signature : NULL;
-}
-
-static adapter_request_t request(const char *body, size_t len, const char *secret, headers_t *h)
-{
-	adapter_request_t req = {0};
-
-	req.body = body;
-	req.body_len = len;
-	req.header = header;
-	req.header_ctx = h;
-	req.secret = (const unsigned char *)secret;
-	req.secret_len = secret != NULL ? strlen(secret) : 0;
-	req.now_ms = NOW_MS;
-	return req;
-}
-
-static void assert_proto_valid(const proto_update_t *u)
-{
-	proto_update_t back;
-	proto_error_t err;
-	char *json = proto_update_to_json(u);
-
-	memset(&err, 0, sizeof(err));
-	assert_non_null(json);
-	if (proto_update_parse(json, strlen(json), &back, &err) != 0)
-		fail_msg("proto refuses %s: %s %s", json, err.field, err.message);
-	assert_string_equal(back.order_id, u->order_id);
-	assert_string_equal(back.provider, "onfleet");
-	assert_string_equal(back.event_id, u->event_id);
-	assert_true(back.event_id[0] != '\0');
-	assert_int_equal(back.ts, u->ts);
-	assert_int_equal(back.status, u->status);
-	assert_int_equal(back.has_location, u->has_location);
-	assert_int_equal(back.has_eta, u->has_eta);
-	free(json);
+	atl_hmac_hex(ADAPTER_HMAC_SHA512, key, key_len, body, len, out);
 }
 
 /* verify with the given signature header, then parse; every update is checked against proto. */
 static int run_signed_with(const char *body, size_t len, const char *secret, const char *signature,
 			   proto_update_t *u, int *n, proto_error_t *err)
 {
-	headers_t h = {signature};
-	adapter_request_t req = request(body, len, secret, &h);
-	int rc;
+	atl_headers_t h = {{"x-onfleet-signature"}, {signature}}; /* NULL: absent */
+	adapter_request_t req =
+	    atl_request(body, len, &h, secret, secret != NULL ? strlen(secret) : 0, NOW_MS);
 
-	*n = -1;
-	memset(err, 0, sizeof(*err));
-	rc = adapter_onfleet.verify(&req, err);
-	if (rc != ADAPTER_OK)
-		return rc;
-	rc = adapter_onfleet.parse(&req, u, ADAPTER_UPDATES_MAX, n, err);
-	if (rc == ADAPTER_OK) {
-		assert_true(*n >= 0 && *n <= 1);
-		for (int i = 0; i < *n; i++)
-			assert_proto_valid(&u[i]);
-	} else {
-		assert_int_equal(*n, 0);
-	}
-	return rc;
+	return atl_verify_then_parse(&adapter_onfleet, &req, u, n, err, &EXPECT);
 }
 
 /* Signs body correctly and runs it. */
@@ -576,8 +493,6 @@ static void a_missing_or_wrong_signature_is_refused(void **state)
 	size_t len;
 	char *body = load_fixture("task_arrival.json", &len);
 	char signature[129], ascii_keyed[129];
-	unsigned char mac[EVP_MAX_MD_SIZE];
-	unsigned int mac_len = 0;
 	int n;
 
 	(void)state;
@@ -595,10 +510,7 @@ static void a_missing_or_wrong_signature_is_refused(void **state)
 	assert_int_equal(run_signed_with(body, len, SECRET_HEX, signature, u, &n, &err),
 			 ADAPTER_EAUTH);
 	/* Keyed with the hex text itself instead of the bytes it encodes. */
-	assert_non_null(HMAC(EVP_sha512(), SECRET_HEX, (int)strlen(SECRET_HEX),
-			     (const unsigned char *)body, len, mac, &mac_len));
-	for (unsigned int i = 0; i < mac_len; i++)
-		snprintf(ascii_keyed + 2 * i, 3, "%02x", mac[i]);
+	atl_hmac_hex(ADAPTER_HMAC_SHA512, SECRET_HEX, strlen(SECRET_HEX), body, len, ascii_keyed);
 	assert_int_equal(run_signed_with(body, len, SECRET_HEX, ascii_keyed, u, &n, &err),
 			 ADAPTER_EAUTH);
 	/* A tampered body under the original signature. */

@@ -13,10 +13,8 @@
 #include <string.h>
 
 #include <cmocka.h>
-#include <openssl/evp.h>
-#include <openssl/hmac.h>
 
-#include "adapters_private.h"
+#include "adapter_testlib.h"
 
 #define FIXTURE(name) TG_FIXTURES "/opendelivery/" name
 
@@ -37,22 +35,8 @@ static const unsigned char SECRET[] = "od-client-secret-8f1e0c";
 
 /* --- helpers ------------------------------------------------------------------ */
 
-typedef struct headers {
-	const char *name[4];
-	const char *value[4];
-	int count;
-} headers_t;
-
-static const char *header_lookup(void *ctx, const char *name)
-{
-	const headers_t *h = ctx;
-
-	for (int i = 0; i < h->count; i++) {
-		if (strcmp(h->name[i], name) == 0)
-			return h->value[i];
-	}
-	return NULL;
-}
+/* What every update must keep through proto: all of it, and "opendelivery" as the provider. */
+static const atl_expect_t EXPECT = {"opendelivery", 2, ATL_CHECK_ALL};
 
 static const adapter_ops_t *opendelivery(void)
 {
@@ -62,199 +46,51 @@ static const adapter_ops_t *opendelivery(void)
 	return ops;
 }
 
-/* A malloc'd, NUL-terminated copy of a fixture file. */
-static char *load_fixture(const char *path, size_t *len)
-{
-	FILE *f = fopen(path, "rb");
-	char *buf;
-	long size;
-
-	if (f == NULL)
-		fail_msg("cannot open %s", path);
-	assert_int_equal(fseek(f, 0, SEEK_END), 0);
-	size = ftell(f);
-	assert_true(size > 0);
-	rewind(f);
-	buf = malloc((size_t)size + 1);
-	assert_non_null(buf);
-	assert_int_equal(fread(buf, 1, (size_t)size, f), (size_t)size);
-	buf[size] = '\0';
-	fclose(f);
-	if (len != NULL)
-		*len = (size_t)size;
-	return buf;
-}
-
-/* A malloc'd copy of s with its first occurrence of from replaced by to. */
-static char *replace_once(const char *s, const char *from, const char *to)
-{
-	const char *at = strstr(s, from);
-	size_t head, len;
-	char *out;
-
-	if (at == NULL)
-		fail_msg("\"%s\" is not in the text", from);
-	head = (size_t)(at - s);
-	len = strlen(s) - strlen(from) + strlen(to);
-	out = malloc(len + 1);
-	assert_non_null(out);
-	memcpy(out, s, head);
-	memcpy(out + head, to, strlen(to));
-	strcpy(out + head + strlen(to), at + strlen(from));
-	return out;
-}
-
-static char *format(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
-
-static char *format(const char *fmt, ...)
-{
-	va_list ap;
-	char *out;
-	int len;
-
-	va_start(ap, fmt);
-	len = vsnprintf(NULL, 0, fmt, ap);
-	va_end(ap);
-	assert_true(len >= 0);
-	out = malloc((size_t)len + 1);
-	assert_non_null(out);
-	va_start(ap, fmt);
-	vsnprintf(out, (size_t)len + 1, fmt, ap);
-	va_end(ap);
-	return out;
-}
-
 /* The lower-case hex HMAC-SHA256 of body under key, as X-App-Signature carries it. */
 static void sign(const unsigned char *key, size_t key_len, const char *body, size_t len,
 		 char hex[65])
 {
-	unsigned char md[EVP_MAX_MD_SIZE];
-	unsigned int md_len = 0;
-
-	assert_non_null(
-	    HMAC(EVP_sha256(), key, (int)key_len, (const unsigned char *)body, len, md, &md_len));
-	assert_int_equal(md_len, 32);
-	for (unsigned int i = 0; i < md_len; i++)
-		snprintf(hex + 2 * i, 3, "%02x", md[i]);
+	atl_hmac_hex(ADAPTER_HMAC_SHA256, key, key_len, body, len, hex);
 }
 
 static int verify_with(const char *body, size_t len, const char *signature,
 		       const unsigned char *secret, size_t secret_len, proto_error_t *err)
 {
-	headers_t h = {.name = {"x-app-id", "x-app-merchantid"},
-		       .value = {"a7b0f3c2-6626-11ed-9022-0242ac120002",
-				 "22815773000169-dbc7e35a-c936-4665-9e13-eb55eb8b6824"},
-		       .count = 2};
-	adapter_request_t req = {
-	    .body = body,
-	    .body_len = len,
-	    .header = header_lookup,
-	    .header_ctx = &h,
-	    .secret = secret,
-	    .secret_len = secret_len,
-	    .now_ms = NOW_MS,
-	};
+	atl_headers_t h = {.name = {"x-app-id", "x-app-merchantid"},
+			   .value = {"a7b0f3c2-6626-11ed-9022-0242ac120002",
+				     "22815773000169-dbc7e35a-c936-4665-9e13-eb55eb8b6824"}};
+	adapter_request_t req = atl_request(body, len, &h, secret, secret_len, NOW_MS);
 
-	if (signature != NULL) {
-		h.name[2] = "x-app-signature";
-		h.value[2] = signature;
-		h.count = 3;
-	}
+	if (signature != NULL)
+		atl_headers_add(&h, "x-app-signature", signature);
 	memset(err, 0, sizeof(*err));
 	return opendelivery()->verify(&req, err);
 }
 
-/* The update survives proto: encoded, decoded, and equal to itself. */
-static void assert_update_valid(const proto_update_t *u)
+static void parse_len(const char *body, size_t len, atl_parsed_t *p)
 {
-	proto_update_t back;
-	proto_error_t err;
-	char *json = proto_update_to_json(u);
+	atl_headers_t none = {{NULL}, {NULL}};
+	adapter_request_t req = atl_request(body, len, &none, SECRET, sizeof(SECRET) - 1, NOW_MS);
 
-	assert_non_null(json);
-	if (proto_update_parse(json, strlen(json), &back, &err) != PROTO_OK)
-		fail_msg("proto refuses %s: %s %s", json, err.field, err.message);
-	assert_string_equal(back.order_id, u->order_id);
-	assert_string_equal(back.provider, "opendelivery");
-	assert_string_equal(back.event_id, u->event_id);
-	assert_true(u->event_id[0] != '\0');
-	assert_int_equal(back.ts, u->ts);
-	assert_int_equal(back.status, u->status);
-	assert_int_equal(back.has_location, u->has_location);
-	if (u->has_location) {
-		assert_true(back.location.lat == u->location.lat);
-		assert_true(back.location.lng == u->location.lng);
-	}
-	assert_int_equal(back.has_eta, u->has_eta);
-	assert_int_equal(back.eta.has_pickup, u->eta.has_pickup);
-	assert_int_equal(back.eta.has_dropoff, u->eta.has_dropoff);
-	if (u->eta.has_pickup)
-		assert_int_equal(back.eta.pickup, u->eta.pickup);
-	if (u->eta.has_dropoff)
-		assert_int_equal(back.eta.dropoff, u->eta.dropoff);
-	assert_int_equal(back.has_courier, u->has_courier);
-	assert_string_equal(back.courier.id, u->courier.id);
-	assert_string_equal(back.courier.name, u->courier.name);
-	assert_string_equal(back.courier.vehicle, u->courier.vehicle);
-	free(json);
+	atl_parse_into(opendelivery(), &req, &EXPECT, p);
 }
 
-typedef struct parsed {
-	int rc;
-	int n;
-	proto_update_t u[ADAPTER_UPDATES_MAX];
-	proto_error_t err;
-} parsed_t;
-
-static void parse_len(const char *body, size_t len, parsed_t *p)
-{
-	headers_t none = {.count = 0};
-	adapter_request_t req = {
-	    .body = body,
-	    .body_len = len,
-	    .header = header_lookup,
-	    .header_ctx = &none,
-	    .secret = SECRET,
-	    .secret_len = sizeof(SECRET) - 1,
-	    .now_ms = NOW_MS,
-	};
-
-	memset(p, 0, sizeof(*p));
-	p->n = 77;
-	p->rc = opendelivery()->parse(&req, p->u, ADAPTER_UPDATES_MAX, &p->n, &p->err);
-	if (p->rc != ADAPTER_OK) {
-		assert_int_equal(p->n, 0);
-		assert_true(p->err.message[0] != '\0');
-		return;
-	}
-	assert_in_range(p->n, 0, 2);
-	for (int i = 0; i < p->n; i++)
-		assert_update_valid(&p->u[i]);
-}
-
-static void parse_text(const char *body, parsed_t *p)
+static void parse_text(const char *body, atl_parsed_t *p)
 {
 	parse_len(body, strlen(body), p);
 }
 
-static void parse_fixture(const char *path, parsed_t *p)
+static void parse_fixture(const char *path, atl_parsed_t *p)
 {
 	size_t len;
-	char *body = load_fixture(path, &len);
+	char *body = atl_load_file(path, &len);
 
 	parse_len(body, len, p);
 	free(body);
 }
 
-static void assert_one_update(const parsed_t *p)
-{
-	if (p->rc != ADAPTER_OK)
-		fail_msg("parse failed: %s %s", p->err.field, p->err.message);
-	assert_int_equal(p->n, 1);
-}
-
 /* A moving event with a position: the status part, then the position alone. */
-static void assert_status_and_position(const parsed_t *p)
+static void assert_status_and_position(const atl_parsed_t *p)
 {
 	if (p->rc != ADAPTER_OK)
 		fail_msg("parse failed: %s %s", p->err.field, p->err.message);
@@ -270,28 +106,12 @@ static void assert_status_and_position(const parsed_t *p)
 	assert_string_not_equal(p->u[1].event_id, p->u[0].event_id);
 }
 
-static void assert_ignored(const parsed_t *p)
-{
-	if (p->rc != ADAPTER_OK)
-		fail_msg("parse failed: %s %s", p->err.field, p->err.message);
-	assert_int_equal(p->n, 0);
-}
-
-static void assert_invalid(const parsed_t *p, const char *field)
-{
-	assert_int_equal(p->rc, ADAPTER_EINVAL);
-	assert_int_equal(p->n, 0);
-	if (field != NULL && strcmp(p->err.field, field) != 0)
-		fail_msg("error names \"%s\" (%s), expected \"%s\"", p->err.field, p->err.message,
-			 field);
-}
-
 /* A DELIVERY_ONGOING-style event of the given type with more members (",..." or ""). */
 static char *od_event(const char *type, const char *members)
 {
-	return format("{\"orderId\":\"" ORDER_ID "\",\"event\":{\"type\":\"%s\","
-		      "\"datetime\":\"2024-05-01T11:55:00Z\"}%s}",
-		      type, members);
+	return atl_format("{\"orderId\":\"" ORDER_ID "\",\"event\":{\"type\":\"%s\","
+			  "\"datetime\":\"2024-05-01T11:55:00Z\"}%s}",
+			  type, members);
 }
 
 /* --- verify ------------------------------------------------------------------- */
@@ -299,7 +119,7 @@ static char *od_event(const char *type, const char *members)
 static void verify_accepts_the_hmac_of_the_raw_body(void **state)
 {
 	size_t len;
-	char *body = load_fixture(FIXTURE("delivery_ongoing.json"), &len);
+	char *body = atl_load_file(FIXTURE("delivery_ongoing.json"), &len);
 	char hex[65], upper[65], prefixed[80];
 	proto_error_t err;
 
@@ -334,7 +154,7 @@ static void verify_refuses_a_wrong_signature(void **state)
 {
 	static const unsigned char other_key[] = "od-client-secret-8f1e0d";
 	size_t len;
-	char *body = load_fixture(FIXTURE("delivery_ongoing.json"), &len);
+	char *body = atl_load_file(FIXTURE("delivery_ongoing.json"), &len);
 	char good[65], hex[65], longer[67];
 	char *edited;
 	proto_error_t err;
@@ -349,7 +169,7 @@ static void verify_refuses_a_wrong_signature(void **state)
 	assert_string_equal(err.field, "x-app-signature");
 
 	/* The right signature, but the body was changed (one coordinate) or cut. */
-	edited = replace_once(body, "-23.54809", "-23.54808");
+	edited = atl_replace_once(body, "-23.54809", "-23.54808");
 	assert_int_equal(
 	    verify_with(edited, strlen(edited), good, SECRET, sizeof(SECRET) - 1, &err),
 	    ADAPTER_EAUTH);
@@ -400,16 +220,10 @@ static void verify_refuses_everything_without_a_configured_secret(void **state)
 static void a_signed_documented_event_passes_verify_then_parse(void **state)
 {
 	size_t len;
-	char *body = load_fixture(FIXTURE("combined_orders.json"), &len);
+	char *body = atl_load_file(FIXTURE("combined_orders.json"), &len);
 	char hex[65];
-	headers_t h = {.name = {"x-app-signature"}, .value = {hex}, .count = 1};
-	adapter_request_t req = {.body = body,
-				 .body_len = len,
-				 .header = header_lookup,
-				 .header_ctx = &h,
-				 .secret = SECRET,
-				 .secret_len = sizeof(SECRET) - 1,
-				 .now_ms = NOW_MS};
+	atl_headers_t h = {{"x-app-signature"}, {hex}};
+	adapter_request_t req = atl_request(body, len, &h, SECRET, sizeof(SECRET) - 1, NOW_MS);
 	proto_update_t out[ADAPTER_UPDATES_MAX];
 	proto_error_t err;
 	int n = -1;
@@ -423,8 +237,8 @@ static void a_signed_documented_event_passes_verify_then_parse(void **state)
 	assert_int_equal(n, 2);
 	assert_string_equal(out[0].order_id, ORDER_ID);
 	assert_string_equal(out[1].order_id, ORDER_ID);
-	assert_update_valid(&out[0]);
-	assert_update_valid(&out[1]);
+	atl_assert_update_valid(&out[0], EXPECT.provider, EXPECT.checks);
+	atl_assert_update_valid(&out[1], EXPECT.provider, EXPECT.checks);
 	free(body);
 }
 
@@ -432,10 +246,10 @@ static void a_signed_documented_event_passes_verify_then_parse(void **state)
 
 static void delivery_ongoing_gives_the_status_part_and_the_position_apart(void **state)
 {
-	parsed_t p;
+	atl_parsed_t p;
 	const proto_update_t *u = &p.u[0], *position = &p.u[1];
 	size_t len;
-	char *body = load_fixture(FIXTURE("delivery_ongoing.json"), &len);
+	char *body = atl_load_file(FIXTURE("delivery_ongoing.json"), &len);
 	char body_id[PROTO_EVENT_ID_MAX + 1];
 
 	(void)state;
@@ -466,15 +280,15 @@ static void delivery_ongoing_gives_the_status_part_and_the_position_apart(void *
 
 static void a_repeated_moving_event_repeats_only_its_position(void **state)
 {
-	parsed_t first, again;
-	char *body = load_fixture(FIXTURE("delivery_ongoing.json"), NULL);
+	atl_parsed_t first, again;
+	char *body = atl_load_file(FIXTURE("delivery_ongoing.json"), NULL);
 	char *moved, *later, *new_eta, *new_attempt;
 
 	(void)state;
 	/* 30 s later, 100 m further: the status part is a duplicate, the position is new. */
-	moved = replace_once(body, "\"latitude\": -23.54809", "\"latitude\": -23.54900");
-	later = replace_once(moved, "\"datetime\": \"2024-05-01T11:55:00Z\"",
-			     "\"datetime\": \"2024-05-01T11:55:30Z\"");
+	moved = atl_replace_once(body, "\"latitude\": -23.54809", "\"latitude\": -23.54900");
+	later = atl_replace_once(moved, "\"datetime\": \"2024-05-01T11:55:00Z\"",
+				 "\"datetime\": \"2024-05-01T11:55:30Z\"");
 	parse_text(body, &first);
 	parse_text(later, &again);
 	assert_status_and_position(&first);
@@ -484,15 +298,15 @@ static void a_repeated_moving_event_repeats_only_its_position(void **state)
 	assert_int_equal(again.u[1].ts, T_1155Z + 30000);
 
 	/* A new ETA is news: a new status part. */
-	new_eta = replace_once(later, "\"deliveryEtaDatetime\": \"2024-05-01T12:20:45Z\"",
-			       "\"deliveryEtaDatetime\": \"2024-05-01T12:25:00Z\"");
+	new_eta = atl_replace_once(later, "\"deliveryEtaDatetime\": \"2024-05-01T12:20:45Z\"",
+				   "\"deliveryEtaDatetime\": \"2024-05-01T12:25:00Z\"");
 	parse_text(new_eta, &again);
 	assert_status_and_position(&again);
 	assert_string_not_equal(again.u[0].event_id, first.u[0].event_id);
 
 	/* So is another delivery attempt for the same order. */
-	new_attempt = replace_once(body, "48ae4d68-6626-11ed-9022-0242ac120002",
-				   "59bf5e79-6626-11ed-9022-0242ac120002");
+	new_attempt = atl_replace_once(body, "48ae4d68-6626-11ed-9022-0242ac120002",
+				       "59bf5e79-6626-11ed-9022-0242ac120002");
 	parse_text(new_attempt, &again);
 	assert_status_and_position(&again);
 	assert_string_not_equal(again.u[0].event_id, first.u[0].event_id);
@@ -501,7 +315,7 @@ static void a_repeated_moving_event_repeats_only_its_position(void **state)
 	parse_text("{\"orderId\":\"" ORDER_ID "\",\"event\":{\"type\":\"PICKUP_ONGOING\","
 		   "\"datetime\":\"2024-05-01T11:35:00Z\"}}",
 		   &again);
-	assert_one_update(&again);
+	atl_assert_one_update(&again);
 	assert_int_equal(again.u[0].status, PROTO_STATUS_EN_ROUTE_TO_PICKUP);
 	assert_false(again.u[0].has_location);
 
@@ -509,7 +323,7 @@ static void a_repeated_moving_event_repeats_only_its_position(void **state)
 	parse_text("{\"orderId\":\"" ORDER_ID "\",\"deliveryId\":7,\"event\":{\"type\":"
 		   "\"PICKUP_ONGOING\",\"datetime\":\"2024-05-01T11:35:00Z\"}}",
 		   &again);
-	assert_invalid(&again, "deliveryId");
+	atl_assert_invalid(&again, "deliveryId");
 	free(new_attempt);
 	free(new_eta);
 	free(later);
@@ -519,12 +333,12 @@ static void a_repeated_moving_event_repeats_only_its_position(void **state)
 
 static void pending_with_only_the_required_fields_gives_created(void **state)
 {
-	parsed_t p;
+	atl_parsed_t p;
 	const proto_update_t *u = &p.u[0];
 
 	(void)state;
 	parse_fixture(FIXTURE("pending.json"), &p);
-	assert_one_update(&p);
+	atl_assert_one_update(&p);
 	assert_int_equal(u->ts, T_1130_12Z);
 	assert_int_equal(u->status, PROTO_STATUS_CREATED);
 	assert_false(u->has_location);
@@ -534,12 +348,12 @@ static void pending_with_only_the_required_fields_gives_created(void **state)
 
 static void accepted_gives_the_assigned_courier_and_etas(void **state)
 {
-	parsed_t p;
+	atl_parsed_t p;
 	const proto_update_t *u = &p.u[0];
 
 	(void)state;
 	parse_fixture(FIXTURE("accepted.json"), &p);
-	assert_one_update(&p);
+	atl_assert_one_update(&p);
 	assert_int_equal(u->ts, T_1131Z);
 	assert_int_equal(u->status, PROTO_STATUS_COURIER_ASSIGNED);
 	assert_false(u->has_location);
@@ -551,24 +365,24 @@ static void accepted_gives_the_assigned_courier_and_etas(void **state)
 
 static void cancelled_with_a_local_offset_is_read_in_utc(void **state)
 {
-	parsed_t p;
+	atl_parsed_t p;
 
 	(void)state;
 	parse_fixture(FIXTURE("cancelled.json"), &p);
-	assert_one_update(&p);
+	atl_assert_one_update(&p);
 	assert_int_equal(p.u[0].status, PROTO_STATUS_CANCELLED);
 	assert_int_equal(p.u[0].ts, T_1440Z);
 }
 
 static void rejected_and_delivery_finished_are_ignored(void **state)
 {
-	parsed_t p;
+	atl_parsed_t p;
 
 	(void)state;
 	parse_fixture(FIXTURE("rejected.json"), &p);
-	assert_ignored(&p);
+	atl_assert_ignored(&p);
 	parse_fixture(FIXTURE("delivery_finished.json"), &p);
-	assert_ignored(&p);
+	atl_assert_ignored(&p);
 }
 
 static void every_event_type_maps_to_a_canonical_status_or_is_ignored(void **state)
@@ -595,23 +409,23 @@ static void every_event_type_maps_to_a_canonical_status_or_is_ignored(void **sta
 	    {"ORDER_TELEPORTED", PROTO_STATUS_NONE, false},
 	    {"", PROTO_STATUS_NONE, false},
 	};
-	char *fixture = load_fixture(FIXTURE("delivery_ongoing.json"), NULL);
-	parsed_t p;
+	char *fixture = atl_load_file(FIXTURE("delivery_ongoing.json"), NULL);
+	atl_parsed_t p;
 
 	(void)state;
 	for (size_t i = 0; i < sizeof(table) / sizeof(table[0]); i++) {
-		char *type = format("\"type\": \"%s\"", table[i].type);
-		char *body = replace_once(fixture, "\"type\": \"DELIVERY_ONGOING\"", type);
+		char *type = atl_format("\"type\": \"%s\"", table[i].type);
+		char *body = atl_replace_once(fixture, "\"type\": \"DELIVERY_ONGOING\"", type);
 
 		parse_text(body, &p);
 		if (table[i].status == PROTO_STATUS_NONE) {
-			assert_ignored(&p);
+			atl_assert_ignored(&p);
 		} else if (table[i].moving) {
 			assert_status_and_position(&p);
 			assert_int_equal(p.u[0].status, table[i].status);
 			assert_true(p.u[0].has_courier);
 		} else {
-			assert_one_update(&p);
+			atl_assert_one_update(&p);
 			assert_int_equal(p.u[0].status, table[i].status);
 			assert_true(p.u[0].has_location);
 			assert_true(p.u[0].has_courier);
@@ -624,13 +438,13 @@ static void every_event_type_maps_to_a_canonical_status_or_is_ignored(void **sta
 
 static void an_ignored_event_is_not_checked_further(void **state)
 {
-	parsed_t p;
+	atl_parsed_t p;
 
 	(void)state;
 	parse_text("{\"orderId\":5,\"event\":{\"type\":\"REJECTED\",\"datetime\":false}}", &p);
-	assert_ignored(&p);
+	atl_assert_ignored(&p);
 	parse_text("{\"event\":{\"type\":\"DELIVERY_FINISHED\"}}", &p);
-	assert_ignored(&p);
+	atl_assert_ignored(&p);
 }
 
 static void vehicle_types_are_shown_as_words(void **state)
@@ -647,16 +461,16 @@ static void vehicle_types_are_shown_as_words(void **state)
 	    {"VUC", "truck"},
 	    {"DRONE", "DRONE"},
 	};
-	parsed_t p;
+	atl_parsed_t p;
 
 	(void)state;
 	for (size_t i = 0; i < sizeof(table) / sizeof(table[0]); i++) {
-		char *members = format(",\"vehicle\":{\"type\":\"%s\",\"container\":\"NORMAL\"}",
-				       table[i].type);
+		char *members = atl_format(
+		    ",\"vehicle\":{\"type\":\"%s\",\"container\":\"NORMAL\"}", table[i].type);
 		char *body = od_event("ACCEPTED", members);
 
 		parse_text(body, &p);
-		assert_one_update(&p);
+		atl_assert_one_update(&p);
 		assert_true(p.u[0].has_courier);
 		assert_string_equal(p.u[0].courier.vehicle, table[i].vehicle);
 		assert_string_equal(p.u[0].courier.name, "");
@@ -669,7 +483,7 @@ static void vehicle_types_are_shown_as_words(void **state)
 
 static void missing_optional_fields_leave_their_parts_out(void **state)
 {
-	parsed_t p;
+	atl_parsed_t p;
 	char *body;
 
 	(void)state;
@@ -677,7 +491,7 @@ static void missing_optional_fields_leave_their_parts_out(void **state)
 	    od_event("ORDER_PICKED", ",\"deliveryPerson\":{\"name\":\"Ana\"},"
 				     "\"eta\":{\"deliveryEtaDatetime\":\"2024-05-01T12:20:45Z\"}");
 	parse_text(body, &p);
-	assert_one_update(&p);
+	atl_assert_one_update(&p);
 	assert_int_equal(p.u[0].status, PROTO_STATUS_PICKED_UP);
 	assert_false(p.u[0].has_location);
 	assert_true(p.u[0].has_eta);
@@ -693,7 +507,7 @@ static void missing_optional_fields_leave_their_parts_out(void **state)
 	body = od_event("ORDER_PICKED", ",\"deliveryPerson\":{},\"eta\":null,\"vehicle\":{},"
 					"\"geoLocalization\":null");
 	parse_text(body, &p);
-	assert_one_update(&p);
+	atl_assert_one_update(&p);
 	assert_false(p.u[0].has_location);
 	assert_false(p.u[0].has_eta);
 	assert_false(p.u[0].has_courier);
@@ -703,14 +517,14 @@ static void missing_optional_fields_leave_their_parts_out(void **state)
 	body = od_event("DELIVERY_ONGOING",
 			",\"geoLocalization\":{\"lastAddress\":{\"city\":\"S\\u00e3o Paulo\"}}");
 	parse_text(body, &p);
-	assert_one_update(&p);
+	atl_assert_one_update(&p);
 	assert_false(p.u[0].has_location);
 	free(body);
 }
 
 static void coordinates_given_as_strings_are_read(void **state)
 {
-	parsed_t p;
+	atl_parsed_t p;
 	char *body;
 
 	(void)state;
@@ -727,7 +541,7 @@ static void coordinates_given_as_strings_are_read(void **state)
 	    od_event("PICKUP_ONGOING",
 		     ",\"geoLocalization\":{\"latitude\":\"-23,54809\",\"longitude\":\"-46.6\"}");
 	parse_text(body, &p);
-	assert_invalid(&p, "geoLocalization.latitude");
+	atl_assert_invalid(&p, "geoLocalization.latitude");
 	free(body);
 }
 
@@ -743,15 +557,15 @@ static void out_of_range_or_half_coordinates_are_refused(void **state)
 	    {"\"latitude\":-23.5", "geoLocalization.longitude"},
 	    {"\"longitude\":-46.6", "geoLocalization.latitude"},
 	};
-	parsed_t p;
+	atl_parsed_t p;
 
 	(void)state;
 	for (size_t i = 0; i < sizeof(table) / sizeof(table[0]); i++) {
-		char *members = format(",\"geoLocalization\":{%s}", table[i].geo);
+		char *members = atl_format(",\"geoLocalization\":{%s}", table[i].geo);
 		char *body = od_event("DELIVERY_ONGOING", members);
 
 		parse_text(body, &p);
-		assert_invalid(&p, table[i].field);
+		atl_assert_invalid(&p, table[i].field);
 		free(body);
 		free(members);
 	}
@@ -780,16 +594,16 @@ static void every_time_format_is_read_with_its_offset(void **state)
 	    {"1714564500000", T_1155Z},
 	    {"\"1714564500000\"", T_1155Z},
 	};
-	parsed_t p;
+	atl_parsed_t p;
 
 	(void)state;
 	for (size_t i = 0; i < sizeof(table) / sizeof(table[0]); i++) {
-		char *body = format("{\"orderId\":\"" ORDER_ID "\",\"event\":{\"type\":"
-				    "\"ORDER_DELIVERED\",\"datetime\":%s}}",
-				    table[i].json);
+		char *body = atl_format("{\"orderId\":\"" ORDER_ID "\",\"event\":{\"type\":"
+					"\"ORDER_DELIVERED\",\"datetime\":%s}}",
+					table[i].json);
 
 		parse_text(body, &p);
-		assert_one_update(&p);
+		atl_assert_one_update(&p);
 		if (p.u[0].ts != table[i].ms)
 			fail_msg("%s read as %lld", table[i].json, (long long)p.u[0].ts);
 		free(body);
@@ -816,13 +630,13 @@ static void a_time_that_is_not_a_time_is_refused(void **state)
 	    "true",
 	    "[\"2024-05-01T11:55:00Z\"]",
 	};
-	parsed_t p;
+	atl_parsed_t p;
 
 	(void)state;
 	for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
-		char *body = format("{\"orderId\":\"" ORDER_ID "\",\"event\":{\"type\":"
-				    "\"ORDER_DELIVERED\",\"datetime\":%s}}",
-				    bad[i]);
+		char *body = atl_format("{\"orderId\":\"" ORDER_ID "\",\"event\":{\"type\":"
+					"\"ORDER_DELIVERED\",\"datetime\":%s}}",
+					bad[i]);
 
 		parse_text(body, &p);
 		if (p.rc != ADAPTER_EINVAL)
@@ -834,18 +648,18 @@ static void a_time_that_is_not_a_time_is_refused(void **state)
 
 static void an_eta_that_is_not_a_time_is_named(void **state)
 {
-	parsed_t p;
+	atl_parsed_t p;
 	char *body;
 
 	(void)state;
 	body = od_event("DELIVERY_ONGOING", ",\"eta\":{\"pickupEtaDatetime\":\"soon\"}");
 	parse_text(body, &p);
-	assert_invalid(&p, "eta.pickupEtaDatetime");
+	atl_assert_invalid(&p, "eta.pickupEtaDatetime");
 	free(body);
 	body = od_event("DELIVERY_ONGOING", ",\"eta\":{\"deliveryEtaInMinutes\":25,"
 					    "\"deliveryEtaDatetime\":-25}");
 	parse_text(body, &p);
-	assert_invalid(&p, "eta.deliveryEtaDatetime"); /* before 1970 */
+	atl_assert_invalid(&p, "eta.deliveryEtaDatetime"); /* before 1970 */
 	free(body);
 }
 
@@ -869,12 +683,12 @@ static void a_missing_required_member_is_named(void **state)
 	     "event.datetime"},
 	    {"{}", "event.type"},
 	};
-	parsed_t p;
+	atl_parsed_t p;
 
 	(void)state;
 	for (size_t i = 0; i < sizeof(table) / sizeof(table[0]); i++) {
 		parse_text(table[i].body, &p);
-		assert_invalid(&p, table[i].field);
+		atl_assert_invalid(&p, table[i].field);
 	}
 }
 
@@ -911,18 +725,18 @@ static void a_member_of_the_wrong_type_is_named(void **state)
 	    {",\"vehicle\":\"CAR\"", "vehicle"},
 	    {",\"vehicle\":{\"type\":[\"CAR\"]}", "vehicle.type"},
 	};
-	parsed_t p;
+	atl_parsed_t p;
 
 	(void)state;
 	for (size_t i = 0; i < sizeof(table) / sizeof(table[0]); i++) {
 		parse_text(table[i].body, &p);
-		assert_invalid(&p, table[i].field);
+		atl_assert_invalid(&p, table[i].field);
 	}
 	for (size_t i = 0; i < sizeof(extra) / sizeof(extra[0]); i++) {
 		char *body = od_event("DELIVERY_ONGOING", extra[i].members);
 
 		parse_text(body, &p);
-		assert_invalid(&p, extra[i].field);
+		atl_assert_invalid(&p, extra[i].field);
 		free(body);
 	}
 }
@@ -930,33 +744,33 @@ static void a_member_of_the_wrong_type_is_named(void **state)
 static void an_order_id_that_trackgate_cannot_use_is_refused(void **state)
 {
 	char id[131];
-	parsed_t p;
+	atl_parsed_t p;
 	char *body;
 
 	(void)state;
 	static const char *const bad[] = {"", "pedido 42", "pedido#42", "pedido/42", "p\xc3\xa9"};
 	for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
-		body = format("{\"orderId\":\"%s\",\"event\":{\"type\":\"ORDER_PICKED\","
-			      "\"datetime\":\"2024-05-01T11:55:00Z\"}}",
-			      bad[i]);
+		body = atl_format("{\"orderId\":\"%s\",\"event\":{\"type\":\"ORDER_PICKED\","
+				  "\"datetime\":\"2024-05-01T11:55:00Z\"}}",
+				  bad[i]);
 		parse_text(body, &p);
-		assert_invalid(&p, "orderId");
+		atl_assert_invalid(&p, "orderId");
 		free(body);
 	}
 	memset(id, 'a', 129);
 	id[129] = '\0';
-	body = format("{\"orderId\":\"%s\",\"event\":{\"type\":\"ORDER_PICKED\","
-		      "\"datetime\":\"2024-05-01T11:55:00Z\"}}",
-		      id);
+	body = atl_format("{\"orderId\":\"%s\",\"event\":{\"type\":\"ORDER_PICKED\","
+			  "\"datetime\":\"2024-05-01T11:55:00Z\"}}",
+			  id);
 	parse_text(body, &p);
-	assert_invalid(&p, "orderId");
+	atl_assert_invalid(&p, "orderId");
 	free(body);
 	id[128] = '\0';
-	body = format("{\"orderId\":\"%s\",\"event\":{\"type\":\"ORDER_PICKED\","
-		      "\"datetime\":\"2024-05-01T11:55:00Z\"}}",
-		      id);
+	body = atl_format("{\"orderId\":\"%s\",\"event\":{\"type\":\"ORDER_PICKED\","
+			  "\"datetime\":\"2024-05-01T11:55:00Z\"}}",
+			  id);
 	parse_text(body, &p);
-	assert_one_update(&p);
+	atl_assert_one_update(&p);
 	assert_string_equal(p.u[0].order_id, id);
 	free(body);
 }
@@ -978,7 +792,7 @@ static void a_body_that_is_not_one_json_object_is_refused(void **state)
 	    "{\"orderId\":\"" ORDER_ID "\",\"event\":{\"type\":\"CANCELLED\","
 	    "\"datetime\":\"2024-05-01T11:55:00Z\"},\"note\":\"a\\u0000b\"}",
 	};
-	parsed_t p;
+	atl_parsed_t p;
 
 	(void)state;
 	for (size_t i = 0; i < sizeof(bodies) / sizeof(bodies[0]); i++) {
@@ -991,9 +805,9 @@ static void a_body_that_is_not_one_json_object_is_refused(void **state)
 static void every_truncation_of_a_documented_event_is_refused(void **state)
 {
 	size_t len;
-	char *body = load_fixture(FIXTURE("delivery_ongoing.json"), &len);
+	char *body = atl_load_file(FIXTURE("delivery_ongoing.json"), &len);
 	size_t last = (size_t)(strrchr(body, '}') - body);
-	parsed_t p;
+	atl_parsed_t p;
 
 	(void)state;
 	for (size_t cut = 0; cut <= last; cut++) {
@@ -1025,7 +839,7 @@ static void huge_numbers_are_refused_not_wrapped(void **state)
 	    {",\"eta\":{\"pickupEtaDatetime\":99999999999999}", NULL}, /* the last ms: fine */
 	    {",\"eta\":{\"pickupEtaInMinutes\":1e999}", NULL},	       /* not read */
 	};
-	parsed_t p;
+	atl_parsed_t p;
 
 	(void)state;
 	for (size_t i = 0; i < sizeof(table) / sizeof(table[0]); i++) {
@@ -1033,9 +847,9 @@ static void huge_numbers_are_refused_not_wrapped(void **state)
 
 		parse_text(body, &p);
 		if (table[i].field == NULL)
-			assert_one_update(&p);
+			atl_assert_one_update(&p);
 		else
-			assert_invalid(&p, table[i].field);
+			atl_assert_invalid(&p, table[i].field);
 		free(body);
 	}
 }
@@ -1046,16 +860,16 @@ static void bytes_that_are_not_utf8_are_refused(void **state)
 	    "Jo\xe3o", /* Latin-1, as a misconfigured sender would send it */
 	    "\xc0\x80", "\xbf", "\xed\xb0\x80", "\xf8\x88\x80\x80\x80", "Ana\xc3",
 	};
-	parsed_t p;
+	atl_parsed_t p;
 
 	(void)state;
 	for (size_t i = 0; i < sizeof(names) / sizeof(names[0]); i++) {
 		char *members =
-		    format(",\"deliveryPerson\":{\"id\":\"dp-1\",\"name\":\"%s\"}", names[i]);
+		    atl_format(",\"deliveryPerson\":{\"id\":\"dp-1\",\"name\":\"%s\"}", names[i]);
 		char *body = od_event("ACCEPTED", members);
 
 		parse_text(body, &p);
-		assert_invalid(&p, NULL);
+		atl_assert_invalid(&p, NULL);
 		free(body);
 		free(members);
 	}
@@ -1063,14 +877,14 @@ static void bytes_that_are_not_utf8_are_refused(void **state)
 
 static void courier_text_is_cleaned_and_cut_for_proto(void **state)
 {
-	parsed_t p;
+	atl_parsed_t p;
 	char *body, name[301];
 
 	(void)state;
 	body = od_event("ACCEPTED", ",\"deliveryPerson\":{\"id\":\"dp\\t1\","
 				    "\"name\":\"Jo\\u00e3o\\r\\nSilva\\u007f\"}");
 	parse_text(body, &p);
-	assert_one_update(&p);
+	atl_assert_one_update(&p);
 	assert_string_equal(p.u[0].courier.id, "dp 1");
 	assert_string_equal(p.u[0].courier.name, "Jo\xc3\xa3o  Silva ");
 	free(body);
@@ -1079,12 +893,13 @@ static void courier_text_is_cleaned_and_cut_for_proto(void **state)
 	for (int i = 0; i < 100; i++)
 		memcpy(name + 3 * i, "\xe2\x82\xac", 3);
 	name[300] = '\0';
-	body = format("{\"orderId\":\"" ORDER_ID "\",\"event\":{\"type\":\"ACCEPTED\","
-		      "\"datetime\":\"2024-05-01T11:31:00Z\"},\"deliveryPerson\":{\"id\":\"%s\","
-		      "\"name\":\"%s\"},\"vehicle\":{\"type\":\"%s\"}}",
-		      name, name, name);
+	body =
+	    atl_format("{\"orderId\":\"" ORDER_ID "\",\"event\":{\"type\":\"ACCEPTED\","
+		       "\"datetime\":\"2024-05-01T11:31:00Z\"},\"deliveryPerson\":{\"id\":\"%s\","
+		       "\"name\":\"%s\"},\"vehicle\":{\"type\":\"%s\"}}",
+		       name, name, name);
 	parse_text(body, &p);
-	assert_one_update(&p);
+	atl_assert_one_update(&p);
 	assert_int_equal(strlen(p.u[0].courier.id), 126);
 	assert_int_equal(strlen(p.u[0].courier.name), 126);
 	assert_int_equal(strlen(p.u[0].courier.vehicle), 30);
@@ -1093,16 +908,16 @@ static void courier_text_is_cleaned_and_cut_for_proto(void **state)
 
 static void a_60_kib_body_is_parsed(void **state)
 {
-	parsed_t p;
-	char *body = load_fixture(FIXTURE("delivery_ongoing.json"), NULL);
+	atl_parsed_t p;
+	char *body = atl_load_file(FIXTURE("delivery_ongoing.json"), NULL);
 	char *pad = malloc(61441), *message, *big;
 
 	(void)state;
 	assert_non_null(pad);
 	memset(pad, 'z', 61440);
 	pad[61440] = '\0';
-	message = format("\"message\": \"%s\"", pad);
-	big = replace_once(body, "\"message\": \"Entregador a caminho do cliente\"", message);
+	message = atl_format("\"message\": \"%s\"", pad);
+	big = atl_replace_once(body, "\"message\": \"Entregador a caminho do cliente\"", message);
 	assert_true(strlen(big) > 60 * 1024);
 	parse_text(big, &p);
 	assert_status_and_position(&p);
@@ -1115,9 +930,9 @@ static void a_60_kib_body_is_parsed(void **state)
 
 static void the_same_body_twice_gives_the_same_event_id(void **state)
 {
-	parsed_t first, second;
-	char *body = load_fixture(FIXTURE("delivery_ongoing.json"), NULL);
-	char *moved = replace_once(body, "-23.54809", "-23.54900");
+	atl_parsed_t first, second;
+	char *body = atl_load_file(FIXTURE("delivery_ongoing.json"), NULL);
+	char *moved = atl_replace_once(body, "-23.54809", "-23.54900");
 
 	(void)state;
 	parse_text(body, &first);
@@ -1136,10 +951,10 @@ static void the_same_body_twice_gives_the_same_event_id(void **state)
 
 	/* Events that are not repeated take the body's hash for their one update. */
 	free(moved);
-	moved = load_fixture(FIXTURE("accepted.json"), NULL);
+	moved = atl_load_file(FIXTURE("accepted.json"), NULL);
 	parse_text(moved, &first);
 	parse_text(moved, &second);
-	assert_one_update(&first);
+	atl_assert_one_update(&first);
 	assert_string_equal(first.u[0].event_id, second.u[0].event_id);
 	free(moved);
 	free(body);
@@ -1147,17 +962,12 @@ static void the_same_body_twice_gives_the_same_event_id(void **state)
 
 static void no_room_for_an_update_is_an_error(void **state)
 {
-	headers_t none = {.count = 0};
+	atl_headers_t none = {{NULL}, {NULL}};
 	proto_update_t u;
 	proto_error_t err;
-	char *body = load_fixture(FIXTURE("pending.json"), NULL);
-	adapter_request_t req = {.body = body,
-				 .body_len = strlen(body),
-				 .header = header_lookup,
-				 .header_ctx = &none,
-				 .secret = SECRET,
-				 .secret_len = sizeof(SECRET) - 1,
-				 .now_ms = NOW_MS};
+	char *body = atl_load_file(FIXTURE("pending.json"), NULL);
+	adapter_request_t req =
+	    atl_request(body, strlen(body), &none, SECRET, sizeof(SECRET) - 1, NOW_MS);
 	int n = 5;
 
 	(void)state;
@@ -1168,7 +978,7 @@ static void no_room_for_an_update_is_an_error(void **state)
 	free(body);
 
 	/* A moving event with a position needs two. */
-	body = load_fixture(FIXTURE("delivery_ongoing.json"), NULL);
+	body = atl_load_file(FIXTURE("delivery_ongoing.json"), NULL);
 	req.body = body;
 	req.body_len = strlen(body);
 	n = 5;

@@ -13,7 +13,7 @@
 
 #include <cmocka.h>
 
-#include "adapters_private.h"
+#include "adapter_testlib.h"
 
 #define FIXTURE(name) TG_FIXTURES "/stuart/" name
 
@@ -30,22 +30,8 @@ static const unsigned char SECRET[] = "s3cr3t-stuart-webhook";
 
 /* --- helpers ------------------------------------------------------------------ */
 
-typedef struct headers {
-	const char *name[4];
-	const char *value[4];
-	int count;
-} headers_t;
-
-static const char *header_lookup(void *ctx, const char *name)
-{
-	const headers_t *h = ctx;
-
-	for (int i = 0; i < h->count; i++) {
-		if (strcmp(h->name[i], name) == 0)
-			return h->value[i];
-	}
-	return NULL;
-}
+/* What every update must keep through proto: all of it, and "stuart" as the provider. */
+static const atl_expect_t EXPECT = {"stuart", 1, ATL_CHECK_ALL};
 
 static const adapter_ops_t *stuart(void)
 {
@@ -55,204 +41,48 @@ static const adapter_ops_t *stuart(void)
 	return ops;
 }
 
-/* A malloc'd, NUL-terminated copy of a fixture file. */
-static char *load_fixture(const char *path, size_t *len)
+static void parse_at(const char *body, size_t len, int64_t now_ms, atl_parsed_t *p)
 {
-	FILE *f = fopen(path, "rb");
-	char *buf;
-	long size;
+	atl_headers_t none = {{NULL}, {NULL}};
+	adapter_request_t req = atl_request(body, len, &none, SECRET, sizeof(SECRET) - 1, now_ms);
 
-	if (f == NULL)
-		fail_msg("cannot open %s", path);
-	assert_int_equal(fseek(f, 0, SEEK_END), 0);
-	size = ftell(f);
-	assert_true(size > 0);
-	rewind(f);
-	buf = malloc((size_t)size + 1);
-	assert_non_null(buf);
-	assert_int_equal(fread(buf, 1, (size_t)size, f), (size_t)size);
-	buf[size] = '\0';
-	fclose(f);
-	if (len != NULL)
-		*len = (size_t)size;
-	return buf;
+	atl_parse_into(stuart(), &req, &EXPECT, p);
 }
 
-/* A malloc'd copy of s with its one occurrence of from replaced by to. */
-static char *replace_once(const char *s, const char *from, const char *to)
-{
-	const char *at = strstr(s, from);
-	size_t head, len;
-	char *out;
-
-	if (at == NULL)
-		fail_msg("\"%s\" is not in the text", from);
-	head = (size_t)(at - s);
-	len = strlen(s) - strlen(from) + strlen(to);
-	out = malloc(len + 1);
-	assert_non_null(out);
-	memcpy(out, s, head);
-	memcpy(out + head, to, strlen(to));
-	strcpy(out + head + strlen(to), at + strlen(from));
-	return out;
-}
-
-static char *format(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
-
-static char *format(const char *fmt, ...)
-{
-	va_list ap;
-	char *out;
-	int len;
-
-	va_start(ap, fmt);
-	len = vsnprintf(NULL, 0, fmt, ap);
-	va_end(ap);
-	assert_true(len >= 0);
-	out = malloc((size_t)len + 1);
-	assert_non_null(out);
-	va_start(ap, fmt);
-	vsnprintf(out, (size_t)len + 1, fmt, ap);
-	va_end(ap);
-	return out;
-}
-
-/* The update survives proto: encoded, decoded, and equal to itself. */
-static void assert_update_valid(const proto_update_t *u)
-{
-	proto_update_t back;
-	proto_error_t err;
-	char *json = proto_update_to_json(u);
-
-	assert_non_null(json);
-	if (proto_update_parse(json, strlen(json), &back, &err) != PROTO_OK)
-		fail_msg("proto refuses %s: %s %s", json, err.field, err.message);
-	assert_string_equal(back.order_id, u->order_id);
-	assert_string_equal(back.provider, "stuart");
-	assert_string_equal(back.event_id, u->event_id);
-	assert_true(u->event_id[0] != '\0');
-	assert_int_equal(back.ts, u->ts);
-	assert_int_equal(back.status, u->status);
-	assert_int_equal(back.has_location, u->has_location);
-	if (u->has_location) {
-		assert_true(back.location.lat == u->location.lat);
-		assert_true(back.location.lng == u->location.lng);
-	}
-	assert_int_equal(back.has_eta, u->has_eta);
-	assert_int_equal(back.eta.has_pickup, u->eta.has_pickup);
-	assert_int_equal(back.eta.has_dropoff, u->eta.has_dropoff);
-	if (u->eta.has_pickup)
-		assert_int_equal(back.eta.pickup, u->eta.pickup);
-	if (u->eta.has_dropoff)
-		assert_int_equal(back.eta.dropoff, u->eta.dropoff);
-	assert_int_equal(back.has_courier, u->has_courier);
-	assert_string_equal(back.courier.id, u->courier.id);
-	assert_string_equal(back.courier.name, u->courier.name);
-	assert_string_equal(back.courier.vehicle, u->courier.vehicle);
-	free(json);
-}
-
-typedef struct parsed {
-	int rc;
-	int n;
-	proto_update_t u[ADAPTER_UPDATES_MAX];
-	proto_error_t err;
-} parsed_t;
-
-static void parse_at(const char *body, size_t len, int64_t now_ms, parsed_t *p)
-{
-	headers_t none = {.count = 0};
-	adapter_request_t req = {
-	    .body = body,
-	    .body_len = len,
-	    .header = header_lookup,
-	    .header_ctx = &none,
-	    .secret = SECRET,
-	    .secret_len = sizeof(SECRET) - 1,
-	    .now_ms = now_ms,
-	};
-
-	memset(p, 0, sizeof(*p));
-	p->n = 77;
-	p->rc = stuart()->parse(&req, p->u, ADAPTER_UPDATES_MAX, &p->n, &p->err);
-	if (p->rc != ADAPTER_OK) {
-		assert_int_equal(p->n, 0);
-		assert_true(p->err.message[0] != '\0');
-		return;
-	}
-	assert_in_range(p->n, 0, 1);
-	for (int i = 0; i < p->n; i++)
-		assert_update_valid(&p->u[i]);
-}
-
-static void parse_len(const char *body, size_t len, parsed_t *p)
+static void parse_len(const char *body, size_t len, atl_parsed_t *p)
 {
 	parse_at(body, len, NOW_MS, p);
 }
 
-static void parse_text(const char *body, parsed_t *p)
+static void parse_text(const char *body, atl_parsed_t *p)
 {
 	parse_at(body, strlen(body), NOW_MS, p);
 }
 
-static void parse_fixture(const char *path, parsed_t *p)
+static void parse_fixture(const char *path, atl_parsed_t *p)
 {
 	size_t len;
-	char *body = load_fixture(path, &len);
+	char *body = atl_load_file(path, &len);
 
 	parse_len(body, len, p);
 	free(body);
 }
 
-static void assert_one_update(const parsed_t *p)
-{
-	if (p->rc != ADAPTER_OK)
-		fail_msg("parse failed: %s %s", p->err.field, p->err.message);
-	assert_int_equal(p->n, 1);
-}
-
-static void assert_ignored(const parsed_t *p)
-{
-	if (p->rc != ADAPTER_OK)
-		fail_msg("parse failed: %s %s", p->err.field, p->err.message);
-	assert_int_equal(p->n, 0);
-}
-
-static void assert_invalid(const parsed_t *p, const char *field)
-{
-	assert_int_equal(p->rc, ADAPTER_EINVAL);
-	assert_int_equal(p->n, 0);
-	if (field != NULL && strcmp(p->err.field, field) != 0)
-		fail_msg("error names \"%s\" (%s), expected \"%s\"", p->err.field, p->err.message,
-			 field);
-}
-
 /* A delivery/update event whose data object is members (JSON text without braces). */
 static char *delivery_event(const char *members)
 {
-	return format("{\"event\":\"delivery\",\"type\":\"update\",\"data\":{%s}}", members);
+	return atl_format("{\"event\":\"delivery\",\"type\":\"update\",\"data\":{%s}}", members);
 }
 
 static int verify_with(const char *authorization, const unsigned char *secret, size_t secret_len,
 		       proto_error_t *err)
 {
 	static const char body[] = "{\"event\":\"job\",\"type\":\"update\",\"data\":{}}";
-	headers_t h = {.count = 0};
-	adapter_request_t req = {
-	    .body = body,
-	    .body_len = sizeof(body) - 1,
-	    .header = header_lookup,
-	    .header_ctx = &h,
-	    .secret = secret,
-	    .secret_len = secret_len,
-	    .now_ms = NOW_MS,
-	};
+	atl_headers_t h = {{NULL}, {NULL}};
+	adapter_request_t req = atl_request(body, sizeof(body) - 1, &h, secret, secret_len, NOW_MS);
 
-	if (authorization != NULL) {
-		h.name[0] = "authorization";
-		h.value[0] = authorization;
-		h.count = 1;
-	}
+	if (authorization != NULL)
+		atl_headers_add(&h, "authorization", authorization);
 	memset(err, 0, sizeof(*err));
 	return stuart()->verify(&req, err);
 }
@@ -343,21 +173,21 @@ static void verify_survives_a_request_without_a_header_function(void **state)
 
 static void job_create_without_a_current_delivery_is_ignored(void **state)
 {
-	parsed_t p;
+	atl_parsed_t p;
 
 	(void)state;
 	parse_fixture(FIXTURE("job_create.json"), &p);
-	assert_ignored(&p);
+	atl_assert_ignored(&p);
 }
 
 static void job_update_gives_the_delivery_status_driver_and_etas(void **state)
 {
-	parsed_t p;
+	atl_parsed_t p;
 	const proto_update_t *u = &p.u[0];
 
 	(void)state;
 	parse_fixture(FIXTURE("job_update.json"), &p);
-	assert_one_update(&p);
+	atl_assert_one_update(&p);
 	assert_string_equal(u->order_id, "ord-20240501-0042");
 	assert_string_equal(u->provider, "stuart");
 	assert_int_equal(u->ts, NOW_MS);
@@ -377,21 +207,21 @@ static void job_update_gives_the_delivery_status_driver_and_etas(void **state)
 
 static void delivery_create_without_a_client_reference_is_ignored(void **state)
 {
-	parsed_t p;
+	atl_parsed_t p;
 
 	(void)state;
 	parse_fixture(FIXTURE("delivery_create.json"), &p);
-	assert_ignored(&p);
+	atl_assert_ignored(&p);
 }
 
 static void delivery_update_gives_the_status_position_and_etas(void **state)
 {
-	parsed_t p;
+	atl_parsed_t p;
 	const proto_update_t *u = &p.u[0];
 
 	(void)state;
 	parse_fixture(FIXTURE("delivery_update.json"), &p);
-	assert_one_update(&p);
+	atl_assert_one_update(&p);
 	assert_string_equal(u->order_id, "ord-20240501-0042");
 	assert_int_equal(u->ts, NOW_MS);
 	assert_int_equal(u->status, PROTO_STATUS_EN_ROUTE_TO_PICKUP);
@@ -405,12 +235,12 @@ static void delivery_update_gives_the_status_position_and_etas(void **state)
 
 static void driver_update_gives_the_position_alone_at_receive_time(void **state)
 {
-	parsed_t p;
+	atl_parsed_t p;
 	const proto_update_t *u = &p.u[0];
 
 	(void)state;
 	parse_fixture(FIXTURE("driver_update.json"), &p);
-	assert_one_update(&p);
+	atl_assert_one_update(&p);
 	assert_string_equal(u->order_id, "ord-20240501-0042");
 	assert_int_equal(u->ts, NOW_MS);
 	assert_int_equal(u->status, PROTO_STATUS_NONE);
@@ -424,7 +254,7 @@ static void driver_update_gives_the_position_alone_at_receive_time(void **state)
 
 static void driver_update_without_a_position_is_ignored(void **state)
 {
-	parsed_t p;
+	atl_parsed_t p;
 
 	(void)state;
 	parse_text("{\"event\":\"driver\",\"type\":\"update\",\"data\":{\"name\":\"Camille\","
@@ -432,69 +262,69 @@ static void driver_update_without_a_position_is_ignored(void **state)
 		   "\"status\":\"delivering\",\"clientReference\":\"ord-1\","
 		   "\"etaToDestination\":\"2024-05-01T14:05:00.000+02:00\"}}}}",
 		   &p);
-	assert_ignored(&p);
+	atl_assert_ignored(&p);
 }
 
 static void driver_update_without_a_job_is_ignored(void **state)
 {
-	parsed_t p;
+	atl_parsed_t p;
 
 	(void)state;
 	parse_fixture(FIXTURE("driver_update_idle.json"), &p);
-	assert_ignored(&p);
+	atl_assert_ignored(&p);
 	parse_text("{\"event\":\"driver\",\"type\":\"update\",\"data\":{\"latitude\":48.8,"
 		   "\"longitude\":2.3}}",
 		   &p);
-	assert_ignored(&p);
+	atl_assert_ignored(&p);
 	parse_text("{\"event\":\"driver\",\"type\":\"update\",\"data\":{\"latitude\":48.8,"
 		   "\"longitude\":2.3,\"job\":{\"id\":1,\"currentDelivery\":null}}}",
 		   &p);
-	assert_ignored(&p);
+	atl_assert_ignored(&p);
 }
 
 static void a_client_reference_that_is_not_an_order_id_is_refused(void **state)
 {
-	parsed_t p;
+	atl_parsed_t p;
 	char *body, *long_ref;
 
 	(void)state;
 	parse_fixture(FIXTURE("driver_update_hash_reference.json"), &p);
-	assert_invalid(&p, "data.job.currentDelivery.clientReference");
+	atl_assert_invalid(&p, "data.job.currentDelivery.clientReference");
 
 	long_ref = malloc(130);
 	assert_non_null(long_ref);
 	memset(long_ref, 'a', 129);
 	long_ref[129] = '\0';
-	body = format("{\"event\":\"delivery\",\"type\":\"update\",\"data\":{\"status\":"
-		      "\"picking\",\"clientReference\":\"%s\"}}",
-		      long_ref);
+	body = atl_format("{\"event\":\"delivery\",\"type\":\"update\",\"data\":{\"status\":"
+			  "\"picking\",\"clientReference\":\"%s\"}}",
+			  long_ref);
 	parse_text(body, &p);
-	assert_invalid(&p, "data.clientReference");
+	atl_assert_invalid(&p, "data.clientReference");
 	free(body);
 	long_ref[128] = '\0'; /* 128 characters: the longest order id */
-	body = format("{\"event\":\"delivery\",\"type\":\"update\",\"data\":{\"status\":"
-		      "\"picking\",\"clientReference\":\"%s\"}}",
-		      long_ref);
+	body = atl_format("{\"event\":\"delivery\",\"type\":\"update\",\"data\":{\"status\":"
+			  "\"picking\",\"clientReference\":\"%s\"}}",
+			  long_ref);
 	parse_text(body, &p);
-	assert_one_update(&p);
+	atl_assert_one_update(&p);
 	assert_string_equal(p.u[0].order_id, long_ref);
 	free(body);
 	free(long_ref);
 
 	body = delivery_event("\"status\":\"picking\",\"clientReference\":\"ord 1\"");
 	parse_text(body, &p);
-	assert_invalid(&p, "data.clientReference");
+	atl_assert_invalid(&p, "data.clientReference");
 	free(body);
 }
 
 static void an_empty_client_reference_is_ignored(void **state)
 {
-	parsed_t p;
+	atl_parsed_t p;
 	char *body = delivery_event("\"status\":\"picking\",\"clientReference\":\"\"");
 
 	(void)state;
 	parse_text(body, &p);
-	assert_ignored(&p);
+	atl_assert_ignored(&p);
 	free(body);
 }
 
@@ -516,25 +346,26 @@ static void every_stuart_delivery_status_maps_to_a_canonical_status(void **state
 	    {"delivered", PROTO_STATUS_DELIVERED},
 	    {"cancelled", PROTO_STATUS_CANCELLED},
 	};
-	parsed_t p;
+	atl_parsed_t p;
 
 	(void)state;
 	for (size_t i = 0; i < sizeof(table) / sizeof(table[0]); i++) {
 		char *members =
-		    format("\"status\":\"%s\",\"clientReference\":\"ord-1\"", table[i].stuart);
+		    atl_format("\"status\":\"%s\",\"clientReference\":\"ord-1\"", table[i].stuart);
 		char *body = delivery_event(members);
-		char *job = format("{\"event\":\"job\",\"type\":\"update\",\"data\":{\"status\":"
-				   "\"in_progress\",\"currentDelivery\":{%s}}}",
-				   members);
+		char *job =
+		    atl_format("{\"event\":\"job\",\"type\":\"update\",\"data\":{\"status\":"
+			       "\"in_progress\",\"currentDelivery\":{%s}}}",
+			       members);
 
 		parse_text(body, &p);
-		assert_one_update(&p);
+		atl_assert_one_update(&p);
 		assert_int_equal(p.u[0].status, table[i].status);
 		assert_false(p.u[0].has_location);
 		assert_false(p.u[0].has_eta);
 		assert_false(p.u[0].has_courier);
 		parse_text(job, &p);
-		assert_one_update(&p);
+		atl_assert_one_update(&p);
 		assert_int_equal(p.u[0].status, table[i].status);
 		free(job);
 		free(body);
@@ -544,14 +375,14 @@ static void every_stuart_delivery_status_maps_to_a_canonical_status(void **state
 
 static void an_unknown_status_is_dropped_but_the_rest_is_kept(void **state)
 {
-	parsed_t p;
+	atl_parsed_t p;
 	char *body;
 
 	(void)state;
 	body = delivery_event("\"status\":\"teleporting\",\"clientReference\":\"ord-1\","
 			      "\"etaToDestination\":\"2024-05-01T14:05:00.000+02:00\"");
 	parse_text(body, &p);
-	assert_one_update(&p);
+	atl_assert_one_update(&p);
 	assert_int_equal(p.u[0].status, PROTO_STATUS_NONE);
 	assert_int_equal(p.u[0].eta.dropoff, T_1405_CEST);
 	free(body);
@@ -559,12 +390,12 @@ static void an_unknown_status_is_dropped_but_the_rest_is_kept(void **state)
 	/* Nothing left to track: ignored. */
 	body = delivery_event("\"status\":\"teleporting\",\"clientReference\":\"ord-1\"");
 	parse_text(body, &p);
-	assert_ignored(&p);
+	atl_assert_ignored(&p);
 	free(body);
 	/* The job's own status ("canceled", one l) is not a delivery status. */
 	body = delivery_event("\"status\":\"canceled\",\"clientReference\":\"ord-1\"");
 	parse_text(body, &p);
-	assert_ignored(&p);
+	atl_assert_ignored(&p);
 	free(body);
 }
 
@@ -582,7 +413,7 @@ static void events_that_carry_nothing_to_track_are_ignored(void **state)
 	    "{\"event\":\"delivery\",\"type\":\"update\",\"data\":{}}",
 	    "{\"event\":\"job\",\"type\":\"update\",\"data\":{\"currentDelivery\":{}}}",
 	};
-	parsed_t p;
+	atl_parsed_t p;
 
 	(void)state;
 	for (size_t i = 0; i < sizeof(bodies) / sizeof(bodies[0]); i++) {
@@ -596,7 +427,7 @@ static void events_that_carry_nothing_to_track_are_ignored(void **state)
 
 static void missing_optional_fields_leave_their_parts_out(void **state)
 {
-	parsed_t p;
+	atl_parsed_t p;
 	char *body;
 
 	(void)state;
@@ -604,7 +435,7 @@ static void missing_optional_fields_leave_their_parts_out(void **state)
 			      "\"ord-1\",\"driver\":null,\"etaToOrigin\":null,"
 			      "\"etaToDestination\":null,\"transportType\":null");
 	parse_text(body, &p);
-	assert_one_update(&p);
+	atl_assert_one_update(&p);
 	assert_int_equal(p.u[0].status, PROTO_STATUS_AT_DROPOFF);
 	assert_false(p.u[0].has_location);
 	assert_false(p.u[0].has_eta);
@@ -617,7 +448,7 @@ static void missing_optional_fields_leave_their_parts_out(void **state)
 			   "\"driver\":{\"status\":\"busy\",\"latitude\":null,\"longitude\":null,"
 			   "\"name\":null},\"transportType\":{\"code\":\"cargobike\"}");
 	parse_text(body, &p);
-	assert_one_update(&p);
+	atl_assert_one_update(&p);
 	assert_false(p.u[0].has_location);
 	assert_true(p.u[0].has_courier);
 	assert_string_equal(p.u[0].courier.name, "");
@@ -628,7 +459,7 @@ static void missing_optional_fields_leave_their_parts_out(void **state)
 	body = delivery_event("\"status\":\"delivering\",\"clientReference\":\"ord-1\","
 			      "\"etaToDestination\":\"2024-05-01T14:05:00.000+02:00\"");
 	parse_text(body, &p);
-	assert_one_update(&p);
+	atl_assert_one_update(&p);
 	assert_true(p.u[0].has_eta);
 	assert_false(p.u[0].eta.has_pickup);
 	assert_true(p.u[0].eta.has_dropoff);
@@ -637,24 +468,24 @@ static void missing_optional_fields_leave_their_parts_out(void **state)
 
 static void coordinates_given_as_strings_are_read(void **state)
 {
-	parsed_t p;
+	atl_parsed_t p;
 	char *body;
 
 	(void)state;
-	body = format("{\"event\":\"driver\",\"type\":\"update\",\"data\":{\"latitude\":"
-		      "\"48.85559\",\"longitude\":\"-2.5e-1\",\"job\":{\"currentDelivery\":{"
-		      "\"clientReference\":\"ord-1\"}}}}");
+	body = atl_format("{\"event\":\"driver\",\"type\":\"update\",\"data\":{\"latitude\":"
+			  "\"48.85559\",\"longitude\":\"-2.5e-1\",\"job\":{\"currentDelivery\":{"
+			  "\"clientReference\":\"ord-1\"}}}}");
 	parse_text(body, &p);
-	assert_one_update(&p);
+	atl_assert_one_update(&p);
 	assert_true(p.u[0].location.lat == 48.85559);
 	assert_true(p.u[0].location.lng == -0.25);
 	free(body);
 
-	body = format("{\"event\":\"driver\",\"type\":\"update\",\"data\":{\"latitude\":"
-		      "\"48.8 \",\"longitude\":\"2.3\",\"job\":{\"currentDelivery\":{"
-		      "\"clientReference\":\"ord-1\"}}}}");
+	body = atl_format("{\"event\":\"driver\",\"type\":\"update\",\"data\":{\"latitude\":"
+			  "\"48.8 \",\"longitude\":\"2.3\",\"job\":{\"currentDelivery\":{"
+			  "\"clientReference\":\"ord-1\"}}}}");
 	parse_text(body, &p);
-	assert_invalid(&p, "data.latitude");
+	atl_assert_invalid(&p, "data.latitude");
 	free(body);
 }
 
@@ -671,17 +502,17 @@ static void out_of_range_or_half_coordinates_are_refused(void **state)
 	    {"\"longitude\":2", "data.driver.latitude"},
 	    {"\"latitude\":48,\"longitude\":null", "data.driver.longitude"},
 	};
-	parsed_t p;
+	atl_parsed_t p;
 
 	(void)state;
 	for (size_t i = 0; i < sizeof(table) / sizeof(table[0]); i++) {
-		char *members = format("\"status\":\"picking\",\"clientReference\":\"ord-1\","
-				       "\"driver\":{%s}",
-				       table[i].driver);
+		char *members = atl_format("\"status\":\"picking\",\"clientReference\":\"ord-1\","
+					   "\"driver\":{%s}",
+					   table[i].driver);
 		char *body = delivery_event(members);
 
 		parse_text(body, &p);
-		assert_invalid(&p, table[i].field);
+		atl_assert_invalid(&p, table[i].field);
 		free(body);
 		free(members);
 	}
@@ -711,17 +542,18 @@ static void every_time_format_is_read_with_its_offset(void **state)
 	    {"\"1714565100\"", T_1405_CEST},
 	    {"1714565100.25", T_1405_CEST + 250},
 	};
-	parsed_t p;
+	atl_parsed_t p;
 
 	(void)state;
 	for (size_t i = 0; i < sizeof(table) / sizeof(table[0]); i++) {
-		char *members = format("\"status\":\"delivering\",\"clientReference\":\"ord-1\","
-				       "\"etaToDestination\":%s",
-				       table[i].json);
+		char *members =
+		    atl_format("\"status\":\"delivering\",\"clientReference\":\"ord-1\","
+			       "\"etaToDestination\":%s",
+			       table[i].json);
 		char *body = delivery_event(members);
 
 		parse_text(body, &p);
-		assert_one_update(&p);
+		atl_assert_one_update(&p);
 		if (p.u[0].eta.dropoff != table[i].ms)
 			fail_msg("%s read as %lld", table[i].json, (long long)p.u[0].eta.dropoff);
 		free(body);
@@ -752,13 +584,14 @@ static void a_time_that_is_not_a_time_is_refused(void **state)
 	    "{}",
 	    "[]",
 	};
-	parsed_t p;
+	atl_parsed_t p;
 
 	(void)state;
 	for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
-		char *members = format("\"status\":\"delivering\",\"clientReference\":\"ord-1\","
-				       "\"etaToDestination\":%s",
-				       bad[i]);
+		char *members =
+		    atl_format("\"status\":\"delivering\",\"clientReference\":\"ord-1\","
+			       "\"etaToDestination\":%s",
+			       bad[i]);
 		char *body = delivery_event(members);
 
 		parse_text(body, &p);
@@ -772,16 +605,16 @@ static void a_time_that_is_not_a_time_is_refused(void **state)
 
 static void a_receive_time_out_of_range_is_refused(void **state)
 {
-	parsed_t p;
-	char *body = load_fixture(FIXTURE("driver_update.json"), NULL);
+	atl_parsed_t p;
+	char *body = atl_load_file(FIXTURE("driver_update.json"), NULL);
 
 	(void)state;
 	parse_at(body, strlen(body), 0, &p);
-	assert_invalid(&p, "ts");
+	atl_assert_invalid(&p, "ts");
 	parse_at(body, strlen(body), PROTO_MS_MAX + 1, &p);
-	assert_invalid(&p, "ts");
+	atl_assert_invalid(&p, "ts");
 	parse_at(body, strlen(body), PROTO_MS_MAX, &p);
-	assert_one_update(&p);
+	atl_assert_one_update(&p);
 	free(body);
 }
 
@@ -800,12 +633,12 @@ static void a_missing_envelope_member_is_named(void **state)
 	    {"{\"event\":\"job\",\"type\":\"update\",\"data\":null}", "data"},
 	    {"{\"event\":null,\"type\":\"update\",\"data\":{}}", "event"},
 	};
-	parsed_t p;
+	atl_parsed_t p;
 
 	(void)state;
 	for (size_t i = 0; i < sizeof(table) / sizeof(table[0]); i++) {
 		parse_text(table[i].body, &p);
-		assert_invalid(&p, table[i].field);
+		atl_assert_invalid(&p, table[i].field);
 	}
 }
 
@@ -863,12 +696,12 @@ static void a_member_of_the_wrong_type_is_named(void **state)
 	     "\"longitude\":2,\"job\":{\"currentDelivery\":{\"clientReference\":\"a\"}}}}",
 	     "data.latitude"},
 	};
-	parsed_t p;
+	atl_parsed_t p;
 
 	(void)state;
 	for (size_t i = 0; i < sizeof(table) / sizeof(table[0]); i++) {
 		parse_text(table[i].body, &p);
-		assert_invalid(&p, table[i].field);
+		atl_assert_invalid(&p, table[i].field);
 	}
 }
 
@@ -888,7 +721,7 @@ static void a_body_that_is_not_one_json_object_is_refused(void **state)
 	    "{'event':'job'}",
 	    "{\"event\":\"job\",\"type\":\"update\",\"data\":{},\"x\":\"\\u0000\"}",
 	};
-	parsed_t p;
+	atl_parsed_t p;
 
 	(void)state;
 	for (size_t i = 0; i < sizeof(bodies) / sizeof(bodies[0]); i++) {
@@ -902,12 +735,12 @@ static void every_truncation_of_a_documented_event_is_refused(void **state)
 {
 	static const char *const fixtures[] = {FIXTURE("job_update.json"),
 					       FIXTURE("driver_update.json")};
-	parsed_t p;
+	atl_parsed_t p;
 
 	(void)state;
 	for (size_t f = 0; f < sizeof(fixtures) / sizeof(fixtures[0]); f++) {
 		size_t len;
-		char *body = load_fixture(fixtures[f], &len);
+		char *body = atl_load_file(fixtures[f], &len);
 		size_t last = (size_t)(strrchr(body, '}') - body);
 
 		for (size_t cut = 0; cut <= last; cut++) {
@@ -935,19 +768,19 @@ static void huge_numbers_are_refused_not_wrapped(void **state)
 	    {"\"etaToDestination\":\"99999-05-01T12:05:00Z\"", "data.etaToDestination"},
 	    {"\"etaToDestination\":\"5000-05-01T12:05:00Z\"", NULL}, /* in range: fine */
 	};
-	parsed_t p;
+	atl_parsed_t p;
 
 	(void)state;
 	for (size_t i = 0; i < sizeof(table) / sizeof(table[0]); i++) {
-		char *members = format("\"status\":\"picking\",\"clientReference\":\"ord-1\",%s",
-				       table[i].members);
+		char *members = atl_format(
+		    "\"status\":\"picking\",\"clientReference\":\"ord-1\",%s", table[i].members);
 		char *body = delivery_event(members);
 
 		parse_text(body, &p);
 		if (table[i].field == NULL)
-			assert_one_update(&p);
+			atl_assert_one_update(&p);
 		else
-			assert_invalid(&p, table[i].field);
+			atl_assert_invalid(&p, table[i].field);
 		free(body);
 		free(members);
 	}
@@ -958,17 +791,17 @@ static void bytes_that_are_not_utf8_are_refused(void **state)
 	static const char *const names[] = {
 	    "Cam\xffille", "\xc0\xaf", "\x80", "\xed\xa0\x80", "\xf4\x90\x80\x80", "abc\xe2\x82",
 	};
-	parsed_t p;
+	atl_parsed_t p;
 
 	(void)state;
 	for (size_t i = 0; i < sizeof(names) / sizeof(names[0]); i++) {
-		char *members = format("\"status\":\"picking\",\"clientReference\":\"ord-1\","
-				       "\"driver\":{\"name\":\"%s\"}",
-				       names[i]);
+		char *members = atl_format("\"status\":\"picking\",\"clientReference\":\"ord-1\","
+					   "\"driver\":{\"name\":\"%s\"}",
+					   names[i]);
 		char *body = delivery_event(members);
 
 		parse_text(body, &p);
-		assert_invalid(&p, NULL);
+		atl_assert_invalid(&p, NULL);
 		free(body);
 		free(members);
 	}
@@ -978,13 +811,13 @@ static void bytes_that_are_not_utf8_are_refused(void **state)
 		static const char with_nul[] =
 		    "{\"event\":\"job\",\"type\":\"update\",\"data\":{}}\0";
 		parse_len(with_nul, sizeof(with_nul), &p);
-		assert_invalid(&p, NULL);
+		atl_assert_invalid(&p, NULL);
 	}
 }
 
 static void courier_text_is_cleaned_and_cut_for_proto(void **state)
 {
-	parsed_t p;
+	atl_parsed_t p;
 	char *body, name[401];
 
 	(void)state;
@@ -992,7 +825,7 @@ static void courier_text_is_cleaned_and_cut_for_proto(void **state)
 			      "\"driver\":{\"name\":\"Camille\\nMartin\\t\\u001b\","
 			      "\"transportType\":{\"code\":\"motorbike\\r\"}}");
 	parse_text(body, &p);
-	assert_one_update(&p);
+	atl_assert_one_update(&p);
 	assert_string_equal(p.u[0].courier.name, "Camille Martin  ");
 	assert_string_equal(p.u[0].courier.vehicle, "motorbike ");
 	free(body);
@@ -1001,13 +834,13 @@ static void courier_text_is_cleaned_and_cut_for_proto(void **state)
 	for (int i = 0; i < 200; i++)
 		memcpy(name + 2 * i, "\xc3\xa9", 2);
 	name[400] = '\0';
-	body =
-	    format("{\"event\":\"delivery\",\"type\":\"update\",\"data\":{\"status\":\"picking\","
-		   "\"clientReference\":\"ord-1\",\"driver\":{\"name\":\"%s\",\"transportType\":"
-		   "{\"code\":\"%s\"}}}}",
-		   name, name);
+	body = atl_format(
+	    "{\"event\":\"delivery\",\"type\":\"update\",\"data\":{\"status\":\"picking\","
+	    "\"clientReference\":\"ord-1\",\"driver\":{\"name\":\"%s\",\"transportType\":"
+	    "{\"code\":\"%s\"}}}}",
+	    name, name);
 	parse_text(body, &p);
-	assert_one_update(&p);
+	atl_assert_one_update(&p);
 	assert_int_equal(strlen(p.u[0].courier.name), 128);
 	assert_int_equal(strlen(p.u[0].courier.vehicle), 32);
 	assert_memory_equal(p.u[0].courier.name, name, 128);
@@ -1016,19 +849,19 @@ static void courier_text_is_cleaned_and_cut_for_proto(void **state)
 
 static void a_60_kib_body_is_parsed(void **state)
 {
-	parsed_t p;
-	char *body = load_fixture(FIXTURE("delivery_update.json"), NULL);
+	atl_parsed_t p;
+	char *body = atl_load_file(FIXTURE("delivery_update.json"), NULL);
 	char *pad = malloc(61441), *members, *big;
 
 	(void)state;
 	assert_non_null(pad);
 	memset(pad, 'x', 61440);
 	pad[61440] = '\0';
-	members = format("\"id\": 40567, \"comment\": \"%s\",", pad);
-	big = replace_once(body, "\"id\": 40567,", members);
+	members = atl_format("\"id\": 40567, \"comment\": \"%s\",", pad);
+	big = atl_replace_once(body, "\"id\": 40567,", members);
 	assert_true(strlen(big) > 60 * 1024);
 	parse_text(big, &p);
-	assert_one_update(&p);
+	atl_assert_one_update(&p);
 	assert_int_equal(p.u[0].status, PROTO_STATUS_EN_ROUTE_TO_PICKUP);
 	free(big);
 	free(members);
@@ -1038,20 +871,20 @@ static void a_60_kib_body_is_parsed(void **state)
 
 static void the_same_body_twice_gives_the_same_event_id(void **state)
 {
-	parsed_t first, second;
-	char *body = load_fixture(FIXTURE("driver_update.json"), NULL);
-	char *moved = replace_once(body, "48.85559", "48.85560");
+	atl_parsed_t first, second;
+	char *body = atl_load_file(FIXTURE("driver_update.json"), NULL);
+	char *moved = atl_replace_once(body, "48.85559", "48.85560");
 
 	(void)state;
 	parse_at(body, strlen(body), NOW_MS, &first);
 	parse_at(body, strlen(body), NOW_MS + 30000, &second); /* a retry, 30 s later */
-	assert_one_update(&first);
-	assert_one_update(&second);
+	atl_assert_one_update(&first);
+	atl_assert_one_update(&second);
 	assert_string_equal(first.u[0].event_id, second.u[0].event_id);
 	assert_int_equal(strlen(first.u[0].event_id), 7 + 32);
 
 	parse_text(moved, &second);
-	assert_one_update(&second);
+	atl_assert_one_update(&second);
 	assert_string_not_equal(first.u[0].event_id, second.u[0].event_id);
 	free(moved);
 	free(body);
@@ -1059,17 +892,12 @@ static void the_same_body_twice_gives_the_same_event_id(void **state)
 
 static void no_room_for_an_update_is_an_error(void **state)
 {
-	headers_t none = {.count = 0};
+	atl_headers_t none = {{NULL}, {NULL}};
 	proto_update_t u;
 	proto_error_t err;
-	char *body = load_fixture(FIXTURE("job_update.json"), NULL);
-	adapter_request_t req = {.body = body,
-				 .body_len = strlen(body),
-				 .header = header_lookup,
-				 .header_ctx = &none,
-				 .secret = SECRET,
-				 .secret_len = sizeof(SECRET) - 1,
-				 .now_ms = NOW_MS};
+	char *body = atl_load_file(FIXTURE("job_update.json"), NULL);
+	adapter_request_t req =
+	    atl_request(body, strlen(body), &none, SECRET, sizeof(SECRET) - 1, NOW_MS);
 	int n = 5;
 
 	(void)state;

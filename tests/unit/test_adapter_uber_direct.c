@@ -13,10 +13,8 @@
 #include <string.h>
 
 #include <cmocka.h>
-#include <openssl/evp.h>
-#include <openssl/hmac.h>
 
-#include "adapters_private.h"
+#include "adapter_testlib.h"
 
 #define KEY "c5c26d5a-70d6-46c7-a652-d7c09825ad29"
 #define NOW_MS 1700000000000LL
@@ -27,107 +25,29 @@
 	"-122.424145}}"
 #define DOCS_SIGNATURE "cdff8133fb065f8d37a2c1c94c3331b6a82766d14e7ea4faacc4886558cedd65"
 
+/* What every update must keep through proto: order_id, event_id, ts and status. */
+static const atl_expect_t EXPECT = {NULL, 1, ATL_CHECK_BASIC};
+
 /* --- the request ------------------------------------------------------------- */
 
-struct headers {
-	const char *name[4]; /* lower case, as the gateway passes them */
-	const char *value[4];
-};
-
-static const char *lookup_header(void *ctx, const char *name)
+static adapter_request_t request(const char *body, size_t len, atl_headers_t *h)
 {
-	const struct headers *h = ctx;
-
-	for (int i = 0; i < 4; i++) {
-		if (h->name[i] != NULL && strcmp(h->name[i], name) == 0)
-			return h->value[i];
-	}
-	return NULL;
-}
-
-static adapter_request_t request(const char *body, size_t len, struct headers *h)
-{
-	adapter_request_t req = {
-	    .body = body,
-	    .body_len = len,
-	    .header = lookup_header,
-	    .header_ctx = h,
-	    .secret = (const unsigned char *)KEY,
-	    .secret_len = strlen(KEY),
-	    .now_ms = NOW_MS,
-	};
-	return req;
-}
-
-static void sign(const char *body, size_t len, char hex[65])
-{
-	unsigned char md[32];
-	unsigned int md_len = 0;
-
-	assert_non_null(HMAC(EVP_sha256(), KEY, (int)strlen(KEY), (const unsigned char *)body, len,
-			     md, &md_len));
-	assert_int_equal(md_len, 32);
-	for (int i = 0; i < 32; i++)
-		snprintf(hex + 2 * i, 3, "%02x", md[i]);
+	return atl_request(body, len, h, KEY, strlen(KEY), NOW_MS);
 }
 
 static char *load(const char *name, size_t *len)
 {
-	char path[512];
-	FILE *f;
-	char *buf;
-	long size;
-
-	snprintf(path, sizeof(path), "%s/uber_direct/%s", TG_FIXTURES, name);
-	f = fopen(path, "rb");
-	if (f == NULL)
-		fail_msg("cannot open %s", path);
-	assert_int_equal(fseek(f, 0, SEEK_END), 0);
-	size = ftell(f);
-	assert_true(size > 0);
-	rewind(f);
-	buf = malloc((size_t)size + 1);
-	assert_non_null(buf);
-	assert_int_equal(fread(buf, 1, (size_t)size, f), (size_t)size);
-	buf[size] = '\0';
-	fclose(f);
-	*len = (size_t)size;
-	return buf;
-}
-
-/* The update survives proto: encoded, decoded and equal in what matters. */
-static void assert_proto_valid(const proto_update_t *u)
-{
-	proto_update_t back;
-	proto_error_t err;
-	char *json = proto_update_to_json(u);
-
-	assert_non_null(json);
-	if (proto_update_parse(json, strlen(json), &back, &err) != PROTO_OK)
-		fail_msg("proto refused %s: %s %s", json, err.field, err.message);
-	assert_string_equal(back.order_id, u->order_id);
-	assert_string_equal(back.event_id, u->event_id);
-	assert_int_equal(back.ts, u->ts);
-	assert_int_equal(back.status, u->status);
-	free(json);
+	return atl_load_fixture("uber_direct", name, len);
 }
 
 /* Parses body (signature not involved) and checks every update with proto. */
 static int parse_len(const char *body, size_t len, proto_update_t *u, int *n, proto_error_t *err)
 {
-	struct headers h = {{NULL}, {NULL}};
+	atl_headers_t h = {{NULL}, {NULL}};
 	adapter_request_t req = request(body, len, &h);
 	proto_update_t out[ADAPTER_UPDATES_MAX];
-	int rc;
+	int rc = atl_parse(&adapter_uber_direct, &req, out, n, err, &EXPECT);
 
-	*n = -1;
-	memset(err, 0, sizeof(*err));
-	rc = adapter_uber_direct.parse(&req, out, ADAPTER_UPDATES_MAX, n, err);
-	assert_true(*n >= 0 && *n <= 1);
-	if (rc != ADAPTER_OK)
-		assert_int_equal(*n, 0);
-	for (int i = 0; i < *n; i++)
-		assert_proto_valid(&out[i]);
 	if (*n == 1 && u != NULL)
 		*u = out[0];
 	return rc;
@@ -158,7 +78,7 @@ static int parse_fixture(const char *name, proto_update_t *u, int *n, proto_erro
 
 static void verify_accepts_the_documented_example(void **state)
 {
-	struct headers h = {{"x-postmates-signature"}, {DOCS_SIGNATURE}};
+	atl_headers_t h = {{"x-postmates-signature"}, {DOCS_SIGNATURE}};
 	adapter_request_t req = request(DOCS_PAYLOAD, strlen(DOCS_PAYLOAD), &h);
 	proto_error_t err;
 
@@ -171,7 +91,7 @@ static void verify_accepts_the_documented_example(void **state)
 static void verify_accepts_upper_case_hex(void **state)
 {
 	char sig[65];
-	struct headers h = {{"x-uber-signature"}, {sig}};
+	atl_headers_t h = {{"x-uber-signature"}, {sig}};
 	adapter_request_t req = request(DOCS_PAYLOAD, strlen(DOCS_PAYLOAD), &h);
 	proto_error_t err;
 
@@ -188,12 +108,12 @@ static void verify_signs_the_raw_fixture_bytes(void **state)
 	char sig[65];
 	size_t len;
 	char *body = load("courier_update.json", &len);
-	struct headers h = {{"x-postmates-signature"}, {sig}};
+	atl_headers_t h = {{"x-postmates-signature"}, {sig}};
 	adapter_request_t req = request(body, len, &h);
 	proto_error_t err;
 
 	(void)state;
-	sign(body, len, sig);
+	atl_hmac_hex(ADAPTER_HMAC_SHA256, KEY, strlen(KEY), body, len, sig);
 	assert_int_equal(adapter_uber_direct.verify(&req, &err), ADAPTER_OK);
 	/* One byte more (a trailing newline) is another body. */
 	req.body_len = len - 1;
@@ -203,7 +123,7 @@ static void verify_signs_the_raw_fixture_bytes(void **state)
 
 static void verify_refuses_a_missing_signature(void **state)
 {
-	struct headers h = {{NULL}, {NULL}};
+	atl_headers_t h = {{NULL}, {NULL}};
 	adapter_request_t req = request(DOCS_PAYLOAD, strlen(DOCS_PAYLOAD), &h);
 	proto_error_t err;
 
@@ -220,7 +140,7 @@ static void verify_refuses_a_missing_signature(void **state)
 
 static void verify_refuses_a_wrong_signature(void **state)
 {
-	struct headers h = {{"x-postmates-signature"}, {DOCS_SIGNATURE}};
+	atl_headers_t h = {{"x-postmates-signature"}, {DOCS_SIGNATURE}};
 	adapter_request_t req = request(DOCS_PAYLOAD, strlen(DOCS_PAYLOAD), &h);
 	char tampered[] = DOCS_PAYLOAD;
 	proto_error_t err;
@@ -245,7 +165,7 @@ static void verify_refuses_a_wrong_signature(void **state)
 
 static void verify_takes_either_header(void **state)
 {
-	struct headers h = {{"x-postmates-signature", "x-uber-signature"}, {NULL, DOCS_SIGNATURE}};
+	atl_headers_t h = {{"x-postmates-signature", "x-uber-signature"}, {NULL, DOCS_SIGNATURE}};
 	adapter_request_t req = request(DOCS_PAYLOAD, strlen(DOCS_PAYLOAD), &h);
 	proto_error_t err;
 
@@ -259,7 +179,7 @@ static void verify_takes_either_header(void **state)
 
 static void verify_refuses_without_a_configured_key(void **state)
 {
-	struct headers h = {{"x-postmates-signature"}, {DOCS_SIGNATURE}};
+	atl_headers_t h = {{"x-postmates-signature"}, {DOCS_SIGNATURE}};
 	adapter_request_t req = request(DOCS_PAYLOAD, strlen(DOCS_PAYLOAD), &h);
 	proto_error_t err;
 
@@ -629,7 +549,7 @@ static void without_created_or_receive_time_the_event_is_refused(void **state)
 {
 	const char *body = "{\"kind\":\"event.delivery_status\",\"delivery_id\":\"d\","
 			   "\"status\":\"pickup\"}";
-	struct headers h = {{NULL}, {NULL}};
+	atl_headers_t h = {{NULL}, {NULL}};
 	adapter_request_t req = request(body, strlen(body), &h);
 	proto_update_t out[1];
 	proto_error_t err;
@@ -869,7 +789,7 @@ static void a_60_kib_body_with_a_big_ignored_field_parses(void **state)
 static void no_room_is_an_error(void **state)
 {
 	const char *body = COURIER_AT("{\"lat\":1,\"lng\":2}");
-	struct headers h = {{NULL}, {NULL}};
+	atl_headers_t h = {{NULL}, {NULL}};
 	adapter_request_t req = request(body, strlen(body), &h);
 	proto_update_t out[1];
 	proto_error_t err;

@@ -22,38 +22,23 @@
 #include <openssl/evp.h>
 #include <openssl/hmac.h>
 
-#include "adapters_private.h"
+#include "adapter_testlib.h"
 
 #define SECRET "wolt-client-secret-7Hq2"
 #define NOW_MS 1714650000000LL
+
+/* What every update must keep through proto, besides order_id, event_id, ts and status. */
+static const atl_expect_t EXPECT = {"wolt_drive", 1, ATL_CHECK_EVENT_ID | ATL_CHECK_PRESENCE};
 
 /* cmocka 1.1 has no assert_double_equal. */
 #define assert_near(a, b) assert_true(fabs((double)(a) - (double)(b)) < 1e-9)
 
 /* --- helpers -------------------------------------------------------------------- */
 
-/* The fixture file's bytes, NUL-terminated; the test fails when it cannot be read. */
+/* The claims in fixtures/wolt_drive/name, NUL-terminated (the caller frees them). */
 static char *load_fixture(const char *name)
 {
-	char path[512];
-	FILE *f;
-	long size;
-	char *data;
-
-	snprintf(path, sizeof(path), "%s/wolt_drive/%s", TG_FIXTURES, name);
-	f = fopen(path, "rb");
-	if (f == NULL)
-		fail_msg("cannot open fixture %s", path);
-	assert_int_equal(fseek(f, 0, SEEK_END), 0);
-	size = ftell(f);
-	assert_true(size >= 0);
-	rewind(f);
-	data = malloc((size_t)size + 1);
-	assert_non_null(data);
-	assert_int_equal(fread(data, 1, (size_t)size, f), (size_t)size);
-	data[size] = '\0';
-	fclose(f);
-	return data;
+	return atl_load_fixture("wolt_drive", name, NULL);
 }
 
 /* A token for claims, signed by libjwt with alg under key. */
@@ -132,39 +117,10 @@ static char *envelope(const char *token)
 	return body;
 }
 
+/* A request without headers (the token is in the body). */
 static adapter_request_t request(const char *body, size_t len, const char *secret)
 {
-	adapter_request_t req = {0};
-
-	req.body = body;
-	req.body_len = len;
-	req.secret = (const unsigned char *)secret;
-	req.secret_len = secret != NULL ? strlen(secret) : 0;
-	req.now_ms = NOW_MS;
-	return req;
-}
-
-/* Every update an adapter produces must survive proto's encoder and validating decoder. */
-static void assert_proto_valid(const proto_update_t *u)
-{
-	proto_update_t back;
-	proto_error_t err;
-	char *json = proto_update_to_json(u);
-
-	memset(&err, 0, sizeof(err));
-
-	assert_non_null(json);
-	if (proto_update_parse(json, strlen(json), &back, &err) != 0)
-		fail_msg("proto refuses %s: %s %s", json, err.field, err.message);
-	assert_string_equal(back.order_id, u->order_id);
-	assert_string_equal(back.provider, "wolt_drive");
-	assert_string_equal(back.event_id, u->event_id);
-	assert_true(back.event_id[0] != '\0');
-	assert_int_equal(back.ts, u->ts);
-	assert_int_equal(back.status, u->status);
-	assert_int_equal(back.has_location, u->has_location);
-	assert_int_equal(back.has_eta, u->has_eta);
-	free(json);
+	return atl_request(body, len, NULL, secret, secret != NULL ? strlen(secret) : 0, NOW_MS);
 }
 
 /*
@@ -175,22 +131,8 @@ static int run_body(const char *body, size_t len, const char *secret, proto_upda
 		    proto_error_t *err)
 {
 	adapter_request_t req = request(body, len, secret);
-	int rc;
 
-	*n = -1;
-	memset(err, 0, sizeof(*err));
-	rc = adapter_wolt_drive.verify(&req, err);
-	if (rc != ADAPTER_OK)
-		return rc;
-	rc = adapter_wolt_drive.parse(&req, u, ADAPTER_UPDATES_MAX, n, err);
-	if (rc == ADAPTER_OK) {
-		assert_true(*n >= 0 && *n <= 1);
-		for (int i = 0; i < *n; i++)
-			assert_proto_valid(&u[i]);
-	} else {
-		assert_int_equal(*n, 0);
-	}
-	return rc;
+	return atl_verify_then_parse(&adapter_wolt_drive, &req, u, n, err, &EXPECT);
 }
 
 /* Signs claims (HS256, the test secret) into the documented envelope and runs it. */
