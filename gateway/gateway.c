@@ -131,16 +131,92 @@ static void gateway_tls_apply(uv_work_t *w, int status)
 	free(r);
 }
 
-/* SIGHUP: reloads the TLS certificate and key, if any, without dropping a connection. */
+/* A reload of the secrets: the config is re-read in the thread pool into fresh. */
+typedef struct gateway_reload {
+	uv_work_t work;
+	gateway_t *g;
+	config_t *fresh; /* is malloc'd */
+	int rc;
+} gateway_reload_t;
+
+static void gateway_reload_read(uv_work_t *w)
+{
+	gateway_reload_t *r = w->data;
+
+	config_defaults(r->fresh);
+	r->rc = config_load(r->fresh, r->g->argc, r->g->argv);
+}
+
+/*
+ * On the loop: swaps in what can change live (ingest keys, webhook
+ * secrets, token keys, allowed origins), all or nothing.  Listening
+ * addresses, Redis and limits need a restart.
+ */
+static void gateway_reload_apply(uv_work_t *w, int status)
+{
+	gateway_reload_t *r = w->data;
+	gateway_t *g = r->g;
+	config_t *live = (config_t *)g->cfg;
+
+	g->reloading_config = false;
+	if (status != 0 || r->rc != CONFIG_OK) {
+		log_event(LOG_ERROR, "reload_failed",
+			  "reason=\"the configuration or a key file is not valid (see the line "
+			  "above); the previous keys and secrets stay\"");
+	} else if (!g->finished) {
+		memcpy(live->ingest_keys, r->fresh->ingest_keys, sizeof(live->ingest_keys));
+		memcpy(live->ingest_key_len, r->fresh->ingest_key_len, sizeof(live->ingest_key_len));
+		live->n_ingest_keys = r->fresh->n_ingest_keys;
+		memcpy(live->webhooks, r->fresh->webhooks, sizeof(live->webhooks));
+		live->n_webhooks = r->fresh->n_webhooks;
+		live->token_keys = r->fresh->token_keys;
+		memcpy(live->token_key_files, r->fresh->token_key_files, sizeof(live->token_key_files));
+		memcpy(live->allowed_origins, r->fresh->allowed_origins, sizeof(live->allowed_origins));
+		live->n_allowed_origins = r->fresh->n_allowed_origins;
+		log_event(LOG_INFO, "reload", "status=ok ingest_keys=%u webhooks=%u token_keys=%u",
+			  live->n_ingest_keys, live->n_webhooks, live->token_keys.n);
+	}
+	/* The copies of the secrets go with the scratch config. */
+	explicit_bzero(r->fresh, sizeof(*r->fresh));
+	free(r->fresh);
+	free(r);
+}
+
+static void gateway_reload_config(gateway_t *g)
+{
+	gateway_reload_t *r;
+
+	if (g->reloading_config || !g->argv)
+		return;
+	r = calloc(1, sizeof(*r));
+	if (!r || !(r->fresh = malloc(sizeof(*r->fresh)))) {
+		free(r);
+		log_event(LOG_ERROR, "reload_failed", "reason=\"out of memory\"");
+		return;
+	}
+	r->g = g;
+	r->work.data = r;
+	if (uv_queue_work(g->loop, &r->work, gateway_reload_read, gateway_reload_apply) != 0) {
+		free(r->fresh);
+		free(r);
+		return;
+	}
+	g->reloading_config = true;
+}
+
+/*
+ * SIGHUP: re-reads the keys and secrets (and the TLS pair, if any) off the
+ * loop and swaps them in without dropping a connection; a reload that fails
+ * keeps the previous set and says why.
+ */
 static void gateway_sighup_cb(uv_signal_t *h, int signum)
 {
 	gateway_t *g = h->data;
 	gateway_tls_reload_t *r;
 
-	if (!g->cfg->tls_cert[0]) {
-		log_event(LOG_INFO, "sighup", "reloaded=nothing");
+	gateway_reload_config(g);
+	if (!g->cfg->tls_cert[0])
 		return;
-	}
 	if (g->reloading)
 		return;
 	r = calloc(1, sizeof(*r));

@@ -49,8 +49,11 @@ typedef struct gateway {
 	uv_timer_t drain_timer;
 	uv_timer_t tick;          /* readiness, watchdog and gauges, twice a second */
 	bool notified_ready;      /* READY=1 was sent */
-	bool reloading;           /* a SIGHUP reload is reading files in the thread pool */
+	bool reloading;           /* a SIGHUP TLS reload is reading files in the thread pool */
+	bool reloading_config;    /* a SIGHUP config reload is reading files in the thread pool */
 	unsigned ticks;
+	int argc;                 /* the command line, for SIGHUP's re-read */
+	char **argv;
 	unsigned last_error_status; /* the status of the last http error answered */
 	bool watchdog;            /* systemd's WatchdogSec is set: ping from the tick */
 	lws_retry_bo_t retry;     /* websocket ping/hangup policy, from the config */

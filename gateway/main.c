@@ -20,6 +20,9 @@
 #include "workers.h"
 
 /* One serving process: its loop and gateway, from start to exit status. */
+static int main_argc;
+static char **main_argv;
+
 static int main_serve(const config_t *cfg)
 {
 	static gateway_t g;
@@ -33,6 +36,9 @@ static int main_serve(const config_t *cfg)
 		return 1;
 	}
 	rc = gateway_start(&g, &loop, cfg);
+	/* SIGHUP re-reads the same command line and config file. */
+	g.argc = main_argc;
+	g.argv = main_argv;
 	if (rc == 0) {
 		workers_release_signals(); /* the loop handles SIGTERM/SIGINT from here on */
 		uv_run(&loop, UV_RUN_DEFAULT);
@@ -48,6 +54,8 @@ int main(int argc, char **argv)
 	static config_t cfg;
 	int rc;
 
+	main_argc = argc;
+	main_argv = argv;
 	config_defaults(&cfg);
 	rc = config_load(&cfg, argc, argv);
 	if (rc == CONFIG_EXIT_OK)
