@@ -18,6 +18,7 @@
 #include "server.h"
 
 static void gateway_finish(gateway_t *g);
+static void gateway_tls_start(gateway_t *g);
 
 /*
  * Up to max-connections are served; the next GATEWAY_SPARE_CONNS are
@@ -112,6 +113,11 @@ static void gateway_tls_apply(uv_work_t *w, int status)
 	gateway_t *g = r->g;
 
 	g->reloading = false;
+	if (g->tls_reload_pending && !g->finished) {
+		/* Read again: the files may have changed after this read began. */
+		g->tls_reload_pending = false;
+		gateway_tls_start(g);
+	}
 	if (status == 0 && !r->err && r->cert && r->key && g->lws && !g->finished) {
 		/* lws parses the new pair and swaps it in only if it is good. */
 		if (lws_tls_cert_updated(g->lws, g->cfg->tls_cert, g->cfg->tls_key, r->cert,
@@ -130,6 +136,8 @@ static void gateway_tls_apply(uv_work_t *w, int status)
 	free(r->key);
 	free(r);
 }
+
+static void gateway_reload_config(gateway_t *g);
 
 /* A reload of the secrets: the config is re-read in the thread pool into fresh. */
 typedef struct gateway_reload {
@@ -180,14 +188,23 @@ static void gateway_reload_apply(uv_work_t *w, int status)
 	explicit_bzero(r->fresh, sizeof(*r->fresh));
 	free(r->fresh);
 	free(r);
+	if (g->reload_pending && !g->finished) {
+		/* A SIGHUP came while this one read: its changes may be newer. */
+		g->reload_pending = false;
+		gateway_reload_config(g);
+	}
 }
 
 static void gateway_reload_config(gateway_t *g)
 {
 	gateway_reload_t *r;
 
-	if (g->reloading_config || !g->argv)
+	if (!g->argv)
 		return;
+	if (g->reloading_config) {
+		g->reload_pending = true;
+		return;
+	}
 	r = calloc(1, sizeof(*r));
 	if (!r || !(r->fresh = malloc(sizeof(*r->fresh)))) {
 		free(r);
@@ -212,13 +229,21 @@ static void gateway_reload_config(gateway_t *g)
 static void gateway_sighup_cb(uv_signal_t *h, int signum)
 {
 	gateway_t *g = h->data;
-	gateway_tls_reload_t *r;
 
 	gateway_reload_config(g);
-	if (!g->cfg->tls_cert[0])
+	if (g->cfg->tls_cert[0])
+		gateway_tls_start(g);
+}
+
+/* Starts a TLS reload, or marks one to follow the reload in flight. */
+static void gateway_tls_start(gateway_t *g)
+{
+	gateway_tls_reload_t *r;
+
+	if (g->reloading) {
+		g->tls_reload_pending = true;
 		return;
-	if (g->reloading)
-		return;
+	}
 	r = calloc(1, sizeof(*r));
 	if (!r)
 		return;
@@ -250,8 +275,8 @@ static void gateway_tick_cb(uv_timer_t *t)
 	}
 	if (g->watchdog)
 		sd_notify(0, "WATCHDOG=1");
-	if (g->cfg->token_keys.n)
-		server_expire_tokens(g, (int64_t)time(NULL));
+	/* Always: a reload may remove every key while tokened watchers remain. */
+	server_expire_tokens(g, (int64_t)time(NULL));
 	if (++g->ticks % 20 == 0)
 		ratelimit_sweep(&g->rates, uv_now(g->loop)); /* every 10 s */
 }

@@ -51,6 +51,8 @@ typedef struct gateway {
 	bool notified_ready;      /* READY=1 was sent */
 	bool reloading;           /* a SIGHUP TLS reload is reading files in the thread pool */
 	bool reloading_config;    /* a SIGHUP config reload is reading files in the thread pool */
+	bool reload_pending;      /* another SIGHUP came meanwhile: reload again after */
+	bool tls_reload_pending;
 	unsigned ticks;
 	int argc;                 /* the command line, for SIGHUP's re-read */
 	char **argv;

@@ -551,7 +551,7 @@ static void server_ws_established(gateway_t *g, struct lws *wsi, session_t *s)
 		unsigned retry;
 
 		if (!server_rate_ok(g, wsi, RATELIMIT_UPGRADE, &retry)) {
-			server_refused(g, REFUSE_RATE);
+			g->stats.ws_refused++; /* the metric was counted by server_rate_ok */
 			server_ws_refuse(s, 1013, "rate_limited",
 					 "too many connections from your address, try again later");
 			return;
@@ -584,7 +584,7 @@ static void server_ws_established(gateway_t *g, struct lws *wsi, session_t *s)
 			server_refused(g, ar == AUTH_FORBIDDEN ? REFUSE_TOKEN_ORDER : REFUSE_TOKEN);
 			server_ws_refuse(s, ar == AUTH_FORBIDDEN ? 4403 : 4401,
 					 ar == AUTH_FORBIDDEN ? "forbidden" : "unauthorized",
-					 ar == AUTH_FORBIDDEN ? "this link is for another order" :
+					 ar == AUTH_FORBIDDEN ? "the token is for another order" :
 					 server_static_reason(why));
 			return;
 		}
