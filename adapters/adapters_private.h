@@ -114,6 +114,14 @@ int adapter_get_latlng(const cJSON *root, const char *lat_path, const char *lng_
 int adapter_update_init(proto_update_t *u, const char *provider, const char *order_id,
 			int64_t ts, const char *event_id, proto_error_t *err);
 
+/*
+ * Hands one built update to the caller: *n = 0 when it carries nothing to
+ * track (no location, status or eta), else out[0] = *u and *n = 1;
+ * ADAPTER_EINVAL when max leaves no room.
+ */
+int adapter_emit_one(const proto_update_t *u, proto_update_t *out, int max, int *n,
+		     proto_error_t *err);
+
 /* Copies s (may be NULL) into a courier field of size cap, truncating at a UTF-8 boundary. */
 void adapter_copy_text(char *dst, size_t cap, const char *s);
 

@@ -288,28 +288,6 @@ void adapter_body_event_id(const char *body, size_t len, char out[PROTO_EVENT_ID
 
 /* --- the JSON body ------------------------------------------------------------- */
 
-/*
- * True when the JSON text holds the escape \u0000.  cJSON cuts a string at
- * such a NUL ("a\u0000b" reads as "a"), so the text would mean something
- * else to cJSON than to the sender.  Outside strings a backslash is not JSON,
- * so an escape is a backslash preceded by an even number of backslashes.
- */
-static bool has_nul_escape(const char *json, size_t len)
-{
-	size_t run = 0; /* backslashes immediately before i */
-
-	for (size_t i = 0; i < len; i++) {
-		if (json[i] == '\\') {
-			run++;
-			continue;
-		}
-		if (run % 2 == 1 && json[i] == 'u' && len - i >= 5 &&
-		    memcmp(json + i + 1, "0000", 4) == 0)
-			return true;
-		run = 0;
-	}
-	return false;
-}
 
 static int compare_names(const void *a, const void *b)
 {
@@ -369,7 +347,7 @@ cJSON *adapter_parse_json(const char *body, size_t len, proto_error_t *err)
 		}
 		i += n;
 	}
-	if (has_nul_escape(body, len)) {
+	if (proto_json_has_nul_escape(body, len)) {
 		adapter_fail(err, ADAPTER_EINVAL, "",
 			     "the body must not contain the escape \\u0000");
 		return NULL;
@@ -845,4 +823,17 @@ void adapter_copy_text(char *dst, size_t cap, const char *s)
 		}
 	}
 	dst[used] = '\0';
+}
+
+int adapter_emit_one(const proto_update_t *u, proto_update_t *out, int max, int *n,
+		     proto_error_t *err)
+{
+	*n = 0;
+	if (!u->has_location && u->status == PROTO_STATUS_NONE && !u->has_eta)
+		return ADAPTER_OK; /* nothing to track */
+	if (max < 1)
+		return adapter_fail(err, ADAPTER_EINVAL, "", "no room for the update");
+	out[0] = *u;
+	*n = 1;
+	return ADAPTER_OK;
 }

@@ -197,15 +197,7 @@ static int uber_direct_parse(const adapter_request_t *req, proto_update_t *out, 
 	rc = courier_update ? uber_location(root, &u, err) : uber_delivery_status(root, &u, err);
 	if (rc < 0)
 		goto out;
-	rc = ADAPTER_OK;
-	if (!u.has_location && u.status == PROTO_STATUS_NONE && !u.has_eta)
-		goto out; /* nothing to track */
-	if (max < 1) {
-		rc = adapter_fail(err, ADAPTER_EINVAL, "", "no room for the update");
-		goto out;
-	}
-	out[0] = u;
-	*n = 1;
+	rc = adapter_emit_one(&u, out, max, n, err);
 out:
 	cJSON_Delete(root);
 	return rc;

@@ -580,7 +580,7 @@ int proto_update_from_json(const cJSON *obj, proto_update_t *out, proto_error_t 
  * Outside strings a backslash is not valid JSON, so no string tracking is
  * needed: an escape is a backslash preceded by an even number of backslashes.
  */
-static bool has_nul_escape(const char *json, size_t len)
+bool proto_json_has_nul_escape(const char *json, size_t len)
 {
 	size_t run = 0; /* backslashes immediately before i */
 
@@ -634,7 +634,7 @@ static int parse_json(const char *json, size_t len, cJSON **root, proto_error_t 
 			goto out;
 		}
 	}
-	if (has_nul_escape(copy, len))
+	if (proto_json_has_nul_escape(copy, len))
 		rc = fail(err, PROTO_EINVAL, "", "must not contain the escape \\u0000");
 out:
 	if (rc != PROTO_OK) {

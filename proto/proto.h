@@ -148,6 +148,13 @@ int proto_cursor_parse(const char *s, size_t len, proto_cursor_t *out);
 /* <0, 0, >0 like strcmp. */
 int proto_cursor_cmp(const proto_cursor_t *a, const proto_cursor_t *b);
 
+/*
+ * True when JSON text holds the escape \u0000, which cJSON silently cuts a
+ * string at: such text would mean one thing to cJSON and another to the
+ * sender (or to Redis's Lua).  Parsers of outside JSON refuse it.
+ */
+bool proto_json_has_nul_escape(const char *json, size_t len);
+
 /* --- the canonical update ---------------------------------------------- */
 
 /*
