@@ -1,0 +1,59 @@
+/*
+ * fuzz_config_parse.c - the address parsers of gateway/config.c:
+ * config_parse_listen (listen, metrics-listen and the HOST:PORT part of
+ * redis) and config_parse_redis, on any string.
+ *
+ * Input: one byte choosing the host buffer's size for config_parse_listen
+ * (1..256: the buffer is malloc'd to exactly that size, so ASan sees a
+ * write past it), then the value; the value is cut at its first NUL, as a
+ * config file line or argv string would be.  Checks that what is accepted
+ * is well-formed: a terminated host that fits, a port in 1..65535, a unix
+ * socket path that is absolute, a Redis host that is not empty.
+ */
+#include "config.h"
+#include "fuzz.h"
+
+int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
+
+int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
+{
+	static config_t cfg; /* large: not on the stack */
+	size_t host_len;
+	char *value, *host;
+	int port = -1, rc;
+
+	if (size == 0)
+		return 0;
+	host_len = (size_t)data[0] + 1;
+	value = fuzz_strndup(data + 1, size - 1);
+
+	host = malloc(host_len);
+	FUZZ_CHECK(host != NULL, "out of memory");
+	rc = config_parse_listen(value, host, host_len, &port);
+	FUZZ_CHECK(rc == 0 || rc == -1, "config_parse_listen: result %d", rc);
+	if (rc == 0) {
+		FUZZ_CHECK(memchr(host, '\0', host_len) != NULL, "'%s': an unterminated host",
+			   value);
+		FUZZ_CHECK(port >= 1 && port <= 65535, "'%s': port %d", value, port);
+		FUZZ_CHECK(strcmp(host, "*") != 0 && strcmp(host, "0.0.0.0") != 0,
+			   "'%s': the any-address was not made \"\"", value);
+	}
+	free(host);
+
+	config_defaults(&cfg);
+	rc = config_parse_redis(value, &cfg);
+	FUZZ_CHECK(rc == 0 || rc == -1, "config_parse_redis: result %d", rc);
+	FUZZ_CHECK(FUZZ_TERMINATED(cfg.redis_host) && FUZZ_TERMINATED(cfg.redis_unix),
+		   "'%s': an unterminated redis setting", value);
+	if (rc == 0) {
+		if (cfg.redis_unix[0] != '\0') {
+			FUZZ_CHECK(cfg.redis_unix[0] == '/', "'%s': a relative unix path", value);
+		} else {
+			FUZZ_CHECK(cfg.redis_host[0] != '\0', "'%s': an empty redis host", value);
+			FUZZ_CHECK(cfg.redis_port >= 1 && cfg.redis_port <= 65535,
+				   "'%s': redis port %d", value, cfg.redis_port);
+		}
+	}
+	free(value);
+	return 0;
+}
