@@ -197,14 +197,15 @@ void hub_unsubscribed(hub_t *hub, const char *id, size_t len)
 
 /*
  * An update frame whose update has a location and nothing a client must not
- * miss (status, eta, courier): a newer one may replace it in a queue.  A
+ * miss (status, eta, courier, places): a newer one may replace it in a queue.  A
  * byte scan, once per message: any doubt (the text appearing inside a
  * string value) makes it not coalescable, which is the safe side.
  */
 static bool hub_location_only(const char *p, size_t len)
 {
 	return memmem(p, len, "\"location\":", 11) && !memmem(p, len, "\"status\":", 9) &&
-	       !memmem(p, len, "\"eta\":", 6) && !memmem(p, len, "\"courier\":", 10);
+	       !memmem(p, len, "\"eta\":", 6) && !memmem(p, len, "\"courier\":", 10) &&
+	       !memmem(p, len, "\"places\":", 9);
 }
 
 /*

@@ -13,9 +13,9 @@
 -- Returns {"applied", cursor} | {"stale"} | {"duplicate"}; an error reply
 -- starting "ERR trackgate:" for input that is not a canonical update.
 --
--- Staleness is judged per part: the location, the status and the eta each
--- carry the ts of the update that last set them, and a part whose ts is
--- older than that is not applied.  If no part applies the update is stale
+-- Staleness is judged per part: the location, the status, the eta and the
+-- places (pickup and dropoff) each carry the ts of the update that last set
+-- them, and a part whose ts is older than that is not applied.  If no part applies the update is stale
 -- and nothing is written or published.  If only some parts apply, the frame
 -- carries only those parts, so no watcher ever sees an older position or
 -- status than the stored one.
@@ -70,10 +70,11 @@ end
 if not state then state = {order_id = id} end
 
 -- Per-part stale check and merge.
-local applied_loc, applied_status, applied_eta = false, false, false
+local applied_loc, applied_status, applied_eta, applied_places = false, false, false, false
 local has_loc = type(u.location) == 'table'
 local has_status = type(u.status) == 'string'
 local has_eta = type(u.eta) == 'table'
+local has_places = type(u.places) == 'table'
 local stale_parts = 0
 
 if has_loc then
@@ -110,7 +111,24 @@ if has_eta then
   end
 end
 
-if not (applied_loc or applied_status or applied_eta) then
+-- places merge by member: an update naming only the dropoff keeps the pickup.
+if has_places then
+  local cur = state.places
+  if type(cur) ~= 'table' or type(cur.ts) ~= 'number' or ts >= cur.ts then
+    local places = {}
+    if type(cur) == 'table' then
+      places.pickup, places.dropoff = cur.pickup, cur.dropoff
+    end
+    for k, v in pairs(u.places) do places[k] = v end
+    places.ts = ts
+    state.places = places
+    applied_places = true
+  else
+    stale_parts = stale_parts + 1
+  end
+end
+
+if not (applied_loc or applied_status or applied_eta or applied_places) then
   return {'stale'}
 end
 
@@ -136,6 +154,7 @@ if stale_parts > 0 then
   if not applied_loc then u.location = nil end
   if not applied_status then u.status = nil end
   if not applied_eta then u.eta = nil end
+  if not applied_places then u.places = nil end
   update_json = cjson.encode(u)
 end
 

@@ -504,6 +504,46 @@ static int decode_eta(const cJSON *eta, proto_eta_t *out, int64_t *ts_out, proto
 	return PROTO_OK;
 }
 
+/* One place: lat and lng, both required (path is "places.pickup" or "places.dropoff"). */
+static int decode_point(const cJSON *obj, const char *path, proto_point_t *out, bool *has,
+			proto_error_t *err)
+{
+	char lat_path[32], lng_path[32];
+	const cJSON *item;
+	bool found;
+	int rc;
+
+	if ((rc = get_object(obj, path, &item, err)) != PROTO_OK || item == NULL)
+		return rc;
+	snprintf(lat_path, sizeof(lat_path), "%s.lat", path);
+	snprintf(lng_path, sizeof(lng_path), "%s.lng", path);
+	if ((rc = get_number(item, lat_path, true, &rule_lat, &out->lat, &found, err)) ||
+	    (rc = get_number(item, lng_path, true, &rule_lng, &out->lng, &found, err)))
+		return rc;
+	*has = true;
+	return PROTO_OK;
+}
+
+/*
+ * pickup and dropoff, at least one in an update; the state's places
+ * (ts_out != NULL) carry the part's "ts" too.
+ */
+static int decode_places(const cJSON *places, proto_places_t *out, int64_t *ts_out,
+			 proto_error_t *err)
+{
+	bool found;
+	int rc;
+
+	if ((rc = decode_point(places, "places.pickup", &out->pickup, &out->has_pickup, err)) ||
+	    (rc = decode_point(places, "places.dropoff", &out->dropoff, &out->has_dropoff, err)))
+		return rc;
+	if (ts_out != NULL)
+		return get_ms(places, "places.ts", true, ts_out, &found, err);
+	if (!out->has_pickup && !out->has_dropoff)
+		return fail(err, PROTO_EINVAL, "places", "needs at least one of pickup, dropoff");
+	return PROTO_OK;
+}
+
 static void clear_error(proto_error_t *err)
 {
 	if (err != NULL) {
@@ -566,8 +606,17 @@ int proto_update_from_json(const cJSON *obj, proto_update_t *out, proto_error_t 
 		u.has_eta = true;
 	}
 
-	if (!u.has_location && u.status == PROTO_STATUS_NONE && !u.has_eta)
-		return fail(err, PROTO_EINVAL, "", "needs at least one of location, status, eta");
+	if ((rc = get_object(obj, "places", &item, err)) != PROTO_OK)
+		return rc;
+	if (item != NULL) {
+		if ((rc = decode_places(item, &u.places, NULL, err)) != PROTO_OK)
+			return rc;
+		u.has_places = true;
+	}
+
+	if (!u.has_location && u.status == PROTO_STATUS_NONE && !u.has_eta && !u.has_places)
+		return fail(err, PROTO_EINVAL, "",
+			    "needs at least one of location, status, eta, places");
 
 	*out = u;
 	return PROTO_OK;
@@ -758,7 +807,22 @@ static bool update_encodable(const proto_update_t *u)
 				(l->has_speed && !isfinite(l->speed_mps)) ||
 				(l->has_accuracy && !isfinite(l->accuracy_m))))
 		return false;
+	if (u->has_places && ((u->places.has_pickup && (!isfinite(u->places.pickup.lat) ||
+							  !isfinite(u->places.pickup.lng))) ||
+			      (u->places.has_dropoff && (!isfinite(u->places.dropoff.lat) ||
+							   !isfinite(u->places.dropoff.lng)))))
+		return false;
 	return true;
+}
+
+static void put_point(struct out *o, bool *first, const char *name, const proto_point_t *p)
+{
+	put_member(o, first, name);
+	put_lit(o, "{\"lat\":");
+	put_double(o, p->lat);
+	put_lit(o, ",\"lng\":");
+	put_double(o, p->lng);
+	put(o, "}", 1);
 }
 
 static void encode_update(struct out *o, const proto_update_t *u)
@@ -829,6 +893,15 @@ static void encode_update(struct out *o, const proto_update_t *u)
 		}
 		put(o, "}", 1);
 	}
+	if (u->has_places) {
+		first = true;
+		put_lit(o, ",\"places\":{");
+		if (u->places.has_pickup)
+			put_point(o, &first, "pickup", &u->places.pickup);
+		if (u->places.has_dropoff)
+			put_point(o, &first, "dropoff", &u->places.dropoff);
+		put(o, "}", 1);
+	}
 	put(o, "}", 1);
 }
 
@@ -855,7 +928,7 @@ char *proto_update_to_json(const proto_update_t *u)
  * The state is what apply_update.lua writes: members in any order, unknown
  * members (a location's extra fields are copied as sent) ignored, and a null
  * member (Lua cjson keeps explicit nulls) read as absent.  The parts carry
- * the ts of the update that set them: status_ts, location.ts, eta.ts.
+ * the ts of the update that set them: status_ts, location.ts, eta.ts, places.ts.
  */
 int proto_state_from_json(const cJSON *obj, proto_state_t *out, proto_error_t *err)
 {
@@ -900,6 +973,14 @@ int proto_state_from_json(const cJSON *obj, proto_state_t *out, proto_error_t *e
 		if ((rc = decode_eta(item, &st.eta, &st.eta_ts, err)) != PROTO_OK)
 			return rc;
 		st.has_eta = true;
+	}
+
+	if ((rc = get_object(obj, "places", &item, err)) != PROTO_OK)
+		return rc;
+	if (item != NULL) {
+		if ((rc = decode_places(item, &st.places, &st.places_ts, err)) != PROTO_OK)
+			return rc;
+		st.has_places = true;
 	}
 
 	if ((rc = get_ms(obj, "updated_at", true, &st.updated_at, &found, err)) != PROTO_OK)

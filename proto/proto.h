@@ -90,6 +90,20 @@ typedef struct proto_eta {
 	bool has_dropoff;
 } proto_eta_t;
 
+/* A place on the map: the pickup or the dropoff. */
+typedef struct proto_point {
+	double lat; /* [-90, 90] */
+	double lng; /* [-180, 180] */
+} proto_point_t;
+
+/* Where the order is picked up and dropped off; either may be absent. */
+typedef struct proto_places {
+	proto_point_t pickup;
+	proto_point_t dropoff;
+	bool has_pickup;
+	bool has_dropoff;
+} proto_places_t;
+
 /* One canonical update v1.  Strings are NUL-terminated copies. */
 typedef struct proto_update {
 	char order_id[PROTO_ORDER_ID_MAX + 1];
@@ -100,9 +114,11 @@ typedef struct proto_update {
 	proto_status_t status; /* PROTO_STATUS_NONE when absent */
 	proto_courier_t courier;
 	proto_eta_t eta;
+	proto_places_t places;
 	bool has_location;
 	bool has_courier;
 	bool has_eta;
+	bool has_places;
 } proto_update_t;
 
 /* The merged state of one order, as the Redis script stores it. */
@@ -116,10 +132,13 @@ typedef struct proto_state {
 	proto_courier_t courier;
 	proto_eta_t eta;
 	int64_t eta_ts;
+	proto_places_t places;
+	int64_t places_ts;
 	int64_t updated_at;
 	bool has_location;
 	bool has_courier;
 	bool has_eta;
+	bool has_places;
 } proto_state_t;
 
 /* A position in an order's log: the Redis stream entry id "<ms>-<seq>". */

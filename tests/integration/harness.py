@@ -212,7 +212,7 @@ def now_ms():
 
 
 def update(order_id, ts, lat=None, lng=None, status=None, event_id=None, eta=None,
-           provider="itest", courier=None):
+           provider="itest", courier=None, places=None):
     """A canonical update v1 (a dict, to post as JSON)."""
     u = {"v": 1, "order_id": order_id, "provider": provider, "ts": ts}
     if event_id is not None:
@@ -225,6 +225,8 @@ def update(order_id, ts, lat=None, lng=None, status=None, event_id=None, eta=Non
         u["courier"] = courier
     if eta is not None:
         u["eta"] = eta
+    if places is not None:
+        u["places"] = places
     return u
 
 

@@ -374,16 +374,22 @@ static void snapshot_lost_with_the_connection_is_asked_again(void **state)
 	assert_int_equal(fx->fake.drops, 0);
 }
 
-/* An update frame of order A at cursor ms-0; loc_only: a location and nothing else. */
-static void post(fixture_t *fx, uint64_t ms, bool loc_only)
+/* An update frame of order A at cursor ms-0: a location, then extra members. */
+static void post_with(fixture_t *fx, uint64_t ms, const char *extra)
 {
 	char buf[256];
 	int n = snprintf(buf, sizeof(buf),
 			 "{\"type\":\"update\",\"order_id\":\"A\",\"update\":{\"location\":{}%s},"
 			 "\"cursor\":\"%llu-0\"}",
-			 loc_only ? "" : ",\"status\":\"picked_up\"", (unsigned long long)ms);
+			 extra, (unsigned long long)ms);
 
 	hub_message(&fx->hub, "A", 1, buf, (size_t)n);
+}
+
+/* loc_only: a location and nothing else; else a location and a status. */
+static void post(fixture_t *fx, uint64_t ms, bool loc_only)
+{
+	post_with(fx, ms, loc_only ? "" : ",\"status\":\"picked_up\"");
 }
 
 static void behind_watcher_gets_the_newest_position_and_every_status(void **state)
@@ -408,6 +414,26 @@ static void behind_watcher_gets_the_newest_position_and_every_status(void **stat
 		outq_pop(&fx->w[0].q);
 	}
 	assert_int_equal(fx->hub.stats.coalesced, 2);
+}
+
+/* A frame carrying the pickup/dropoff places, an eta or a courier beside a location is never
+ * replaced by a newer position: only a location-only frame is. */
+static void behind_watcher_keeps_places_eta_and_courier_frames(void **state)
+{
+	fixture_t *fx = *state;
+	static const char *const extra[] = {",\"places\":{\"dropoff\":{\"lat\":1,\"lng\":2}}",
+					    ",\"eta\":{\"dropoff\":5}", ",\"courier\":{}"};
+
+	join(fx, 0, "A");
+	make_live(fx, "A", 1, 1, 0);
+	outq_pop(&fx->w[0].q);
+	hub_drained(&fx->w[0]);
+	fx->hub.now_ms = 3000; /* behind from here on */
+	for (int i = 0; i < 3; i++)
+		post_with(fx, 2 + (uint64_t)i, extra[i]);
+	post(fx, 5, true);
+	assert_int_equal(fx->w[0].q.count, 4);
+	assert_int_equal(fx->hub.stats.coalesced, 0);
 }
 
 static void watcher_behind_longer_than_the_slow_timeout_is_dropped(void **state)
@@ -532,6 +558,8 @@ int main(void)
 {
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test_setup_teardown(first_watcher_subscribes_once, setup, teardown),
+		cmocka_unit_test_setup_teardown(behind_watcher_keeps_places_eta_and_courier_frames,
+						setup, teardown),
 		cmocka_unit_test_setup_teardown(each_order_gets_its_own_subscription, setup, teardown),
 		cmocka_unit_test_setup_teardown(
 			snapshot_is_requested_only_after_the_subscription_is_confirmed, setup, teardown),

@@ -517,14 +517,14 @@ static void update_without_location_status_or_eta_is_rejected(void **state)
 {
 	(void)state;
 	assert_rejected("{" REQ ",\"event_id\":\"e\",\"courier\":{\"id\":\"c\"}}", "",
-			"needs at least one of location, status, eta");
+			"needs at least one of location, status, eta, places");
 }
 
 static void update_whose_parts_are_all_null_is_rejected(void **state)
 {
 	(void)state;
 	assert_rejected("{" REQ ",\"location\":null,\"status\":null,\"eta\":null}", "",
-			"needs at least one of location, status, eta");
+			"needs at least one of location, status, eta, places");
 }
 
 static void update_that_is_not_json_is_rejected_as_ejson(void **state)
@@ -2094,6 +2094,86 @@ static void other_names_are_not_order_channels(void **state)
 		assert_null(proto_channel_order_id(names[i], strlen(names[i]), &len));
 }
 
+/* --- places ---------------------------------------------------------------- */
+
+#define PLACES(members) "{" REQ ",\"places\":{" members "}}"
+#define PICKUP "\"pickup\":{\"lat\":52.5,\"lng\":13.4}"
+#define DROPOFF "\"dropoff\":{\"lat\":-33.9,\"lng\":151.2}"
+
+static void update_with_only_places_is_accepted(void **state)
+{
+	proto_update_t u = decoded(PLACES(PICKUP "," DROPOFF));
+
+	(void)state;
+	assert_true(u.has_places);
+	assert_true(u.places.has_pickup && u.places.pickup.lat == 52.5 &&
+		    u.places.pickup.lng == 13.4);
+	assert_true(u.places.has_dropoff && u.places.dropoff.lat == -33.9 &&
+		    u.places.dropoff.lng == 151.2);
+	assert_false(u.has_location || u.has_eta);
+}
+
+static void places_with_only_a_dropoff_is_accepted(void **state)
+{
+	proto_update_t u = decoded(PLACES(DROPOFF ",\"pickup\":null,\"name\":\"x\""));
+
+	(void)state;
+	assert_true(u.has_places && u.places.has_dropoff && !u.places.has_pickup);
+}
+
+static void empty_places_is_rejected_naming_places(void **state)
+{
+	(void)state;
+	assert_rejected(PLACES(""), "places", "needs at least one of pickup, dropoff");
+	assert_rejected("{" REQ ",\"places\":[1,2]}", "places", "must be an object");
+}
+
+static void place_without_lat_or_lng_is_rejected_naming_it(void **state)
+{
+	(void)state;
+	assert_rejected(PLACES("\"pickup\":{\"lng\":1}"), "places.pickup.lat", "is required");
+	assert_rejected(PLACES("\"dropoff\":{\"lat\":1}"), "places.dropoff.lng", "is required");
+	assert_rejected(PLACES("\"dropoff\":\"Main St 1\""), "places.dropoff", "must be an object");
+}
+
+static void place_out_of_range_is_rejected(void **state)
+{
+	(void)state;
+	assert_rejected(PLACES("\"pickup\":{\"lat\":91,\"lng\":0}"), "places.pickup.lat",
+			"must be a number in [-90, 90]");
+	assert_rejected(PLACES("\"dropoff\":{\"lat\":0,\"lng\":\"1\"}"), "places.dropoff.lng",
+			"must be a number in [-180, 180]");
+}
+
+static void places_encode_in_canonical_order_and_round_trip(void **state)
+{
+	proto_update_t u = decoded(PLACES(DROPOFF "," PICKUP));
+	char *json = proto_update_to_json(&u);
+
+	(void)state;
+	assert_string_equal(json, "{\"v\":1,\"order_id\":\"ord-1\",\"provider\":\"acme\","
+				  "\"ts\":1700000000000,\"places\":{\"pickup\":{\"lat\":52.5,"
+				  "\"lng\":13.4},\"dropoff\":{\"lat\":-33.9,\"lng\":151.2}}}");
+	free(json);
+	round_trip(PLACES(DROPOFF));
+}
+
+static void state_with_places_decodes_and_needs_their_ts(void **state)
+{
+	static const char json[] = "{\"order_id\":\"o\",\"updated_at\":5,\"places\":{\"ts\":5,"
+				   "\"dropoff\":{\"lng\":2,\"lat\":1}}}";
+	proto_state_t st;
+	proto_error_t err;
+
+	(void)state;
+	assert_int_equal(proto_state_parse(json, strlen(json), &st, &err), PROTO_OK);
+	assert_true(st.has_places && st.places.has_dropoff && !st.places.has_pickup);
+	assert_true(st.places.dropoff.lat == 1 && st.places.dropoff.lng == 2 && st.places_ts == 5);
+	state_rejection("{\"order_id\":\"o\",\"places\":{\"pickup\":{\"lat\":1,\"lng\":2}},"
+			"\"updated_at\":5}",
+			PROTO_EINVAL, "places.ts");
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -2259,6 +2339,13 @@ int main(void)
 		cmocka_unit_test(eta_dropoff_of_1_is_accepted),
 		cmocka_unit_test(negative_eta_dropoff_is_rejected),
 
+		cmocka_unit_test(update_with_only_places_is_accepted),
+		cmocka_unit_test(places_with_only_a_dropoff_is_accepted),
+		cmocka_unit_test(empty_places_is_rejected_naming_places),
+		cmocka_unit_test(place_without_lat_or_lng_is_rejected_naming_it),
+		cmocka_unit_test(place_out_of_range_is_rejected),
+		cmocka_unit_test(places_encode_in_canonical_order_and_round_trip),
+		cmocka_unit_test(state_with_places_decodes_and_needs_their_ts),
 		cmocka_unit_test(full_update_encodes_to_exactly_the_canonical_bytes),
 		cmocka_unit_test(minimal_update_encodes_with_absent_members_omitted),
 		cmocka_unit_test(encoding_puts_members_in_canonical_order),
