@@ -55,6 +55,11 @@ static const config_setting_t config_settings[] = {
 	{"tls-key", "PATH", "the PEM private key of tls-cert", CONFIG_SPECIAL, 0, 0, 0},
 	{"allowed-origins", "LIST", "comma-separated Origin values allowed to open websockets\n"
 				    "                         (default: any)", CONFIG_SPECIAL, 0, 0, 0},
+	{"page-tile-url", "URL", "map tiles for the tracking page, an http(s) URL template with\n"
+				 "                         {z}, {x} and {y}, e.g. https://tile.example/{z}/{x}/{y}.png\n"
+				 "                         (default: a plain map without tiles)", CONFIG_SPECIAL, 0, 0, 0},
+	{"page-tile-attribution", "TEXT", "the tiles' attribution, shown on the map (e.g.\n"
+					  "                         \"(c) OpenStreetMap contributors\")", CONFIG_SPECIAL, 0, 0, 0},
 	{"log-level", "LEVEL", "error, warn, info or debug (default info)", CONFIG_SPECIAL, 0, 0, 0},
 	{"log-format", "FORMAT", "text (default) or json: one JSON object per line with ts,\n"
 				 "                         level, event and the event's fields",
@@ -235,6 +240,35 @@ static int config_numeric_host(const char *host)
 	return !host[0] || inet_pton(AF_INET, host, buf) == 1 || inet_pton(AF_INET6, host, buf) == 1;
 }
 
+/*
+ * page-tile-url: http(s)://HOST[:PORT]/... with {z}, {x} and {y}, of URL
+ * characters only (it goes into the page's HTML and its Content-Security-
+ * Policy).  NULL when good, else why not.
+ */
+const char *config_tile_url_check(const char *url)
+{
+	const char *host;
+
+	if (strlen(url) > CONFIG_TILE_URL_MAX)
+		return "at most 255 bytes";
+	if (!strncmp(url, "https://", 8))
+		host = url + 8;
+	else if (!strncmp(url, "http://", 7))
+		host = url + 7;
+	else
+		return "expected an http:// or https:// URL";
+	if (!*host || *host == '/' || !strchr(host, '/'))
+		return "expected http(s)://HOST/PATH";
+	if (memchr(host, '{', (size_t)(strchr(host, '/') - host)))
+		return "the host must be a plain name (no {s} subdomains): the page's policy names it";
+	for (const char *c = url; *c; c++)
+		if (*c <= ' ' || *c > '~' || strchr("\"'<>\\`^|", *c))
+			return "only URL characters (no spaces, quotes, <, >, \\, `, ^ or |)";
+	if (!strstr(url, "{z}") || !strstr(url, "{x}") || !strstr(url, "{y}"))
+		return "the template needs {z}, {x} and {y}";
+	return NULL;
+}
+
 int config_parse_redis(const char *value, config_t *cfg)
 {
 	if (strncmp(value, "unix://", 7) == 0) {
@@ -362,6 +396,19 @@ int config_set(config_t *cfg, const char *name, const char *value, const char *o
 			}
 			snprintf(cfg->allowed_origins[cfg->n_allowed_origins++], 256, "%s", o);
 		}
+	} else if (!strcmp(s->name, "page-tile-url")) {
+		why = config_tile_url_check(value);
+		if (!why)
+			snprintf(cfg->page_tile_url, sizeof(cfg->page_tile_url), "%s", value);
+	} else if (!strcmp(s->name, "page-tile-attribution")) {
+		if (strlen(value) > CONFIG_TILE_ATTR_MAX)
+			why = "at most 160 bytes";
+		for (const char *c = value; !why && *c; c++)
+			if ((unsigned char)*c < 0x20 || *c == 0x7f)
+				why = "no control characters";
+		if (!why)
+			snprintf(cfg->page_tile_attribution, sizeof(cfg->page_tile_attribution), "%s",
+				 value);
 	} else if (!strcmp(s->name, "log-format")) {
 		if (!strcmp(value, "text"))
 			cfg->log_format = LOG_FORMAT_TEXT;
@@ -919,6 +966,10 @@ void config_print(const config_t *cfg, FILE *out)
 			fprintf(out, "%s = %zu\n", st->name,
 				*(const size_t *)((const char *)cfg + st->offset));
 	}
+	if (cfg->page_tile_url[0])
+		fprintf(out, "page-tile-url = %s\n", cfg->page_tile_url);
+	if (cfg->page_tile_attribution[0])
+		fprintf(out, "page-tile-attribution = %s\n", cfg->page_tile_attribution);
 	if (cfg->n_allowed_origins) {
 		fprintf(out, "allowed-origins =");
 		for (unsigned i = 0; i < cfg->n_allowed_origins; i++)

@@ -35,6 +35,9 @@ typedef struct config_webhook {
 	size_t secret_len;
 } config_webhook_t;
 
+#define CONFIG_TILE_URL_MAX 255  /* page-tile-url */
+#define CONFIG_TILE_ATTR_MAX 160 /* page-tile-attribution */
+
 typedef struct config {
 	char listen_host[CONFIG_HOST_MAX]; /* "" or "*" = all addresses */
 	int listen_port;
@@ -87,6 +90,10 @@ typedef struct config {
 	char allowed_origins[16][256];
 	unsigned n_allowed_origins;
 
+	/* the tracking page (GET /t/{ID}): map tiles under it, when configured */
+	char page_tile_url[CONFIG_TILE_URL_MAX + 1];  /* "" = a plain map without tiles */
+	char page_tile_attribution[CONFIG_TILE_ATTR_MAX + 1];
+
 	/* [webhook.PROVIDER] sections and --webhook-secret-file PROVIDER=PATH */
 	config_webhook_t webhooks[CONFIG_WEBHOOKS_MAX];
 	unsigned n_webhooks;
@@ -112,6 +119,8 @@ int config_set(config_t *cfg, const char *name, const char *value, const char *o
 int config_parse_listen(const char *value, char *host, size_t host_len, int *port);
 int config_parse_redis(const char *value, config_t *cfg);
 int config_load_keys(config_t *cfg);
+/* NULL when url is a usable page-tile-url template, else why not. */
+const char *config_tile_url_check(const char *url);
 
 /* True when origin (the Origin header, or NULL) may open a websocket. */
 bool config_origin_ok(const config_t *cfg, const char *origin);

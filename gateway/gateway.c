@@ -301,6 +301,10 @@ int gateway_start(gateway_t *g, uv_loop_t *loop, const config_t *cfg)
 	hub_init(&g->hub, &server_hub_ops, g, cfg->outq_limit, (uint64_t)cfg->slow_timeout_s * 1000);
 	ratelimit_init(&g->rates, cfg->upgrade_rate, cfg->upgrade_burst, cfg->ingest_rate,
 		       cfg->ingest_burst);
+	if (page_init(&g->page, cfg)) {
+		log_event(LOG_ERROR, "out_of_memory", "what=\"the tracking page\"");
+		return -1;
+	}
 	/* lws pings a websocket idle for ping-interval and hangs up pong-timeout later. */
 	g->retry.secs_since_valid_ping = (uint16_t)cfg->ping_interval_s;
 	g->retry.secs_since_valid_hangup = (uint16_t)(cfg->ping_interval_s + cfg->pong_timeout_s);
@@ -474,6 +478,7 @@ int gateway_teardown(gateway_t *g)
 	g->broker = NULL;
 	hub_destroy(&g->hub);
 	ratelimit_free(&g->rates);
+	page_free(&g->page);
 	rc = uv_loop_close(g->loop);
 	if (rc)
 		log_event(LOG_ERROR, "loop_not_closed", "error=\"%s\"", uv_strerror(rc));

@@ -15,6 +15,7 @@
 #include "config.h"
 #include "hub.h"
 #include "metrics.h"
+#include "page.h"
 #include "ratelimit.h"
 
 struct lws_context;
@@ -66,6 +67,7 @@ typedef struct gateway {
 	gateway_stats_t stats;
 	metrics_t metrics;
 	ratelimit_t rates;        /* per-address token buckets */
+	page_t page;              /* the tracking page, GET /t/{ID} */
 	/* Watchers by token expiry second, GATEWAY_WHEEL buckets; the tick closes the due ones. */
 	struct watcher *exp_wheel[GATEWAY_WHEEL];
 	int64_t exp_swept_s;      /* the last second whose bucket was swept */

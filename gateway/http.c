@@ -59,41 +59,61 @@ int http_reply(struct lws *wsi, unsigned status, const char *content_type, const
 int http_reply_hdr(struct lws *wsi, unsigned status, const char *content_type, const char *body,
 		   size_t len, bool close, const char *hdr_name, const char *hdr_value)
 {
+	http_header_t h = {hdr_name, hdr_value};
+
+	return http_reply_ex(wsi, status, content_type, body, len, close, &h, hdr_name ? 1 : 0);
+}
+
+int http_reply_ex(struct lws *wsi, unsigned status, const char *content_type, const char *body,
+		  size_t len, bool close, const http_header_t *hdrs, size_t n_hdrs)
+{
 	unsigned char *buf, *start, *p, *end;
+	size_t hcap = HTTP_HEADERS_MAX;
+	bool cache_set = false;
 	char clen[24];
 	int n, rc = -1;
 
 	http_log(wsi, status);
-	buf = malloc(LWS_PRE + HTTP_HEADERS_MAX + len);
+	for (size_t i = 0; i < n_hdrs; i++) {
+		hcap += strlen(hdrs[i].name) + strlen(hdrs[i].value) + 4;
+		cache_set |= !strcmp(hdrs[i].name, "cache-control:");
+	}
+	buf = malloc(LWS_PRE + hcap + len);
 	if (!buf)
 		return -1;
 	start = p = buf + LWS_PRE;
-	end = start + HTTP_HEADERS_MAX;
+	end = start + hcap;
 	n = snprintf(clen, sizeof(clen), "%zu", len);
 	if (lws_add_http_header_status(wsi, status, &p, end) ||
 	    lws_add_http_header_by_token(wsi, WSI_TOKEN_HTTP_CONTENT_TYPE,
 					 (const unsigned char *)content_type,
 					 (int)strlen(content_type), &p, end) ||
 	    lws_add_http_header_by_token(wsi, WSI_TOKEN_HTTP_CONTENT_LENGTH,
-					 (const unsigned char *)clen, n, &p, end) ||
-	    lws_add_http_header_by_token(wsi, WSI_TOKEN_HTTP_CACHE_CONTROL,
-					 (const unsigned char *)"no-store", 8, &p, end))
+					 (const unsigned char *)clen, n, &p, end))
 		goto out;
-	if (hdr_name && lws_add_http_header_by_name(wsi, (const unsigned char *)hdr_name,
-						    (const unsigned char *)hdr_value,
-						    (int)strlen(hdr_value), &p, end))
+	if (!cache_set && lws_add_http_header_by_token(wsi, WSI_TOKEN_HTTP_CACHE_CONTROL,
+						       (const unsigned char *)"no-store", 8, &p,
+						       end))
 		goto out;
+	for (size_t i = 0; i < n_hdrs; i++)
+		if (lws_add_http_header_by_name(wsi, (const unsigned char *)hdrs[i].name,
+						(const unsigned char *)hdrs[i].value,
+						(int)strlen(hdrs[i].value), &p, end))
+			goto out;
 	if (close && lws_add_http_header_by_token(wsi, WSI_TOKEN_CONNECTION,
 						  (const unsigned char *)"close", 5, &p, end))
 		goto out;
 	if (lws_finalize_http_header(wsi, &p, end))
 		goto out;
-	/* HEAD gets the headers GET would, Content-Length included, and no body. */
-	if (!lws_hdr_total_length(wsi, WSI_TOKEN_HEAD_URI)) {
+	/* HEAD gets the headers GET would, Content-Length included, and no body;
+	 * so does a 304. */
+	if (!lws_hdr_total_length(wsi, WSI_TOKEN_HEAD_URI) && status != 304) {
 		memcpy(p, body, len);
 		p += len;
 	}
 	n = (int)(p - start);
+	/* lws keeps what the socket does not take now and sends it before the
+	 * transaction completes. */
 	if (lws_write(wsi, start, (size_t)n, LWS_WRITE_HTTP) != n)
 		goto out;
 	if (close)

@@ -22,6 +22,17 @@ int http_reply(struct lws *wsi, unsigned status, const char *content_type, const
 int http_reply_hdr(struct lws *wsi, unsigned status, const char *content_type, const char *body,
 		   size_t len, bool close, const char *hdr_name, const char *hdr_value);
 
+/* One extra header: name with its colon, lower case ("content-security-policy:"). */
+typedef struct http_header {
+	const char *name;
+	const char *value;
+} http_header_t;
+
+/* The same with n_hdrs extra headers; a "cache-control:" among them replaces the
+ * default no-store.  A 304 is sent without its body (len still gives Content-Length). */
+int http_reply_ex(struct lws *wsi, unsigned status, const char *content_type, const char *body,
+		  size_t len, bool close, const http_header_t *hdrs, size_t n_hdrs);
+
 /* {"error":CODE,"message":MESSAGE} with the status. */
 int http_error(struct lws *wsi, unsigned status, const char *code, const char *message,
 	       bool close, const char *allow);

@@ -1064,6 +1064,8 @@ static int server_http(gateway_t *g, struct lws *wsi, session_t *s, const char *
 	}
 	if (!strncmp(path, "/v1/orders/", 11))
 		return server_order_get(g, wsi, s, path + 11, m);
+	if (!strncmp(path, "/t/", 3))
+		return page_serve(&g->page, wsi, path + 3, m == METHOD_GET || m == METHOD_HEAD);
 	if (!strncmp(path, "/v1/webhooks/", 13))
 		return server_webhook_start(g, wsi, s, path + 13, m);
 	if (!strncmp(path, "/v1/track/", 10)) {

@@ -368,9 +368,11 @@ class Daemon:
         self.port = None
         self.terminated = False  # terminate() ran: the test stopped it on purpose
 
-    def start(self, attempts=5, wait_ready=True):
+    def start(self, attempts=5, wait_ready=True, port=None):
+        """Starts it on a free port, or on port (a restart on the same address)."""
+        self.terminated = False
         for attempt in range(attempts):
-            self.port = free_port()
+            self.port = port or free_port()
             argv = [self.binary, "--listen", f"127.0.0.1:{self.port}",
                     "--redis", f"unix://{self.redis_sock}", "--ingest-key-file", self.key_file,
                     "--log-level", "debug"] + self.extra_args
@@ -383,7 +385,8 @@ class Daemon:
                 self.wait_ready()
                 return
             except TestFailure:
-                if self.proc.poll() is not None and "listen_failed" in tail(self.log, 20):
+                if (port is None and self.proc.poll() is not None
+                        and "listen_failed" in tail(self.log, 20)):
                     continue  # somebody took the port between our probe and its bind: retry
                 raise
         raise TestFailure(f"trackgated could not bind a port in {attempts} attempts:\n{tail(self.log)}")

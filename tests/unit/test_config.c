@@ -135,12 +135,34 @@ static void bad_values_are_errors(void **state)
 	const char *bad[][2] = {
 		{"--body-limit", "12"},   {"--body-limit", "-5"}, {"--log-level", "loud"},
 		{"--ttl-active", "0"},    {"--redis", "nope"},    {"--max-connections", "x"},
+		{"--page-tile-url", "ftp://t.example/{z}/{x}/{y}.png"},
+		{"--page-tile-url", "https://t.example/{z}/{x}.png"},
+		{"--page-tile-url", "https://t.example/{z}/{x}/{y}.png\"onerror=\"x"},
+		{"--page-tile-url", "https://t.example/a b/{z}/{x}/{y}"},
+		{"--page-tile-url", "https:///{z}/{x}/{y}"},
+		{"--page-tile-url", "https://{s}.t.example/{z}/{x}/{y}.png"},
+		{"--page-tile-attribution", "line\nbreak"},
 	};
 	for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
 		const char *argv[] = {"trackgated", "--ingest-key-file", kpath, bad[i][0], bad[i][1]};
 
 		assert_int_equal(load(&cfg, 5, argv), CONFIG_EINVAL);
 	}
+}
+
+static void page_tile_settings_are_kept(void **state)
+{
+	config_t cfg;
+	char kpath[128];
+
+	(void)state;
+	snprintf(kpath, sizeof(kpath), "%s", write_file("keys", "0123456789abcdef\n"));
+	const char *argv[] = {"trackgated", "--ingest-key-file", kpath, "--page-tile-url",
+			      "https://tile.example.org:8443/osm/{z}/{x}/{y}.png?key=k",
+			      "--page-tile-attribution", "(c) OpenStreetMap contributors"};
+	assert_int_equal(load(&cfg, 7, argv), CONFIG_OK);
+	assert_string_equal(cfg.page_tile_url, "https://tile.example.org:8443/osm/{z}/{x}/{y}.png?key=k");
+	assert_string_equal(cfg.page_tile_attribution, "(c) OpenStreetMap contributors");
 }
 
 static void key_file_is_required_and_checked(void **state)
@@ -258,6 +280,7 @@ int main(void)
 		cmocka_unit_test(command_line_wins_over_the_file),
 		cmocka_unit_test(unknown_setting_in_file_is_an_error),
 		cmocka_unit_test(bad_values_are_errors),
+		cmocka_unit_test(page_tile_settings_are_kept),
 		cmocka_unit_test(key_file_is_required_and_checked),
 		cmocka_unit_test(ingest_key_compare_matches_exactly),
 		cmocka_unit_test(example_config_in_deploy_loads),
