@@ -186,12 +186,18 @@ int page_serve(const page_t *p, struct lws *wsi, const char *rest, bool get_or_h
 	if (!get_or_head)
 		return http_error(wsi, 405, "method_not_allowed", "use GET", true, "GET, HEAD");
 	if (!strncmp(rest, "assets/", 7)) {
-		const http_header_t cache = {"cache-control:", "no-cache"};
+		/* Public files: a merchant's own page may import track.js from here
+		 * (a cross-origin module script needs CORS). */
+		const http_header_t h[] = {
+			{"cache-control:", "no-cache"},
+			{"access-control-allow-origin:", "*"},
+		};
 
 		for (size_t i = 0; i < sizeof(p->assets) / sizeof(p->assets[0]); i++)
 			if (!strcmp(rest + 7, p->assets[i].name))
 				return page_send(wsi, p->assets[i].type, p->assets[i].data,
-						 p->assets[i].len, p->assets[i].etag, &cache, 1);
+						 p->assets[i].len, p->assets[i].etag, h,
+						 sizeof(h) / sizeof(h[0]));
 		return http_error(wsi, 404, "not_found", "no such asset", false, NULL);
 	}
 	if (!proto_order_id_valid(rest, strlen(rest))) {

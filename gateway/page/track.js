@@ -87,16 +87,19 @@ export function applyUpdate(order, u) {
   return o;
 }
 
+// The websocket of the trackgated this module was loaded from: the module is
+// /t/assets/track.js, the websocket /v1/track/{ID} (behind any path prefix).
 function defaultUrl(orderId) {
-  const loc = globalThis.location;
-  const scheme = loc && loc.protocol === "https:" ? "wss:" : "ws:";
-  return `${scheme}//${loc ? loc.host : "localhost"}/v1/track/${encodeURIComponent(orderId)}`;
+  const u = new URL(`../../v1/track/${encodeURIComponent(orderId)}`, import.meta.url);
+  u.protocol = u.protocol === "https:" ? "wss:" : "ws:";
+  return u.href;
 }
 
 export class TrackingClient extends EventTarget {
   /**
    * options: orderId (required), token (the link's token, if the server needs one),
-   * url (the websocket URL without query; default this page's host /v1/track/{orderId}),
+   * url (the websocket URL without query; default: /v1/track/{orderId} on the
+   *   trackgated this module was loaded from),
    * minBackoffMs (500), maxBackoffMs (30000), WebSocket (an implementation, for tests).
    */
   constructor(options) {

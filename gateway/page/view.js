@@ -248,8 +248,8 @@ class MapView {
     const [w, h] = this.size;
     const lat = this.centreLat();
     const mpp = metresPerPixel(lat, this.view.z);
-    let step = 100;
-    while (step / mpp < 40) step *= 10;
+    let step = 50;
+    for (let i = 0; step / mpp < 60; i++) step *= i % 3 === 1 ? 2.5 : 2; // 50, 100, 250, 500, 1000, ...
     const px = step / mpp;
     const [ox, oy] = this.toScreen([0, 0]); // grid anchored to a fixed point
     ctx.strokeStyle = "#d6dce2";

@@ -75,8 +75,24 @@ def png(width, height, rgb):
             chunk(b"IDAT", zlib.compress(raw)) + chunk(b"IEND", b""))
 
 
+MERCHANT_PAGE = """<!doctype html><meta charset="utf-8"><title>Merchant</title>
+<p id="state">-</p><p id="status">-</p>
+<script type="module">
+const q = new URLSearchParams(location.search);
+const { TrackingClient } = await import(q.get("gateway") + "/t/assets/track.js");
+const c = new TrackingClient({ orderId: q.get("order"), token: q.get("token") });
+c.addEventListener("connection", (e) => { document.getElementById("state").textContent = e.detail.state; });
+c.addEventListener("order", (e) => {
+  document.getElementById("status").textContent = (e.detail.order && e.detail.order.status) || "none";
+});
+c.start();
+</script>
+"""
+
+
 class TileServer:
-    """A map tile server on a free port: every /z/x/y.png is a light tile; requests are kept."""
+    """Another origin: a map tile server (every /z/x/y.png is a light tile; requests are
+    kept) that also serves /merchant.html, a merchant's page embedding track.js."""
 
     def __init__(self):
         self.requests = []
@@ -85,12 +101,16 @@ class TileServer:
 
         class Handler(http.server.BaseHTTPRequestHandler):
             def do_GET(self):
-                outer.requests.append((self.path, dict(self.headers)))
+                if self.path.startswith("/merchant.html"):
+                    body, ctype = MERCHANT_PAGE.encode(), "text/html; charset=utf-8"
+                else:
+                    outer.requests.append((self.path, dict(self.headers)))
+                    body, ctype = tile, "image/png"
                 self.send_response(200)
-                self.send_header("Content-Type", "image/png")
-                self.send_header("Content-Length", str(len(tile)))
+                self.send_header("Content-Type", ctype)
+                self.send_header("Content-Length", str(len(body)))
                 self.end_headers()
-                self.wfile.write(tile)
+                self.wfile.write(body)
 
             def log_message(self, *args):
                 pass
@@ -249,8 +269,18 @@ async def run(env, args, browser, tiles):
     await asyncio.sleep(1.0)  # tiles drawn
     await desk.screenshot(os.path.join(args.artifacts, "desktop.png"))
 
+    # --- 6. a merchant's own page on another origin imports track.js ---------------------
+    shop = await browser.new_tab(800, 600)
+    await shop.goto(f"http://127.0.0.1:{tiles.port}/merchant.html?gateway=http://127.0.0.1:{env.port}"
+                    f"&order={oid2}&token={token(oid2, exp)}")
+    await shop.wait_for("document.getElementById('state').textContent === 'live'",
+                        what="the embedded client to go live")
+    st = await shop.wait_for("document.getElementById('status').textContent !== '-' && "
+                             "document.getElementById('status').textContent")
+    ck(st == "en_route_to_dropoff", f"the embedded client shows the order's status: {st!r}")
+
     # --- errors ---------------------------------------------------------------------------------
-    for name, tab in (("phone", phone), ("desktop", desk), ("expired", expired)):
+    for name, tab in (("phone", phone), ("desktop", desk), ("expired", expired), ("merchant", shop)):
         bad = []
         for kind, text, url in tab.errors:
             # While trackgated was down the browser itself logs each failed websocket attempt.
