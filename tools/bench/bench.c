@@ -1,0 +1,1076 @@
+/*
+ * trackgate-bench - the load generator of tools/bench.
+ *
+ *   trackgate-bench watch   [options]   hold tracking websockets, measure what arrives
+ *   trackgate-bench publish [options]   publish updates at a fixed rate (or as fast as
+ *                                       the server answers), through Redis, the ingest
+ *                                       API or an nchan publisher
+ *
+ * Every update carries event_id "b<seq>-<usec>": its sequence number within
+ * its order and the wall-clock microsecond it was sent.  A watcher reading it
+ * knows the end-to-end latency (same machine, same clock) and counts a gap in
+ * the sequence as a loss.  Output: a human summary on stderr and one JSON
+ * object on stdout (tools/bench/run reads it).
+ *
+ * One thread per process, epoll, non-blocking sockets, no allocation per
+ * frame: it must cost less CPU per message than the gateway it measures.
+ * --procs N forks N processes (one holds at most ~19 000 sockets here) and
+ * merges their results; --sources spreads connections over loopback
+ * addresses to pass the ephemeral port range.
+ */
+#include <errno.h>
+#include <fcntl.h>
+#include <getopt.h>
+#include <inttypes.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
+#include <arpa/inet.h>
+#include <signal.h>
+#include <stdarg.h>
+#include <stdbool.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/epoll.h>
+#include <sys/resource.h>
+#include <sys/socket.h>
+#include <sys/un.h>
+#include <sys/wait.h>
+#include <time.h>
+#include <unistd.h>
+
+#include <hiredis/hiredis.h>
+
+#include "proto.h"
+#include "script.h"
+
+/* --- time and the latency histogram ------------------------------------------------ */
+
+static uint64_t now_us(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_REALTIME, &ts);
+	return (uint64_t)ts.tv_sec * 1000000u + (uint64_t)ts.tv_nsec / 1000u;
+}
+
+static uint64_t mono_us(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (uint64_t)ts.tv_sec * 1000000u + (uint64_t)ts.tv_nsec / 1000u;
+}
+
+/* Log-linear buckets: exact below 128 us, then 64 per power of two (1.6 % wide). */
+#define HIST_N 2560
+typedef struct hist {
+	uint64_t n[HIST_N];
+	uint64_t count, max;
+} hist_t;
+
+static int hist_bucket(uint64_t v)
+{
+	int e, shift, i;
+
+	if (v < 128)
+		return (int)v;
+	e = 63 - __builtin_clzll(v);
+	shift = e - 6;
+	i = shift * 64 + (int)(v >> shift);
+	return i < HIST_N ? i : HIST_N - 1;
+}
+
+static uint64_t hist_value(int i)
+{
+	int shift;
+
+	if (i < 128)
+		return (uint64_t)i;
+	shift = i / 64 - 1;
+	return (uint64_t)(i - shift * 64) << shift;
+}
+
+static void hist_add(hist_t *h, uint64_t v)
+{
+	h->n[hist_bucket(v)]++;
+	h->count++;
+	if (v > h->max)
+		h->max = v;
+}
+
+static uint64_t hist_pct(const hist_t *h, double p)
+{
+	uint64_t want, seen = 0;
+
+	if (!h->count)
+		return 0;
+	want = (uint64_t)(p / 100.0 * (double)h->count + 0.5);
+	if (want < 1)
+		want = 1;
+	for (int i = 0; i < HIST_N; i++) {
+		seen += h->n[i];
+		if (seen >= want)
+			return hist_value(i);
+	}
+	return h->max;
+}
+
+/* --- options shared by both commands --------------------------------------------------- */
+
+typedef struct opts {
+	char host[64];
+	int port;
+	char sources[32][48];
+	int n_sources;
+	int orders;
+	int order_base;
+	int watchers;
+	double duration;        /* seconds of measuring */
+	double ramp;            /* watch: seconds allowed to connect everything */
+	int procs;
+	int idle;               /* watch: hold only, measure nothing per frame */
+	double non_reading;     /* watch: fraction of watchers that never read */
+	char token[2048];
+	char prefix[32];        /* order ids: PREFIX-N */
+	/* publish */
+	char mode[16];          /* redis | http | nchan */
+	char redis[256];
+	char key[300];
+	double rate;            /* updates per second; 0 = as fast as answered */
+	int conns;              /* http: connections */
+	char nchan_path[64];
+	int quiet;
+} opts_t;
+
+static volatile sig_atomic_t stop_flag;
+
+static void on_signal(int sig)
+{
+	(void)sig;
+	stop_flag = 1;
+}
+
+static void die(const char *fmt, ...) __attribute__((format(printf, 1, 2), noreturn));
+static void die(const char *fmt, ...)
+{
+	va_list ap;
+
+	va_start(ap, fmt);
+	fputs("trackgate-bench: ", stderr);
+	vfprintf(stderr, fmt, ap);
+	fputc('\n', stderr);
+	va_end(ap);
+	exit(2);
+}
+
+static void raise_nofile(void)
+{
+	struct rlimit r;
+
+	if (getrlimit(RLIMIT_NOFILE, &r) == 0 && r.rlim_cur < r.rlim_max) {
+		r.rlim_cur = r.rlim_max;
+		setrlimit(RLIMIT_NOFILE, &r);
+	}
+}
+
+/* A TCP connection to host:port from source (NULL: any), non-blocking. */
+static int tcp_connect(const opts_t *o, const char *source)
+{
+	struct sockaddr_in sa = {.sin_family = AF_INET, .sin_port = htons((uint16_t)o->port)};
+	int fd = socket(AF_INET, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0), one = 1;
+
+	if (fd < 0)
+		return -1;
+	setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
+	if (source) {
+		struct sockaddr_in src = {.sin_family = AF_INET};
+
+		/* The port is chosen at connect() from the whole 4-tuple, not at bind(). */
+		setsockopt(fd, IPPROTO_IP, IP_BIND_ADDRESS_NO_PORT, &one, sizeof(one));
+		if (inet_pton(AF_INET, source, &src.sin_addr) != 1 ||
+		    bind(fd, (struct sockaddr *)&src, sizeof(src)) < 0) {
+			close(fd);
+			return -1;
+		}
+	}
+	if (inet_pton(AF_INET, o->host, &sa.sin_addr) != 1)
+		die("--server wants a numeric IPv4 address, not %s", o->host);
+	if (connect(fd, (struct sockaddr *)&sa, sizeof(sa)) < 0 && errno != EINPROGRESS) {
+		close(fd);
+		return -1;
+	}
+	return fd;
+}
+
+/* "b<seq>-<usec>" in an event_id of text: 0 and the two numbers, or -1. */
+static int parse_event(const char *p, size_t len, uint64_t *seq, uint64_t *us)
+{
+	const char *end = p + len, *q = memmem(p, len, "\"event_id\":\"b", 13);
+	uint64_t a = 0, b = 0;
+
+	if (!q)
+		return -1;
+	for (q += 13; q < end && *q >= '0' && *q <= '9'; q++)
+		a = a * 10 + (uint64_t)(*q - '0');
+	if (q >= end || *q != '-')
+		return -1;
+	for (q++; q < end && *q >= '0' && *q <= '9'; q++)
+		b = b * 10 + (uint64_t)(*q - '0');
+	*seq = a;
+	*us = b;
+	return 0;
+}
+
+/* --- watch ------------------------------------------------------------------------------ */
+
+enum { W_CONNECTING, W_HANDSHAKE, W_OPEN, W_CLOSED };
+
+typedef struct wconn {
+	int fd;
+	int order;
+	uint8_t state;
+	bool reader;       /* false: never reads (the isolation scenario's stalled clients) */
+	uint16_t close_code;
+	uint64_t last_seq; /* of its order; 0 = none seen yet */
+	uint32_t have;     /* bytes kept in buf */
+	uint32_t cap;
+	char *buf;         /* a partial frame or handshake, kept between reads */
+} wconn_t;
+
+typedef struct wstats {
+	uint64_t opened, failed, closed, frames, updates, snapshots, lost, bytes;
+	uint64_t closes[8]; /* 1000 1001 1006 1008 1011 1013 4408 other */
+	hist_t lat;
+} wstats_t;
+
+static int close_slot(unsigned code)
+{
+	switch (code) {
+	case 1000: return 0;
+	case 1001: return 1;
+	case 1006: return 2;
+	case 1008: return 3;
+	case 1011: return 4;
+	case 1013: return 5;
+	case 4408: return 6;
+	default: return 7;
+	}
+}
+
+static void w_close(int ep, wconn_t *c, wstats_t *st, unsigned code)
+{
+	if (c->state == W_CLOSED)
+		return;
+	if (c->state == W_OPEN) {
+		st->closed++;
+		st->closes[close_slot(code)]++;
+	} else {
+		st->failed++;
+	}
+	epoll_ctl(ep, EPOLL_CTL_DEL, c->fd, NULL);
+	close(c->fd);
+	c->state = W_CLOSED;
+	free(c->buf);
+	c->buf = NULL;
+	c->have = c->cap = 0;
+}
+
+static int w_send_handshake(const opts_t *o, wconn_t *c)
+{
+	char req[2600];
+	int n = snprintf(req, sizeof(req),
+			 "GET /v1/track/%s-%d%s%s HTTP/1.1\r\nHost: %s:%d\r\nUpgrade: websocket\r\n"
+			 "Connection: Upgrade\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n"
+			 "Sec-WebSocket-Version: 13\r\n\r\n",
+			 o->prefix, o->order_base + c->order, o->token[0] ? "?token=" : "", o->token,
+			 o->host, o->port);
+
+	return send(c->fd, req, (size_t)n, MSG_NOSIGNAL) == n ? 0 : -1;
+}
+
+/* A masked client frame (key 0: the payload goes as is). */
+static void w_send_frame(wconn_t *c, int opcode, const char *payload, size_t len)
+{
+	char f[2 + 4 + 125];
+
+	if (len > 125)
+		len = 125;
+	f[0] = (char)(0x80 | opcode);
+	f[1] = (char)(0x80 | len);
+	memset(f + 2, 0, 4);
+	memcpy(f + 6, payload, len);
+	(void)!send(c->fd, f, 6 + len, MSG_NOSIGNAL | MSG_DONTWAIT);
+}
+
+static void w_text(const opts_t *o, wconn_t *c, wstats_t *st, const char *p, size_t len,
+		   uint64_t t)
+{
+	uint64_t seq, us;
+
+	st->frames++;
+	if (o->idle)
+		return;
+	if (len > 9 && !memcmp(p, "{\"type\":\"s", 10)) {
+		st->snapshots++;
+		return;
+	}
+	if (parse_event(p, len, &seq, &us))
+		return;
+	st->updates++;
+	if (c->last_seq && seq > c->last_seq + 1)
+		st->lost += seq - c->last_seq - 1;
+	if (seq > c->last_seq)
+		c->last_seq = seq;
+	hist_add(&st->lat, t > us ? t - us : 0);
+}
+
+/* Parses whole frames of data[0..len); returns the bytes consumed, or -1 to close. */
+static long w_frames(const opts_t *o, int ep, wconn_t *c, wstats_t *st, const char *data,
+		     size_t len, uint64_t t)
+{
+	size_t at = 0;
+
+	while (len - at >= 2) {
+		const unsigned char *h = (const unsigned char *)data + at;
+		size_t hl = 2, pl = h[1] & 0x7f;
+		int op = h[0] & 0x0f;
+
+		if (pl == 126) {
+			if (len - at < 4)
+				break;
+			pl = (size_t)h[2] << 8 | h[3];
+			hl = 4;
+		} else if (pl == 127) {
+			if (len - at < 10)
+				break;
+			pl = 0;
+			for (int i = 2; i < 10; i++)
+				pl = pl << 8 | h[i];
+			hl = 10;
+		}
+		if (h[1] & 0x80 || pl > (64u << 20))
+			return -1; /* servers do not mask */
+		if (len - at < hl + pl)
+			break;
+		const char *p = data + at + hl;
+
+		if (op == 1 || op == 0)
+			w_text(o, c, st, p, pl, t);
+		else if (op == 9)
+			w_send_frame(c, 0xA, p, pl);
+		else if (op == 8) {
+			unsigned code = pl >= 2 ? (unsigned)((unsigned char)p[0] << 8 |
+							     (unsigned char)p[1])
+						: 1005;
+			w_send_frame(c, 8, p, pl >= 2 ? 2 : 0);
+			w_close(ep, c, st, code);
+			return -1;
+		}
+		at += hl + pl;
+	}
+	return (long)at;
+}
+
+static void w_keep(wconn_t *c, const char *data, size_t len)
+{
+	if (c->cap < len) {
+		char *nb = realloc(c->buf, len);
+
+		if (!nb)
+			abort();
+		c->buf = nb;
+		c->cap = (uint32_t)len;
+	}
+	memmove(c->buf, data, len);
+	c->have = (uint32_t)len;
+}
+
+static void w_readable(const opts_t *o, int ep, wconn_t *c, wstats_t *st, char *rbuf,
+		       size_t rcap)
+{
+	for (;;) {
+		size_t off = 0;
+		ssize_t n;
+
+		if (c->have) { /* the kept partial frame goes first */
+			memcpy(rbuf, c->buf, c->have);
+			off = c->have;
+			c->have = 0;
+		}
+		n = recv(c->fd, rbuf + off, rcap - off, 0);
+		if (n <= 0) {
+			if (n < 0 && (errno == EAGAIN || errno == EINTR)) {
+				if (off)
+					w_keep(c, rbuf, off);
+				return;
+			}
+			w_close(ep, c, st, 1006);
+			return;
+		}
+		st->bytes += (uint64_t)n;
+		size_t len = off + (size_t)n;
+		uint64_t t = o->idle ? 0 : now_us();
+
+		if (c->state == W_HANDSHAKE) {
+			char *e = memmem(rbuf, len, "\r\n\r\n", 4);
+
+			if (!e) {
+				w_keep(c, rbuf, len);
+				continue;
+			}
+			if (len < 12 || memcmp(rbuf + 9, "101", 3)) {
+				w_close(ep, c, st, 0);
+				return;
+			}
+			c->state = W_OPEN;
+			st->opened++;
+			size_t hl = (size_t)(e + 4 - rbuf);
+
+			memmove(rbuf, rbuf + hl, len - hl);
+			len -= hl;
+			if (!c->reader) {
+				/* Never read again: the kernel's buffers fill, then the gateway's queue. */
+				struct epoll_event ev = {.events = 0, .data.ptr = c};
+
+				epoll_ctl(ep, EPOLL_CTL_MOD, c->fd, &ev);
+				return;
+			}
+		}
+		long used = w_frames(o, ep, c, st, rbuf, len, t);
+
+		if (used < 0)
+			return;
+		if ((size_t)used < len)
+			w_keep(c, rbuf + used, len - (size_t)used);
+		if ((size_t)n < rcap - off)
+			return;
+	}
+}
+
+/* CPU microseconds of who (RUSAGE_SELF or RUSAGE_CHILDREN). */
+static uint64_t cpu_used_us(int who)
+{
+	struct rusage ru;
+
+	getrusage(who, &ru);
+	return (uint64_t)(ru.ru_utime.tv_sec + ru.ru_stime.tv_sec) * 1000000u +
+	       (uint64_t)(ru.ru_utime.tv_usec + ru.ru_stime.tv_usec);
+}
+
+static void watch_print(const opts_t *o, const wstats_t *st, double secs, int held)
+{
+	printf("{\"cmd\":\"watch\",\"cpu_us\":%" PRIu64 ",", cpu_used_us(RUSAGE_CHILDREN));
+	printf("\"watchers\":%d,\"orders\":%d,\"held\":%d,\"opened\":%" PRIu64
+	       ",\"failed\":%" PRIu64 ",\"closed\":%" PRIu64 ",\"secs\":%.3f,\"frames\":%" PRIu64
+	       ",\"updates\":%" PRIu64 ",\"snapshots\":%" PRIu64 ",\"lost\":%" PRIu64
+	       ",\"bytes\":%" PRIu64 ",\"lat_us\":{\"n\":%" PRIu64 ",\"p50\":%" PRIu64
+	       ",\"p90\":%" PRIu64 ",\"p99\":%" PRIu64 ",\"p999\":%" PRIu64 ",\"max\":%" PRIu64
+	       "},\"closes\":{\"1000\":%" PRIu64 ",\"1001\":%" PRIu64 ",\"1006\":%" PRIu64
+	       ",\"1008\":%" PRIu64 ",\"1011\":%" PRIu64 ",\"1013\":%" PRIu64 ",\"4408\":%" PRIu64
+	       ",\"other\":%" PRIu64 "}}\n",
+	       o->watchers, o->orders, held, st->opened, st->failed, st->closed, secs, st->frames,
+	       st->updates, st->snapshots, st->lost, st->bytes, st->lat.count,
+	       hist_pct(&st->lat, 50), hist_pct(&st->lat, 90), hist_pct(&st->lat, 99),
+	       hist_pct(&st->lat, 99.9), st->lat.max, st->closes[0], st->closes[1],
+	       st->closes[2], st->closes[3], st->closes[4], st->closes[5], st->closes[6],
+	       st->closes[7]);
+	fflush(stdout);
+}
+
+/*
+ * One process's share: watchers [first, first + n).  Connects them all (at most
+ * 512 connecting at once), measures for o->duration seconds from the moment
+ * all are open (or the ramp ran out), then writes its stats to out_fd.
+ */
+static void watch_run(const opts_t *o, int first, int n, int out_fd)
+{
+	int ep = epoll_create1(EPOLL_CLOEXEC);
+	wconn_t *cs = calloc((size_t)n, sizeof(*cs));
+	static char rbuf[256 * 1024];
+	static wstats_t st;
+	struct epoll_event evs[512];
+	int next = 0, pending = 0, held = 0;
+	uint64_t t0 = mono_us(), measure_from = 0, measure_to = 0, ramp_end;
+	wstats_t before;
+
+	if (ep < 0 || !cs)
+		die("out of memory");
+	ramp_end = t0 + (uint64_t)(o->ramp * 1e6);
+	while (!stop_flag) {
+		uint64_t t = mono_us();
+
+		/* Start connections, keeping at most 512 connecting or handshaking. */
+		while (next < n && pending < 512 && !measure_from) {
+			wconn_t *c = &cs[next];
+			int gi = first + next;
+			const char *src = o->n_sources ? o->sources[gi % o->n_sources] : NULL;
+
+			c->order = gi % o->orders;
+			c->reader = !(o->non_reading > 0 &&
+				      (double)(gi % 1000) < o->non_reading * 1000.0);
+			c->fd = tcp_connect(o, src);
+			next++;
+			if (c->fd < 0) {
+				c->state = W_CLOSED;
+				st.failed++;
+				continue;
+			}
+			c->state = W_CONNECTING;
+			struct epoll_event ev = {.events = EPOLLOUT | EPOLLIN | EPOLLRDHUP,
+						 .data.ptr = c};
+			epoll_ctl(ep, EPOLL_CTL_ADD, c->fd, &ev);
+			pending++;
+		}
+		if (!measure_from && ((next == n && pending == 0) || t >= ramp_end)) {
+			measure_from = t;
+			measure_to = t + (uint64_t)(o->duration * 1e6);
+			before = st;
+			held = (int)st.opened;
+			if (!o->quiet)
+				fprintf(stderr, "trackgate-bench: %d/%d websockets open after %.1f s\n",
+					held, n, (double)(t - t0) / 1e6);
+		}
+		if (measure_from && t >= measure_to)
+			break;
+		int k = epoll_wait(ep, evs, 512, 20);
+
+		for (int i = 0; i < k; i++) {
+			wconn_t *c = evs[i].data.ptr;
+
+			if (c->state == W_CLOSED)
+				continue;
+			if (c->state == W_CONNECTING) {
+				int err = 0;
+				socklen_t el = sizeof(err);
+
+				if (!(evs[i].events & (EPOLLOUT | EPOLLERR | EPOLLHUP)))
+					continue;
+				getsockopt(c->fd, SOL_SOCKET, SO_ERROR, &err, &el);
+				if (err || w_send_handshake(o, c)) {
+					pending--;
+					w_close(ep, c, &st, 0);
+					continue;
+				}
+				c->state = W_HANDSHAKE;
+				struct epoll_event ev = {.events = EPOLLIN | EPOLLRDHUP, .data.ptr = c};
+				epoll_ctl(ep, EPOLL_CTL_MOD, c->fd, &ev);
+				continue;
+			}
+			bool was_handshaking = c->state == W_HANDSHAKE;
+
+			w_readable(o, ep, c, &st, rbuf, sizeof(rbuf));
+			if (was_handshaking && c->state != W_HANDSHAKE)
+				pending--; /* open, or refused */
+		}
+	}
+	/* What happened while measuring: frames and latencies since measure_from. */
+	wstats_t m = st;
+
+	if (measure_from) {
+		m.frames -= before.frames;
+		m.updates -= before.updates;
+		m.snapshots -= before.snapshots;
+		m.bytes -= before.bytes;
+		m.lost -= before.lost;
+		/* Latencies are kept from the start: updates only flow while measuring. */
+	}
+	m.opened = (uint64_t)held;
+	if (write(out_fd, &m, sizeof(m)) != (ssize_t)sizeof(m))
+		die("cannot report to the parent");
+	/* Leave the sockets to the kernel: closing 19 000 of them is the gateway's problem. */
+	_exit(0);
+}
+
+static void merge(wstats_t *a, const wstats_t *b)
+{
+	a->opened += b->opened;
+	a->failed += b->failed;
+	a->closed += b->closed;
+	a->frames += b->frames;
+	a->updates += b->updates;
+	a->snapshots += b->snapshots;
+	a->lost += b->lost;
+	a->bytes += b->bytes;
+	for (int i = 0; i < 8; i++)
+		a->closes[i] += b->closes[i];
+	for (int i = 0; i < HIST_N; i++)
+		a->lat.n[i] += b->lat.n[i];
+	a->lat.count += b->lat.count;
+	if (b->lat.max > a->lat.max)
+		a->lat.max = b->lat.max;
+}
+
+static int cmd_watch(const opts_t *o)
+{
+	static wstats_t all, one;
+	int procs = o->procs < 1 ? 1 : o->procs, fds[64];
+	pid_t pids[64];
+	uint64_t t0 = mono_us();
+
+	if (procs > 64)
+		die("--procs is at most 64");
+	for (int p = 0; p < procs; p++) {
+		int pipefd[2], first = o->watchers * p / procs, last = o->watchers * (p + 1) / procs;
+
+		if (pipe(pipefd))
+			die("pipe: %s", strerror(errno));
+		pids[p] = fork();
+		if (pids[p] < 0)
+			die("fork: %s", strerror(errno));
+		if (pids[p] == 0) {
+			close(pipefd[0]);
+			watch_run(o, first, last - first, pipefd[1]);
+		}
+		close(pipefd[1]);
+		fds[p] = pipefd[0];
+	}
+	for (int p = 0; p < procs; p++) {
+		size_t got = 0;
+
+		while (got < sizeof(one)) {
+			ssize_t r = read(fds[p], (char *)&one + got, sizeof(one) - got);
+
+			if (r <= 0)
+				break;
+			got += (size_t)r;
+		}
+		if (got == sizeof(one))
+			merge(&all, &one);
+		close(fds[p]);
+		waitpid(pids[p], NULL, 0);
+	}
+	double secs = o->duration;
+
+	if (!o->quiet)
+		fprintf(stderr,
+			"trackgate-bench watch: %" PRIu64 " open, %" PRIu64 " failed, %" PRIu64
+			" closed; %" PRIu64 " frames (%.0f/s), %" PRIu64 " lost; latency us p50 %" PRIu64
+			" p99 %" PRIu64 " p99.9 %" PRIu64 " max %" PRIu64 " (%.1f s in all)\n",
+			all.opened, all.failed, all.closed, all.frames, (double)all.frames / secs,
+			all.lost, hist_pct(&all.lat, 50), hist_pct(&all.lat, 99),
+			hist_pct(&all.lat, 99.9), all.lat.max, (double)(mono_us() - t0) / 1e6);
+	watch_print(o, &all, secs, (int)all.opened);
+	return 0;
+}
+
+/* --- publish ------------------------------------------------------------------------------ */
+
+typedef struct pstats {
+	uint64_t sent, ok, failed, behind;
+	hist_t lat; /* request -> answer */
+} pstats_t;
+
+static uint64_t *order_seq;
+
+/* The update JSON of one publish; returns its length. */
+static int make_update(const opts_t *o, int order, char *buf, size_t cap, uint64_t t)
+{
+	uint64_t seq = ++order_seq[order];
+	double lat = 52.52 + 0.0001 * (double)(seq % 100), lng = 13.40 + 0.0001 * (double)(order % 100);
+
+	return snprintf(buf, cap,
+			"{\"v\":1,\"order_id\":\"%s-%d\",\"provider\":\"bench\",\"ts\":%" PRIu64
+			",\"event_id\":\"b%" PRIu64 "-%" PRIu64 "\",\"location\":{\"lat\":%.6f,"
+			"\"lng\":%.6f}}",
+			o->prefix, o->order_base + order, t / 1000, seq, t, lat, lng);
+}
+
+/* nchan has no script: the publisher sends the frame the script would have built. */
+static int make_frame(const opts_t *o, int order, char *buf, size_t cap, uint64_t t)
+{
+	char u[512];
+	int n = make_update(o, order, u, sizeof(u), t);
+
+	(void)n;
+	return snprintf(buf, cap,
+			"{\"type\":\"update\",\"order_id\":\"%s-%d\",\"update\":%s,\"cursor\":\"%" PRIu64
+			"-0\"}",
+			o->prefix, o->order_base + order, u, t / 1000);
+}
+
+static void pub_report(const opts_t *o, const pstats_t *ps, double secs)
+{
+	if (!o->quiet)
+		fprintf(stderr,
+			"trackgate-bench publish (%s): %" PRIu64 " sent (%.0f/s), %" PRIu64
+			" ok, %" PRIu64 " failed, %" PRIu64 " ticks behind; answer us p50 %" PRIu64
+			" p99 %" PRIu64 " max %" PRIu64 "\n",
+			o->mode, ps->sent, (double)ps->sent / secs, ps->ok, ps->failed, ps->behind,
+			hist_pct(&ps->lat, 50), hist_pct(&ps->lat, 99), ps->lat.max);
+	printf("{\"cmd\":\"publish\",\"cpu_us\":%" PRIu64 ",", cpu_used_us(RUSAGE_SELF));
+	printf("\"mode\":\"%s\",\"rate\":%.1f,\"secs\":%.3f,\"sent\":%" PRIu64
+	       ",\"ok\":%" PRIu64 ",\"failed\":%" PRIu64 ",\"behind\":%" PRIu64
+	       ",\"answer_us\":{\"p50\":%" PRIu64 ",\"p99\":%" PRIu64 ",\"p999\":%" PRIu64
+	       ",\"max\":%" PRIu64 "}}\n",
+	       o->mode, o->rate, secs, ps->sent, ps->ok, ps->failed, ps->behind,
+	       hist_pct(&ps->lat, 50), hist_pct(&ps->lat, 99), hist_pct(&ps->lat, 99.9),
+	       ps->lat.max);
+	fflush(stdout);
+}
+
+/* Redis: EVALSHA apply_update.lua, pipelined, one batch per millisecond tick. */
+static int pub_redis(const opts_t *o)
+{
+	static pstats_t ps;
+	redisContext *r;
+	redisReply *rep;
+	char sha[41], upd[512], ttl1[] = "86400", ttl2[] = "3600", maxlen[] = "1000";
+	uint64_t t0, due = 0;
+	int order = 0;
+
+	if (!strncmp(o->redis, "unix://", 7))
+		r = redisConnectUnix(o->redis + 7);
+	else {
+		char host[200];
+		int port = 6379;
+
+		if (sscanf(o->redis, "redis://%199[^:]:%d", host, &port) < 1)
+			die("--redis wants unix:///PATH or redis://HOST:PORT");
+		r = redisConnect(host, port);
+	}
+	if (!r || r->err)
+		die("cannot connect to Redis %s: %s", o->redis, r ? r->errstr : "out of memory");
+	rep = redisCommand(r, "SCRIPT LOAD %b", proto_script_apply_update,
+			   proto_script_apply_update_len);
+	if (!rep || rep->type != REDIS_REPLY_STRING)
+		die("SCRIPT LOAD failed");
+	snprintf(sha, sizeof(sha), "%s", rep->str);
+	freeReplyObject(rep);
+
+	t0 = mono_us();
+	for (;;) {
+		uint64_t t = mono_us(), elapsed = t - t0;
+		uint64_t want;
+		int batch = 0;
+
+		if (stop_flag || elapsed >= (uint64_t)(o->duration * 1e6))
+			break;
+		want = o->rate > 0 ? (uint64_t)((double)elapsed * o->rate / 1e6) : due + 64;
+		if (want > due + 2000) { /* more than a batch behind: count it, do not catch up */
+			ps.behind++;
+			due = want - 2000;
+		}
+		uint64_t send_t[2000];
+
+		while (due < want && batch < 2000) {
+			uint64_t ts = now_us();
+			int n = make_update(o, order, upd, sizeof(upd), ts);
+			char oid[PROTO_ORDER_ID_MAX + 1];
+			proto_keys_t k;
+			const char *argv[10];
+			size_t argl[10];
+
+			snprintf(oid, sizeof(oid), "%s-%d", o->prefix, o->order_base + order);
+			proto_keys_for(oid, &k);
+			argv[0] = "EVALSHA"; argv[1] = sha; argv[2] = "3";
+			argv[3] = k.state; argv[4] = k.log; argv[5] = k.seen;
+			argv[6] = upd; argv[7] = ttl1; argv[8] = ttl2; argv[9] = maxlen;
+			for (int i = 0; i < 10; i++)
+				argl[i] = strlen(argv[i]);
+			argl[6] = (size_t)n;
+			redisAppendCommandArgv(r, 10, argv, argl);
+			send_t[batch++] = ts;
+			due++;
+			order = (order + 1) % o->orders;
+		}
+		for (int i = 0; i < batch; i++) {
+			if (redisGetReply(r, (void **)&rep) != REDIS_OK)
+				die("Redis: %s", r->errstr);
+			ps.sent++;
+			if (rep->type == REDIS_REPLY_ARRAY && rep->elements >= 1 &&
+			    !strcmp(rep->element[0]->str, "applied"))
+				ps.ok++;
+			else
+				ps.failed++;
+			hist_add(&ps.lat, now_us() - send_t[i]);
+			freeReplyObject(rep);
+		}
+		if (o->rate > 0) {
+			uint64_t next = t0 + (uint64_t)((double)(due + 1) * 1e6 / o->rate);
+			uint64_t m = mono_us();
+
+			if (next > m)
+				usleep((useconds_t)(next - m < 1000 ? next - m : 1000));
+		}
+	}
+	pub_report(o, &ps, (double)(mono_us() - t0) / 1e6);
+	redisFree(r);
+	return 0;
+}
+
+/* HTTP: keep-alive connections, one request in flight on each. */
+typedef struct hconn {
+	int fd;
+	bool busy, connected;
+	uint64_t sent_at;
+	size_t have;
+	char buf[4096];
+} hconn_t;
+
+static int h_open(const opts_t *o, hconn_t *h, int ep, int idx)
+{
+	const char *src = o->n_sources ? o->sources[idx % o->n_sources] : NULL;
+
+	h->fd = tcp_connect(o, src);
+	if (h->fd < 0)
+		return -1;
+	h->busy = false;
+	h->connected = false;
+	h->have = 0;
+	struct epoll_event ev = {.events = EPOLLIN | EPOLLOUT | EPOLLRDHUP, .data.ptr = h};
+	return epoll_ctl(ep, EPOLL_CTL_ADD, h->fd, &ev);
+}
+
+static int h_send(const opts_t *o, hconn_t *h, int order)
+{
+	char body[768], req[2048];
+	uint64_t t = now_us();
+	int bl, n;
+
+	if (!strcmp(o->mode, "nchan")) {
+		bl = make_frame(o, order, body, sizeof(body), t);
+		n = snprintf(req, sizeof(req),
+			     "POST %s%s-%d HTTP/1.1\r\nHost: %s\r\nContent-Type: application/json\r\n"
+			     "Content-Length: %d\r\n\r\n%s",
+			     o->nchan_path, o->prefix, o->order_base + order, o->host, bl, body);
+	} else {
+		bl = make_update(o, order, body, sizeof(body), t);
+		n = snprintf(req, sizeof(req),
+			     "POST /v1/updates HTTP/1.1\r\nHost: %s\r\nContent-Type: application/json\r\n"
+			     "Authorization: Bearer %s\r\nContent-Length: %d\r\n\r\n%s",
+			     o->host, o->key, bl, body);
+	}
+	h->sent_at = t;
+	h->busy = true;
+	return send(h->fd, req, (size_t)n, MSG_NOSIGNAL) == n ? 0 : -1;
+}
+
+/* 1 when a whole answer is in h->buf (then consumed), 0 when more is needed, -1 on error. */
+static int h_answer(hconn_t *h, int *status)
+{
+	char *e = memmem(h->buf, h->have, "\r\n\r\n", 4), *cl;
+	size_t hl, blen = 0;
+
+	if (!e)
+		return h->have == sizeof(h->buf) ? -1 : 0;
+	hl = (size_t)(e + 4 - h->buf);
+	*e = '\0';
+	cl = strcasestr(h->buf, "\r\ncontent-length:");
+	if (cl)
+		blen = (size_t)strtoul(cl + 17, NULL, 10);
+	*e = '\r';
+	if (h->have < hl + blen)
+		return 0;
+	*status = atoi(h->buf + 9);
+	memmove(h->buf, h->buf + hl + blen, h->have - hl - blen);
+	h->have -= hl + blen;
+	return 1;
+}
+
+static int pub_http(const opts_t *o)
+{
+	static pstats_t ps;
+	int ep = epoll_create1(EPOLL_CLOEXEC), nc = o->conns < 1 ? 4 : o->conns, order = 0;
+	hconn_t *hs = calloc((size_t)nc, sizeof(*hs));
+	struct epoll_event evs[256];
+	uint64_t t0, due = 0, end;
+
+	if (!hs || ep < 0)
+		die("out of memory");
+	for (int i = 0; i < nc; i++)
+		if (h_open(o, &hs[i], ep, i))
+			die("cannot connect to %s:%d", o->host, o->port);
+	t0 = mono_us();
+	end = t0 + (uint64_t)(o->duration * 1e6);
+	while (!stop_flag) {
+		uint64_t t = mono_us();
+
+		if (t >= end)
+			break;
+		uint64_t want = o->rate > 0 ? (uint64_t)((double)(t - t0) * o->rate / 1e6) : UINT64_MAX;
+
+		for (int i = 0; i < nc && due < want; i++) {
+			if (hs[i].busy || !hs[i].connected)
+				continue;
+			if (h_send(o, &hs[i], order)) {
+				ps.failed++;
+				continue;
+			}
+			ps.sent++;
+			due++;
+			order = (order + 1) % o->orders;
+		}
+		if (o->rate > 0 && due + (uint64_t)nc < want) {
+			ps.behind++; /* every connection busy: the server is slower than the rate */
+			due = want - (uint64_t)nc;
+		}
+		int k = epoll_wait(ep, evs, 256, 1);
+
+		for (int i = 0; i < k; i++) {
+			hconn_t *h = evs[i].data.ptr;
+
+			if (!h->connected && (evs[i].events & EPOLLOUT)) {
+				struct epoll_event ev = {.events = EPOLLIN | EPOLLRDHUP, .data.ptr = h};
+
+				h->connected = true;
+				epoll_ctl(ep, EPOLL_CTL_MOD, h->fd, &ev);
+			}
+			if (!(evs[i].events & (EPOLLIN | EPOLLRDHUP | EPOLLHUP | EPOLLERR)))
+				continue;
+			for (;;) {
+				ssize_t r = recv(h->fd, h->buf + h->have, sizeof(h->buf) - h->have, 0);
+				int status;
+
+				if (r < 0 && errno == EAGAIN)
+					break;
+				if (r <= 0) {
+					if (h->busy)
+						ps.failed++;
+					epoll_ctl(ep, EPOLL_CTL_DEL, h->fd, NULL);
+					close(h->fd);
+					if (h_open(o, h, ep, (int)(h - hs)))
+						die("cannot reconnect to %s:%d", o->host, o->port);
+					break;
+				}
+				h->have += (size_t)r;
+				while (h->busy && h_answer(h, &status) == 1) {
+					h->busy = false;
+					hist_add(&ps.lat, now_us() - h->sent_at);
+					if (status >= 200 && status < 300)
+						ps.ok++;
+					else
+						ps.failed++;
+				}
+			}
+		}
+	}
+	pub_report(o, &ps, (double)(mono_us() - t0) / 1e6);
+	return 0;
+}
+
+/* --- the command line ---------------------------------------------------------------------- */
+
+static void usage(FILE *f)
+{
+	fputs("usage: trackgate-bench watch|publish [options]\n"
+	      "\n"
+	      "common:\n"
+	      "  --server HOST:PORT     the gateway (numeric IPv4; default 127.0.0.1:8080)\n"
+	      "  --orders N             orders PREFIX-0 .. PREFIX-(N-1) (default 100)\n"
+	      "  --order-base N         first order number (default 0)\n"
+	      "  --prefix P             order id prefix (default bench)\n"
+	      "  --duration SECONDS     how long to measure / publish (default 10)\n"
+	      "  --sources A,B,...      loopback source addresses, round robin\n"
+	      "  --quiet                only the JSON result on stdout\n"
+	      "watch:\n"
+	      "  --watchers N           websockets, spread over the orders (default 1000)\n"
+	      "  --procs N              processes sharing them (default 1)\n"
+	      "  --ramp SECONDS         time allowed to open them all (default 60)\n"
+	      "  --idle                 hold them and count frames, parse nothing\n"
+	      "  --non-reading FRACTION this share never reads after the handshake\n"
+	      "  --token T              ?token=T on every websocket\n"
+	      "publish:\n"
+	      "  --redis URL            EVALSHA apply_update.lua on unix:///PATH or redis://H:P\n"
+	      "  --http                 POST /v1/updates to --server with --key KEY\n"
+	      "  --nchan PATH           POST frames to an nchan publisher at PATH<order id>\n"
+	      "  --rate N               updates per second (default 1000; 0 = as fast as answered)\n"
+	      "  --conns N              HTTP connections (default 4)\n",
+	      f);
+}
+
+int main(int argc, char **argv)
+{
+	static opts_t o;
+	static const struct option lo[] = {
+		{"server", 1, 0, 's'},   {"orders", 1, 0, 'o'},   {"order-base", 1, 0, 'B'},
+		{"prefix", 1, 0, 'P'},   {"duration", 1, 0, 'd'}, {"sources", 1, 0, 'S'},
+		{"watchers", 1, 0, 'w'}, {"procs", 1, 0, 'p'},    {"ramp", 1, 0, 'R'},
+		{"idle", 0, 0, 'i'},     {"non-reading", 1, 0, 'N'}, {"token", 1, 0, 't'},
+		{"redis", 1, 0, 'r'},    {"http", 0, 0, 'H'},     {"key", 1, 0, 'k'},
+		{"nchan", 1, 0, 'n'},    {"rate", 1, 0, 'x'},     {"conns", 1, 0, 'c'},
+		{"quiet", 0, 0, 'q'},    {"help", 0, 0, 'h'},     {0, 0, 0, 0},
+	};
+	const char *cmd;
+	int c;
+
+	if (argc < 2 || !strcmp(argv[1], "--help") || !strcmp(argv[1], "-h")) {
+		usage(argc < 2 ? stderr : stdout);
+		return argc < 2 ? 2 : 0;
+	}
+	cmd = argv[1];
+	snprintf(o.host, sizeof(o.host), "127.0.0.1");
+	o.port = 8080;
+	o.orders = 100;
+	o.watchers = 1000;
+	o.duration = 10;
+	o.ramp = 60;
+	o.procs = 1;
+	o.rate = 1000;
+	o.conns = 4;
+	snprintf(o.prefix, sizeof(o.prefix), "bench");
+	snprintf(o.mode, sizeof(o.mode), "redis");
+	optind = 2;
+	while ((c = getopt_long(argc, argv, "", lo, NULL)) != -1) {
+		switch (c) {
+		case 's':
+			if (sscanf(optarg, "%63[^:]:%d", o.host, &o.port) != 2)
+				die("--server wants HOST:PORT");
+			break;
+		case 'o': o.orders = atoi(optarg); break;
+		case 'B': o.order_base = atoi(optarg); break;
+		case 'P': snprintf(o.prefix, sizeof(o.prefix), "%s", optarg); break;
+		case 'd': o.duration = atof(optarg); break;
+		case 'S': {
+			char list[2048], *save = NULL;
+
+			snprintf(list, sizeof(list), "%s", optarg);
+			for (char *a = strtok_r(list, ",", &save); a && o.n_sources < 32;
+			     a = strtok_r(NULL, ",", &save))
+				snprintf(o.sources[o.n_sources++], 48, "%s", a);
+			break;
+		}
+		case 'w': o.watchers = atoi(optarg); break;
+		case 'p': o.procs = atoi(optarg); break;
+		case 'R': o.ramp = atof(optarg); break;
+		case 'i': o.idle = 1; break;
+		case 'N': o.non_reading = atof(optarg); break;
+		case 't': snprintf(o.token, sizeof(o.token), "%s", optarg); break;
+		case 'r': snprintf(o.mode, sizeof(o.mode), "redis");
+			snprintf(o.redis, sizeof(o.redis), "%s", optarg); break;
+		case 'H': snprintf(o.mode, sizeof(o.mode), "http"); break;
+		case 'k': snprintf(o.key, sizeof(o.key), "%s", optarg); break;
+		case 'n': snprintf(o.mode, sizeof(o.mode), "nchan");
+			snprintf(o.nchan_path, sizeof(o.nchan_path), "%s", optarg); break;
+		case 'x': o.rate = atof(optarg); break;
+		case 'c': o.conns = atoi(optarg); break;
+		case 'q': o.quiet = 1; break;
+		case 'h': usage(stdout); return 0;
+		default: usage(stderr); return 2;
+		}
+	}
+	if (o.orders < 1 || o.watchers < 1 || o.duration <= 0)
+		die("--orders, --watchers and --duration must be positive");
+	signal(SIGINT, on_signal);
+	signal(SIGTERM, on_signal);
+	signal(SIGPIPE, SIG_IGN);
+	raise_nofile();
+	if (!strcmp(cmd, "watch"))
+		return cmd_watch(&o);
+	if (!strcmp(cmd, "publish")) {
+		order_seq = calloc((size_t)o.orders, sizeof(*order_seq));
+		if (!order_seq)
+			die("out of memory");
+		if (!strcmp(o.mode, "redis")) {
+			if (!o.redis[0])
+				die("publish wants --redis URL, --http or --nchan PATH");
+			return pub_redis(&o);
+		}
+		if (!strcmp(o.mode, "http") && !o.key[0])
+			die("--http wants --key KEY (an ingest key)");
+		return pub_http(&o);
+	}
+	usage(stderr);
+	return 2;
+}
