@@ -277,6 +277,7 @@ static void gateway_tick_cb(uv_timer_t *t)
 		sd_notify(0, "WATCHDOG=1");
 	/* Always: a reload may remove every key while tokened watchers remain. */
 	server_expire_tokens(g, (int64_t)time(NULL));
+	server_keepalive(g, uv_now(g->loop));
 	if (++g->ticks % 20 == 0)
 		ratelimit_sweep(&g->rates, uv_now(g->loop)); /* every 10 s */
 }
@@ -305,9 +306,14 @@ int gateway_start(gateway_t *g, uv_loop_t *loop, const config_t *cfg)
 		log_event(LOG_ERROR, "out_of_memory", "what=\"the tracking page\"");
 		return -1;
 	}
-	/* lws pings a websocket idle for ping-interval and hangs up pong-timeout later. */
-	g->retry.secs_since_valid_ping = (uint16_t)cfg->ping_interval_s;
-	g->retry.secs_since_valid_hangup = (uint16_t)(cfg->ping_interval_s + cfg->pong_timeout_s);
+	/*
+	 * No lws validity timers (hangup 0 turns them off; with no policy at all
+	 * lws would apply its default of 300 s): lws 4.1 keeps them in one sorted
+	 * list, so each ping, pong or new connection walked every connection.
+	 * The server pings from its own queues instead (server_keepalive).
+	 */
+	g->retry.secs_since_valid_ping = 0;
+	g->retry.secs_since_valid_hangup = 0;
 
 	uv_signal_init(loop, &g->sigint);
 	uv_signal_init(loop, &g->sigterm);

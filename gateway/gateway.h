@@ -72,6 +72,9 @@ typedef struct gateway {
 	struct watcher *exp_wheel[GATEWAY_WHEEL];
 	int64_t exp_swept_s;      /* the last second whose bucket was swept */
 	struct listener *metrics_listener;
+	/* Websocket keepalive (server.c): [0] waiting to be pinged, [1] waiting for a pong.
+	 * FIFO queues, each in due order since all of its entries get the same delay. */
+	struct session *ka_head[2], *ka_tail[2];
 } gateway_t;
 
 /*

@@ -171,6 +171,10 @@ char *metrics_render(const gateway_t *g, size_t *len)
 		     "Queued location frames replaced by a newer one for a watcher behind.");
 	metrics_printf(&b, "trackgate_frames_coalesced_total %llu\n",
 		       (unsigned long long)hs->coalesced);
+	metrics_head(&b, "trackgate_pong_timeouts_total", "counter",
+		     "Websockets hung up on because no pong came within pong-timeout.");
+	metrics_printf(&b, "trackgate_pong_timeouts_total %llu\n",
+		       (unsigned long long)m->pong_timeouts);
 	metrics_head(&b, "trackgate_frames_dropped_total", "counter",
 		     "Queued frames discarded when a watcher was closed.");
 	metrics_printf(&b, "trackgate_frames_dropped_total %llu\n",

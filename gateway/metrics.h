@@ -56,6 +56,7 @@ typedef struct metrics {
 	uint64_t updates[METRICS_PROVIDERS][RESULT__COUNT];     /* by provider and result */
 	uint64_t frames_written;      /* websocket frames written */
 	uint64_t frames_dropped;      /* frames discarded when a watcher was closed behind */
+	uint64_t pong_timeouts;       /* websockets hung up on: no pong within pong-timeout */
 	metrics_hist_t ingest_latency; /* request complete -> answer ready (ms) */
 	metrics_hist_t update_age;     /* update ts -> frame written to a websocket (ms) */
 } metrics_t;

@@ -59,7 +59,17 @@ typedef struct session {
 	uint8_t kind;             /* session_kind_t */
 	uint8_t ingest_ready;     /* the ingest answer is ready to write */
 	uint8_t close_sent;       /* the close handshake has started */
+	uint8_t ka_state;         /* ka_state_t: which keepalive queue it is in */
+	uint8_t ping_pending;     /* a ping is due: the next writeable sends it first */
+	struct session *ka_prev, *ka_next; /* in g->ka_head[ka_state - 1] */
+	uint64_t ka_due_ms;       /* loop time its ping, or its pong, is due */
 } session_t;
+
+typedef enum ka_state {
+	KA_NONE = 0, /* not a websocket, or closing */
+	KA_WAIT,     /* ping at ka_due_ms */
+	KA_PONG,     /* pinged: hang up at ka_due_ms unless a pong comes */
+} ka_state_t;
 
 #define SESSION_OF(watcher) ((session_t *)((char *)(watcher) - offsetof(session_t, w)))
 
@@ -320,7 +330,11 @@ static void server_client_address(const gateway_t *g, struct lws *wsi, char *out
 		hdr[n] = '\0';
 		if ((inet_pton(AF_INET, a, bin) == 1 || inet_pton(AF_INET6, a, bin) == 1) &&
 		    !server_trusted_proxy(g, a)) {
-			snprintf(out, len, "%s", a);
+			/* A numeric address: at most 45 bytes, well inside out. */
+			size_t l = strnlen(a, len - 1);
+
+			memcpy(out, a, l);
+			out[l] = '\0';
 			return;
 		}
 		if (!comma)
@@ -443,6 +457,82 @@ static void server_ws_refuse(session_t *s, int close_code, const char *code, con
 		frame_unref(f);
 	}
 	server_ws_close_async(&s->w, close_code, reason);
+}
+
+/* --- keepalive ------------------------------------------------------------ */
+
+/*
+ * Every ping-interval a websocket gets a ping; without a pong (or anything)
+ * back within pong-timeout it is hung up on: a peer that vanished (a phone
+ * losing coverage) would otherwise hold its socket until TCP gives up.  Two
+ * FIFO queues hold the websockets: a queue whose entries all get the same
+ * delay is in due order, so a join, a pong and a due entry each cost O(1),
+ * and the tick looks at the due entries only.
+ */
+static void server_ka_unlink(gateway_t *g, session_t *s)
+{
+	int q = s->ka_state - 1;
+
+	if (s->ka_state == KA_NONE)
+		return;
+	if (s->ka_prev)
+		s->ka_prev->ka_next = s->ka_next;
+	else
+		g->ka_head[q] = s->ka_next;
+	if (s->ka_next)
+		s->ka_next->ka_prev = s->ka_prev;
+	else
+		g->ka_tail[q] = s->ka_prev;
+	s->ka_prev = s->ka_next = NULL;
+	s->ka_state = KA_NONE;
+}
+
+static void server_ka_append(gateway_t *g, session_t *s, ka_state_t state, uint64_t due_ms)
+{
+	int q = state - 1;
+
+	server_ka_unlink(g, s);
+	s->ka_state = (uint8_t)state;
+	s->ka_due_ms = due_ms;
+	s->ka_next = NULL;
+	s->ka_prev = g->ka_tail[q];
+	if (g->ka_tail[q])
+		g->ka_tail[q]->ka_next = s;
+	else
+		g->ka_head[q] = s;
+	g->ka_tail[q] = s;
+}
+
+/* The peer said something (a pong, or any frame): ping again a whole interval from now. */
+static void server_ka_alive(gateway_t *g, session_t *s)
+{
+	if (s->ka_state != KA_NONE)
+		server_ka_append(g, s, KA_WAIT,
+				 uv_now(g->loop) + (uint64_t)g->cfg->ping_interval_s * 1000);
+}
+
+void server_keepalive(gateway_t *g, uint64_t now_ms)
+{
+	session_t *s;
+	bool killed = false;
+
+	while ((s = g->ka_head[KA_PONG - 1]) && s->ka_due_ms <= now_ms) {
+		server_ka_unlink(g, s);
+		g->metrics.pong_timeouts++;
+		/* A silent peer takes no close handshake (and may never be writeable): drop
+		 * the socket through an lws timeout that is due at once. */
+		lws_set_timeout(s->w.conn, PENDING_TIMEOUT_WS_PONG_CHECK_GET_PONG, LWS_TO_KILL_ASYNC);
+		killed = true;
+	}
+	/* lws looks at its timers after it handles an event: make one, or the kill
+	 * waits for the next socket activity. */
+	if (killed && g->lws)
+		lws_cancel_service(g->lws);
+	while ((s = g->ka_head[KA_WAIT - 1]) && s->ka_due_ms <= now_ms) {
+		server_ka_append(g, s, KA_PONG, now_ms + (uint64_t)g->cfg->pong_timeout_s * 1000);
+		s->ping_pending = 1;
+		lws_callback_on_writable(s->w.conn);
+	}
 }
 
 /* --- token expiry -------------------------------------------------------- */
@@ -595,6 +685,7 @@ static void server_ws_established(gateway_t *g, struct lws *wsi, session_t *s)
 		server_ws_close_async(&s->w, 1011, "out of memory");
 		return;
 	}
+	server_ka_append(g, s, KA_WAIT, uv_now(g->loop) + (uint64_t)g->cfg->ping_interval_s * 1000);
 	log_event(LOG_DEBUG, "watcher_joined", "order=%s watchers=%u", s->w.order->id,
 		  s->w.order->n_watchers);
 }
@@ -617,6 +708,17 @@ static int server_ws_writeable(struct lws *wsi, session_t *s)
 	frame_t *f = outq_peek(&s->w.q);
 	int n;
 
+	if (s->ping_pending && !s->close_code) {
+		/* Not empty: lws 4.1 gives no RECEIVE_PONG callback for an empty pong. */
+		unsigned char ping[LWS_PRE + 1] = {[LWS_PRE] = 'k'};
+
+		s->ping_pending = 0;
+		if (lws_write(wsi, ping + LWS_PRE, 1, LWS_WRITE_PING) < 0)
+			return -1;
+		if (f)
+			lws_callback_on_writable(wsi);
+		return 0;
+	}
 	if (f && (hub_writable(&s->w) || s->close_code)) {
 		/* One lws_write per writeable callback; the frame's headroom takes the header. */
 		n = lws_write(wsi, frame_payload(f), f->len, LWS_WRITE_TEXT);
@@ -1174,8 +1276,13 @@ static int server_callback(struct lws *wsi, enum lws_callback_reasons reason, vo
 	case LWS_CALLBACK_SERVER_WRITEABLE:
 		return server_ws_writeable(wsi, s);
 	case LWS_CALLBACK_RECEIVE:
+		server_ka_alive(g, s);
 		return server_ws_receive(wsi, s, len);
+	case LWS_CALLBACK_RECEIVE_PONG:
+		server_ka_alive(g, s);
+		return 0;
 	case LWS_CALLBACK_CLOSED:
+		server_ka_unlink(g, s);
 		if (s->w.sync_req) {
 			broker_req_cancel(s->w.sync_req);
 			s->w.sync_req = NULL;

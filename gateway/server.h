@@ -15,5 +15,7 @@ extern const hub_ops_t server_hub_ops;
 
 /* Closes every watcher asynchronously with close_code and reason (static text). */
 void server_close_watchers(gateway_t *g, int close_code, const char *reason);
+/* Pings websockets whose ping is due and hangs up those whose pong is late (the tick). */
+void server_keepalive(gateway_t *g, uint64_t now_ms);
 
 #endif

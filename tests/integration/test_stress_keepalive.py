@@ -74,10 +74,15 @@ async def test(env):
     h.check(elapsed <= PING + PONG + 3,
             f"the silent client was hung up on after {elapsed:.1f} s, want <= {PING + PONG + 3}")
     print(f"silent client: pinged, hung up on after {elapsed:.1f} s")
-    # The answering one is still there and still served.
+    # The answering one is still there and still served, several ping rounds later
+    # (its pongs are what keeps it: an empty pong would give lws no callback).
+    await asyncio.sleep(3 * (PING + PONG))
     c = await env.aapply(h.update(oid, h.now_ms(), lat=1.0, lng=2.0))
     f = await w.update()
     h.check_eq(f.get("cursor"), c, "the answering watcher still gets updates")
+    m = await asyncio.to_thread(env.http, "GET", "/metrics")
+    h.check("trackgate_pong_timeouts_total 1\n" in m.raw.decode(),
+            "trackgate_pong_timeouts_total counts the one silent client")
 
 
 if __name__ == "__main__":
