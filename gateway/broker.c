@@ -72,7 +72,9 @@ struct broker_req {
 	void *arg;
 	char *update;           /* is malloc'd: the update JSON of an apply */
 	size_t update_len;
-	proto_keys_t keys;
+	/* The order; its key names are built when a command is sent (hiredis copies
+	 * them), which keeps a request small while thousands of joins wait. */
+	char order_id[PROTO_ORDER_ID_MAX + 1];
 };
 
 static void broker_conn_connect(broker_conn_t *c);
@@ -314,7 +316,7 @@ static broker_req_t *broker_req_new(broker_t *b, broker_req_kind_t kind, const c
 	req->b = b;
 	req->kind = kind;
 	req->arg = arg;
-	proto_keys_for(order_id, &req->keys);
+	snprintf(req->order_id, sizeof(req->order_id), "%s", order_id);
 	*rc = BROKER_OK;
 	return req;
 }
@@ -387,7 +389,7 @@ static void broker_apply_cb(redisAsyncContext *ac, void *r, void *privdata)
 		rc = BROKER_EREPLY;
 		why = reply->str;
 		log_event(LOG_WARN, "redis_script_error", "order=%.128s error=\"%.200s\"",
-			  req->keys.channel, reply->str);
+			  req->order_id, reply->str);
 		if (!strncmp(reply->str, "READONLY", 8) && b->cmd.ac && b->cmd.state == CONN_UP) {
 			/* A replica now (a failover behind a VIP or proxy): reconnect to the primary. */
 			log_event(LOG_WARN, "redis_readonly", "action=reconnect");
@@ -425,10 +427,12 @@ static int broker_send_apply(broker_t *b, broker_req_t *req)
 {
 	const char *argv[10];
 	size_t argvlen[10];
+	proto_keys_t keys;
 	int n = 0;
 
 	if (b->cmd.state != CONN_UP || !b->cmd.ac)
 		return BROKER_EDOWN;
+	proto_keys_for(req->order_id, &keys);
 	if (b->sha[0] && !req->tried_eval) {
 		argv[n] = "EVALSHA";
 		argvlen[n++] = 7;
@@ -442,12 +446,12 @@ static int broker_send_apply(broker_t *b, broker_req_t *req)
 	}
 	argv[n] = "3";
 	argvlen[n++] = 1;
-	argv[n] = req->keys.state;
-	argvlen[n++] = strlen(req->keys.state);
-	argv[n] = req->keys.log;
-	argvlen[n++] = strlen(req->keys.log);
-	argv[n] = req->keys.seen;
-	argvlen[n++] = strlen(req->keys.seen);
+	argv[n] = keys.state;
+	argvlen[n++] = strlen(keys.state);
+	argv[n] = keys.log;
+	argvlen[n++] = strlen(keys.log);
+	argv[n] = keys.seen;
+	argvlen[n++] = strlen(keys.seen);
 	argv[n] = req->update;
 	argvlen[n++] = req->update_len;
 	argv[n] = b->ttl_active;
@@ -529,14 +533,16 @@ int broker_snapshot(broker_t *b, const char *order_id, broker_snapshot_fn *fn, v
 		    broker_req_t **out)
 {
 	broker_req_t *req;
+	proto_keys_t keys;
 	int rc;
 
 	req = broker_req_new(b, REQ_SNAPSHOT, order_id, arg, &rc);
 	if (!req)
 		return rc;
 	req->fn.snapshot = fn;
+	proto_keys_for(order_id, &keys);
 	if (redisAsyncCommand(b->cmd.ac, broker_snapshot_cb, req, "HMGET %s state cursor",
-			      req->keys.state) != REDIS_OK) {
+			      keys.state) != REDIS_OK) {
 		broker_req_free(req);
 		return BROKER_EDOWN;
 	}
@@ -628,6 +634,7 @@ int broker_resume(broker_t *b, const char *order_id, const char *cursor, unsigne
 	char maxs[16];
 	const char *argv[7];
 	size_t argvlen[7];
+	proto_keys_t keys;
 	broker_req_t *req;
 	int rc;
 
@@ -640,8 +647,9 @@ int broker_resume(broker_t *b, const char *order_id, const char *cursor, unsigne
 	argv[0] = "EVAL";
 	argv[1] = proto_script_resume;
 	argv[2] = "2";
-	argv[3] = req->keys.log;
-	argv[4] = req->keys.state;
+	proto_keys_for(req->order_id, &keys);
+	argv[3] = keys.log;
+	argv[4] = keys.state;
 	argv[5] = cursor;
 	argv[6] = maxs;
 	for (int i = 0; i < 7; i++)

@@ -30,7 +30,7 @@
 
 #include <uthash.h>
 
-#define WS_RX_BUFFER 512          /* clients send nothing but control frames */
+#define WS_RX_BUFFER 128          /* clients send nothing but control frames (<= 125 bytes) */
 #define WS_CLIENT_MESSAGE_MAX 1024 /* a larger client message closes with 1009 */
 
 typedef enum session_kind {
