@@ -3,6 +3,7 @@
 #include <errno.h>
 #include <netdb.h>
 #include <netinet/in.h>
+#include <netinet/tcp.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -65,6 +66,13 @@ static void listener_poll_cb(uv_poll_t *h, int status, int events)
 			close(fd);
 			continue;
 		}
+		/*
+		 * No Nagle: a frame written while the previous one is unacknowledged
+		 * must not wait for the ACK (lws adopting a socket sets no option).
+		 */
+		int one = 1;
+
+		(void)setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
 		/* lws owns fd from here, also when adoption fails (it closes it then). */
 		if (!lws_adopt_socket_vhost(l->vhost, fd))
 			log_event(LOG_WARN, "adopt_failed", "%s", "");
