@@ -542,6 +542,15 @@ static void server_ka_alive(gateway_t *g, session_t *s)
 				 uv_now(g->loop) + (uint64_t)g->cfg->ping_interval_s * 1000);
 }
 
+/* One ping; 0 when lws took it.  Not empty: lws 4.1 gives no RECEIVE_PONG callback
+ * for an empty pong. */
+static int server_ws_ping(struct lws *wsi)
+{
+	unsigned char ping[LWS_PRE + 1] = {[LWS_PRE] = 'k'};
+
+	return lws_write(wsi, ping + LWS_PRE, 1, LWS_WRITE_PING) < 0 ? -1 : 0;
+}
+
 void server_keepalive(gateway_t *g, uint64_t now_ms)
 {
 	session_t *s;
@@ -561,8 +570,11 @@ void server_keepalive(gateway_t *g, uint64_t now_ms)
 		lws_cancel_service(g->lws);
 	while ((s = g->ka_head[KA_WAIT - 1]) && s->ka_due_ms <= now_ms) {
 		server_ka_append(g, s, KA_PONG, now_ms + (uint64_t)g->cfg->pong_timeout_s * 1000);
-		s->ping_pending = 1;
-		lws_callback_on_writable(s->w.conn);
+		/* Like frames, a ping goes out at once unless lws holds unsent bytes. */
+		if (s->close_code || lws_partial_buffered(s->w.conn) || server_ws_ping(s->w.conn)) {
+			s->ping_pending = 1;
+			lws_callback_on_writable(s->w.conn);
+		}
 	}
 }
 
@@ -740,11 +752,8 @@ static int server_ws_writeable(struct lws *wsi, session_t *s)
 	int n;
 
 	if (s->ping_pending && !s->close_code) {
-		/* Not empty: lws 4.1 gives no RECEIVE_PONG callback for an empty pong. */
-		unsigned char ping[LWS_PRE + 1] = {[LWS_PRE] = 'k'};
-
 		s->ping_pending = 0;
-		if (lws_write(wsi, ping + LWS_PRE, 1, LWS_WRITE_PING) < 0)
+		if (server_ws_ping(wsi))
 			return -1;
 		if (f)
 			lws_callback_on_writable(wsi);
