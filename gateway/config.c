@@ -88,9 +88,9 @@ static const config_setting_t config_settings[] = {
 	 NUM(CONFIG_UINT, max_connections, 1, 1000000)},
 	{"max-per-client", "N", "websockets one client address may hold (default 200)",
 	 NUM(CONFIG_UINT, max_per_client, 1, 1000000)},
-	{"ping-interval", "SECONDS", "ping a websocket idle this long (default 30)",
+	{"ping-interval", "SECONDS", "ping each websocket this long after its last pong (default 30)",
 	 NUM(CONFIG_UINT, ping_interval_s, 1, 3600)},
-	{"pong-timeout", "SECONDS", "close a websocket silent this long after a ping (default 30)",
+	{"pong-timeout", "SECONDS", "drop a websocket silent this long after a ping (default 30)",
 	 NUM(CONFIG_UINT, pong_timeout_s, 1, 3600)},
 	{"http-timeout", "SECONDS", "time allowed for a request's headers and body, and for an\n"
 				    "                         idle keep-alive connection (default 10)",
