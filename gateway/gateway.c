@@ -344,6 +344,13 @@ int gateway_start(gateway_t *g, uv_loop_t *loop, const config_t *cfg)
 	info.port = CONTEXT_PORT_NO_LISTEN;
 	info.timeout_secs = cfg->http_timeout_s; /* headers, body, handshakes */
 	info.max_http_header_data = 4096;
+	/*
+	 * At most this many requests and handshakes hold a header table (about
+	 * 5.5 KiB) at once; more wait for one.  lws's default is one per
+	 * descriptor, so a flood of half-sent requests could hold 20 000 of
+	 * them (110 MiB).
+	 */
+	info.max_http_header_pool = 256;
 	info.pt_serv_buf_size = 16384;
 	info.retry_and_idle_policy = &g->retry;
 	g->lws = lws_create_context(&info);

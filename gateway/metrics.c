@@ -2,6 +2,7 @@
 
 #include <stdarg.h>
 #include <stdbool.h>
+#include <malloc.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -139,6 +140,16 @@ char *metrics_render(const gateway_t *g, size_t *len)
 	HASH_ITER(hh, g->hub.orders, o, tmp)
 		subs += o->sub == HUB_SUB_ACTIVE;
 
+	{
+		/* glibc's view of the heap: what is allocated, and what is free but kept. */
+		struct mallinfo2 mi = mallinfo2();
+
+		metrics_head(&b, "trackgate_heap_bytes", "gauge",
+			     "Heap bytes by state (glibc malloc: in use, or free but kept).");
+		metrics_printf(&b, "trackgate_heap_bytes{state=\"in_use\"} %zu\n",
+			       mi.uordblks + mi.hblkhd);
+		metrics_printf(&b, "trackgate_heap_bytes{state=\"free\"} %zu\n", mi.fordblks);
+	}
 	metrics_head(&b, "trackgate_connections", "gauge", "Open sockets by kind.");
 	metrics_printf(&b, "trackgate_connections{state=\"websocket\"} %u\n", ws);
 	metrics_printf(&b, "trackgate_connections{state=\"http\"} %u\n",
