@@ -6,6 +6,7 @@ typedef struct redis_uv {
 	redisAsyncContext *ac; /* NULL once hiredis has let go of us */
 	uv_poll_t poll;
 	int events;            /* UV_READABLE | UV_WRITABLE wanted by hiredis */
+	int active;            /* the events the poll handle was last started with */
 } redis_uv_t;
 
 static void redis_uv_poll_cb(uv_poll_t *h, int status, int events)
@@ -24,12 +25,20 @@ static void redis_uv_poll_cb(uv_poll_t *h, int status, int events)
 		redisAsyncHandleWrite(r->ac);
 }
 
+/*
+ * hiredis asks for reads again after every read.  uv_poll_start() always
+ * stops the handle first (epoll DEL, then ADD): two system calls per Redis
+ * message when nothing changed, so only a change reaches libuv.
+ */
 static void redis_uv_update(redis_uv_t *r)
 {
+	if (r->events == r->active && uv_is_active((uv_handle_t *)&r->poll) == !!r->events)
+		return;
 	if (r->events)
 		uv_poll_start(&r->poll, r->events, redis_uv_poll_cb);
 	else
 		uv_poll_stop(&r->poll);
+	r->active = r->events;
 }
 
 static void redis_uv_add_read(void *data)
