@@ -41,6 +41,8 @@
 #include <unistd.h>
 
 #include <hiredis/hiredis.h>
+#include <openssl/evp.h>
+#include <openssl/hmac.h>
 
 #include "proto.h"
 #include "script.h"
@@ -141,6 +143,7 @@ typedef struct opts {
 	double rate;            /* updates per second; 0 = as fast as answered */
 	int conns;              /* http: connections */
 	char nchan_path[64];
+	char secret[256];       /* webhook: the provider secret */
 	int quiet;
 } opts_t;
 
@@ -696,6 +699,30 @@ static int make_frame(const opts_t *o, int order, char *buf, size_t cap, uint64_
 			o->prefix, o->order_base + order, u, t / 1000);
 }
 
+/*
+ * An Uber Direct courier_update webhook (adapters/uber_direct.c), as the
+ * provider sends it: the order in data.external_id, a unique event id.
+ */
+static int make_uber_webhook(const opts_t *o, int order, char *buf, size_t cap, uint64_t t)
+{
+	uint64_t seq = ++order_seq[order];
+	time_t secs = (time_t)(t / 1000000u);
+	struct tm tm;
+	char when[40];
+
+	gmtime_r(&secs, &tm);
+	strftime(when, sizeof(when), "%Y-%m-%dT%H:%M:%S", &tm);
+	return snprintf(buf, cap,
+			"{\"id\":\"evt_b%" PRIu64 "-%" PRIu64 "\",\"kind\":\"event.courier_update\","
+			"\"created\":\"%s.%03uZ\",\"live_mode\":false,\"delivery_id\":\"del_%d\","
+			"\"location\":{\"lat\":52.52,\"lng\":13.40},\"data\":{\"id\":\"del_%d\","
+			"\"kind\":\"delivery\",\"external_id\":\"%s-%d\",\"status\":\"dropoff\","
+			"\"complete\":false,\"courier\":{\"name\":\"Bench\",\"vehicle_type\":\"bicycle\","
+			"\"location\":{\"lat\":%.6f,\"lng\":13.40}}}}",
+			seq, t, when, (unsigned)(t / 1000 % 1000), order, order, o->prefix,
+			o->order_base + order, 52.52 + 0.0001 * (double)(seq % 100));
+}
+
 static void pub_report(const opts_t *o, const pstats_t *ps, double secs)
 {
 	if (!o->quiet)
@@ -831,11 +858,26 @@ static int h_open(const opts_t *o, hconn_t *h, int ep, int idx)
 
 static int h_send(const opts_t *o, hconn_t *h, int order)
 {
-	char body[768], req[2048];
+	char body[1024], req[2048];
 	uint64_t t = now_us();
 	int bl, n;
 
-	if (!strcmp(o->mode, "nchan")) {
+	if (!strcmp(o->mode, "webhook")) {
+		unsigned char mac[EVP_MAX_MD_SIZE];
+		unsigned int maclen = 0;
+		char hex[2 * EVP_MAX_MD_SIZE + 1];
+
+		bl = make_uber_webhook(o, order, body, sizeof(body), t);
+		HMAC(EVP_sha256(), o->secret, (int)strlen(o->secret), (unsigned char *)body, (size_t)bl,
+		     mac, &maclen);
+		for (unsigned int i = 0; i < maclen; i++)
+			snprintf(hex + 2 * i, 3, "%02x", mac[i]);
+		n = snprintf(req, sizeof(req),
+			     "POST /v1/webhooks/uber_direct HTTP/1.1\r\nHost: %s\r\n"
+			     "Content-Type: application/json\r\nX-Uber-Signature: %s\r\n"
+			     "Content-Length: %d\r\n\r\n%s",
+			     o->host, hex, bl, body);
+	} else if (!strcmp(o->mode, "nchan")) {
 		bl = make_frame(o, order, body, sizeof(body), t);
 		n = snprintf(req, sizeof(req),
 			     "POST %s%s-%d HTTP/1.1\r\nHost: %s\r\nContent-Type: application/json\r\n"
@@ -981,6 +1023,8 @@ static void usage(FILE *f)
 	      "  --redis URL            EVALSHA apply_update.lua on unix:///PATH or redis://H:P\n"
 	      "  --http                 POST /v1/updates to --server with --key KEY\n"
 	      "  --nchan PATH           POST frames to an nchan publisher at PATH<order id>\n"
+	      "  --webhook-secret S     POST signed Uber Direct courier_update webhooks to\n"
+	      "                         /v1/webhooks/uber_direct (HMAC-SHA256 with S)\n"
 	      "  --rate N               updates per second (default 1000; 0 = as fast as answered)\n"
 	      "  --conns N              HTTP connections (default 4)\n",
 	      f);
@@ -996,7 +1040,8 @@ int main(int argc, char **argv)
 		{"idle", 0, 0, 'i'},     {"non-reading", 1, 0, 'N'}, {"token", 1, 0, 't'},
 		{"redis", 1, 0, 'r'},    {"http", 0, 0, 'H'},     {"key", 1, 0, 'k'},
 		{"nchan", 1, 0, 'n'},    {"rate", 1, 0, 'x'},     {"conns", 1, 0, 'c'},
-		{"quiet", 0, 0, 'q'},    {"help", 0, 0, 'h'},     {0, 0, 0, 0},
+		{"quiet", 0, 0, 'q'},    {"help", 0, 0, 'h'},     {"webhook-secret", 1, 0, 'W'},
+		{0, 0, 0, 0},
 	};
 	const char *cmd;
 	int c;
@@ -1052,6 +1097,8 @@ int main(int argc, char **argv)
 		case 'x': o.rate = atof(optarg); break;
 		case 'c': o.conns = atoi(optarg); break;
 		case 'q': o.quiet = 1; break;
+		case 'W': snprintf(o.mode, sizeof(o.mode), "webhook");
+			snprintf(o.secret, sizeof(o.secret), "%s", optarg); break;
 		case 'h': usage(stdout); return 0;
 		default: usage(stderr); return 2;
 		}
