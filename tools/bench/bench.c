@@ -178,8 +178,12 @@ static void raise_nofile(void)
 	}
 }
 
-/* A TCP connection to host:port from source (NULL: any), non-blocking. */
-static int tcp_connect(const opts_t *o, const char *source)
+/*
+ * A TCP connection to host:port from source (NULL: any), non-blocking.
+ * rcvbuf > 0: a small receive window, so that a client that stops reading
+ * pushes back on the gateway within seconds, not after megabytes.
+ */
+static int tcp_connect(const opts_t *o, const char *source, int rcvbuf)
 {
 	struct sockaddr_in sa = {.sin_family = AF_INET, .sin_port = htons((uint16_t)o->port)};
 	int fd = socket(AF_INET, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0), one = 1;
@@ -187,6 +191,8 @@ static int tcp_connect(const opts_t *o, const char *source)
 	if (fd < 0)
 		return -1;
 	setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
+	if (rcvbuf > 0)
+		setsockopt(fd, SOL_SOCKET, SO_RCVBUF, &rcvbuf, sizeof(rcvbuf));
 	if (source) {
 		struct sockaddr_in src = {.sin_family = AF_INET};
 
@@ -516,7 +522,7 @@ static void watch_run(const opts_t *o, int first, int n, int out_fd)
 			c->order = gi % o->orders;
 			c->reader = !(o->non_reading > 0 &&
 				      (double)(gi % 1000) < o->non_reading * 1000.0);
-			c->fd = tcp_connect(o, src);
+			c->fd = tcp_connect(o, src, c->reader ? 0 : 4096);
 			next++;
 			if (c->fd < 0) {
 				c->state = W_CLOSED;
@@ -846,7 +852,7 @@ static int h_open(const opts_t *o, hconn_t *h, int ep, int idx)
 {
 	const char *src = o->n_sources ? o->sources[idx % o->n_sources] : NULL;
 
-	h->fd = tcp_connect(o, src);
+	h->fd = tcp_connect(o, src, 0);
 	if (h->fd < 0)
 		return -1;
 	h->busy = false;
