@@ -262,11 +262,22 @@ static void gateway_tls_start(gateway_t *g)
  * itself (a stuck loop stops the pings), and says how busy we are.  All
  * no-ops outside systemd (no NOTIFY_SOCKET).
  */
+/* Ties the loop's monotonic clock to the wall clock (which may be stepped). */
+static void gateway_set_wall_offset(gateway_t *g)
+{
+	struct timespec now;
+
+	clock_gettime(CLOCK_REALTIME, &now);
+	g->wall_offset_ms = (int64_t)now.tv_sec * 1000 + now.tv_nsec / 1000000 -
+			    (int64_t)uv_now(g->loop);
+}
+
 static void gateway_tick_cb(uv_timer_t *t)
 {
 	gateway_t *g = t->data;
 	bool ready = broker_ready(g->broker);
 
+	gateway_set_wall_offset(g);
 	if (ready && !g->notified_ready && !g->stopping) {
 		g->notified_ready = true;
 		sd_notifyf(0, "READY=1\nSTATUS=serving on %s:%d",
@@ -400,6 +411,7 @@ int gateway_start(gateway_t *g, uv_loop_t *loop, const config_t *cfg)
 		log_event(LOG_ERROR, "broker_failed", "%s", "");
 		return -1;
 	}
+	gateway_set_wall_offset(g);
 	uv_timer_start(&g->tick, gateway_tick_cb, 0, 500);
 	if (cfg->redis_unix[0])
 		log_event(LOG_INFO, "listening", "addr=%s:%d redis=unix://%s",

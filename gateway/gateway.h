@@ -75,7 +75,14 @@ typedef struct gateway {
 	/* Websocket keepalive (server.c): [0] waiting to be pinged, [1] waiting for a pong.
 	 * FIFO queues, each in due order since all of its entries get the same delay. */
 	struct session *ka_head[2], *ka_tail[2];
+	int64_t wall_offset_ms;   /* wall clock (ms since the epoch) minus uv_now(), set by the tick */
 } gateway_t;
+
+/* The loop's current time on the wall clock, in ms since the epoch (no clock read). */
+static inline int64_t gateway_wall_ms(const gateway_t *g)
+{
+	return (int64_t)uv_now(g->loop) + g->wall_offset_ms;
+}
 
 /*
  * Creates the lws context on loop, listens, starts the broker and the

@@ -268,6 +268,12 @@ static void hub_feed(hub_t *hub, watcher_t *w, frame_t *f)
 	 */
 	if (hub_cursor_set(&w->last) && proto_cursor_cmp(&f->cursor, &w->last) <= 0)
 		return;
+	/* Nothing queued: the frame may go straight out (no queue memory, no wake). */
+	if (!w->q.count && hub->ops->send_now && hub->ops->send_now(hub->ctx, w, f)) {
+		hub->stats.frames_out++;
+		w->last = f->cursor;
+		return;
+	}
 	if (w->q.count && hub->slow_timeout_ms && w->behind_since &&
 	    hub->now_ms - w->behind_since >= hub->slow_timeout_ms) {
 		hub_drop(hub, w, 4408, "too slow: behind for too long, resume with your cursor");

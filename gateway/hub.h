@@ -91,6 +91,12 @@ typedef struct hub_ops {
 	int (*sync)(void *ctx, watcher_t *w);
 	/* w has frames to write. */
 	void (*wake)(void *ctx, watcher_t *w);
+	/*
+	 * Optional: hands f to w's transport at once, for a live watcher with
+	 * nothing queued.  Returns true when the transport took all of it (the
+	 * frame then never enters the queue); false to queue it and wake w.
+	 */
+	bool (*send_now)(void *ctx, watcher_t *w, frame_t *f);
 	/* w's queue passed its bound, or a snapshot failed: close it (asynchronously). */
 	void (*drop)(void *ctx, watcher_t *w, int close_code, const char *reason);
 } hub_ops_t;

@@ -228,36 +228,47 @@ static int server_hub_sync(void *ctx, watcher_t *w)
 static void server_frame_written(gateway_t *g, const frame_t *f);
 
 /*
- * New frames for w.  When lws holds nothing unsent for the socket, they are
- * written at once: one send() each, where asking for POLLOUT and writing
- * from the writeable callback cost two epoll_ctl() and an event more per
- * frame (perf: most of the gateway's own CPU at 50 000 frames/s).  What the
- * socket does not take lws keeps and sends first on POLLOUT; from then on
- * frames wait in w's queue, bounded and coalesced, until the writeable
- * callback drains it.  lws_write() never closes or frees the connection
- * here, so the hub may be iterating the order's watchers.
+ * Frames go out at once when lws holds nothing unsent for the socket: one
+ * send() each, where asking for POLLOUT and writing from the writeable
+ * callback cost two epoll_ctl() and an event more per frame (perf: most of
+ * the gateway's own CPU at 50 000 frames/s).  What the socket does not take
+ * lws keeps and sends first on POLLOUT; from then on frames wait in the
+ * watcher's queue, bounded and coalesced, until the writeable callback
+ * drains it.  lws_write() never closes or frees the connection here, so the
+ * hub may be iterating the order's watchers.
  */
+static bool server_ws_can_send_now(watcher_t *w)
+{
+	return w->state == WATCHER_LIVE && !SESSION_OF(w)->close_code &&
+	       !lws_partial_buffered(w->conn);
+}
+
+static bool server_hub_send_now(void *ctx, watcher_t *w, frame_t *f)
+{
+	if (!server_ws_can_send_now(w) ||
+	    lws_write(w->conn, frame_payload(f), f->len, LWS_WRITE_TEXT) < (int)f->len)
+		return false; /* queued; a broken socket meets its error in the writeable callback */
+	server_frame_written(ctx, f);
+	return true;
+}
+
+/* w has queued frames (a snapshot, a replay, or frames behind a full socket). */
 static void server_hub_wake(void *ctx, watcher_t *w)
 {
 	gateway_t *g = ctx;
-	session_t *s = SESSION_OF(w);
-	struct lws *wsi = w->conn;
 	frame_t *f;
 
-	for (int i = 0; i < 16; i++) {
-		if (w->state != WATCHER_LIVE || s->close_code || !hub_writable(w) ||
-		    lws_partial_buffered(wsi))
-			break;
+	for (int i = 0; i < 16 && hub_writable(w) && server_ws_can_send_now(w); i++) {
 		f = outq_peek(&w->q);
-		if (lws_write(wsi, frame_payload(f), f->len, LWS_WRITE_TEXT) < (int)f->len)
-			break; /* a broken socket: the writeable callback meets the error and closes */
+		if (lws_write(w->conn, frame_payload(f), f->len, LWS_WRITE_TEXT) < (int)f->len)
+			break;
 		server_frame_written(g, f);
 		outq_pop(&w->q);
 	}
 	if (outq_empty(&w->q))
 		hub_drained(w);
 	else
-		lws_callback_on_writable(wsi);
+		lws_callback_on_writable(w->conn);
 }
 
 /*
@@ -293,6 +304,7 @@ const hub_ops_t server_hub_ops = {
 	.unsubscribe = server_hub_unsubscribe,
 	.sync = server_hub_sync,
 	.wake = server_hub_wake,
+	.send_now = server_hub_send_now,
 	.drop = server_hub_drop,
 };
 
@@ -733,17 +745,17 @@ static void server_ws_established(gateway_t *g, struct lws *wsi, session_t *s)
 		  s->w.order->n_watchers);
 }
 
-/* Counts a frame written, and for an update how old it is (its ts to now). */
+/*
+ * Counts a frame written, and for an update how old it is (its ts to now).
+ * Now is the loop's time on the wall clock (gateway_wall_ms): no clock read
+ * per frame.
+ */
 static void server_frame_written(gateway_t *g, const frame_t *f)
 {
-	struct timespec now;
-
 	g->metrics.frames_written++;
 	if (f->kind != FRAME_UPDATE || !f->ts_ms)
 		return;
-	clock_gettime(CLOCK_REALTIME, &now);
-	metrics_observe(&g->metrics.update_age,
-			(double)((int64_t)now.tv_sec * 1000 + now.tv_nsec / 1000000 - f->ts_ms));
+	metrics_observe(&g->metrics.update_age, (double)(gateway_wall_ms(g) - f->ts_ms));
 }
 
 static int server_ws_writeable(struct lws *wsi, session_t *s)

@@ -25,6 +25,8 @@ typedef struct fake {
 	int snapshot_again; /* the command connection is down */
 	char last_sub[PROTO_ORDER_ID_MAX + 1];
 	char last_unsub[PROTO_ORDER_ID_MAX + 1];
+	int sent_now;        /* frames the transport took at once */
+	int refuse_send_now; /* the transport's socket is full */
 } fake_t;
 
 static int fake_subscribe(void *ctx, hub_order_t *o)
@@ -61,6 +63,18 @@ static int fake_sync(void *ctx, watcher_t *w)
 static void fake_wake(void *ctx, watcher_t *w)
 {
 	((fake_t *)ctx)->wakes++;
+}
+
+static bool fake_send_now(void *ctx, watcher_t *w, frame_t *fr)
+{
+	fake_t *f = ctx;
+
+	(void)w;
+	(void)fr;
+	if (f->refuse_send_now)
+		return false;
+	f->sent_now++;
+	return true;
 }
 
 static void fake_drop(void *ctx, watcher_t *w, int code, const char *reason)
@@ -436,6 +450,44 @@ static void behind_watcher_keeps_places_eta_and_courier_frames(void **state)
 	assert_int_equal(fx->hub.stats.coalesced, 0);
 }
 
+/* A live watcher with nothing queued: its transport takes the frame at once, until its
+ * socket is full; from then on frames queue (in order) behind the first one queued. */
+static void frames_go_straight_out_until_the_transport_refuses(void **state)
+{
+	static const hub_ops_t ops = {
+		.subscribe = fake_subscribe,
+		.unsubscribe = fake_unsubscribe,
+		.sync = fake_sync,
+		.wake = fake_wake,
+		.send_now = fake_send_now,
+		.drop = fake_drop,
+	};
+	fixture_t *fx = *state;
+
+	fx->hub.ops = &ops;
+	join(fx, 0, "A");
+	make_live(fx, "A", 1, 1, 0);
+	outq_pop(&fx->w[0].q); /* the snapshot went out */
+	hub_drained(&fx->w[0]);
+	int wakes = fx->fake.wakes;
+
+	post(fx, 2, true);
+	post(fx, 3, false);
+	assert_int_equal(fx->fake.sent_now, 2);
+	assert_int_equal(fx->w[0].q.count, 0);
+	assert_int_equal(fx->fake.wakes, wakes);
+	assert_int_equal(fx->w[0].last.ms, 3);
+	fx->fake.refuse_send_now = 1;
+	post(fx, 4, false);
+	fx->fake.refuse_send_now = 0;
+	post(fx, 5, false); /* behind a queued frame: queued too, never around it */
+	assert_int_equal(fx->fake.sent_now, 2);
+	assert_int_equal(fx->w[0].q.count, 2);
+	assert_int_equal(outq_peek(&fx->w[0].q)->cursor.ms, 4);
+	assert_int_equal(fx->w[0].last.ms, 5);
+	assert_true(fx->fake.wakes > wakes);
+}
+
 static void watcher_behind_longer_than_the_slow_timeout_is_dropped(void **state)
 {
 	fixture_t *fx = *state;
@@ -559,6 +611,8 @@ int main(void)
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test_setup_teardown(first_watcher_subscribes_once, setup, teardown),
 		cmocka_unit_test_setup_teardown(behind_watcher_keeps_places_eta_and_courier_frames,
+						setup, teardown),
+		cmocka_unit_test_setup_teardown(frames_go_straight_out_until_the_transport_refuses,
 						setup, teardown),
 		cmocka_unit_test_setup_teardown(each_order_gets_its_own_subscription, setup, teardown),
 		cmocka_unit_test_setup_teardown(
