@@ -62,6 +62,7 @@ typedef struct session {
 	uint8_t close_sent;       /* the close handshake has started */
 	uint8_t ka_state;         /* ka_state_t: which keepalive queue it is in */
 	uint8_t ping_pending;     /* a ping is due: the next writeable sends it first */
+	uint8_t killed;           /* a send failed: dropped through an lws timeout, never written again */
 	struct session *ka_prev, *ka_next; /* in g->ka_head[ka_state - 1] */
 	uint64_t ka_due_ms;       /* loop time its ping, or its pong, is due */
 } session_t;
@@ -71,6 +72,10 @@ typedef enum ka_state {
 	KA_WAIT,     /* ping at ka_due_ms */
 	KA_PONG,     /* pinged: hang up at ka_due_ms unless a pong comes */
 } ka_state_t;
+
+static void server_ka_unlink(gateway_t *g, session_t *s);
+static void server_ka_append(gateway_t *g, session_t *s, ka_state_t state, uint64_t due_ms);
+static void server_ws_kill(gateway_t *g, session_t *s);
 
 #define SESSION_OF(watcher) ((session_t *)((char *)(watcher) - offsetof(session_t, w)))
 
@@ -245,9 +250,12 @@ static bool server_ws_can_send_now(watcher_t *w)
 
 static bool server_hub_send_now(void *ctx, watcher_t *w, frame_t *f)
 {
-	if (!server_ws_can_send_now(w) ||
-	    lws_write(w->conn, frame_payload(f), f->len, LWS_WRITE_TEXT) < (int)f->len)
-		return false; /* queued; a broken socket meets its error in the writeable callback */
+	if (!server_ws_can_send_now(w))
+		return false; /* queued */
+	if (lws_write(w->conn, frame_payload(f), f->len, LWS_WRITE_TEXT) < (int)f->len) {
+		server_ws_kill(ctx, SESSION_OF(w)); /* the frame goes with the connection */
+		return true;
+	}
 	server_frame_written(ctx, f);
 	return true;
 }
@@ -260,8 +268,10 @@ static void server_hub_wake(void *ctx, watcher_t *w)
 
 	for (int i = 0; i < 16 && hub_writable(w) && server_ws_can_send_now(w); i++) {
 		f = outq_peek(&w->q);
-		if (lws_write(w->conn, frame_payload(f), f->len, LWS_WRITE_TEXT) < (int)f->len)
-			break;
+		if (lws_write(w->conn, frame_payload(f), f->len, LWS_WRITE_TEXT) < (int)f->len) {
+			server_ws_kill(g, SESSION_OF(w));
+			return;
+		}
 		server_frame_written(g, f);
 		outq_pop(&w->q);
 	}
@@ -278,13 +288,41 @@ static void server_hub_wake(void *ctx, watcher_t *w)
 static void server_ws_close_async(watcher_t *w, int close_code, const char *reason)
 {
 	session_t *s = SESSION_OF(w);
+	gateway_t *g = server_gateway(w->conn);
 
 	if (s->close_code)
 		return;
 	s->close_code = (uint16_t)close_code;
 	s->close_reason = reason;
 	w->state = WATCHER_CLOSING;
+	/* A peer that never lets the close frame out (it stopped reading) is dropped
+	 * pong-timeout later; nothing it sends meanwhile extends that. */
+	server_ka_append(g, s, KA_PONG, uv_now(g->loop) + (uint64_t)g->cfg->pong_timeout_s * 1000);
 	lws_callback_on_writable(w->conn);
+}
+
+/*
+ * A send failed outside lws's callbacks: lws has marked the socket unusable
+ * and will not call back to write (and a later write would go out without a
+ * frame header).  Drop it through an lws timeout due at once; lws looks at
+ * its timers after an event, which lws_cancel_service() makes.
+ */
+static void server_ws_kill(gateway_t *g, session_t *s)
+{
+	if (s->killed)
+		return;
+	s->killed = 1;
+	s->close_sent = 1;
+	if (!s->close_code) {
+		s->close_code = 1006;
+		s->close_reason = "send failed";
+	}
+	s->w.state = WATCHER_CLOSING;
+	outq_clear(&s->w.q);
+	server_ka_unlink(g, s);
+	lws_set_timeout(s->w.conn, PENDING_TIMEOUT_CLOSE_SEND, LWS_TO_KILL_ASYNC);
+	if (g->lws)
+		lws_cancel_service(g->lws);
 }
 
 static void server_hub_drop(void *ctx, watcher_t *w, int close_code, const char *reason)
@@ -549,7 +587,7 @@ static void server_ka_append(gateway_t *g, session_t *s, ka_state_t state, uint6
 /* The peer said something (a pong, or any frame): ping again a whole interval from now. */
 static void server_ka_alive(gateway_t *g, session_t *s)
 {
-	if (s->ka_state != KA_NONE)
+	if (s->ka_state != KA_NONE && !s->close_code)
 		server_ka_append(g, s, KA_WAIT,
 				 uv_now(g->loop) + (uint64_t)g->cfg->ping_interval_s * 1000);
 }
@@ -583,9 +621,11 @@ void server_keepalive(gateway_t *g, uint64_t now_ms)
 	while ((s = g->ka_head[KA_WAIT - 1]) && s->ka_due_ms <= now_ms) {
 		server_ka_append(g, s, KA_PONG, now_ms + (uint64_t)g->cfg->pong_timeout_s * 1000);
 		/* Like frames, a ping goes out at once unless lws holds unsent bytes. */
-		if (s->close_code || lws_partial_buffered(s->w.conn) || server_ws_ping(s->w.conn)) {
+		if (s->close_code || lws_partial_buffered(s->w.conn)) {
 			s->ping_pending = 1;
 			lws_callback_on_writable(s->w.conn);
+		} else if (server_ws_ping(s->w.conn)) {
+			server_ws_kill(g, s);
 		}
 	}
 }
@@ -1332,6 +1372,16 @@ static int server_callback(struct lws *wsi, enum lws_callback_reasons reason, vo
 		return server_ws_receive(wsi, s, len);
 	case LWS_CALLBACK_RECEIVE_PONG:
 		server_ka_alive(g, s);
+		return 0;
+	case LWS_CALLBACK_WS_PEER_INITIATED_CLOSE:
+		/* lws answers the close: nothing may be written after it (RFC 6455 5.5.1). */
+		if (!s->close_code) {
+			s->close_code = 1000;
+			s->close_reason = "closed by the client";
+		}
+		s->close_sent = 1;
+		s->w.state = WATCHER_CLOSING;
+		outq_clear(&s->w.q);
 		return 0;
 	case LWS_CALLBACK_CLOSED:
 		server_ka_unlink(g, s);

@@ -10,6 +10,7 @@
 #                   future cursors (reset snapshot), an invalid cursor (4400)
 #   shutdown        1 000 watchers over 50 orders, SIGTERM: every one gets 1001
 #   keepalive       pings; a peer that never answers is hung up on
+#   closing_peers   a closed peer that stalls but pongs is dropped; nothing after Close; RSTs
 #   limits          max-per-client (1008), max-connections (503 / 1013), 1009,
 #                   slowloris (http-timeout), a huge header section
 #
@@ -24,7 +25,7 @@
 # The tests that collect several checks SIGTERM the daemon at the end even when a
 # check failed, so an ASan build's exit status (a leak report) is always checked.
 
-foreach(name slow_watcher redis_restart resume shutdown limits keepalive)
+foreach(name slow_watcher redis_restart resume shutdown limits keepalive closing_peers)
   add_test(NAME integration.stress.${name}
            COMMAND ${TG_IT_PYTHON} ${CMAKE_CURRENT_SOURCE_DIR}/test_stress_${name}.py ${TG_IT_ARGS})
   set_tests_properties(integration.stress.${name} PROPERTIES
