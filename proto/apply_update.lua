@@ -111,21 +111,38 @@ if has_eta then
   end
 end
 
--- places merge by member: an update naming only the dropoff keeps the pickup.
+-- places: each member (pickup, dropoff) keeps the ts of the update that set
+-- it and is judged on its own, so an update naming only the dropoff keeps the
+-- pickup, and a late pickup is not judged by a newer dropoff.  Only members
+-- with numeric lat and lng are taken (a publisher may call this script
+-- directly); the frame carries the members that applied.
+local places_out
+local reencode = false -- the update names a place member that was not taken
 if has_places then
-  local cur = state.places
-  if type(cur) ~= 'table' or type(cur.ts) ~= 'number' or ts >= cur.ts then
-    local places = {}
-    if type(cur) == 'table' then
-      places.pickup, places.dropoff = cur.pickup, cur.dropoff
-    end
-    for k, v in pairs(u.places) do places[k] = v end
-    places.ts = ts
-    state.places = places
-    applied_places = true
-  else
-    stale_parts = stale_parts + 1
+  for k in pairs(u.places) do
+    if k ~= 'pickup' and k ~= 'dropoff' then reencode = true end
   end
+  local cur = type(state.places) == 'table' and state.places or {}
+  local stale_member = false
+  for _, k in ipairs({'pickup', 'dropoff'}) do
+    local p = u.places[k]
+    if type(p) == 'table' and type(p.lat) == 'number' and type(p.lng) == 'number' then
+      local c = cur[k]
+      if type(c) ~= 'table' or type(c.ts) ~= 'number' or ts >= c.ts then
+        cur[k] = {lat = p.lat, lng = p.lng, ts = ts}
+        places_out = places_out or {}
+        places_out[k] = {lat = p.lat, lng = p.lng}
+        applied_places = true
+      else
+        stale_member = true
+      end
+    elseif p ~= nil then
+      reencode = true
+    end
+  end
+  cur.ts = nil -- the format before per-member times
+  if applied_places then state.places = cur end
+  if stale_member then stale_parts = stale_parts + 1 end
 end
 
 if not (applied_loc or applied_status or applied_eta or applied_places) then
@@ -150,11 +167,11 @@ if type(state.updated_at) ~= 'number' or ts > state.updated_at then state.update
 -- The update as published: verbatim when every part applied, else only the
 -- parts that did (a courier older than the stored one counts as stale too).
 local update_json = ARGV[1]
-if stale_parts > 0 then
+if stale_parts > 0 or reencode then
   if not applied_loc then u.location = nil end
   if not applied_status then u.status = nil end
   if not applied_eta then u.eta = nil end
-  if not applied_places then u.places = nil end
+  u.places = places_out
   update_json = cjson.encode(u)
 end
 

@@ -504,11 +504,15 @@ static int decode_eta(const cJSON *eta, proto_eta_t *out, int64_t *ts_out, proto
 	return PROTO_OK;
 }
 
-/* One place: lat and lng, both required (path is "places.pickup" or "places.dropoff"). */
+/*
+ * One place: lat and lng, both required (path is "places.pickup" or
+ * "places.dropoff").  In the state (ts_out != NULL) each place carries the
+ * "ts" of the update that set it.
+ */
 static int decode_point(const cJSON *obj, const char *path, proto_point_t *out, bool *has,
-			proto_error_t *err)
+			int64_t *ts_out, proto_error_t *err)
 {
-	char lat_path[32], lng_path[32];
+	char lat_path[32], lng_path[32], ts_path[32];
 	const cJSON *item;
 	bool found;
 	int rc;
@@ -517,29 +521,31 @@ static int decode_point(const cJSON *obj, const char *path, proto_point_t *out, 
 		return rc;
 	snprintf(lat_path, sizeof(lat_path), "%s.lat", path);
 	snprintf(lng_path, sizeof(lng_path), "%s.lng", path);
+	snprintf(ts_path, sizeof(ts_path), "%s.ts", path);
 	if ((rc = get_number(item, lat_path, true, &rule_lat, &out->lat, &found, err)) ||
 	    (rc = get_number(item, lng_path, true, &rule_lng, &out->lng, &found, err)))
+		return rc;
+	if (ts_out != NULL && (rc = get_ms(item, ts_path, true, ts_out, &found, err)))
 		return rc;
 	*has = true;
 	return PROTO_OK;
 }
 
 /*
- * pickup and dropoff, at least one in an update; the state's places
- * (ts_out != NULL) carry the part's "ts" too.
+ * pickup and dropoff: at least one in an update; the state's places may
+ * hold either, each with its own ts (pickup_ts, dropoff_ts NULL for an update).
  */
-static int decode_places(const cJSON *places, proto_places_t *out, int64_t *ts_out,
-			 proto_error_t *err)
+static int decode_places(const cJSON *places, proto_places_t *out, int64_t *pickup_ts,
+			 int64_t *dropoff_ts, proto_error_t *err)
 {
-	bool found;
 	int rc;
 
-	if ((rc = decode_point(places, "places.pickup", &out->pickup, &out->has_pickup, err)) ||
-	    (rc = decode_point(places, "places.dropoff", &out->dropoff, &out->has_dropoff, err)))
+	if ((rc = decode_point(places, "places.pickup", &out->pickup, &out->has_pickup, pickup_ts,
+			       err)) ||
+	    (rc = decode_point(places, "places.dropoff", &out->dropoff, &out->has_dropoff,
+			       dropoff_ts, err)))
 		return rc;
-	if (ts_out != NULL)
-		return get_ms(places, "places.ts", true, ts_out, &found, err);
-	if (!out->has_pickup && !out->has_dropoff)
+	if (pickup_ts == NULL && !out->has_pickup && !out->has_dropoff)
 		return fail(err, PROTO_EINVAL, "places", "needs at least one of pickup, dropoff");
 	return PROTO_OK;
 }
@@ -609,7 +615,7 @@ int proto_update_from_json(const cJSON *obj, proto_update_t *out, proto_error_t 
 	if ((rc = get_object(obj, "places", &item, err)) != PROTO_OK)
 		return rc;
 	if (item != NULL) {
-		if ((rc = decode_places(item, &u.places, NULL, err)) != PROTO_OK)
+		if ((rc = decode_places(item, &u.places, NULL, NULL, err)) != PROTO_OK)
 			return rc;
 		u.has_places = true;
 	}
@@ -928,7 +934,8 @@ char *proto_update_to_json(const proto_update_t *u)
  * The state is what apply_update.lua writes: members in any order, unknown
  * members (a location's extra fields are copied as sent) ignored, and a null
  * member (Lua cjson keeps explicit nulls) read as absent.  The parts carry
- * the ts of the update that set them: status_ts, location.ts, eta.ts, places.ts.
+ * the ts of the update that set them: status_ts, location.ts, eta.ts,
+ * places.pickup.ts, places.dropoff.ts.
  */
 int proto_state_from_json(const cJSON *obj, proto_state_t *out, proto_error_t *err)
 {
@@ -978,7 +985,8 @@ int proto_state_from_json(const cJSON *obj, proto_state_t *out, proto_error_t *e
 	if ((rc = get_object(obj, "places", &item, err)) != PROTO_OK)
 		return rc;
 	if (item != NULL) {
-		if ((rc = decode_places(item, &st.places, &st.places_ts, err)) != PROTO_OK)
+		if ((rc = decode_places(item, &st.places, &st.pickup_ts, &st.dropoff_ts, err)) !=
+		    PROTO_OK)
 			return rc;
 		st.has_places = true;
 	}

@@ -133,7 +133,8 @@ typedef struct proto_state {
 	proto_eta_t eta;
 	int64_t eta_ts;
 	proto_places_t places;
-	int64_t places_ts;
+	int64_t pickup_ts;  /* the ts of the update that set places.pickup */
+	int64_t dropoff_ts; /* ... places.dropoff */
 	int64_t updated_at;
 	bool has_location;
 	bool has_courier;

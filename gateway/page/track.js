@@ -80,7 +80,7 @@ export function applyUpdate(order, u) {
     o.status_ts = u.ts;
   }
   if (u.eta) o.eta = { ...u.eta, ts: u.ts };
-  if (u.places) o.places = { ...(o.places || {}), ...u.places, ts: u.ts };
+  if (u.places) o.places = { ...(o.places || {}), ...u.places };
   if (u.courier) o.courier = u.courier;
   if (u.provider) o.provider = u.provider;
   if (!(o.updated_at >= u.ts)) o.updated_at = u.ts;

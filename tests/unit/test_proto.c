@@ -2160,18 +2160,18 @@ static void places_encode_in_canonical_order_and_round_trip(void **state)
 
 static void state_with_places_decodes_and_needs_their_ts(void **state)
 {
-	static const char json[] = "{\"order_id\":\"o\",\"updated_at\":5,\"places\":{\"ts\":5,"
-				   "\"dropoff\":{\"lng\":2,\"lat\":1}}}";
+	static const char json[] = "{\"order_id\":\"o\",\"updated_at\":5,\"places\":{"
+				   "\"dropoff\":{\"lng\":2,\"lat\":1,\"ts\":4}}}";
 	proto_state_t st;
 	proto_error_t err;
 
 	(void)state;
 	assert_int_equal(proto_state_parse(json, strlen(json), &st, &err), PROTO_OK);
 	assert_true(st.has_places && st.places.has_dropoff && !st.places.has_pickup);
-	assert_true(st.places.dropoff.lat == 1 && st.places.dropoff.lng == 2 && st.places_ts == 5);
+	assert_true(st.places.dropoff.lat == 1 && st.places.dropoff.lng == 2 && st.dropoff_ts == 4);
 	state_rejection("{\"order_id\":\"o\",\"places\":{\"pickup\":{\"lat\":1,\"lng\":2}},"
 			"\"updated_at\":5}",
-			PROTO_EINVAL, "places.ts");
+			PROTO_EINVAL, "places.pickup.ts");
 }
 
 int main(void)
