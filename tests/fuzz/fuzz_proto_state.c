@@ -50,6 +50,19 @@ static void check_valid(const proto_state_t *st)
 			   (long long)st->eta.dropoff);
 		FUZZ_CHECK(ms_ok(st->eta_ts), "eta.ts %lld", (long long)st->eta_ts);
 	}
+	if (st->has_places) {
+		const proto_places_t *p = &st->places;
+		FUZZ_CHECK(!p->has_pickup || (p->pickup.lat >= -90 && p->pickup.lat <= 90 &&
+					      p->pickup.lng >= -180 && p->pickup.lng <= 180 &&
+					      ms_ok(st->pickup_ts)),
+			   "pickup %g %g ts %lld", p->pickup.lat, p->pickup.lng,
+			   (long long)st->pickup_ts);
+		FUZZ_CHECK(!p->has_dropoff || (p->dropoff.lat >= -90 && p->dropoff.lat <= 90 &&
+					       p->dropoff.lng >= -180 && p->dropoff.lng <= 180 &&
+					       ms_ok(st->dropoff_ts)),
+			   "dropoff %g %g ts %lld", p->dropoff.lat, p->dropoff.lng,
+			   (long long)st->dropoff_ts);
+	}
 }
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);

@@ -37,7 +37,15 @@ static bool same_update(const proto_update_t *a, const proto_update_t *b)
 	if (strcmp(a->order_id, b->order_id) != 0 || strcmp(a->provider, b->provider) != 0 ||
 	    strcmp(a->event_id, b->event_id) != 0 || a->ts != b->ts || a->status != b->status ||
 	    a->has_location != b->has_location || a->has_courier != b->has_courier ||
-	    a->has_eta != b->has_eta)
+	    a->has_eta != b->has_eta || a->has_places != b->has_places)
+		return false;
+	if (a->has_places &&
+	    (a->places.has_pickup != b->places.has_pickup ||
+	     a->places.has_dropoff != b->places.has_dropoff ||
+	     (a->places.has_pickup && (!same_double(a->places.pickup.lat, b->places.pickup.lat) ||
+				       !same_double(a->places.pickup.lng, b->places.pickup.lng))) ||
+	     (a->places.has_dropoff && (!same_double(a->places.dropoff.lat, b->places.dropoff.lat) ||
+					!same_double(a->places.dropoff.lng, b->places.dropoff.lng)))))
 		return false;
 	if (a->has_location && !same_location(&a->location, &b->location))
 		return false;
@@ -66,8 +74,18 @@ static void check_valid(const proto_update_t *u)
 	FUZZ_CHECK(u->ts >= 1 && u->ts <= PROTO_MS_MAX, "ts %lld", (long long)u->ts);
 	FUZZ_CHECK(u->status == PROTO_STATUS_NONE || proto_status_name(u->status) != NULL,
 		   "status %d", (int)u->status);
-	FUZZ_CHECK(u->has_location || u->status != PROTO_STATUS_NONE || u->has_eta,
+	FUZZ_CHECK(u->has_location || u->status != PROTO_STATUS_NONE || u->has_eta || u->has_places,
 		   "an update with nothing in it");
+	if (u->has_places) {
+		const proto_places_t *p = &u->places;
+		FUZZ_CHECK(p->has_pickup || p->has_dropoff, "empty places");
+		FUZZ_CHECK(!p->has_pickup || (p->pickup.lat >= -90 && p->pickup.lat <= 90 &&
+					      p->pickup.lng >= -180 && p->pickup.lng <= 180),
+			   "pickup %g %g", p->pickup.lat, p->pickup.lng);
+		FUZZ_CHECK(!p->has_dropoff || (p->dropoff.lat >= -90 && p->dropoff.lat <= 90 &&
+					       p->dropoff.lng >= -180 && p->dropoff.lng <= 180),
+			   "dropoff %g %g", p->dropoff.lat, p->dropoff.lng);
+	}
 	if (u->has_location) {
 		const proto_location_t *l = &u->location;
 		FUZZ_CHECK(l->lat >= -90 && l->lat <= 90 && l->lng >= -180 && l->lng <= 180,
