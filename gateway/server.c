@@ -263,16 +263,11 @@ static bool server_hub_send_now(void *ctx, watcher_t *w, frame_t *f)
 /* w has queued frames (a snapshot, a replay, or frames behind a full socket). */
 static void server_hub_wake(void *ctx, watcher_t *w)
 {
-	gateway_t *g = ctx;
-	frame_t *f;
-
-	for (int i = 0; i < 16 && hub_writable(w) && server_ws_can_send_now(w); i++) {
-		f = outq_peek(&w->q);
-		if (lws_write(w->conn, frame_payload(f), f->len, LWS_WRITE_TEXT) < (int)f->len) {
-			server_ws_kill(g, SESSION_OF(w));
-			return;
-		}
-		server_frame_written(g, f);
+	for (int i = 0; i < 16 && hub_writable(w); i++) {
+		if (!server_hub_send_now(ctx, w, outq_peek(&w->q)))
+			break;
+		if (SESSION_OF(w)->killed)
+			return; /* the kill emptied the queue */
 		outq_pop(&w->q);
 	}
 	if (outq_empty(&w->q))

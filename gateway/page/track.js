@@ -66,7 +66,7 @@ export function closeMessage(code, reason) {
 function closeAction(code) {
   const known = CLOSES[code];
   if (known) return { state: known[0], retry: known[2] };
-  // Other 4xxx codes are the server's refusals: do not hammer it.
+  // Other codes from 4000 to 4999 are the server's refusals: do not hammer it.
   if (code >= 4000 && code < 5000) return { state: "failed", retry: false };
   return { state: "reconnecting", retry: true };
 }
