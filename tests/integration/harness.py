@@ -642,6 +642,8 @@ def parse_args(argv=None):
                     help="path of the trackgated binary")
     ap.add_argument("--watch", default=os.environ.get("TRACKGATE_WATCH"),
                     help="path of the trackgate-watch binary")
+    ap.add_argument("--bench", default=os.environ.get("TRACKGATE_BENCH"),
+                    help="path of the trackgate-bench binary (tools/bench)")
     ap.add_argument("--run-dir", default=None,
                     help="where logs and the pid list go (default: a temporary directory)")
     args = ap.parse_args(argv)
@@ -795,6 +797,7 @@ if __name__ == "__main__":
     ap = argparse.ArgumentParser()
     ap.add_argument("--trackgated")
     ap.add_argument("--watch")
+    ap.add_argument("--bench")
     ap.add_argument("--run-dir", required=True)
     a = ap.parse_args(sys.argv[2:])
     os.makedirs(a.run_dir, exist_ok=True)

@@ -5,6 +5,7 @@
  *   trackgate-bench publish [options]   publish updates at a fixed rate (or as fast as
  *                                       the server answers), through Redis, the ingest
  *                                       API or an nchan publisher
+ *   trackgate-bench floor   [options]   a server that only send()s frames: the floor
  *
  * Every update carries event_id "b<seq>-<usec>": its sequence number within
  * its order and the wall-clock microsecond it was sent.  A watcher reading it
@@ -1006,9 +1007,239 @@ static int pub_http(const opts_t *o)
 
 /* --- the command line ---------------------------------------------------------------------- */
 
+/* --- floor: the least any gateway does per frame ----------------------------------------- */
+
+/*
+ * trackgate-bench floor is a websocket "gateway" that does only what no
+ * gateway can skip: it accepts, answers the upgrade, and for each update
+ * send()s the frame the script would have built (built once) to every
+ * websocket of the order, from one thread on epoll, TCP_NODELAY as trackgated.
+ * No Redis, no queue, no pings, no parsing of what clients send: a frame that
+ * does not fit a socket's buffer is dropped and counted.  Its CPU per frame,
+ * read the same way as a gateway's, is what this machine's kernel charges for
+ * one send() of that size on loopback: no gateway measured here can go below
+ * it.  SIGUSR1 starts a window of --duration s at --rate; at its end one JSON
+ * line on stdout.  It serves until SIGTERM.  GET /healthz answers 200.
+ */
+typedef struct fconn {
+	int fd;
+	int order;    /* -1 until upgraded */
+	uint32_t pos; /* its index in the order's list */
+	uint32_t have;
+	char req[1024];
+} fconn_t;
+
+typedef struct forder {
+	fconn_t **c;
+	uint32_t n, cap;
+} forder_t;
+
+static volatile sig_atomic_t floor_go;
+
+static void on_usr1(int sig)
+{
+	(void)sig;
+	floor_go = 1;
+}
+
+static void f_close(int ep, fconn_t *c, forder_t *orders)
+{
+	if (c->order >= 0) {
+		forder_t *od = &orders[c->order];
+		fconn_t *last = od->c[--od->n];
+
+		od->c[c->pos] = last;
+		last->pos = c->pos;
+	}
+	epoll_ctl(ep, EPOLL_CTL_DEL, c->fd, NULL);
+	close(c->fd);
+	free(c);
+}
+
+/* The request in c->req is whole: 101, 200 for /healthz, else 404. 0 keeps c. */
+static int f_request(const opts_t *o, fconn_t *c, forder_t *orders)
+{
+	static const char up[] = "HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\n"
+				 "Connection: Upgrade\r\n"
+				 "Sec-WebSocket-Accept: s3pPLMBiTxaQ9kYGzzhZRbK+xOo=\r\n\r\n";
+	static const char ok[] = "HTTP/1.1 200 OK\r\nContent-Length: 3\r\nConnection: close\r\n\r\nok\n";
+	static const char nf[] = "HTTP/1.1 404 Not Found\r\nContent-Length: 0\r\nConnection: close\r\n\r\n";
+	const char *path = c->req + 4, *dash;
+	long n;
+
+	if (!strncmp(c->req, "GET /healthz ", 13)) {
+		(void)!send(c->fd, ok, sizeof(ok) - 1, MSG_NOSIGNAL);
+		return -1;
+	}
+	dash = strncmp(c->req, "GET /v1/track/", 14) ? NULL : memchr(path, ' ', 200);
+	if (dash) {
+		const char *e = dash;
+
+		while (e > path && e[-1] != '-')
+			e--;
+		n = strtol(e, NULL, 10) - o->order_base;
+		if (e > path && n >= 0 && n < o->orders) {
+			forder_t *od = &orders[n];
+
+			if (od->n == od->cap) {
+				uint32_t cap = od->cap ? od->cap * 2 : 16;
+				fconn_t **nc = realloc(od->c, cap * sizeof(*nc));
+
+				if (!nc)
+					die("out of memory");
+				od->c = nc;
+				od->cap = cap;
+			}
+			c->order = (int)n;
+			c->pos = od->n;
+			od->c[od->n++] = c;
+			(void)!send(c->fd, up, sizeof(up) - 1, MSG_NOSIGNAL);
+			return 0;
+		}
+	}
+	(void)!send(c->fd, nf, sizeof(nf) - 1, MSG_NOSIGNAL);
+	return -1;
+}
+
+static void f_readable(const opts_t *o, int ep, fconn_t *c, forder_t *orders)
+{
+	char sink[4096];
+	ssize_t n;
+
+	for (;;) {
+		if (c->order >= 0) { /* pongs and closes: read and dropped */
+			n = recv(c->fd, sink, sizeof(sink), 0);
+		} else {
+			n = recv(c->fd, c->req + c->have, sizeof(c->req) - 1 - c->have, 0);
+			if (n > 0) {
+				c->have += (uint32_t)n;
+				c->req[c->have] = '\0';
+				if (strstr(c->req, "\r\n\r\n")) {
+					if (f_request(o, c, orders)) {
+						f_close(ep, c, orders);
+						return;
+					}
+				} else if (c->have == sizeof(c->req) - 1) {
+					f_close(ep, c, orders);
+					return;
+				}
+			}
+		}
+		if (n == 0 || (n < 0 && errno != EAGAIN && errno != EINTR)) {
+			f_close(ep, c, orders);
+			return;
+		}
+		if (n < 0)
+			return;
+	}
+}
+
+static int cmd_floor(const opts_t *o)
+{
+	struct sockaddr_in sa = {.sin_family = AF_INET, .sin_port = htons((uint16_t)o->port)};
+	forder_t *orders = calloc((size_t)o->orders, sizeof(*orders));
+	struct epoll_event evs[256];
+	int ep = epoll_create1(EPOLL_CLOEXEC), one = 1, rr = 0;
+	int lfd = socket(AF_INET, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+	uint64_t t0 = 0, done = 0, frames = 0, dropped = 0, cpu0 = 0;
+	bool on = false;
+
+	if (!orders || ep < 0 || lfd < 0 || inet_pton(AF_INET, o->host, &sa.sin_addr) != 1)
+		die("floor: cannot set up (numeric IPv4 --server?)");
+	setsockopt(lfd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one));
+	if (bind(lfd, (struct sockaddr *)&sa, sizeof(sa)) < 0 || listen(lfd, 4096) < 0)
+		die("floor: cannot listen on %s:%d: %s", o->host, o->port, strerror(errno));
+	epoll_ctl(ep, EPOLL_CTL_ADD, lfd, &(struct epoll_event){.events = EPOLLIN, .data.ptr = NULL});
+	signal(SIGUSR1, on_usr1);
+	while (!stop_flag) {
+		int n = epoll_wait(ep, evs, 256, on ? 1 : 100);
+
+		for (int i = 0; i < n; i++) {
+			fconn_t *c = evs[i].data.ptr;
+
+			if (c) {
+				f_readable(o, ep, c, orders);
+				continue;
+			}
+			for (;;) {
+				int fd = accept4(lfd, NULL, NULL, SOCK_NONBLOCK | SOCK_CLOEXEC);
+
+				if (fd < 0)
+					break;
+				c = calloc(1, sizeof(*c));
+				if (!c)
+					die("out of memory");
+				c->fd = fd;
+				c->order = -1;
+				setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
+				epoll_ctl(ep, EPOLL_CTL_ADD, fd,
+					  &(struct epoll_event){.events = EPOLLIN, .data.ptr = c});
+			}
+		}
+		if (floor_go && !on) {
+			floor_go = 0;
+			on = true;
+			t0 = mono_us();
+			cpu0 = cpu_used_us(RUSAGE_SELF);
+			done = frames = dropped = 0;
+		}
+		if (!on)
+			continue;
+		uint64_t el = mono_us() - t0, due = (uint64_t)((double)el * o->rate / 1e6);
+
+		if (el >= (uint64_t)(o->duration * 1e6))
+			due = (uint64_t)(o->duration * o->rate);
+		for (; done < due; done++) {
+			char f[4 + 1024];
+			int order = rr++ % o->orders, len;
+			size_t hl;
+
+			len = make_frame(o, order, f + 4, sizeof(f) - 4, now_us());
+			if (len < 0 || len >= (int)sizeof(f) - 4)
+				die("floor: frame too long");
+			if (len < 126) {
+				f[2] = (char)0x81;
+				f[3] = (char)len;
+				hl = 2;
+			} else {
+				f[0] = (char)0x81;
+				f[1] = 126;
+				f[2] = (char)(len >> 8);
+				f[3] = (char)(len & 0xff);
+				hl = 4;
+			}
+			const char *frame = f + 4 - hl;
+			size_t flen = hl + (size_t)len;
+
+			for (uint32_t k = 0; k < orders[order].n; k++) {
+				if (send(orders[order].c[k]->fd, frame, flen, MSG_NOSIGNAL | MSG_DONTWAIT) ==
+				    (ssize_t)flen)
+					frames++;
+				else
+					dropped++; /* a partial frame would corrupt the stream: only stalled ones */
+			}
+		}
+		if (el >= (uint64_t)(o->duration * 1e6)) {
+			uint64_t cpu = cpu_used_us(RUSAGE_SELF) - cpu0;
+
+			on = false;
+			printf("{\"cmd\":\"floor\",\"ok\":%" PRIu64 ",\"frames\":%" PRIu64
+			       ",\"dropped\":%" PRIu64 ",\"cpu_us\":%" PRIu64 ",\"secs\":%.3f}\n",
+			       done, frames, dropped, cpu, (double)el / 1e6);
+			fflush(stdout);
+			if (!o->quiet)
+				fprintf(stderr,
+					"trackgate-bench floor: %" PRIu64 " updates, %" PRIu64
+					" frames sent, %" PRIu64 " dropped, %.2f us CPU per frame\n",
+					done, frames, dropped, frames ? (double)cpu / (double)frames : 0.0);
+		}
+	}
+	return 0;
+}
+
 static void usage(FILE *f)
 {
-	fputs("usage: trackgate-bench watch|publish [options]\n"
+	fputs("usage: trackgate-bench watch|publish|floor [options]\n"
 	      "\n"
 	      "common:\n"
 	      "  --server HOST:PORT     the gateway (numeric IPv4; default 127.0.0.1:8080)\n"
@@ -1032,7 +1263,10 @@ static void usage(FILE *f)
 	      "  --webhook-secret S     POST signed Uber Direct courier_update webhooks to\n"
 	      "                         /v1/webhooks/uber_direct (HMAC-SHA256 with S)\n"
 	      "  --rate N               updates per second (default 1000; 0 = as fast as answered)\n"
-	      "  --conns N              HTTP connections (default 4)\n",
+	      "  --conns N              HTTP connections (default 4)\n"
+	      "floor (listens on --server; SIGUSR1 starts --duration s of --rate updates/s):\n"
+	      "  a websocket server that only send()s each update's frame to its order's\n"
+	      "  websockets: the kernel's cost per frame, below which no gateway can go\n",
 	      f);
 }
 
@@ -1117,6 +1351,12 @@ int main(int argc, char **argv)
 	raise_nofile();
 	if (!strcmp(cmd, "watch"))
 		return cmd_watch(&o);
+	if (!strcmp(cmd, "floor")) {
+		order_seq = calloc((size_t)o.orders, sizeof(*order_seq));
+		if (!order_seq)
+			die("out of memory");
+		return cmd_floor(&o);
+	}
 	if (!strcmp(cmd, "publish")) {
 		order_seq = calloc((size_t)o.orders, sizeof(*order_seq));
 		if (!order_seq)

@@ -1,0 +1,117 @@
+#!/usr/bin/python3
+"""integration.bench_tool: trackgate-bench counts what it is sent, and loses nothing it is sent.
+
+The benchmarks' figures are only as good as the load generator
+(tools/bench/bench.c), so its counting is checked against the real daemon:
+
+- `watch` (40 websockets over 4 orders) + `publish --redis` (100 updates/s for
+  2 s through the script): the publisher's answers are all ok, the watchers
+  count every update once per watcher of its order, report no loss and a
+  latency, and each saw its snapshot.
+- A gap in an order's event ids (b1, then b3, posted to /v1/updates) is
+  reported as one lost update per watcher of that order.
+- `floor` (the send()-only server the fan-out is compared with) answers
+  /healthz, takes the same watchers, and on SIGUSR1 sends rate x duration
+  updates to every websocket of each order: the watchers count exactly the
+  frames it says it sent, and it drops none.
+"""
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+
+sys.dont_write_bytecode = True
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+import harness as h  # noqa: E402
+
+WATCHERS, ORDERS = 40, 4
+
+
+class Watch:
+    """trackgate-bench watch in the background; ready once every websocket is open."""
+
+    def __init__(self, bench, port, prefix, duration):
+        self.argv = [bench, "watch", "--server", f"127.0.0.1:{port}", "--watchers", str(WATCHERS),
+                     "--orders", str(ORDERS), "--duration", str(duration), "--prefix", prefix,
+                     "--ramp", "10"]
+        self.p = subprocess.Popen(self.argv, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
+                                  stderr=subprocess.PIPE, text=True,
+                                  preexec_fn=h._child_preexec(os.getpid()))
+        h._children.append(self.p)
+        line = self.p.stderr.readline()
+        h.check(line.startswith(f"trackgate-bench: {WATCHERS}/{WATCHERS} websockets open"),
+                f"{' '.join(self.argv)}: first line {line!r} (want all {WATCHERS} open)")
+
+    def result(self, timeout=30):
+        try:
+            out, err = self.p.communicate(timeout=timeout)
+        except subprocess.TimeoutExpired:
+            self.p.kill()
+            raise h.TestFailure(f"{' '.join(self.argv)} did not finish within {timeout} s")
+        h.check_eq(self.p.returncode, 0, f"trackgate-bench watch exit status (stderr {err!r})")
+        return json.loads(out.strip().splitlines()[-1])
+
+
+def test(env):
+    bench = env.args.bench
+    h.check(bench and os.access(bench, os.X_OK), "--bench PATH (trackgate-bench) is required")
+
+    # Through the script: every update reaches every watcher of its order once.
+    w = Watch(bench, env.port, "bt", 5)
+    r = subprocess.run([bench, "publish", "--redis", f"unix://{env.redis.sock}", "--orders",
+                        str(ORDERS), "--rate", "100", "--duration", "2", "--prefix", "bt"],
+                       capture_output=True, text=True, timeout=30)
+    h.check_eq(r.returncode, 0, f"trackgate-bench publish exit status (stderr {r.stderr!r})")
+    pub = json.loads(r.stdout.strip().splitlines()[-1])
+    h.check(190 <= pub["sent"] <= 201, f"100/s for 2 s sent {pub['sent']} updates")
+    h.check_eq((pub["ok"], pub["failed"]), (pub["sent"], 0), "publish: answers ok / failed")
+    got = w.result()
+    per_order = WATCHERS // ORDERS
+    h.check_eq(got["opened"], WATCHERS, "watch: websockets opened")
+    h.check_eq(got["snapshots"], WATCHERS, "watch: snapshots (one per websocket)")
+    h.check_eq(got["updates"], pub["ok"] * per_order, "watch: updates counted")
+    h.check_eq(got["lost"], 0, "watch: lost")
+    h.check(0 < got["lat_us"]["p50"] <= got["lat_us"]["p99"] <= got["lat_us"]["max"],
+            f"watch: latency percentiles {got['lat_us']!r}")
+
+    # A gap in the sequence is a loss, counted once per watcher of the order.
+    w = Watch(bench, env.port, "bg", 2)
+    base = h.now_ms()
+    for seq in (1, 3):
+        env.apply(h.update("bg-0", base + seq, lat=52.5, lng=13.4,
+                           event_id=f"b{seq}-{int(time.time() * 1e6)}"))
+    got = w.result()
+    h.check_eq((got["updates"], got["lost"]), (2 * per_order, per_order),
+               "watch after b1, b3: updates and lost")
+
+    # floor: the frames it reports sent are the frames the watchers count.
+    port = h.free_port()
+    fl = subprocess.Popen([bench, "floor", "--server", f"127.0.0.1:{port}", "--orders",
+                           str(ORDERS), "--rate", "200", "--duration", "1"],
+                          stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
+                          stderr=subprocess.DEVNULL, text=True,
+                          preexec_fn=h._child_preexec(os.getpid()))
+    h._children.append(fl)
+    h.wait_until(lambda: h.http_request(port, "GET", "/healthz").status == 200
+                 if _listening(port) else False, 5.0, what="floor answers /healthz")
+    w = Watch(bench, port, "bf", 3)
+    fl.send_signal(signal.SIGUSR1)
+    res = json.loads(fl.stdout.readline())
+    got = w.result()
+    h.check_eq((res["ok"], res["dropped"]), (200, 0), "floor: updates sent, frames dropped")
+    h.check_eq(res["frames"], 200 * per_order, "floor: frames sent")
+    h.check_eq((got["updates"], got["lost"]), (res["frames"], 0), "watch on floor: updates, lost")
+    fl.send_signal(signal.SIGTERM)
+    h.check_eq(fl.wait(10), 0, "floor exit status after SIGTERM")
+
+
+def _listening(port):
+    import socket
+    with socket.socket() as s:
+        return s.connect_ex(("127.0.0.1", port)) == 0
+
+
+if __name__ == "__main__":
+    h.main(test)
