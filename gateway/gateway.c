@@ -293,6 +293,26 @@ static void gateway_tick_cb(uv_timer_t *t)
 		ratelimit_sweep(&g->rates, uv_now(g->loop)); /* every 10 s */
 }
 
+/*
+ * Runs after each loop iteration's I/O callbacks.  The time since the last
+ * check, less what the loop spent waiting for events, is the work of one
+ * iteration: timers, every ready socket's callbacks, Redis replies.  A long
+ * one (a burst, or the process kept off the CPU) delays every connection.
+ */
+static void gateway_loop_check_cb(uv_check_t *c)
+{
+	gateway_t *g = c->data;
+	uint64_t now = uv_hrtime(), idle = uv_metrics_idle_time(c->loop);
+
+	if (g->loop_mark_ns) {
+		uint64_t span = now - g->loop_mark_ns, waited = idle - g->loop_idle_ns;
+
+		metrics_observe(&g->metrics.loop_busy, span > waited ? (double)(span - waited) / 1e6 : 0);
+	}
+	g->loop_mark_ns = now;
+	g->loop_idle_ns = idle;
+}
+
 static void gateway_drain_cb(uv_timer_t *t)
 {
 	gateway_t *g = t->data;
@@ -332,6 +352,12 @@ int gateway_start(gateway_t *g, uv_loop_t *loop, const config_t *cfg)
 	uv_timer_init(loop, &g->drain_timer);
 	uv_timer_init(loop, &g->tick);
 	g->tick.data = g;
+	if (uv_loop_configure(loop, UV_METRICS_IDLE_TIME) == 0) {
+		uv_check_init(loop, &g->loop_check);
+		g->loop_check.data = g;
+		uv_check_start(&g->loop_check, gateway_loop_check_cb);
+		uv_unref((uv_handle_t *)&g->loop_check); /* it never keeps the loop alive */
+	}
 	{
 		uint64_t usec = 0;
 
@@ -468,6 +494,10 @@ static void gateway_finish(gateway_t *g)
 	uv_close((uv_handle_t *)&g->drain_timer, NULL);
 	uv_timer_stop(&g->tick);
 	uv_close((uv_handle_t *)&g->tick, NULL);
+	if (g->loop_check.data) {
+		uv_check_stop(&g->loop_check);
+		uv_close((uv_handle_t *)&g->loop_check, NULL);
+	}
 	uv_close((uv_handle_t *)&g->sigint, NULL);
 	uv_close((uv_handle_t *)&g->sigterm, NULL);
 	uv_close((uv_handle_t *)&g->sighup, NULL);

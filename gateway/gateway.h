@@ -49,6 +49,9 @@ typedef struct gateway {
 	uv_signal_t sighup;
 	uv_timer_t drain_timer;
 	uv_timer_t tick;          /* readiness, watchdog and gauges, twice a second */
+	uv_check_t loop_check;    /* after each iteration's I/O: metrics.loop_busy */
+	uint64_t loop_mark_ns;    /* uv_hrtime() at the last check; 0 before the first */
+	uint64_t loop_idle_ns;    /* uv_metrics_idle_time() at the last check */
 	bool notified_ready;      /* READY=1 was sent */
 	bool reloading;           /* a SIGHUP TLS reload is reading files in the thread pool */
 	bool reloading_config;    /* a SIGHUP config reload is reading files in the thread pool */

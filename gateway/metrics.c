@@ -228,6 +228,10 @@ char *metrics_render(const gateway_t *g, size_t *len)
 			    "Ingest request complete to answer ready, in ms.", &m->ingest_latency);
 	metrics_hist_render(&b, "trackgate_update_age_ms",
 			    "Update ts to its frame written to a websocket, in ms.", &m->update_age);
+	metrics_hist_render(&b, "trackgate_loop_busy_ms",
+			    "Work of one event-loop iteration, its wait for events excluded, in ms: "
+			    "how long any connection's next event may wait behind it.",
+			    &m->loop_busy);
 	if (b.oom) {
 		free(b.p);
 		return NULL;

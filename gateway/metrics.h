@@ -59,6 +59,7 @@ typedef struct metrics {
 	uint64_t pong_timeouts;       /* websockets hung up on: no pong within pong-timeout */
 	metrics_hist_t ingest_latency; /* request complete -> answer ready (ms) */
 	metrics_hist_t update_age;     /* update ts -> frame written to a websocket (ms) */
+	metrics_hist_t loop_busy;      /* one loop iteration's work, its wait for events excluded (ms) */
 } metrics_t;
 
 void metrics_observe(metrics_hist_t *h, double ms);

@@ -91,7 +91,7 @@ def test(env):
     fl = subprocess.Popen([bench, "floor", "--server", f"127.0.0.1:{port}", "--orders",
                            str(ORDERS), "--rate", "200", "--duration", "1"],
                           stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
-                          stderr=subprocess.DEVNULL, text=True,
+                          stderr=open(os.path.join(env.log_dir, "floor.log"), "ab"), text=True,
                           preexec_fn=h._child_preexec(os.getpid()))
     h._children.append(fl)
     h.wait_until(lambda: h.http_request(port, "GET", "/healthz").status == 200
@@ -104,7 +104,8 @@ def test(env):
     h.check_eq(res["frames"], 200 * per_order, "floor: frames sent")
     h.check_eq((got["updates"], got["lost"]), (res["frames"], 0), "watch on floor: updates, lost")
     fl.send_signal(signal.SIGTERM)
-    h.check_eq(fl.wait(10), 0, "floor exit status after SIGTERM")
+    h.check_eq(fl.wait(10), 0, "floor exit status after SIGTERM (an ASan build: no leaks; "
+               f"see {env.log_dir}/floor.log)")
 
 
 def _listening(port):

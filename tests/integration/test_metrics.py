@@ -5,7 +5,8 @@ trackgated runs with --metrics-listen on a second port: /metrics answers
 there (and only there), the main port answers 404 for it.  A scrape before
 and after some traffic shows the counters and gauges moving: connections,
 watched orders, subscriptions, frames in/out, ingest requests by provider
-and status, updates by result, refusals by reason, and the two histograms.
+and status, updates by result, refusals by reason, and the histograms
+(ingest latency, update age, and the work of each event-loop iteration).
 """
 import os
 import re
@@ -72,6 +73,16 @@ async def test(env):
     h.check(delta("trackgate_update_age_ms_count") >= 1, "update age observed")
     h.check_eq(after.get('trackgate_update_age_ms_bucket{le="+Inf"}'),
                after.get("trackgate_update_age_ms_count"), "+Inf bucket == count")
+    # Every loop iteration is timed: the traffic above took several, each >= 0 ms,
+    # and the buckets are cumulative.
+    h.check(delta("trackgate_loop_busy_ms_count") >= 5, "loop iterations observed")
+    h.check(after.get("trackgate_loop_busy_ms_sum", -1) >= 0, "loop busy sum")
+    les = [(float(k.split('"')[1]), v) for k, v in after.items()
+           if k.startswith("trackgate_loop_busy_ms_bucket") and '"+Inf"' not in k]
+    h.check(len(les) >= 5 and all(a[1] <= b[1] for a, b in zip(sorted(les), sorted(les)[1:])),
+            f"loop busy buckets cumulative: {sorted(les)}")
+    h.check_eq(after.get('trackgate_loop_busy_ms_bucket{le="+Inf"}'),
+               after.get("trackgate_loop_busy_ms_count"), "loop busy +Inf bucket == count")
     print({k: v for k, v in after.items() if "bucket" not in k and v})
 
 

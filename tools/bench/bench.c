@@ -1022,6 +1022,7 @@ static int pub_http(const opts_t *o)
  * line on stdout.  It serves until SIGTERM.  GET /healthz answers 200.
  */
 typedef struct fconn {
+	struct fconn *prev, *next; /* every connection, for the exit */
 	int fd;
 	int order;    /* -1 until upgraded */
 	uint32_t pos; /* its index in the order's list */
@@ -1035,6 +1036,7 @@ typedef struct forder {
 } forder_t;
 
 static volatile sig_atomic_t floor_go;
+static fconn_t *floor_conns;
 
 static void on_usr1(int sig)
 {
@@ -1051,6 +1053,12 @@ static void f_close(int ep, fconn_t *c, forder_t *orders)
 		od->c[c->pos] = last;
 		last->pos = c->pos;
 	}
+	if (c->prev)
+		c->prev->next = c->next;
+	else
+		floor_conns = c->next;
+	if (c->next)
+		c->next->prev = c->prev;
 	epoll_ctl(ep, EPOLL_CTL_DEL, c->fd, NULL);
 	close(c->fd);
 	free(c);
@@ -1171,6 +1179,10 @@ static int cmd_floor(const opts_t *o)
 					die("out of memory");
 				c->fd = fd;
 				c->order = -1;
+				c->next = floor_conns;
+				if (floor_conns)
+					floor_conns->prev = c;
+				floor_conns = c;
 				setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
 				epoll_ctl(ep, EPOLL_CTL_ADD, fd,
 					  &(struct epoll_event){.events = EPOLLIN, .data.ptr = c});
@@ -1234,6 +1246,13 @@ static int cmd_floor(const opts_t *o)
 					done, frames, dropped, frames ? (double)cpu / (double)frames : 0.0);
 		}
 	}
+	while (floor_conns)
+		f_close(ep, floor_conns, orders);
+	for (int i = 0; i < o->orders; i++)
+		free(orders[i].c);
+	free(orders);
+	close(lfd);
+	close(ep);
 	return 0;
 }
 
