@@ -105,6 +105,16 @@ int adapter_get_time(const cJSON *root, const char *path, bool required, int64_t
 int adapter_get_latlng(const cJSON *root, const char *lat_path, const char *lng_path,
 		       bool required, double *lat, double *lng, bool *found, proto_error_t *err);
 
+/*
+ * A pickup or dropoff place (proto places) at lat_path/lng_path: *has is
+ * true when both are present, numbers in range and not exactly 0,0 (a
+ * placeholder).  Anything else leaves the place out and is no error: a
+ * place is a map marker, and a bad one must not cost the status and the
+ * position that came in the same webhook (retried, it would fail again).
+ */
+void adapter_get_place(const cJSON *root, const char *lat_path, const char *lng_path,
+		       proto_point_t *p, bool *has);
+
 /* --- building updates ---------------------------------------------------------- */
 
 /*

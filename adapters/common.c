@@ -761,6 +761,22 @@ int adapter_get_latlng(const cJSON *root, const char *lat_path, const char *lng_
 	return ADAPTER_OK;
 }
 
+void adapter_get_place(const cJSON *root, const char *lat_path, const char *lng_path,
+		       proto_point_t *p, bool *has)
+{
+	proto_error_t ignored;
+	double lat = 0, lng = 0;
+	bool found = false;
+
+	*has = adapter_get_latlng(root, lat_path, lng_path, false, &lat, &lng, &found, &ignored) ==
+		       ADAPTER_OK &&
+	       found && !(lat == 0 && lng == 0);
+	if (*has) {
+		p->lat = lat;
+		p->lng = lng;
+	}
+}
+
 /* --- building updates ---------------------------------------------------------- */
 
 int adapter_update_init(proto_update_t *u, const char *provider, const char *order_id, int64_t ts,

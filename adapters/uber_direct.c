@@ -12,7 +12,8 @@
  *     courier's position only, from the top-level location (or
  *     data.courier.location), so the gateway may coalesce it;
  *   - event.delivery_status: the status, the courier's name and vehicle,
- *     the pickup/dropoff ETAs and the courier's position when present.
+ *     the pickup/dropoff ETAs, the pickup/dropoff places (data.pickup/
+ *     dropoff.location) and the courier's position when present.
  * Other kinds (event.refund_request, event.shopping_progress, ...) carry
  * nothing to track and give no update.
  */
@@ -147,6 +148,14 @@ static int uber_delivery_status(const cJSON *root, proto_update_t *u, proto_erro
 	adapter_copy_text(u->courier.name, sizeof(u->courier.name), name);
 	adapter_copy_text(u->courier.vehicle, sizeof(u->courier.vehicle), vehicle);
 	u->has_courier = u->courier.name[0] != '\0' || u->courier.vehicle[0] != '\0';
+
+	/* The delivery's pickup and dropoff, for the page's markers (courier
+	 * updates leave them out: they stay position-only and coalescable). */
+	adapter_get_place(root, "data.pickup.location.lat", "data.pickup.location.lng",
+			  &u->places.pickup, &u->places.has_pickup);
+	adapter_get_place(root, "data.dropoff.location.lat", "data.dropoff.location.lng",
+			  &u->places.dropoff, &u->places.has_dropoff);
+	u->has_places = u->places.has_pickup || u->places.has_dropoff;
 
 	return uber_location(root, u, err);
 }

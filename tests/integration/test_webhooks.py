@@ -199,12 +199,18 @@ class Uber(Provider):
                 "courier": {"name": "Cori R.", "vehicle_type": "car", "phone_number": "+15555555557",
                             "location": {"lat": lat, "lng": lng}, "rating": "5.00"},
                 "courier_imminent": False,
+                "pickup": {"name": "Store", "address": "Alexanderplatz 1, Berlin",
+                           "location": {"lat": 52.5219, "lng": 13.4132}},
+                "dropoff": {"name": "Customer", "address": "Torstrasse 1, Berlin",
+                            "location": {"lat": 52.5290, "lng": 13.4010}},
             },
         }
         want = {"v": 1, "order_id": order, "provider": self.name, "ts": ts, "event_id": evt,
                 "location": {"lat": lat, "lng": lng}, "status": "picked_up",
                 "courier": {"name": "Cori R.", "vehicle": "car"},
-                "eta": {"pickup": ts - 30_000, "dropoff": ts + 900_000}}
+                "eta": {"pickup": ts - 30_000, "dropoff": ts + 900_000},
+                "places": {"pickup": {"lat": 52.5219, "lng": 13.4132},
+                           "dropoff": {"lat": 52.5290, "lng": 13.4010}}}
         return self.event(f"delivery_status pickup_complete @{ts}", obj, ["applied"], [want])
 
     def position(self, order, ts, lat, lng, seq):

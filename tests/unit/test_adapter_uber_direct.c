@@ -216,6 +216,64 @@ static void delivery_status_gives_status_courier_eta_and_position(void **state)
 	assert_string_equal(u.courier.id, "");
 	assert_true(u.has_location);
 	assert_true(u.location.lat == 40.7484 && u.location.lng == -73.9857);
+	/* data.pickup.location and data.dropoff.location: the page's markers. */
+	assert_true(u.has_places && u.places.has_pickup && u.places.has_dropoff);
+	assert_true(u.places.pickup.lat == 40.748441 && u.places.pickup.lng == -73.985664);
+	assert_true(u.places.dropoff.lat == 40.724533 && u.places.dropoff.lng == -74.00839);
+}
+
+/* A bad place is left out; the status in the same webhook still goes through. */
+static void a_bad_place_is_left_out_not_refused(void **state)
+{
+	proto_update_t u;
+	proto_error_t err;
+	int n;
+
+	(void)state;
+	/* Uber's own sample carries lat 99.99999; a string that is no number; half a pair. */
+	assert_int_equal(parse(STATUS_EVENT("pickup",
+					    "\"pickup\":{\"location\":{\"lat\":99.99999,\"lng\":-99.99999}},"
+					    "\"dropoff\":{\"location\":{\"lat\":\"north\",\"lng\":2}}"),
+			       &u, &n, &err),
+			 ADAPTER_OK);
+	assert_int_equal(n, 1);
+	assert_int_equal(u.status, PROTO_STATUS_EN_ROUTE_TO_PICKUP);
+	assert_false(u.has_places || u.places.has_pickup || u.places.has_dropoff);
+	assert_int_equal(parse(STATUS_EVENT("pickup",
+					    "\"pickup\":{\"location\":{\"lat\":0,\"lng\":0}},"
+					    "\"dropoff\":{\"location\":{\"lat\":52.5}}"),
+			       &u, &n, &err),
+			 ADAPTER_OK);
+	assert_int_equal(n, 1);
+	assert_false(u.has_places); /* 0,0 is a placeholder; a lat alone is half a place */
+	/* One good place is kept alone. */
+	assert_int_equal(parse(STATUS_EVENT("pickup",
+					    "\"pickup\":{\"location\":null},"
+					    "\"dropoff\":{\"location\":{\"lat\":\"52.5\",\"lng\":13.4}}"),
+			       &u, &n, &err),
+			 ADAPTER_OK);
+	assert_true(u.has_places && !u.places.has_pickup && u.places.has_dropoff);
+	assert_true(u.places.dropoff.lat == 52.5 && u.places.dropoff.lng == 13.4);
+}
+
+/* Courier updates stay position-only (coalescable), even when data has the places. */
+static void courier_update_leaves_the_places_out(void **state)
+{
+	proto_update_t u;
+	proto_error_t err;
+	int n;
+
+	(void)state;
+	assert_int_equal(
+	    parse("{\"kind\":\"event.courier_update\",\"id\":\"evt_2\",\"created\":"
+		  "\"2024-05-01T12:00:00Z\",\"delivery_id\":\"del_1\",\"location\":{\"lat\":52.51,"
+		  "\"lng\":13.41},\"data\":{\"pickup\":{\"location\":{\"lat\":52.5,\"lng\":13.4}},"
+		  "\"dropoff\":{\"location\":{\"lat\":52.6,\"lng\":13.5}}}}",
+		  &u, &n, &err),
+	    ADAPTER_OK);
+	assert_int_equal(n, 1);
+	assert_true(u.has_location);
+	assert_false(u.has_places);
 }
 
 static void pending_without_courier_or_external_id_uses_delivery_id(void **state)
@@ -819,6 +877,8 @@ int main(void)
 	    cmocka_unit_test(verify_takes_either_header),
 	    cmocka_unit_test(verify_refuses_without_a_configured_key),
 	    cmocka_unit_test(delivery_status_gives_status_courier_eta_and_position),
+	    cmocka_unit_test(a_bad_place_is_left_out_not_refused),
+	    cmocka_unit_test(courier_update_leaves_the_places_out),
 	    cmocka_unit_test(pending_without_courier_or_external_id_uses_delivery_id),
 	    cmocka_unit_test(every_documented_status_maps),
 	    cmocka_unit_test(the_status_falls_back_to_data_status),
