@@ -259,6 +259,29 @@ static int onfleet_location(const cJSON *root, proto_update_t *u, proto_error_t 
 	return ADAPTER_OK;
 }
 
+/*
+ * The task's stop, data.task.destination.location, as the pickup place of a
+ * pickup task or the dropoff of any other: the page's marker.  Like every
+ * place (adapter_get_place), a bad or 0,0 one is left out, not refused.
+ */
+static void onfleet_place(const cJSON *root, bool pickup, proto_update_t *u)
+{
+	proto_location_t loc;
+	proto_error_t ignored;
+	proto_point_t *p = pickup ? &u->places.pickup : &u->places.dropoff;
+	bool *has = pickup ? &u->places.has_pickup : &u->places.has_dropoff;
+	bool found = false;
+
+	if (onfleet_position(root, "data.task.destination.location", &loc, &found, &ignored) !=
+		    ADAPTER_OK ||
+	    !found || (loc.lat == 0 && loc.lng == 0))
+		return;
+	p->lat = loc.lat;
+	p->lng = loc.lng;
+	*has = true;
+	u->has_places = true;
+}
+
 /* Copies a courier string when it is a non-empty string; wrong types are errors. */
 static int onfleet_courier_text(const cJSON *root, const char *path, char *dst, size_t cap,
 				proto_error_t *err)
@@ -438,6 +461,8 @@ static int onfleet_map(const adapter_request_t *req, const cJSON *root, proto_up
 		if (rc != ADAPTER_OK)
 			return rc;
 	}
+	if (trigger->kind == ONFLEET_STATUS) /* ETA and position triggers stay coalescable */
+		onfleet_place(root, pickup, &scratch);
 
 	rc = onfleet_order_key(root, order_key, sizeof(order_key), &order_field, err);
 	if (rc != ADAPTER_OK)
@@ -457,6 +482,8 @@ static int onfleet_map(const adapter_request_t *req, const cJSON *root, proto_up
 	u->has_eta = scratch.has_eta;
 	u->courier = scratch.courier;
 	u->has_courier = scratch.has_courier;
+	u->places = scratch.places;
+	u->has_places = scratch.has_places;
 	*n = 1;
 	return ADAPTER_OK;
 }

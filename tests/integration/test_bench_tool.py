@@ -6,8 +6,8 @@ The benchmarks' figures are only as good as the load generator
 
 - `watch` (40 websockets over 4 orders) + `publish --redis` (100 updates/s for
   2 s through the script): the publisher's answers are all ok, the watchers
-  count every update once per watcher of its order, report no loss and a
-  latency, and each saw its snapshot.
+  count every update once per watcher of its order, and report no loss and a
+  latency.
 - A gap in an order's event ids (b1, then b3, posted to /v1/updates) is
   reported as one lost update per watcher of that order.
 - `floor` (the send()-only server the fan-out is compared with) answers
@@ -70,7 +70,8 @@ def test(env):
     got = w.result()
     per_order = WATCHERS // ORDERS
     h.check_eq(got["opened"], WATCHERS, "watch: websockets opened")
-    h.check_eq(got["snapshots"], WATCHERS, "watch: snapshots (one per websocket)")
+    # Snapshots are not checked: they arrive as each websocket opens, mostly before the
+    # measuring window (which starts once all are open), and only the window is counted.
     h.check_eq(got["updates"], pub["ok"] * per_order, "watch: updates counted")
     h.check_eq(got["lost"], 0, "watch: lost")
     h.check(0 < got["lat_us"]["p50"] <= got["lat_us"]["p99"] <= got["lat_us"]["max"],

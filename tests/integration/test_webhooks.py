@@ -433,7 +433,9 @@ class Onfleet(Provider):
         want = {"v": 1, "order_id": order, "provider": self.name, "ts": ts,
                 "event_id": body_event_id(body), "location": {"lat": lat, "lng": lng},
                 "status": "en_route_to_dropoff",
-                "courier": {"id": "1Ds6ulPYWxNPgaIaoLPqlIQE", "name": "A Swartz", "vehicle": "CAR"}}
+                "courier": {"id": "1Ds6ulPYWxNPgaIaoLPqlIQE", "name": "A Swartz", "vehicle": "CAR"},
+                # The dropoff task's destination (GeoJSON [lng, lat]) is the dropoff place.
+                "places": {"dropoff": {"lat": 33.8078456, "lng": -117.8764687}}}
         return self.event(f"taskStarted @{ts}", body, ["applied"], [want])
 
     def position(self, order, ts, lat, lng, seq):

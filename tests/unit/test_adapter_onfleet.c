@@ -136,6 +136,40 @@ static void each_trigger_maps_to_its_canonical_status(void **state)
 	}
 }
 
+/* data.task.destination.location is the pickup of a pickup task, else the dropoff. */
+static void the_task_destination_is_its_place(void **state)
+{
+	proto_update_t u[ADAPTER_UPDATES_MAX];
+	proto_error_t err;
+	int n;
+
+	(void)state;
+	assert_int_equal(run_fixture("task_started.json", u, &n, &err), ADAPTER_OK);
+	assert_int_equal(n, 1);
+	assert_true(u[0].has_places && u[0].places.has_dropoff && !u[0].places.has_pickup);
+	assert_true(u[0].places.dropoff.lat == 33.8078456 && u[0].places.dropoff.lng == -117.8764687);
+	assert_int_equal(run_fixture("task_arrival_pickup.json", u, &n, &err), ADAPTER_OK);
+	assert_true(u[0].has_places && u[0].places.has_pickup && !u[0].places.has_dropoff);
+	assert_true(u[0].places.pickup.lat == 33.8078456 && u[0].places.pickup.lng == -117.8764687);
+	/* ETA triggers carry no place. */
+	assert_int_equal(run_fixture("task_eta.json", u, &n, &err), ADAPTER_OK);
+	assert_int_equal(n, 1);
+	assert_false(u[0].has_places);
+	/* A bad destination is left out; the status still goes through. */
+	static const char *const bad[] = {
+	    PAYLOAD("taskStarted", "", ",\"destination\":{\"location\":[200,33.8]}"),
+	    PAYLOAD("taskStarted", "", ",\"destination\":{\"location\":\"here\"}"),
+	    PAYLOAD("taskStarted", "", ",\"destination\":{\"location\":[0,0]}"),
+	    PAYLOAD("taskStarted", "", ",\"destination\":{\"location\":[]}"),
+	};
+	for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+		assert_int_equal(run_json(bad[i], u, &n, &err), ADAPTER_OK);
+		assert_int_equal(n, 1);
+		assert_int_equal(u[0].status, PROTO_STATUS_EN_ROUTE_TO_DROPOFF);
+		assert_false(u[0].has_places);
+	}
+}
+
 static void worker_location_is_read_as_lng_then_lat(void **state)
 {
 	proto_update_t u[ADAPTER_UPDATES_MAX];
@@ -720,6 +754,7 @@ int main(void)
 {
 	const struct CMUnitTest tests[] = {
 	    cmocka_unit_test(each_trigger_maps_to_its_canonical_status),
+	    cmocka_unit_test(the_task_destination_is_its_place),
 	    cmocka_unit_test(worker_location_is_read_as_lng_then_lat),
 	    cmocka_unit_test(a_finished_task_uses_its_last_location),
 	    cmocka_unit_test(string_coordinates_are_read_as_numbers),
