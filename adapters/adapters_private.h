@@ -126,7 +126,7 @@ int adapter_update_init(proto_update_t *u, const char *provider, const char *ord
 
 /*
  * Hands one built update to the caller: *n = 0 when it carries nothing to
- * track (no location, status or eta), else out[0] = *u and *n = 1;
+ * track (no location, status, eta or places), else out[0] = *u and *n = 1;
  * ADAPTER_EINVAL when max leaves no room.
  */
 int adapter_emit_one(const proto_update_t *u, proto_update_t *out, int max, int *n,

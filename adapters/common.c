@@ -845,7 +845,7 @@ int adapter_emit_one(const proto_update_t *u, proto_update_t *out, int max, int 
 		     proto_error_t *err)
 {
 	*n = 0;
-	if (!u->has_location && u->status == PROTO_STATUS_NONE && !u->has_eta)
+	if (!u->has_location && u->status == PROTO_STATUS_NONE && !u->has_eta && !u->has_places)
 		return ADAPTER_OK; /* nothing to track */
 	if (max < 1)
 		return adapter_fail(err, ADAPTER_EINVAL, "", "no room for the update");

@@ -17,6 +17,7 @@ The benchmarks' figures are only as good as the load generator
 """
 import json
 import os
+import select
 import signal
 import subprocess
 import sys
@@ -65,7 +66,9 @@ def test(env):
                        capture_output=True, text=True, timeout=30)
     h.check_eq(r.returncode, 0, f"trackgate-bench publish exit status (stderr {r.stderr!r})")
     pub = json.loads(r.stdout.strip().splitlines()[-1])
-    h.check(190 <= pub["sent"] <= 201, f"100/s for 2 s sent {pub['sent']} updates")
+    # About 200: the publisher stops at its first tick after 2 s, and a busy machine
+    # (ctest -j) may delay ticks it never makes up.
+    h.check(120 <= pub["sent"] <= 201, f"100/s for 2 s sent {pub['sent']} updates")
     h.check_eq((pub["ok"], pub["failed"]), (pub["sent"], 0), "publish: answers ok / failed")
     got = w.result()
     per_order = WATCHERS // ORDERS
@@ -97,11 +100,15 @@ def test(env):
     h._children.append(fl)
     h.wait_until(lambda: h.http_request(port, "GET", "/healthz").status == 200
                  if _listening(port) else False, 5.0, what="floor answers /healthz")
+    h.check(fl.poll() is None, "floor is running (not another test's server on its port)")
     w = Watch(bench, port, "bf", 3)
     fl.send_signal(signal.SIGUSR1)
+    ready, _, _ = select.select([fl.stdout], [], [], 15)
+    h.check(ready, "floor printed no result within 15 s of SIGUSR1")
     res = json.loads(fl.stdout.readline())
     got = w.result()
-    h.check_eq((res["ok"], res["dropped"]), (200, 0), "floor: updates sent, frames dropped")
+    h.check_eq((res["ok"], res["dropped"], res["cut"]), (200, 0, 0),
+               "floor: updates sent, frames dropped, websockets cut")
     h.check_eq(res["frames"], 200 * per_order, "floor: frames sent")
     h.check_eq((got["updates"], got["lost"]), (res["frames"], 0), "watch on floor: updates, lost")
     fl.send_signal(signal.SIGTERM)

@@ -362,6 +362,14 @@ static void an_unknown_status_is_left_out(void **state)
 	assert_int_equal(n, 1);
 	assert_int_equal(u.status, PROTO_STATUS_NONE);
 	assert_true(u.has_eta && !u.eta.has_pickup && u.eta.has_dropoff);
+	/* Places alone are something to track. */
+	assert_int_equal(parse(STATUS_EVENT("scheduled",
+					    "\"dropoff\":{\"location\":{\"lat\":52.5,\"lng\":13.4}}"),
+			       &u, &n, &err),
+			 ADAPTER_OK);
+	assert_int_equal(n, 1);
+	assert_int_equal(u.status, PROTO_STATUS_NONE);
+	assert_true(u.has_places && u.places.has_dropoff && !u.has_eta && !u.has_location);
 }
 
 static void optional_fields_may_be_absent_or_null(void **state)

@@ -1015,7 +1015,9 @@ static int pub_http(const opts_t *o)
  * send()s the frame the script would have built (built once) to every
  * websocket of the order, from one thread on epoll, TCP_NODELAY as trackgated.
  * No Redis, no queue, no pings, no parsing of what clients send: a frame that
- * does not fit a socket's buffer is dropped and counted.  Its CPU per frame,
+ * does not fit a socket's buffer is dropped and counted, and a websocket that
+ * took only part of one is closed and counted (its stream is broken).  Its
+ * CPU per frame,
  * read the same way as a gateway's, is what this machine's kernel charges for
  * one send() of that size on loopback: no gateway measured here can go below
  * it.  SIGUSR1 starts a window of --duration s at --rate; at its end one JSON
@@ -1072,21 +1074,25 @@ static int f_request(const opts_t *o, fconn_t *c, forder_t *orders)
 				 "Sec-WebSocket-Accept: s3pPLMBiTxaQ9kYGzzhZRbK+xOo=\r\n\r\n";
 	static const char ok[] = "HTTP/1.1 200 OK\r\nContent-Length: 3\r\nConnection: close\r\n\r\nok\n";
 	static const char nf[] = "HTTP/1.1 404 Not Found\r\nContent-Length: 0\r\nConnection: close\r\n\r\n";
-	const char *path = c->req + 4, *dash;
+	const char *path = c->req + 14, *end = NULL, *dash = NULL;
 	long n;
 
 	if (!strncmp(c->req, "GET /healthz ", 13)) {
 		(void)!send(c->fd, ok, sizeof(ok) - 1, MSG_NOSIGNAL);
 		return -1;
 	}
-	dash = strncmp(c->req, "GET /v1/track/", 14) ? NULL : memchr(path, ' ', 200);
+	/* GET /v1/track/PREFIX-N[?query] HTTP/1.1: N after the last '-' of the path. */
+	if (!strncmp(c->req, "GET /v1/track/", 14)) {
+		end = path + strcspn(path, " ?\r\n");
+		for (const char *q = path; q < end; q++)
+			if (*q == '-')
+				dash = q;
+	}
 	if (dash) {
-		const char *e = dash;
+		char *stop;
 
-		while (e > path && e[-1] != '-')
-			e--;
-		n = strtol(e, NULL, 10) - o->order_base;
-		if (e > path && n >= 0 && n < o->orders) {
+		n = strtol(dash + 1, &stop, 10) - o->order_base;
+		if (stop == end && stop > dash + 1 && n >= 0 && n < o->orders) {
 			forder_t *od = &orders[n];
 
 			if (od->n == od->cap) {
@@ -1147,9 +1153,10 @@ static int cmd_floor(const opts_t *o)
 	struct sockaddr_in sa = {.sin_family = AF_INET, .sin_port = htons((uint16_t)o->port)};
 	forder_t *orders = calloc((size_t)o->orders, sizeof(*orders));
 	struct epoll_event evs[256];
-	int ep = epoll_create1(EPOLL_CLOEXEC), one = 1, rr = 0;
+	int ep = epoll_create1(EPOLL_CLOEXEC), one = 1;
+	unsigned rr = 0;
 	int lfd = socket(AF_INET, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
-	uint64_t t0 = 0, done = 0, frames = 0, dropped = 0, cpu0 = 0;
+	uint64_t t0 = 0, done = 0, frames = 0, dropped = 0, cut = 0, cpu0 = 0;
 	bool on = false;
 
 	if (!orders || ep < 0 || lfd < 0 || inet_pton(AF_INET, o->host, &sa.sin_addr) != 1)
@@ -1193,7 +1200,7 @@ static int cmd_floor(const opts_t *o)
 			on = true;
 			t0 = mono_us();
 			cpu0 = cpu_used_us(RUSAGE_SELF);
-			done = frames = dropped = 0;
+			done = frames = dropped = cut = 0;
 		}
 		if (!on)
 			continue;
@@ -1203,7 +1210,7 @@ static int cmd_floor(const opts_t *o)
 			due = (uint64_t)(o->duration * o->rate);
 		for (; done < due; done++) {
 			char f[4 + 1024];
-			int order = rr++ % o->orders, len;
+			int order = (int)(rr++ % (unsigned)o->orders), len;
 			size_t hl;
 
 			len = make_frame(o, order, f + 4, sizeof(f) - 4, now_us());
@@ -1223,12 +1230,22 @@ static int cmd_floor(const opts_t *o)
 			const char *frame = f + 4 - hl;
 			size_t flen = hl + (size_t)len;
 
-			for (uint32_t k = 0; k < orders[order].n; k++) {
-				if (send(orders[order].c[k]->fd, frame, flen, MSG_NOSIGNAL | MSG_DONTWAIT) ==
-				    (ssize_t)flen)
+			for (uint32_t k = 0; k < orders[order].n;) {
+				fconn_t *fc = orders[order].c[k];
+				ssize_t r = send(fc->fd, frame, flen, MSG_NOSIGNAL | MSG_DONTWAIT);
+
+				if (r == (ssize_t)flen) {
 					frames++;
-				else
-					dropped++; /* a partial frame would corrupt the stream: only stalled ones */
+				} else if (r < 0 && (errno == EAGAIN || errno == EWOULDBLOCK)) {
+					dropped++; /* nothing of it went: the stream stays whole */
+				} else {
+					/* Part of a frame went (or the peer is gone): the stream is
+					 * broken, so the connection goes; the last one moves to k. */
+					cut++;
+					f_close(ep, fc, orders);
+					continue;
+				}
+				k++;
 			}
 		}
 		if (el >= (uint64_t)(o->duration * 1e6)) {
@@ -1236,14 +1253,17 @@ static int cmd_floor(const opts_t *o)
 
 			on = false;
 			printf("{\"cmd\":\"floor\",\"ok\":%" PRIu64 ",\"frames\":%" PRIu64
-			       ",\"dropped\":%" PRIu64 ",\"cpu_us\":%" PRIu64 ",\"secs\":%.3f}\n",
-			       done, frames, dropped, cpu, (double)el / 1e6);
+			       ",\"dropped\":%" PRIu64 ",\"cut\":%" PRIu64 ",\"cpu_us\":%" PRIu64
+			       ",\"secs\":%.3f}\n",
+			       done, frames, dropped, cut, cpu, (double)el / 1e6);
 			fflush(stdout);
 			if (!o->quiet)
 				fprintf(stderr,
 					"trackgate-bench floor: %" PRIu64 " updates, %" PRIu64
-					" frames sent, %" PRIu64 " dropped, %.2f us CPU per frame\n",
-					done, frames, dropped, frames ? (double)cpu / (double)frames : 0.0);
+					" frames sent, %" PRIu64 " dropped, %" PRIu64
+					" websockets cut mid-frame, %.2f us CPU per frame\n",
+					done, frames, dropped, cut,
+					frames ? (double)cpu / (double)frames : 0.0);
 		}
 	}
 	while (floor_conns)
