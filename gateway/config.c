@@ -72,6 +72,10 @@ static const config_setting_t config_settings[] = {
 	{"outq-limit", "BYTES", "bytes queued for one watcher before it is closed with 4408\n"
 				"                         (default 262144)",
 	 NUM(CONFIG_SIZE, outq_limit, 4096, 64u << 20)},
+	{"send-buffer", "BYTES", "kernel send buffer (SO_SNDBUF) of each accepted socket, so that a\n"
+				 "                         client that stops reading pushes back within this much;\n"
+				 "                         0 = the kernel's autotuning, up to tcp_wmem (default 65536)",
+	 NUM(CONFIG_SIZE, send_buffer, 0, 16u << 20)},
 	{"slow-timeout", "SECONDS", "a watcher whose queue has not drained for this long is closed\n"
 				    "                         with 4408 (default 30)",
 	 NUM(CONFIG_UINT, slow_timeout_s, 1, 3600)},
@@ -163,6 +167,7 @@ void config_defaults(config_t *cfg)
 	cfg->log_level = LOG_INFO;
 	cfg->body_limit = 65536;
 	cfg->outq_limit = 262144;
+	cfg->send_buffer = 65536;
 	cfg->ttl_active = 86400;
 	cfg->ttl_terminal = 3600;
 	cfg->log_maxlen = 1000;

@@ -59,6 +59,7 @@ typedef struct config {
 
 	size_t body_limit;        /* bytes of one POST body */
 	size_t outq_limit;        /* bytes queued for one watcher before it is closed */
+	size_t send_buffer;       /* SO_SNDBUF of accepted sockets; 0 = kernel autotuning */
 	unsigned ttl_active;      /* seconds an order's keys live while active */
 	unsigned ttl_terminal;    /* ... once delivered/cancelled/returned/failed */
 	unsigned log_maxlen;      /* entries kept in an order's log stream */

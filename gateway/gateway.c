@@ -430,6 +430,7 @@ int gateway_start(gateway_t *g, uv_loop_t *loop, const config_t *cfg)
 				    g->vhost, gateway_admit, g);
 	if (!g->listener)
 		return -1;
+	listener_set_send_buffer(g->listener, (int)cfg->send_buffer);
 	if (cfg->metrics_port) {
 		/* Same vhost: server.c tells a scrape by the local port (lws picks vhosts by Host). */
 		g->metrics_listener = listener_open(loop, cfg->metrics_host, cfg->metrics_port,

@@ -26,6 +26,7 @@ struct listener {
 	struct lws_vhost *vhost;
 	listener_admit_fn *admit;
 	void *arg;
+	int send_buffer;      /* SO_SNDBUF of accepted sockets; 0 = the kernel's autotuning */
 };
 
 static void listener_poll_cb(uv_poll_t *h, int status, int events);
@@ -73,10 +74,24 @@ static void listener_poll_cb(uv_poll_t *h, int status, int events)
 		int one = 1;
 
 		(void)setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
+		/*
+		 * A bounded send buffer: autotuned, a client that stops reading makes
+		 * the kernel hold up to tcp_wmem's maximum (4 MiB) for it before the
+		 * gateway sees any push-back, so outq-limit and slow-timeout would
+		 * not apply for minutes, and many such clients press every socket.
+		 */
+		if (l->send_buffer > 0)
+			(void)setsockopt(fd, SOL_SOCKET, SO_SNDBUF, &l->send_buffer,
+					 sizeof(l->send_buffer));
 		/* lws owns fd from here, also when adoption fails (it closes it then). */
 		if (!lws_adopt_socket_vhost(l->vhost, fd))
 			log_event(LOG_WARN, "adopt_failed", "%s", "");
 	}
+}
+
+void listener_set_send_buffer(listener_t *l, int bytes)
+{
+	l->send_buffer = bytes;
 }
 
 listener_t *listener_open(uv_loop_t *loop, const char *host, int port, bool reuseport,

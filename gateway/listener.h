@@ -25,6 +25,9 @@ typedef struct listener listener_t;
 /* Whether to take one more socket; false closes it at once. */
 typedef bool listener_admit_fn(void *arg);
 
+/* Sets SO_SNDBUF on every accepted socket from now on (0: the kernel's autotuning). */
+void listener_set_send_buffer(listener_t *l, int bytes);
+
 /*
  * Binds host:port ("" = every address, IPv6 and IPv4) and starts accepting
  * into vhost.  Returns NULL with the reason logged.

@@ -100,7 +100,8 @@ static void command_line_wins_over_the_file(void **state)
 
 	snprintf(kpath, sizeof(kpath), "%s", keys);
 	const char *conf = write_file("conf", "[trackgated]\nlisten = 0.0.0.0:7000\n"
-					      "log_level = debug\nbody-limit = 2048\n");
+					      "log_level = debug\nbody-limit = 2048\n"
+					      "send-buffer = 0\n");
 	char cpath[128];
 
 	snprintf(cpath, sizeof(cpath), "%s", conf);
@@ -111,6 +112,7 @@ static void command_line_wins_over_the_file(void **state)
 	assert_int_equal(cfg.listen_port, 7001);
 	assert_int_equal(cfg.log_level, LOG_DEBUG);
 	assert_int_equal(cfg.body_limit, 2048);
+	assert_int_equal(cfg.send_buffer, 0); /* 0: the kernel's autotuning */
 	assert_int_equal(cfg.n_ingest_keys, 1);
 }
 
@@ -142,6 +144,7 @@ static void bad_values_are_errors(void **state)
 		{"--page-tile-url", "https:///{z}/{x}/{y}"},
 		{"--page-tile-url", "https://{s}.t.example/{z}/{x}/{y}.png"},
 		{"--page-tile-attribution", "line\nbreak"},
+		{"--send-buffer", "-1"},  {"--send-buffer", "17000000"},
 	};
 	for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
 		const char *argv[] = {"trackgated", "--ingest-key-file", kpath, bad[i][0], bad[i][1]};
@@ -211,6 +214,7 @@ static void example_config_in_deploy_loads(void **state)
 	assert_int_equal(load(&cfg, 5, argv), CONFIG_OK);
 	assert_int_equal(cfg.listen_port, 8080);
 	assert_int_equal(cfg.workers, 1);
+	assert_int_equal(cfg.send_buffer, 65536);
 }
 
 static void webhook_secrets_come_from_sections_and_files(void **state)
