@@ -33,10 +33,10 @@ WATCHERS, ORDERS = 40, 4
 class Watch:
     """trackgate-bench watch in the background; ready once every websocket is open."""
 
-    def __init__(self, bench, port, prefix, duration):
+    def __init__(self, bench, port, prefix, duration, *extra):
         self.argv = [bench, "watch", "--server", f"127.0.0.1:{port}", "--watchers", str(WATCHERS),
                      "--orders", str(ORDERS), "--duration", str(duration), "--prefix", prefix,
-                     "--ramp", "10"]
+                     "--ramp", "10", *extra]
         self.p = subprocess.Popen(self.argv, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
                                   stderr=subprocess.PIPE, text=True,
                                   preexec_fn=h._child_preexec(os.getpid()))
@@ -111,6 +111,20 @@ def test(env):
                "floor: updates sent, frames dropped, websockets cut")
     h.check_eq(res["frames"], 200 * per_order, "floor: frames sent")
     h.check_eq((got["updates"], got["lost"]), (res["frames"], 0), "watch on floor: updates, lost")
+
+    # --non-reading 0.5: every other websocket stalls (orders 1 and 3 here); the
+    # readers count exactly their share of what floor sent (it dropped nothing:
+    # the stalled ones' kernel buffers take 50 frames each).
+    w = Watch(bench, port, "bn", 3, "--non-reading", "0.5")
+    fl.send_signal(signal.SIGUSR1)
+    ready, _, _ = select.select([fl.stdout], [], [], 15)
+    h.check(ready, "floor printed no result within 15 s of the second SIGUSR1")
+    res = json.loads(fl.stdout.readline())
+    got = w.result()
+    h.check_eq((res["frames"], res["dropped"], res["cut"]), (200 * per_order, 0, 0),
+               "floor with stalled watchers: frames sent, dropped, cut")
+    h.check_eq((got["updates"], got["lost"]), (res["frames"] // 2, 0),
+               "watch --non-reading 0.5: updates counted by the readers, lost")
     fl.send_signal(signal.SIGTERM)
     h.check_eq(fl.wait(10), 0, "floor exit status after SIGTERM (an ASan build: no leaks; "
                f"see {env.log_dir}/floor.log)")

@@ -521,8 +521,10 @@ static void watch_run(const opts_t *o, int first, int n, int out_fd)
 			const char *src = o->n_sources ? o->sources[gi % o->n_sources] : NULL;
 
 			c->order = gi % o->orders;
+			/* Spread evenly: gi stalls when the count of stalled ones steps up at it. */
 			c->reader = !(o->non_reading > 0 &&
-				      (double)(gi % 1000) < o->non_reading * 1000.0);
+				      (uint64_t)((gi + 1) * o->non_reading) >
+					      (uint64_t)(gi * o->non_reading));
 			c->fd = tcp_connect(o, src, c->reader ? 0 : 4096);
 			next++;
 			if (c->fd < 0) {
