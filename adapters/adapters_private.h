@@ -115,6 +115,9 @@ int adapter_get_latlng(const cJSON *root, const char *lat_path, const char *lng_
 void adapter_get_place(const cJSON *root, const char *lat_path, const char *lng_path,
 		       proto_point_t *p, bool *has);
 
+/* Stores lat/lng (read and range-checked) in p unless it is the 0,0 placeholder. */
+void adapter_keep_place(double lat, double lng, proto_point_t *p, bool *has);
+
 /* --- building updates ---------------------------------------------------------- */
 
 /*

@@ -761,6 +761,15 @@ int adapter_get_latlng(const cJSON *root, const char *lat_path, const char *lng_
 	return ADAPTER_OK;
 }
 
+void adapter_keep_place(double lat, double lng, proto_point_t *p, bool *has)
+{
+	*has = !(lat == 0 && lng == 0);
+	if (*has) {
+		p->lat = lat;
+		p->lng = lng;
+	}
+}
+
 void adapter_get_place(const cJSON *root, const char *lat_path, const char *lng_path,
 		       proto_point_t *p, bool *has)
 {
@@ -768,13 +777,11 @@ void adapter_get_place(const cJSON *root, const char *lat_path, const char *lng_
 	double lat = 0, lng = 0;
 	bool found = false;
 
-	*has = adapter_get_latlng(root, lat_path, lng_path, false, &lat, &lng, &found, &ignored) ==
-		       ADAPTER_OK &&
-	       found && !(lat == 0 && lng == 0);
-	if (*has) {
-		p->lat = lat;
-		p->lng = lng;
-	}
+	*has = false;
+	if (adapter_get_latlng(root, lat_path, lng_path, false, &lat, &lng, &found, &ignored) ==
+		    ADAPTER_OK &&
+	    found)
+		adapter_keep_place(lat, lng, p, has);
 }
 
 /* --- building updates ---------------------------------------------------------- */

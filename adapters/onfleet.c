@@ -274,12 +274,10 @@ static void onfleet_place(const cJSON *root, bool pickup, proto_update_t *u)
 
 	if (onfleet_position(root, "data.task.destination.location", &loc, &found, &ignored) !=
 		    ADAPTER_OK ||
-	    !found || (loc.lat == 0 && loc.lng == 0))
+	    !found)
 		return;
-	p->lat = loc.lat;
-	p->lng = loc.lng;
-	*has = true;
-	u->has_places = true;
+	adapter_keep_place(loc.lat, loc.lng, p, has);
+	u->has_places = *has;
 }
 
 /* Copies a courier string when it is a non-empty string; wrong types are errors. */
