@@ -5,8 +5,16 @@
  *   trackgate-watch [--server HOST:PORT] [--since CURSOR] [--token T] [--count N]
  *                   [--timeout SECONDS] [--pretty] ORDER_ID
  *
- * Exit status: 0 after --count frames or a normal close (1000/1001),
- * 1 when the connection failed or closed with an error code, 2 on bad usage.
+ * Every frame is printed as it came, byte for byte.  The snapshot, update
+ * and resumed frames count towards --count; a resume's "resumed" frame
+ * (every missed update was sent before it) also gets a line on stderr.  An
+ * "error" frame is the server refusing the socket: it is printed, does not
+ * count, and the close that follows is reported with its code and reason.
+ *
+ * Exit status: 0 after --count frames or a normal close (1000/1001) without
+ * an error frame, 1 when the connection failed, was refused (an error frame,
+ * or a close with any other code: 1008, 1013, 4400, 4401, ...) or timed out,
+ * 2 on bad usage.
  */
 #include <getopt.h>
 #include <signal.h>
@@ -25,6 +33,7 @@ typedef struct watch {
 	long count;           /* frames printed */
 	long max_count;       /* stop after this many; 0 = no limit */
 	int close_code;
+	int refused;          /* an error frame came: the exit status is 1 */
 	int status;           /* exit status */
 	int done;
 	int pretty;
@@ -38,11 +47,18 @@ static void watch_sigint(int sig)
 	watch_interrupted = 1;
 }
 
+/*
+ * Prints the message just reassembled as one line, then looks at its type:
+ * an error frame marks the socket refused; a resumed frame is announced on
+ * stderr; every other frame counts towards --count.
+ */
 static void watch_print(watch_t *wt)
 {
 	time_t now = time(NULL);
 	struct tm tm;
 	char ts[16];
+	cJSON *frame;
+	const cJSON *type, *replayed, *cursor;
 
 	localtime_r(&now, &tm);
 	strftime(ts, sizeof(ts), "%H:%M:%S", &tm);
@@ -51,6 +67,22 @@ static void watch_print(watch_t *wt)
 	else
 		printf("%.*s\n", (int)wt->len, wt->msg);
 	fflush(stdout);
+	frame = cJSON_ParseWithLength(wt->msg, wt->len);
+	type = cJSON_GetObjectItemCaseSensitive(frame, "type");
+	if (cJSON_IsString(type) && !strcmp(type->valuestring, "error")) {
+		wt->refused = 1;
+		wt->status = 1;
+		cJSON_Delete(frame);
+		return;
+	}
+	if (cJSON_IsString(type) && !strcmp(type->valuestring, "resumed")) {
+		replayed = cJSON_GetObjectItemCaseSensitive(frame, "replayed");
+		cursor = cJSON_GetObjectItemCaseSensitive(frame, "cursor");
+		fprintf(stderr, "trackgate-watch: resumed: %.0f missed frames replayed, live after %s\n",
+			cJSON_IsNumber(replayed) ? replayed->valuedouble : 0.0,
+			cJSON_IsString(cursor) ? cursor->valuestring : "?");
+	}
+	cJSON_Delete(frame);
 	wt->count++;
 	if (wt->max_count && wt->count >= wt->max_count) {
 		wt->done = 1;
@@ -102,7 +134,7 @@ static int watch_callback(struct lws *wsi, enum lws_callback_reasons reason, voi
 		} else {
 			fprintf(stderr, "trackgate-watch: closed by server without a code\n");
 		}
-		wt->status = (wt->close_code == 1000 || wt->close_code == 1001) ? 0 : 1;
+		wt->status = !wt->refused && (wt->close_code == 1000 || wt->close_code == 1001) ? 0 : 1;
 		break;
 	}
 	case LWS_CALLBACK_CLIENT_CLOSED:
@@ -131,7 +163,7 @@ static void watch_usage(FILE *f)
 		   "  --server    trackgated's address (default 127.0.0.1:8080)\n"
 		   "  --since     resume after CURSOR\n"
 		   "  --token     the tracking link's token (when trackgated checks tokens)\n"
-		   "  --count     exit 0 after N frames\n"
+		   "  --count     exit 0 after N frames (snapshot, update, resumed)\n"
 		   "  --timeout   exit 1 after SECONDS without finishing\n"
 		   "  --pretty    prefix each line with the local time\n");
 }

@@ -6,6 +6,14 @@ line, then (after one update is posted while it runs) the update line, and
 exits 0.  Each line is one JSON frame, byte for byte what the daemon sent.
 Also: --count 1 on an order with state prints a snapshot holding that state,
 and a server shutting down (1001) ends it with status 0.
+
+Resume and refusals (issue 13):
+- --since CURSOR prints the missed updates, then the resumed frame
+  (cursor, replayed), which counts towards --count and is announced on stderr;
+  with nothing missed, --count 1 prints just the resumed frame and exits 0;
+- a refused websocket exits 1 and says the close code and reason, also with
+  --count 1 (the error frame before the close is printed but is not one of the
+  expected frames): 4400 for a bad cursor, 1008 when max-per-client is reached.
 """
 import json
 import os
@@ -93,6 +101,41 @@ def test(env):
     h.wait_until(lambda: env.redis.numsub(f"trk:{{{oid}}}") == 0, 3.0,
                  what="no subscriber after the tool exited")
 
+    # A refused websocket: exit 1 with the close code and reason, even with --count 1.
+    t = Tool(env, "--since", "zzz", "--count", "1", oid)
+    rc = t.wait()
+    err = t.stderr()
+    h.check_eq(rc, 1, f"trackgate-watch --count 1 refused with 4400: exit status (stdout {t.stdout!r}, "
+               f"stderr {err!r})")
+    h.check("4400" in err and "since must be a cursor" in err,
+            f"trackgate-watch should report the 4400 close and its reason: {err!r}")
+    h.check(all(json.loads(line).get("type") == "error" for line in t.stdout),
+            f"a refused websocket prints only the error frame: {t.stdout!r}")
+
+    # Resume: the missed update, then the resumed frame (both counted).
+    u2 = h.update(oid, base + 1000, lat=59.34, lng=18.08)
+    cursor2 = env.apply(u2)
+    t = Tool(env, "--since", cursor, "--count", "2", oid)
+    upd = t.line()
+    h.check_eq(upd, {"type": "update", "order_id": oid, "update": u2, "cursor": cursor2},
+               "the missed update after --since")
+    res = t.line()
+    h.check_eq(res, {"type": "resumed", "order_id": oid, "cursor": cursor2, "replayed": 1},
+               "the resumed frame after the missed update")
+    rc = t.wait()
+    err = t.stderr()
+    h.check_eq(rc, 0, f"trackgate-watch --since --count 2 exit status (stderr {err!r})")
+    h.check(f"resumed: 1 missed frames replayed, live after {cursor2}" in err,
+            f"trackgate-watch announces the resume on stderr: {err!r}")
+
+    # A clean resume (nothing missed): --count 1 ends on the resumed frame.
+    t = Tool(env, "--since", cursor2, "--count", "1", oid)
+    res = t.line()
+    h.check_eq(res, {"type": "resumed", "order_id": oid, "cursor": cursor2, "replayed": 0},
+               "the resumed frame of a clean resume")
+    h.check_eq(t.wait(), 0, f"trackgate-watch clean resume exit status (stderr {t.stderr()!r})")
+    h.check_eq(len(t.stdout), 1, f"a clean resume prints one line: {t.stdout!r}")
+
     # A tool still watching when the server shuts down ends with 0 (1001 is normal).
     t = Tool(env, oid)
     t.line()
@@ -107,6 +150,22 @@ def test(env):
     except subprocess.TimeoutExpired:
         raise h.TestFailure("trackgated did not exit after SIGTERM")
     h.check_eq(drc, 0, "trackgated exit status after SIGTERM")
+
+    # max-per-client 1: while one tool holds the address's only websocket, a second
+    # one with --count 1 is refused with 1008 and exits 1.
+    env.daemon.extra_args += ["--max-per-client", "1"]
+    env.daemon.start()
+    holder = Tool(env, oid)
+    h.check_eq(holder.line()["type"], "snapshot", "the first tool's snapshot")
+    t = Tool(env, "--count", "1", oid)
+    rc = t.wait()
+    err = t.stderr()
+    h.check_eq(rc, 1, f"trackgate-watch --count 1 refused with 1008: exit status (stdout {t.stdout!r}, "
+               f"stderr {err!r})")
+    h.check("1008" in err and "too many connections from your address" in err,
+            f"trackgate-watch should report the 1008 close and its reason: {err!r}")
+    holder.p.send_signal(signal.SIGINT)
+    h.check_eq(holder.wait(), 0, "the holding tool exits 0 on SIGINT")
 
 
 if __name__ == "__main__":
