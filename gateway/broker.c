@@ -89,6 +89,8 @@ const char *broker_result_name(broker_result_t r)
 		return "stale";
 	case BROKER_DUPLICATE:
 		return "duplicate";
+	case BROKER_WITHHELD:
+		return "withheld";
 	}
 	return "?";
 }
@@ -408,6 +410,8 @@ static void broker_apply_cb(redisAsyncContext *ac, void *r, void *privdata)
 		result = BROKER_STALE;
 	} else if (!strcmp(reply->element[0]->str, "duplicate")) {
 		result = BROKER_DUPLICATE;
+	} else if (!strcmp(reply->element[0]->str, "withheld")) {
+		result = BROKER_WITHHELD;
 	} else {
 		goto bad;
 	}
@@ -425,8 +429,8 @@ done:
 
 static int broker_send_apply(broker_t *b, broker_req_t *req)
 {
-	const char *argv[10];
-	size_t argvlen[10];
+	const char *argv[11];
+	size_t argvlen[11];
 	proto_keys_t keys;
 	int n = 0;
 
@@ -460,6 +464,8 @@ static int broker_send_apply(broker_t *b, broker_req_t *req)
 	argvlen[n++] = strlen(b->ttl_terminal);
 	argv[n] = b->maxlen;
 	argvlen[n++] = strlen(b->maxlen);
+	argv[n] = b->cfg->courier_visible_from;
+	argvlen[n++] = strlen(b->cfg->courier_visible_from);
 	if (redisAsyncCommandArgv(b->cmd.ac, broker_apply_cb, req, n, argv, argvlen) != REDIS_OK)
 		return BROKER_EDOWN;
 	return BROKER_OK;

@@ -41,6 +41,7 @@ typedef enum broker_result {
 	BROKER_APPLIED = 0,
 	BROKER_STALE,
 	BROKER_DUPLICATE,
+	BROKER_WITHHELD, /* only a courier position the privacy rule keeps back: nothing written */
 } broker_result_t;
 
 const char *broker_result_name(broker_result_t r);

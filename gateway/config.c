@@ -85,6 +85,10 @@ static const config_setting_t config_settings[] = {
 	 NUM(CONFIG_UINT, ttl_terminal, 1, 30u * 86400)},
 	{"log-maxlen", "N", "update frames kept per order for resuming (default 1000)",
 	 NUM(CONFIG_UINT, log_maxlen, 1, 100000)},
+	{"courier-visible-from", "STATUS", "the status from which the courier's position is stored and\n"
+					   "                         shown (default courier_assigned; created = always); never\n"
+					   "                         after delivered, cancelled, returned or failed",
+	 CONFIG_SPECIAL, 0, 0, 0},
 	{"redis-timeout", "MS", "Redis connect timeout in milliseconds (default 2000)",
 	 NUM(CONFIG_UINT, redis_timeout_ms, 10, 60000)},
 	{"max-connections", "N", "sockets one process serves at once; more get 503 or close\n"
@@ -171,6 +175,7 @@ void config_defaults(config_t *cfg)
 	cfg->ttl_active = 86400;
 	cfg->ttl_terminal = 3600;
 	cfg->log_maxlen = 1000;
+	snprintf(cfg->courier_visible_from, sizeof(cfg->courier_visible_from), "courier_assigned");
 	cfg->redis_timeout_ms = 2000;
 	cfg->max_connections = 18000;
 	cfg->drain_timeout_s = 10;
@@ -424,6 +429,14 @@ int config_set(config_t *cfg, const char *name, const char *value, const char *o
 	} else if (!strcmp(s->name, "log-level")) {
 		if (log_level_parse(value, &cfg->log_level))
 			why = "expected error, warn, info or debug";
+	} else if (!strcmp(s->name, "courier-visible-from")) {
+		proto_status_t st;
+
+		if (proto_status_from_name(value, &st) != 0 || st >= PROTO_STATUS_DELIVERED)
+			why = "expected a status from created to at_dropoff";
+		else
+			snprintf(cfg->courier_visible_from, sizeof(cfg->courier_visible_from), "%s",
+				 value);
 	} else if (s->kind != CONFIG_SPECIAL) {
 		static char range[80];
 
@@ -961,6 +974,7 @@ void config_print(const config_t *cfg, FILE *out)
 		fprintf(out, "tls-cert = %s\ntls-key = %s\n", cfg->tls_cert, cfg->tls_key);
 	fprintf(out, "log-level = %s\n", log_level_name(cfg->log_level));
 	fprintf(out, "log-format = %s\n", cfg->log_format == LOG_FORMAT_JSON ? "json" : "text");
+	fprintf(out, "courier-visible-from = %s\n", cfg->courier_visible_from);
 	for (size_t i = 0; i < CONFIG_N_SETTINGS; i++) {
 		const config_setting_t *st = &config_settings[i];
 

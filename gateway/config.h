@@ -63,6 +63,7 @@ typedef struct config {
 	unsigned ttl_active;      /* seconds an order's keys live while active */
 	unsigned ttl_terminal;    /* ... once delivered/cancelled/returned/failed */
 	unsigned log_maxlen;      /* entries kept in an order's log stream */
+	char courier_visible_from[24]; /* the status from which the courier's position is shown */
 	unsigned redis_timeout_ms; /* connect timeout of each Redis connection */
 	unsigned max_connections; /* sockets this process serves at once */
 	unsigned drain_timeout_s; /* longest graceful stop */

@@ -11,6 +11,24 @@
 
 #define HTTP_HEADERS_MAX 512
 
+int http_query(struct lws *wsi, query_t *q, char *buf, size_t cap)
+{
+	size_t used = 0;
+
+	query_init(q);
+	for (int idx = 0;; idx++) {
+		int n = used < cap ? lws_hdr_copy_fragment(wsi, buf + used, (int)(cap - used),
+							   WSI_TOKEN_HTTP_URI_ARGS, idx) : -1;
+
+		if (n < 0) {
+			/* Past the last fragment, or one that did not fit. */
+			return lws_hdr_fragment_length(wsi, WSI_TOKEN_HTTP_URI_ARGS, idx) > 0 ? -1 : 0;
+		}
+		query_add(q, buf + used, (size_t)n);
+		used += (size_t)n + 1;
+	}
+}
+
 /*
  * One request line per answer, for the journal: method, path (lws keeps the
  * query string apart, so tokens in it never reach the log), status, client.

@@ -7,7 +7,20 @@
 #include <stdbool.h>
 #include <stddef.h>
 
+#include "query.h"
+
 struct lws;
+
+/*
+ * The request's query arguments, copied into buf (cap bytes) and split into
+ * q.  lws hands the query over as one fragment per '&'-separated argument,
+ * already %-decoded; each is copied whole, whatever its length, so no
+ * argument hides another (lws_get_urlarg_by_name stops at the first one
+ * longer than its buffer).  Returns 0, or -1 when the arguments do not fit
+ * in buf (cap >= HTTP_QUERY_MAX always fits: lws holds at most that much).
+ */
+#define HTTP_QUERY_MAX 4200
+int http_query(struct lws *wsi, query_t *q, char *buf, size_t cap);
 
 /*
  * Writes status, headers and body in one lws_write and ends the

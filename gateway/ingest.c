@@ -88,7 +88,7 @@ static void ingest_build_response(ingest_t *in)
 {
 	gateway_stats_t *st = &in->g->stats;
 	cJSON *root = cJSON_CreateObject(), *results, *item;
-	unsigned counts[4] = {0}, invalid = 0, failed = 0;
+	unsigned counts[BROKER_WITHHELD + 1] = {0}, invalid = 0, failed = 0;
 	char *text;
 
 	if (!root)
@@ -135,6 +135,8 @@ static void ingest_build_response(ingest_t *in)
 	cJSON_AddNumberToObject(root, "applied", counts[BROKER_APPLIED]);
 	cJSON_AddNumberToObject(root, "stale", counts[BROKER_STALE]);
 	cJSON_AddNumberToObject(root, "duplicate", counts[BROKER_DUPLICATE]);
+	if (counts[BROKER_WITHHELD])
+		cJSON_AddNumberToObject(root, "withheld", counts[BROKER_WITHHELD]);
 	cJSON_AddNumberToObject(root, "invalid", invalid);
 	if (failed)
 		cJSON_AddNumberToObject(root, "unavailable", failed);
@@ -148,6 +150,7 @@ static void ingest_build_response(ingest_t *in)
 	in->results[RESULT_APPLIED] = counts[BROKER_APPLIED];
 	in->results[RESULT_STALE] = counts[BROKER_STALE];
 	in->results[RESULT_DUPLICATE] = counts[BROKER_DUPLICATE];
+	in->results[RESULT_WITHHELD] = counts[BROKER_WITHHELD];
 	in->results[RESULT_INVALID] = invalid;
 	in->results[RESULT_UNAVAILABLE] = failed;
 	st->ingest_applied += counts[BROKER_APPLIED];
@@ -155,8 +158,9 @@ static void ingest_build_response(ingest_t *in)
 	st->ingest_duplicate += counts[BROKER_DUPLICATE];
 	st->ingest_invalid += invalid;
 	log_event(LOG_INFO, in->webhook ? "webhook" : "ingest", "status=%u items=%u applied=%u stale=%u duplicate=%u "
-		  "invalid=%u unavailable=%u", in->status, in->n_items, counts[BROKER_APPLIED],
-		  counts[BROKER_STALE], counts[BROKER_DUPLICATE], invalid, failed);
+		  "withheld=%u invalid=%u unavailable=%u", in->status, in->n_items, counts[BROKER_APPLIED],
+		  counts[BROKER_STALE], counts[BROKER_DUPLICATE], counts[BROKER_WITHHELD], invalid,
+		  failed);
 	return;
 oom:
 	cJSON_Delete(root);

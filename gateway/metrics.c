@@ -22,10 +22,15 @@ static const char *const metrics_refusal_names[REFUSE__COUNT] = {
 	"accept_limit", "overloaded",  "max_per_client", "stopping",
 	"not_found",    "order_id",    "cursor",         "client_message",
 	"token",        "token_order", "origin",         "rate",
+	"query",
+};
+
+static const char *const metrics_resume_names[RESUME__COUNT] = {
+	"replayed", "nothing_missed", "reset",
 };
 
 static const char *const metrics_result_names[RESULT__COUNT] = {
-	"applied", "stale", "duplicate", "invalid", "unavailable",
+	"applied", "stale", "duplicate", "withheld", "invalid", "unavailable",
 };
 
 void metrics_observe(metrics_hist_t *h, double ms)
@@ -198,6 +203,13 @@ char *metrics_render(const gateway_t *g, size_t *len)
 	for (int r = 0; r < REFUSE__COUNT; r++)
 		metrics_printf(&b, "trackgate_refused_total{reason=\"%s\"} %llu\n",
 			       metrics_refusal_names[r], (unsigned long long)m->refused[r]);
+
+	metrics_head(&b, "trackgate_resumes_total", "counter",
+		     "Replays from an order's log (a resume with since, or a resync after a Redis "
+		     "outage), by how they ended.");
+	for (int r = 0; r < RESUME__COUNT; r++)
+		metrics_printf(&b, "trackgate_resumes_total{result=\"%s\"} %llu\n",
+			       metrics_resume_names[r], (unsigned long long)m->resumes[r]);
 
 	metrics_head(&b, "trackgate_ingest_requests_total", "counter",
 		     "POST /v1/updates and /v1/webhooks/{provider} answers, by provider and status.");

@@ -29,13 +29,23 @@ typedef enum metrics_refusal {
 	REFUSE_TOKEN_ORDER,      /* 4403 / 403: a token for another order */
 	REFUSE_ORIGIN,           /* 1008: an Origin not in allowed-origins */
 	REFUSE_RATE,             /* 429 / 1013: over the per-address rate */
+	REFUSE_QUERY,            /* 4400 / 400: a query argument given twice, or too many */
 	REFUSE__COUNT
 } metrics_refusal_t;
+
+/* How a replay from the log ended (a resume with since, or a resync after an outage). */
+typedef enum metrics_resume {
+	RESUME_REPLAYED = 0,   /* the missed frames were sent */
+	RESUME_NOTHING_MISSED, /* the cursor was the newest: nothing to send */
+	RESUME_RESET,          /* the log could not serve the cursor whole: a reset snapshot */
+	RESUME__COUNT
+} metrics_resume_t;
 
 typedef enum metrics_result {
 	RESULT_APPLIED = 0,
 	RESULT_STALE,
 	RESULT_DUPLICATE,
+	RESULT_WITHHELD,
 	RESULT_INVALID,
 	RESULT_UNAVAILABLE,
 	RESULT__COUNT
@@ -52,6 +62,7 @@ typedef struct metrics_hist {
 
 typedef struct metrics {
 	uint64_t refused[REFUSE__COUNT];
+	uint64_t resumes[RESUME__COUNT];
 	uint64_t requests[METRICS_PROVIDERS][METRICS_STATUSES]; /* by provider and answer status */
 	uint64_t updates[METRICS_PROVIDERS][RESULT__COUNT];     /* by provider and result */
 	uint64_t frames_written;      /* websocket frames written */

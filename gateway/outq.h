@@ -23,6 +23,7 @@ typedef enum frame_kind {
 	FRAME_UPDATE = 0,
 	FRAME_SNAPSHOT,
 	FRAME_ERROR,
+	FRAME_RESUMED, /* the end of a resume's replay; carries the cursor it reached */
 } frame_kind_t;
 
 typedef struct frame {

@@ -208,6 +208,26 @@ int page_serve(const page_t *p, struct lws *wsi, const char *rest, bool get_or_h
 		return http_reply(wsi, 400, "text/html; charset=utf-8", body, sizeof(body) - 1, false,
 				  NULL);
 	}
+	{
+		/* The page reads the token from its URL; one given twice is refused here as
+		 * the websocket would refuse it, not left to the script to pick one. */
+		char qbuf[HTTP_QUERY_MAX];
+		const char *token;
+		size_t token_len;
+		query_t query;
+		int rc = http_query(wsi, &query, qbuf, sizeof(qbuf));
+
+		if (rc == 0)
+			rc = query_get(&query, "token", &token, &token_len);
+		if (rc != QUERY_OK && rc != QUERY_ABSENT) {
+			static const char body[] =
+				"<!doctype html><meta charset=utf-8><title>Not a tracking link</title>"
+				"<p>This is not a valid tracking link: it gives the token more than "
+				"once.</p>\n";
+			return http_reply(wsi, 400, "text/html; charset=utf-8", body, sizeof(body) - 1,
+					  false, NULL);
+		}
+	}
 	const http_header_t h[] = {
 		{"content-security-policy:", p->csp},
 		{"referrer-policy:", "no-referrer"},

@@ -63,6 +63,7 @@ typedef struct session {
 	uint8_t ka_state;         /* ka_state_t: which keepalive queue it is in */
 	uint8_t ping_pending;     /* a ping is due: the next writeable sends it first */
 	uint8_t killed;           /* a send failed: dropped through an lws timeout, never written again */
+	uint8_t resume_signal;    /* joined with since: its replay ends with a resumed frame */
 	struct session *ka_prev, *ka_next; /* in g->ka_head[ka_state - 1] */
 	uint64_t ka_due_ms;       /* loop time its ping, or its pong, is due */
 } session_t;
@@ -156,14 +157,40 @@ static void server_snapshot_done(void *arg, int rc, const char *state, size_t st
 	frame_unref(f);
 }
 
+/* The resumed frame that ends the replay of w's resume, with the cursor it reached. */
+static frame_t *server_resumed_frame(const watcher_t *w, const proto_cursor_t *upto, size_t replayed)
+{
+	char cursor[PROTO_CURSOR_MAX + 1];
+	frame_t *f;
+	int len;
+
+	snprintf(cursor, sizeof(cursor), "%llu-%llu", (unsigned long long)upto->ms,
+		 (unsigned long long)upto->seq);
+	len = proto_frame_resumed(NULL, 0, w->order->id, cursor, replayed);
+	if (len < 0 || !(f = frame_new(FRAME_RESUMED, (size_t)len)))
+		return NULL;
+	proto_frame_resumed((char *)frame_payload(f), (size_t)len, w->order->id, cursor, replayed);
+	f->cursor = *upto;
+	return f;
+}
+
+/*
+ * A replay from the log arrived: every logged frame after w->last, or a
+ * reset (the log cannot serve the cursor whole) answered with a snapshot
+ * marked reset.  A resume the client asked for (?since=) ends with a
+ * resumed frame, so the client knows it is live and missed nothing even
+ * when nothing was replayed; a resync of the gateway's own (after a Redis
+ * outage) sends only what was missed.
+ */
 static void server_resume_done(void *arg, int rc, const broker_resume_result_t *r)
 {
 	watcher_t *w = arg;
 	gateway_t *g = server_gateway(w->conn);
+	session_t *s = SESSION_OF(w);
 	frame_t **frames = NULL;
 	proto_cursor_t upto = w->last;
-	size_t n = 0;
-	bool ok = false;
+	size_t n = 0, replayed = 0;
+	bool ok = false, joining;
 
 	if (rc == BROKER_ELOST) {
 		hub_sync_lost(&g->hub, w);
@@ -184,11 +211,10 @@ static void server_resume_done(void *arg, int rc, const broker_resume_result_t *
 		ok = true;
 		goto done;
 	}
-	if (r->n_frames) {
-		frames = calloc(r->n_frames, sizeof(*frames));
-		if (!frames)
-			goto done;
-	}
+	/* One slot more for the resumed frame. */
+	frames = calloc(r->n_frames + 1, sizeof(*frames));
+	if (!frames)
+		goto done;
 	for (n = 0; n < r->n_frames; n++) {
 		frames[n] = frame_copy(FRAME_UPDATE, r->frames[n], r->frame_lens[n]);
 		if (!frames[n])
@@ -202,9 +228,22 @@ static void server_resume_done(void *arg, int rc, const broker_resume_result_t *
 		frames[n]->coalesce = 0;
 		upto = frames[n]->cursor;
 	}
+	replayed = n;
+	if (s->resume_signal) {
+		if (!(frames[n] = server_resumed_frame(w, &upto, replayed)))
+			goto done;
+		n++;
+	}
 	ok = true;
 done:
+	joining = w->state == WATCHER_JOINING;
 	hub_synced(&g->hub, w, ok, frames, ok ? n : 0, &upto);
+	if (joining && w->state == WATCHER_LIVE) {
+		g->metrics.resumes[r->reset ? RESUME_RESET :
+				   replayed ? RESUME_REPLAYED : RESUME_NOTHING_MISSED]++;
+		/* Once live, later resyncs (after a Redis outage) are the gateway's own. */
+		s->resume_signal = 0;
+	}
 	for (size_t i = 0; i < n; i++)
 		frame_unref(frames[i]);
 	free(frames);
@@ -685,13 +724,44 @@ void server_expire_tokens(gateway_t *g, int64_t now_s)
 	g->exp_swept_s = now_s;
 }
 
+/*
+ * Why a query argument the gateway reads cannot be used (rc from
+ * query_get), as a static sentence for a close reason or an error body.
+ */
+static const char *server_query_problem(int rc, const char *name)
+{
+	if (rc == QUERY_TOO_MANY)
+		return "the query has too many arguments";
+	if (!strcmp(name, "token"))
+		return "the query gives token more than once";
+	if (!strcmp(name, "since"))
+		return "the query gives since more than once";
+	if (!strcmp(name, "check"))
+		return "the query gives check more than once";
+	return "the query gives an argument more than once";
+}
+
+/*
+ * query_get for an argument that may be absent (*value NULL then): false,
+ * with *rc, when the query cannot be used.
+ */
+static bool server_query_arg(const query_t *q, const char *name, const char **value, size_t *len,
+			     int *rc)
+{
+	*value = NULL;
+	*len = 0;
+	*rc = query_get(q, name, value, len);
+	return *rc == QUERY_OK || *rc == QUERY_ABSENT;
+}
+
 static void server_ws_established(gateway_t *g, struct lws *wsi, session_t *s)
 {
-	char uri[256], since[PROTO_CURSOR_MAX + 8], origin[256], tokbuf[AUTH_TOKEN_MAX + 8];
-	const char *arg;
+	char uri[256], origin[256], qbuf[HTTP_QUERY_MAX];
+	const char *since, *token, *bad;
+	size_t since_len, token_len;
 	proto_cursor_t cursor;
-	bool have_since = false;
-	int n;
+	query_t query;
+	int n, rc;
 
 	s->kind = SESSION_WS;
 	s->w.conn = wsi;
@@ -713,14 +783,22 @@ static void server_ws_established(gateway_t *g, struct lws *wsi, session_t *s)
 		server_ws_close_async(&s->w, 1001, "server shutting down, reconnect");
 		return;
 	}
-	if ((arg = lws_get_urlarg_by_name(wsi, "since=", since, sizeof(since)))) {
-		if (proto_cursor_parse(arg, strlen(arg), &cursor) != PROTO_OK) {
-			server_refused(g, REFUSE_CURSOR);
-			server_ws_refuse(s, 4400, "invalid_cursor",
-					 "since must be a cursor from a frame, <ms>-<seq>");
-			return;
-		}
-		have_since = true;
+	if (http_query(wsi, &query, qbuf, sizeof(qbuf)) != 0) {
+		server_refused(g, REFUSE_QUERY);
+		server_ws_refuse(s, 4400, "invalid_query", "the query is too long");
+		return;
+	}
+	if (!server_query_arg(&query, bad = "since", &since, &since_len, &rc) ||
+	    !server_query_arg(&query, bad = "token", &token, &token_len, &rc)) {
+		server_refused(g, REFUSE_QUERY);
+		server_ws_refuse(s, 4400, "invalid_query", server_query_problem(rc, bad));
+		return;
+	}
+	if (since && proto_cursor_parse(since, since_len, &cursor) != PROTO_OK) {
+		server_refused(g, REFUSE_CURSOR);
+		server_ws_refuse(s, 4400, "invalid_cursor",
+				 "since must be a cursor from a frame, <ms>-<seq>");
+		return;
 	}
 	if (g->n_conns > g->cfg->max_connections) {
 		server_refused(g, REFUSE_OVERLOADED);
@@ -752,13 +830,12 @@ static void server_ws_established(gateway_t *g, struct lws *wsi, session_t *s)
 	}
 	if (g->cfg->token_keys.n) {
 		/* The token is checked after the order id and before the watcher joins. */
-		const char *token = lws_get_urlarg_by_name(wsi, "token=", tokbuf, sizeof(tokbuf));
 		char why[96];
 		int64_t exp = 0;
 		auth_result_t ar;
 
 		uri[n] = '\0';
-		ar = auth_check(&g->cfg->token_keys, token, token ? strlen(token) : 0, uri + 10,
+		ar = auth_check(&g->cfg->token_keys, token, token_len, uri + 10,
 				(int64_t)time(NULL), &exp, why, sizeof(why));
 		if (ar != AUTH_OK) {
 			server_refused(g, ar == AUTH_FORBIDDEN ? REFUSE_TOKEN_ORDER : REFUSE_TOKEN);
@@ -770,7 +847,8 @@ static void server_ws_established(gateway_t *g, struct lws *wsi, session_t *s)
 		}
 		server_wheel_add(g, &s->w, exp);
 	}
-	if (hub_join(&g->hub, &s->w, uri + 10, (size_t)n - 10, have_since ? &cursor : NULL) != 0) {
+	s->resume_signal = since != NULL;
+	if (hub_join(&g->hub, &s->w, uri + 10, (size_t)n - 10, since ? &cursor : NULL) != 0) {
 		g->stats.ws_refused++;
 		server_ws_close_async(&s->w, 1011, "out of memory");
 		return;
@@ -1029,19 +1107,26 @@ static int server_webhook_start(gateway_t *g, struct lws *wsi, session_t *s, con
 				int method)
 {
 	const config_webhook_t *w;
-	char check[256];
-	const char *val;
 
 	if (!server_webhook_of(g, provider, &w))
 		return server_error(g, wsi, 404, "unknown_provider",
 				    "no webhook is configured for this provider", false, NULL);
 	if (method == METHOD_GET && !strcmp(provider, "onfleet")) {
-		val = lws_get_urlarg_by_name(wsi, "check=", check, sizeof(check));
-		if (!val)
+		char qbuf[HTTP_QUERY_MAX];
+		const char *check;
+		size_t check_len;
+		query_t query;
+		int rc = QUERY_TOO_MANY;
+
+		if (http_query(wsi, &query, qbuf, sizeof(qbuf)) != 0 ||
+		    !server_query_arg(&query, "check", &check, &check_len, &rc))
+			return server_error(g, wsi, 400, "invalid_query",
+					    server_query_problem(rc, "check"), false, NULL);
+		if (!check)
 			return server_error(g, wsi, 400, "bad_request",
 					    "Onfleet's validation request carries ?check=VALUE", false,
 					    NULL);
-		return http_reply(wsi, 200, "text/plain", val, strlen(val), false, NULL);
+		return http_reply(wsi, 200, "text/plain", check, check_len, false, NULL);
 	}
 	if (method != METHOD_POST)
 		return server_error(g, wsi, 405, "method_not_allowed", "use POST", true, "POST");
@@ -1166,8 +1251,7 @@ static void server_order_read_done(void *arg, int rc, const char *state, size_t 
 /* GET /v1/orders/{ID}?token=T: the snapshot as plain JSON, for clients without websockets. */
 static int server_order_get(gateway_t *g, struct lws *wsi, session_t *s, const char *id, int method)
 {
-	char tokbuf[AUTH_TOKEN_MAX + 8], why[96];
-	const char *token;
+	char why[96];
 	int64_t exp;
 	order_read_t *r;
 
@@ -1178,11 +1262,21 @@ static int server_order_get(gateway_t *g, struct lws *wsi, session_t *s, const c
 				    "the order id must be 1-128 characters of A-Z a-z 0-9 . _ ~ -",
 				    false, NULL);
 	if (g->cfg->token_keys.n) {
+		char qbuf[HTTP_QUERY_MAX];
+		const char *token;
+		size_t token_len;
+		query_t query;
 		auth_result_t ar;
+		int rc = QUERY_TOO_MANY;
 
-		token = lws_get_urlarg_by_name(wsi, "token=", tokbuf, sizeof(tokbuf));
-		ar = auth_check(&g->cfg->token_keys, token, token ? strlen(token) : 0, id,
-				(int64_t)time(NULL), &exp, why, sizeof(why));
+		if (http_query(wsi, &query, qbuf, sizeof(qbuf)) != 0 ||
+		    !server_query_arg(&query, "token", &token, &token_len, &rc)) {
+			g->metrics.refused[REFUSE_QUERY]++;
+			return server_error(g, wsi, 400, "invalid_query",
+					    server_query_problem(rc, "token"), false, NULL);
+		}
+		ar = auth_check(&g->cfg->token_keys, token, token_len, id, (int64_t)time(NULL), &exp,
+				why, sizeof(why));
 		if (ar != AUTH_OK) {
 			g->metrics.refused[ar == AUTH_FORBIDDEN ? REFUSE_TOKEN_ORDER : REFUSE_TOKEN]++;
 			return server_error(g, wsi, ar == AUTH_FORBIDDEN ? 403 : 401,

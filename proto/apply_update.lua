@@ -8,10 +8,24 @@
 --   ARGV[1] the update, canonical JSON (proto_update_to_json)
 --   ARGV[2] TTL in seconds while the order is active
 --   ARGV[3] TTL in seconds once the order's status is terminal
---   ARGV[4] approximate length cap of the log stream
+--   ARGV[4] length cap of the log stream (exact: the log holds the newest
+--           ARGV[4] frames, so a resume from any logged cursor can be served whole)
+--   ARGV[5] optional: the status from which the courier's position is shown
+--           (courier-visible-from; default courier_assigned)
 --
--- Returns {"applied", cursor} | {"stale"} | {"duplicate"}; an error reply
--- starting "ERR trackgate:" for input that is not a canonical update.
+-- Returns {"applied", cursor} | {"stale"} | {"duplicate"} | {"withheld"}; an
+-- error reply starting "ERR trackgate:" for input that is not a canonical
+-- update.
+--
+-- Privacy: the courier's position is stored and published only while the
+-- order's status (after this update) is at or after ARGV[5] and not terminal.
+-- Once an order is terminal (or while it is before ARGV[5], e.g. "created")
+-- its stored location is dropped, and a location in an update is neither
+-- stored nor published; the update's other parts still apply.  An update
+-- with nothing else that applies is "withheld": nothing is written.  An order
+-- with no status yet shows positions (a publisher that sends no statuses).
+-- Every reader (snapshots, GET /v1/orders, frames, replays) sees only what is
+-- stored here, so the rule holds for all of them.
 --
 -- Staleness is judged per part: the location, the status, the eta and the
 -- places (pickup and dropoff) each carry the ts of the update that last set
@@ -45,6 +59,17 @@ local ts = u.ts
 if type(ts) ~= 'number' or ts <= 0 or ts ~= math.floor(ts) then
   return fail('ts must be a positive integer')
 end
+-- The canonical statuses in order; the four terminal ones share the last rank.
+local RANK = {
+  created = 1, courier_assigned = 2, en_route_to_pickup = 3, at_pickup = 4, picked_up = 5,
+  en_route_to_dropoff = 6, at_dropoff = 7, delivered = 8, cancelled = 8, returned = 8, failed = 8,
+}
+local visible_from = 'courier_assigned'
+if ARGV[5] ~= nil and ARGV[5] ~= '' then visible_from = ARGV[5] end
+if not RANK[visible_from] or RANK[visible_from] > 7 then
+  return fail('ARGV[5] must be a non-terminal status')
+end
+
 local ttl_active = tonumber(ARGV[2])
 local ttl_terminal = tonumber(ARGV[3])
 local maxlen = tonumber(ARGV[4])
@@ -79,7 +104,11 @@ local stale_parts = 0
 
 if has_loc then
   local cur = state.location
-  if type(cur) ~= 'table' or type(cur.ts) ~= 'number' or ts >= cur.ts then
+  -- A location dropped by the privacy rule leaves its ts behind (location_ts),
+  -- so an older one that comes later stays stale.
+  local cur_ts = type(cur) == 'table' and type(cur.ts) == 'number' and cur.ts or nil
+  if not cur_ts and type(state.location_ts) == 'number' then cur_ts = state.location_ts end
+  if not cur_ts or ts >= cur_ts then
     local loc = {}
     for k, v in pairs(u.location) do loc[k] = v end
     loc.ts = ts
@@ -145,7 +174,25 @@ if has_places then
   if stale_member then stale_parts = stale_parts + 1 end
 end
 
+-- Privacy (see the header): judged on the status the order has after this update.
+local withheld = false
+local shown_status = state.status
+if type(shown_status) == 'string' and RANK[shown_status] and
+   (RANK[shown_status] == 8 or RANK[shown_status] < RANK[visible_from]) then
+  local loc = state.location
+  if type(loc) == 'table' and type(loc.ts) == 'number' and
+     (type(state.location_ts) ~= 'number' or loc.ts > state.location_ts) then
+    state.location_ts = loc.ts
+  end
+  state.location = nil
+  if applied_loc then
+    applied_loc = false
+    withheld = true
+  end
+end
+
 if not (applied_loc or applied_status or applied_eta or applied_places) then
+  if withheld then return {'withheld'} end
   return {'stale'}
 end
 
@@ -167,7 +214,7 @@ if type(state.updated_at) ~= 'number' or ts > state.updated_at then state.update
 -- The update as published: verbatim when every part applied, else only the
 -- parts that did (a courier older than the stored one counts as stale too).
 local update_json = ARGV[1]
-if stale_parts > 0 or reencode then
+if stale_parts > 0 or reencode or withheld then
   if not applied_loc then u.location = nil end
   if not applied_status then u.status = nil end
   if not applied_eta then u.eta = nil end
@@ -196,7 +243,7 @@ local cursor = string.format('%.0f-%.0f', ms, seq)
 local frame = '{"type":"update","order_id":"' .. id .. '","update":' .. update_json ..
   ',"cursor":"' .. cursor .. '"}'
 
-redis.call('XADD', KEYS[2], 'MAXLEN', '~', maxlen, cursor, 'f', frame)
+redis.call('XADD', KEYS[2], 'MAXLEN', maxlen, cursor, 'f', frame)
 redis.call('HSET', KEYS[1], 'state', cjson.encode(state), 'cursor', cursor)
 if event_id then redis.call('SADD', KEYS[3], event_id) end
 

@@ -192,6 +192,26 @@ int proto_frame_update(char *dst, size_t cap, const char *order_id, const char *
 	return finish(&o);
 }
 
+int proto_frame_resumed(char *dst, size_t cap, const char *order_id, const char *cursor,
+			size_t replayed)
+{
+	struct frame_out o = {dst, cap, 0};
+	char n[24];
+
+	if ((dst == NULL && cap != 0) || !valid_order_id(order_id) || cursor == NULL ||
+	    !valid_cursor(cursor))
+		return PROTO_EINVAL;
+	put_lit(&o, "{\"type\":\"resumed\",\"order_id\":\"");
+	put_lit(&o, order_id);
+	put_lit(&o, "\",\"cursor\":\"");
+	put_lit(&o, cursor);
+	put_lit(&o, "\",\"replayed\":");
+	snprintf(n, sizeof(n), "%zu", replayed);
+	put_lit(&o, n);
+	put(&o, "}", 1);
+	return finish(&o);
+}
+
 int proto_frame_error(char *dst, size_t cap, const char *code, const char *message)
 {
 	struct frame_out o = {dst, cap, 0};

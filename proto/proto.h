@@ -225,6 +225,15 @@ int proto_frame_snapshot(char *dst, size_t cap, const char *order_id, const char
 int proto_frame_update(char *dst, size_t cap, const char *order_id, const char *update_json,
 		       size_t update_len, const char *cursor);
 
+/*
+ * {"type":"resumed","order_id":ID,"cursor":C,"replayed":N}: a resume (?since=)
+ * is complete and gapless.  It follows the N replayed update frames; C is the
+ * newest cursor the client now has (the last replayed frame's, or its since
+ * cursor when N = 0).  cursor: NUL-terminated, required.
+ */
+int proto_frame_resumed(char *dst, size_t cap, const char *order_id, const char *cursor,
+			size_t replayed);
+
 /* {"type":"error","error":CODE,"message":MSG}, both strings JSON-escaped. */
 int proto_frame_error(char *dst, size_t cap, const char *code, const char *message);
 

@@ -8,8 +8,10 @@
 -- Returns {"ok", frame, frame, ...}: every logged frame after the cursor, in
 -- order (possibly none), when the log still holds everything after it; or
 -- {"reset", state|nil, cursor|nil} when it does not (the cursor is older than
--- the oldest entry, newer than the newest, or the log is gone), so the
--- watcher starts again from a snapshot.  Read-only.
+-- the oldest entry, newer than the newest, or the log is gone), or when more
+-- than ARGV[2] entries follow the cursor, so the watcher starts again from a
+-- snapshot.  Never a part of what follows the cursor: a client that gets
+-- "ok" has everything.  Read-only.
 
 local function parse(c)
   if type(c) ~= 'string' then return nil end
@@ -41,8 +43,14 @@ local nm, ns = parse(newest[1][1])
 -- A cursor from the future (another Redis, a flushed one) resumes nothing real.
 if not le(sm, ss, nm, ns) then return reset() end
 
+local max = tonumber(ARGV[2])
+if not max or max < 1 or max ~= math.floor(max) then
+  return redis.error_reply('ERR trackgate: the most entries (ARGV[2]) must be a positive integer')
+end
 local out = {'ok'}
-local entries = redis.call('XRANGE', KEYS[1], '(' .. ARGV[1], '+', 'COUNT', tonumber(ARGV[2]) or 1000)
+-- One more than may be returned: if it comes, the replay would be cut short.
+local entries = redis.call('XRANGE', KEYS[1], '(' .. ARGV[1], '+', 'COUNT', max + 1)
+if #entries > max then return reset() end
 for _, e in ipairs(entries) do
   local fields = e[2]
   for i = 1, #fields, 2 do

@@ -26,7 +26,9 @@ async def test(env):
     base = h.now_ms() - 60_000
     w = await env.watch(oid)
 
-    a = h.update(oid, base + 1000, places={"pickup": PICKUP, "dropoff": DROPOFF}, status="created")
+    # courier_assigned: a courier is on it, so its position shows (courier-visible-from).
+    a = h.update(oid, base + 1000, places={"pickup": PICKUP, "dropoff": DROPOFF},
+                 status="courier_assigned")
     ca = await env.aapply(a)
     # Only the dropoff moves: the pickup stays.
     b = h.update(oid, base + 2000, places={"dropoff": DROPOFF2})
