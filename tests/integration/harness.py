@@ -34,6 +34,8 @@ import ctypes
 import http.client
 import json
 import os
+import random
+import re
 import shutil
 import signal
 import socket
@@ -169,9 +171,71 @@ def check_eq(got, want, what):
 
 
 def free_port():
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
+    """A 127.0.0.1 port free right now.  Another process may take it before the caller
+    binds it: bind it at once, and pick a fresh one (never the same) if that fails.
+    Daemon.start does so for its own ports (FreePort)."""
+    return free_ports(1)[0]
+
+
+def free_ports(n):
+    """n distinct free 127.0.0.1 ports (each probe socket is held until all are picked)."""
+    socks = []
+    try:
+        for _ in range(n):
+            s = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+            socks.append(s)
+            s.bind(("127.0.0.1", 0))
+        return [s.getsockname()[1] for s in socks]
+    finally:
+        for s in socks:
+            s.close()
+
+
+class FreePort:
+    """A placeholder in Daemon.extra_args for a second address of the daemon, e.g.
+    ["--metrics-listen", FreePort("metrics")]: each start attempt replaces it with
+    127.0.0.1:<a fresh free port> and records the port in daemon.ports[name]."""
+
+    def __init__(self, name):
+        self.name = name
+
+    def __repr__(self):
+        return f"FreePort({self.name!r})"
+
+
+def listens(pid, port):
+    """True when process pid holds a TCP socket listening on port (from /proc)."""
+    inodes = set()
+    for table in ("/proc/net/tcp", "/proc/net/tcp6"):
+        try:
+            with open(table) as f:
+                rows = f.read().splitlines()[1:]
+        except OSError:
+            continue
+        for row in rows:
+            cols = row.split()
+            if cols[3] == "0A" and int(cols[1].rsplit(":", 1)[1], 16) == port:
+                inodes.add(f"socket:[{cols[9]}]")
+    try:
+        fds = os.listdir(f"/proc/{pid}/fd")
+    except OSError:
+        return False
+    for fd in fds:
+        try:
+            if os.readlink(f"/proc/{pid}/fd/{fd}") in inodes:
+                return True
+        except OSError:
+            continue
+    return False
+
+
+def seeded_random(what):
+    """A random.Random for a randomised test; prints its seed.  TRACKGATE_TEST_SEED=<n> in
+    the environment replays a run."""
+    env = os.environ.get("TRACKGATE_TEST_SEED")
+    seed = int(env) if env else int.from_bytes(os.urandom(4), "big")
+    print(f"{what}: seed {seed} (TRACKGATE_TEST_SEED={seed} repeats it)", flush=True)
+    return random.Random(seed)
 
 
 def wait_until(pred, timeout, interval=0.05, what="condition"):
@@ -228,6 +292,23 @@ def update(order_id, ts, lat=None, lng=None, status=None, event_id=None, eta=Non
     if places is not None:
         u["places"] = places
     return u
+
+
+def log_size(path):
+    try:
+        return os.path.getsize(path)
+    except OSError:
+        return 0
+
+
+def log_since(path, offset):
+    """What was appended to the file at path after offset (a log_size() taken earlier)."""
+    try:
+        with open(path, "rb") as f:
+            f.seek(offset)
+            return f.read().decode("utf-8", "replace")
+    except OSError:
+        return ""
 
 
 def tail(path, lines=60):
@@ -295,6 +376,19 @@ def raw_exchange(port, data, timeout=3.0, shut_write=False):
                 break
             chunks.append(chunk)
         return b"".join(chunks)
+
+
+def scrape_metrics(port, timeout=5.0):
+    """GET /metrics on port: {sample name with its labels: value}, e.g.
+    'trackgate_connections{state="websocket"}': 1.0."""
+    r = http_request(port, "GET", "/metrics", timeout=timeout)
+    check(r.status == 200, f"GET /metrics on port {port}: {r!r}")
+    out = {}
+    for line in r.raw.decode("utf-8", "replace").splitlines():
+        if line and not line.startswith("#"):
+            name, _, value = line.rpartition(" ")
+            out[name] = float(value)
+    return out
 
 
 # --- redis-server -------------------------------------------------------------------
@@ -366,46 +460,79 @@ class Daemon:
         self.extra_args = list(extra_args)
         self.proc = None
         self.port = None
+        self.ports = {}          # FreePort name -> the port this start gave it
+        self.log_offset = 0      # size of the log when this start spawned the process
         self.terminated = False  # terminate() ran: the test stopped it on purpose
 
-    def start(self, attempts=5, wait_ready=True, port=None):
-        """Starts it on a free port, or on port (a restart on the same address)."""
+    def start(self, attempts=5, wait_ready=True, port=None, ready=None):
+        """Starts it on a free port, or on port (a restart on the same address).
+
+        Each attempt picks fresh ports (the main one unless port is given, and one per
+        FreePort in extra_args): when another process took one between the probe and the
+        daemon's bind, the daemon logs listen_failed and exits, and the next attempt
+        tries other ports.  A restart on a given port is not retried.  ready(port) says
+        when the daemon serves (default: GET /readyz answers 200, see wait_ready)."""
         self.terminated = False
         for attempt in range(attempts):
-            self.port = port or free_port()
+            placeholders = [a for a in self.extra_args if isinstance(a, FreePort)]
+            picked = free_ports(len(placeholders) + (0 if port else 1))
+            self.port = port or picked.pop()
+            self.ports = {}
+            extra = []
+            for a in self.extra_args:
+                if isinstance(a, FreePort):
+                    self.ports[a.name] = picked.pop()
+                    a = f"127.0.0.1:{self.ports[a.name]}"
+                extra.append(a)
             argv = [self.binary, "--listen", f"127.0.0.1:{self.port}",
                     "--redis", f"unix://{self.redis_sock}", "--ingest-key-file", self.key_file,
-                    "--log-level", "debug"] + self.extra_args
+                    "--log-level", "debug"] + extra
             with open(self.log, "ab") as f:
                 f.write(f"=== start attempt {attempt + 1}: {' '.join(argv)}\n".encode())
+            self.log_offset = log_size(self.log)
             self.proc = spawn(argv, self.log, "trackgated")
             if not wait_ready:
                 return
             try:
-                self.wait_ready()
+                self.wait_ready(ready=ready)
                 return
             except TestFailure:
                 if (port is None and self.proc.poll() is not None
-                        and "listen_failed" in tail(self.log, 20)):
-                    continue  # somebody took the port between our probe and its bind: retry
+                        and " listen_failed " in log_since(self.log, self.log_offset)):
+                    continue  # somebody took a port between our probe and its bind: retry
                 raise
         raise TestFailure(f"trackgated could not bind a port in {attempts} attempts:\n{tail(self.log)}")
 
-    def wait_ready(self, timeout=STARTUP_TIMEOUT):
+    def listening_logged(self):
+        """This start's own `listening` line (one per worker with --workers): the proof that
+        the port answering is this process's, not another that took it first."""
+        return re.search(rf" listening (worker=\d+ )?addr=127\.0\.0\.1:{self.port} ",
+                         log_since(self.log, self.log_offset)) is not None
+
+    def wait_ready(self, timeout=STARTUP_TIMEOUT, ready=None):
+        """Until this start has logged `listening` on its port and ready(port) is true
+        (default: GET /readyz answers 200)."""
         deadline = time.monotonic() + timeout
         last = None
         while True:
             if self.proc.poll() is not None:
                 raise TestFailure(f"trackgated exited with {self.proc.returncode} during start-up:\n"
                                   f"{tail(self.log)}")
-            try:
-                last = http_request(self.port, "GET", "/readyz", timeout=1.0)
-                if last.status == 200:
+            if not self.listening_logged():
+                last = "no `listening` line yet"
+            elif ready is not None:
+                last = ready(self.port)
+                if last:
                     return
-            except OSError as e:
-                last = e
+            else:
+                try:
+                    last = http_request(self.port, "GET", "/readyz", timeout=1.0)
+                    if last.status == 200:
+                        return
+                except OSError as e:
+                    last = e
             if time.monotonic() >= deadline:
-                raise TestFailure(f"trackgated not ready after {timeout} s (last /readyz: {last!r}):\n"
+                raise TestFailure(f"trackgated not ready after {timeout} s (last: {last!r}):\n"
                                   f"{tail(self.log)}")
             time.sleep(0.02)
 
@@ -524,6 +651,16 @@ class Watcher:
             await self.ws.close()
             await self.wait_closed(10)
 
+    async def roundtrip(self, timeout=FRAME_TIMEOUT):
+        """A ping and its pong: once it returns, the server has read and handled every
+        message this client sent before (a barrier).  Raises ConnectionClosed if the
+        socket closes first, TestFailure on timeout."""
+        pong = await self.ws.ping()
+        try:
+            await asyncio.wait_for(pong, timeout)
+        except asyncio.TimeoutError:
+            raise TestFailure(f"{self.path}: no pong within {timeout} s")
+
 
 # --- one test's environment --------------------------------------------------------
 
@@ -572,6 +709,25 @@ class Env:
     def assert_alive(self):
         check(self.daemon.alive(),
               f"trackgated died (exit status {self.daemon.proc.returncode}):\n{tail(self.daemon.log)}")
+
+    def metrics(self):
+        """The daemon's /metrics on its main port (no --metrics-listen)."""
+        return scrape_metrics(self.port)
+
+    async def wait_metric(self, name, want, timeout=5.0):
+        """Polls /metrics until the sample name equals want (or want(value) is true, for a
+        callable); returns the value.  A counter is read once the daemon has counted."""
+        ok = want if callable(want) else (lambda v: v == want)
+        deadline = time.monotonic() + timeout
+        while True:
+            v = (await asyncio.to_thread(self.metrics)).get(name)
+            if ok(v):
+                return v
+            if time.monotonic() >= deadline:
+                raise TestFailure(f"timed out after {timeout:.1f} s waiting for {name} "
+                                  f"{'to pass its check' if callable(want) else f'== {want}'} "
+                                  f"(last value {v})")
+            await asyncio.sleep(0.05)
 
     # HTTP
     def http(self, method, path, body=None, headers=None, timeout=5.0):
