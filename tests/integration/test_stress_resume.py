@@ -11,14 +11,16 @@ refused with an error frame and close 4400.
 
 Phase A (default --log-maxlen 1000):
   1. read the snapshot and 5 updates, disconnect, 50 updates are posted,
-     reconnect with since=<last cursor>: exactly those 50, then live ones;
-  2. since=<the newest cursor>: nothing is replayed, live frames follow;
+     reconnect with since=<last cursor>: exactly those 50, then a resumed
+     frame (cursor of the 50th, replayed 50), then live ones;
+  2. since=<the newest cursor>: only a resumed frame (replayed 0), then live;
   3. since=99999999999999-0 (the future): a reset snapshot of the newest state;
   4. since=garbage (and other malformed cursors): error frame + 4400;
   5. resumes while updates are being posted in batches (the resume script and
      the live frames race into the daemon on its two Redis connections):
      a. since=<a cursor in the log>, 20 joiners: each gets exactly the posted
-        cursors after it, in order;
+        cursors after it, in order, with one resumed frame right after the
+        replayed part (its replayed count and cursor match what came before it);
      b. since=99999999999999-0, 60 joiners: each gets a reset snapshot, then
         exactly the posted cursors after the snapshot's.
 Phase B (the daemon restarted with --log-maxlen 20, same Redis):
@@ -66,6 +68,25 @@ async def expect_updates(w, posted, what):
         h.check(f.get("type") == "update" and f.get("cursor") == c and f.get("update") == u,
                 f"{w.path}: {what}: frame {i} of {len(posted)}: expected the update at {c}, "
                 f"got {json.dumps(f)[:300]}")
+
+
+async def expect_resumed(w, cursor, replayed, what):
+    """The next frame says the resume is complete: {"type":"resumed",...}."""
+    f = await w.next(timeout=10, what=f"{what}: the resumed frame")
+    want = {"type": "resumed", "order_id": w.path.split("/")[3].split("?")[0], "cursor": cursor,
+            "replayed": replayed}
+    h.check(f == want, f"{w.path}: {what}: want {want!r}, got {json.dumps(f)[:300]}")
+
+
+def check_resumed_place(got, since, label):
+    """got: the frames of a resume; exactly one resumed frame, right after the replay it counts."""
+    idx = [i for i, f in enumerate(got) if f.get("type") == "resumed"]
+    h.check(len(idx) == 1, f"{label}: want one resumed frame, got {len(idx)}")
+    f, before = got[idx[0]], got[:idx[0]]
+    h.check(f.get("replayed") == len(before) and
+            f.get("cursor") == (before[-1]["cursor"] if before else since),
+            f"{label}: the resumed frame {f!r} does not follow the {len(before)} replayed frames")
+    return got[:idx[0]] + got[idx[0] + 1:]
 
 
 async def expect_quiet(w, what, quiet=QUIET):
@@ -133,6 +154,7 @@ async def replay_under_load(env, oid, ts0, since, label, n=800, joins=20, batch=
             if f.get("cursor") == bracket:
                 break
             got.append(f)
+        got = check_resumed_place(got, since, f"{label} joiner {k}")
         floor = h.parse_cursor(since)
         want = [c for c, _ in posted if h.parse_cursor(c) > floor]
         got_c = [f.get("cursor") if f.get("type") == "update" else f"<{f.get('type')}>"
@@ -231,6 +253,7 @@ async def phase_a(env, ck):
     missed = await post_many(env, oid, ts0, 50, start=5)
     w2 = await env.watch(path=f"/v1/track/{oid}?since={cursor}", snapshot=False)
     await expect_updates(w2, missed, "replay of the 50 missed updates (no snapshot first)")
+    await expect_resumed(w2, missed[-1][0], 50, "after the replay")
     await expect_quiet(w2, "after the replay")
     live = await post_many(env, oid, ts0, 5, start=55)
     await expect_updates(w2, live, "live frames after the replay")
@@ -240,6 +263,7 @@ async def phase_a(env, ck):
 
     # 2. since = the newest cursor: nothing to replay
     w3 = await env.watch(path=f"/v1/track/{oid}?since={newest_c}", snapshot=False)
+    await expect_resumed(w3, newest_c, 0, "since=<newest cursor>: nothing replayed")
     await expect_quiet(w3, "since=<newest cursor>: nothing may be replayed")
     live2 = await post_many(env, oid, ts0, 3, start=60)
     await expect_updates(w3, live2, "since=<newest cursor>: live frames")
