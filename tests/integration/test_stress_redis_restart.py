@@ -2,8 +2,12 @@
 """integration.stress.redis_restart: redis-server killed (-9) under continuous ingest.
 
 3 orders x 3 watchers.  A poster posts one update every ~10 ms, round robin
-over the orders, recording each POST's status and times.  Mid-stream
-redis-server is killed with SIGKILL; posting goes on for ~1.5 s; redis-server
+over the orders, and every 10th time a batch of one update per order (applied
+in the same millisecond, their cursors mostly coincide: a cursor is a
+per-order stream id, so everything here is keyed by (order, cursor)),
+recording each POST's status and times.  Mid-stream redis-server is killed
+with SIGKILL once each order has a few applied updates; posting goes on for
+~1.5 s (and at least 25 answers); redis-server
 is restarted on the same unix socket (no persistence: state and logs are
 gone); posting goes on until a few updates per order were applied again.
 Finally one last update per order is posted.
@@ -37,9 +41,12 @@ import harness as h  # noqa: E402
 N_ORDERS = 3
 WATCHERS_PER_ORDER = 3
 INTERVAL = 0.010     # between POSTs
-BEFORE_KILL = 1.0    # seconds of posting before the kill
-DOWN_FOR = 1.5       # seconds of posting while Redis is dead
+BEFORE_KILL = 1.0    # seconds of posting before the kill (and MIN_BEFORE applied per order)
+MIN_BEFORE = 5
+DOWN_FOR = 1.5       # seconds of posting while Redis is dead (and MIN_DOWN answers)
+MIN_DOWN = 25
 AFTER_2XX = 3        # applied updates per order after the restart before the poster stops
+BATCH_EVERY = 10     # every 10th POST is a batch of one update per order
 
 
 class Post:
@@ -55,19 +62,24 @@ class Post:
         return self.status is not None and 200 <= self.status < 300
 
 
-async def post_one(env, p):
-    p.t_sent = time.monotonic()
+async def post_some(env, ps):
+    """POSTs the updates of ps (one, or a batch) and records the answer in each."""
+    t_sent = time.monotonic()
+    for p in ps:
+        p.t_sent = t_sent
     try:
-        r = await env.apost(p.u)
-        p.status = r.status
-        p.body = r.json
-        if r.status == 202:
-            res = r.json["results"][0]
-            if res.get("result") == "applied":
-                p.cursor = res["cursor"]
+        r = await env.apost(ps[0].u if len(ps) == 1 else [p.u for p in ps])
+        results = r.json.get("results") if r.status == 202 and isinstance(r.json, dict) else None
+        for k, p in enumerate(ps):
+            p.status, p.body = r.status, r.json
+            if results and len(results) == len(ps) and results[k].get("result") == "applied":
+                p.cursor = results[k]["cursor"]
     except OSError as e:
-        p.body = repr(e)
-    p.t_done = time.monotonic()
+        for p in ps:
+            p.body = repr(e)
+    t_done = time.monotonic()
+    for p in ps:
+        p.t_done = t_done
 
 
 def cursor_key(c):
@@ -84,41 +96,62 @@ async def test(env):
     marks = {}
     stop = asyncio.Event()
 
+    def one(oid, i):
+        return Post(oid, h.update(oid, base + i, lat=45 + (i % 1000) / 1000, lng=7.5,
+                                  status=("picked_up" if i % 7 == 0 else None),
+                                  event_id=f"e{i}"))
+
     async def poster():
         i = 0
         while not stop.is_set():
-            oid = orders[i % N_ORDERS]
-            u = h.update(oid, base + i, lat=45 + (i % 1000) / 1000, lng=7.5,
-                         status=("picked_up" if i % 7 == 0 else None), event_id=f"e{i}")
-            p = Post(oid, u)
-            posts.append(p)
-            await post_one(env, p)
+            if i % BATCH_EVERY == BATCH_EVERY - 1:
+                # One update per order in one POST: applied within the same millisecond,
+                # they mostly get the same cursor (per-order stream ids).
+                ps = [one(o, i) for o in orders]
+            else:
+                ps = [one(orders[i % N_ORDERS], i)]
+            posts.extend(ps)
+            await post_some(env, ps)
             i += 1
             await asyncio.sleep(INTERVAL)
 
     task = asyncio.ensure_future(poster())
+
+    async def until(cond, timeout, what):
+        """Lets the poster run until cond() holds; fails after timeout (what: a text, or a
+        function giving it then)."""
+        deadline = time.monotonic() + timeout
+        while not cond():
+            h.check(time.monotonic() < deadline,
+                    f"no {what() if callable(what) else what} within {timeout} s")
+            h.check(not task.done(), "the poster stopped")
+            await asyncio.sleep(0.02)
+
     try:
-        await asyncio.sleep(BEFORE_KILL)
+        t0 = time.monotonic()
+        await until(lambda: time.monotonic() - t0 >= BEFORE_KILL and all(
+            sum(1 for p in posts if p.oid == o and p.ok) >= MIN_BEFORE for o in orders),
+            20, f"{MIN_BEFORE} applied updates per order before the kill")
         marks["kill0"] = time.monotonic()
         await asyncio.to_thread(env.redis.stop, signal.SIGKILL)
         marks["kill1"] = time.monotonic()
-        await asyncio.sleep(0.3)
-        r = await asyncio.to_thread(env.http, "GET", "/readyz")
-        ck(r.status == 503, f"/readyz while Redis is dead: {r!r}")
-        await asyncio.sleep(DOWN_FOR - 0.3)
+        try:
+            await h.async_wait_until(lambda: env.http("GET", "/readyz").status == 503, 5,
+                                     what="/readyz 503 while Redis is dead")
+        except h.TestFailure as e:
+            ck(False, str(e))
+        # Posting goes on while Redis is dead, for DOWN_FOR and at least MIN_DOWN answers.
+        await until(lambda: time.monotonic() - marks["kill1"] >= DOWN_FOR and sum(
+            1 for p in posts if p.t_sent >= marks["kill1"] and p.t_done is not None) >= MIN_DOWN,
+            20, f"{MIN_DOWN} POSTs answered while Redis is dead")
         marks["start0"] = time.monotonic()
         await asyncio.to_thread(env.redis.start)
         marks["start1"] = time.monotonic()
-        deadline = time.monotonic() + 20
-        while True:
-            after = [p for p in posts if p.ok and p.t_sent > marks["start1"]]
-            if all(sum(1 for p in after if p.oid == o) >= AFTER_2XX for o in orders):
-                break
-            h.check(time.monotonic() < deadline, f"no {AFTER_2XX} applied updates per order "
-                    f"within 20 s of the restart (statuses since: "
+        await until(lambda: all(sum(1 for p in posts if p.ok and p.t_sent > marks["start1"]
+                                    and p.oid == o) >= AFTER_2XX for o in orders),
+                    20, lambda: f"{AFTER_2XX} applied updates per order after the restart "
+                    f"(statuses since: "
                     f"{[p.status for p in posts if p.t_sent > marks['start1']][-20:]})")
-            h.check(not task.done(), "the poster stopped")
-            await asyncio.sleep(0.05)
         marks["recovered"] = time.monotonic()
     finally:
         stop.set()
@@ -131,7 +164,7 @@ async def test(env):
         u = h.update(o, base + 10 ** 6 + k, lat=46.0, lng=7.5, status="at_dropoff")
         p = Post(o, u)
         posts.append(p)
-        await post_one(env, p)
+        await post_some(env, [p])
         h.check(p.ok and p.cursor, f"the last update of {o}: {p.status} {p.body!r}")
         final[o] = p.cursor
     for o in orders:
@@ -149,7 +182,7 @@ async def test(env):
           f"({marks['start0'] - marks['kill1']:.2f} s): {statuses(down)}; after the restart "
           f"(ready {marks['recovered'] - marks['start1']:.2f} s later at the latest): "
           f"{statuses(after)}")
-    ck(len(down) >= 20, f"only {len(down)} POSTs while Redis was dead")
+    ck(len(down) >= MIN_DOWN, f"only {len(down)} POSTs while Redis was dead")
     bad = [p for p in down if p.status != 503]
     ck(not bad, f"{len(bad)} POSTs while Redis was dead did not answer 503: "
        f"{[(p.status, p.body) for p in bad[:3]]}")
@@ -166,7 +199,15 @@ async def test(env):
            f"Redis's log: {lost[:5]}")
 
     # --- watchers --------------------------------------------------------------
-    by_cursor = {p.cursor: p for p in posts if p.ok}
+    # Cursors are per-order stream ids: two orders' updates applied in the same
+    # millisecond get the same cursor, so posts are keyed by (order, cursor).
+    by_cursor = {(p.oid, p.cursor): p for p in posts if p.ok}
+    orders_of = {}
+    for p in posts:
+        if p.cursor:
+            orders_of.setdefault(p.cursor, set()).add(p.oid)
+    print(f"{sum(1 for s in orders_of.values() if len(s) > 1)} cursors were given to more than "
+          f"one order")
     for o in orders:
         applied = [p for p in posts if p.oid == o and p.ok]
         pre = [p.cursor for p in applied if p.t_done <= marks["kill0"]]
@@ -184,9 +225,14 @@ async def test(env):
                 continue
             # Frame contents: each update frame is a posted update.
             for f in frames:
+                if f.get("type") not in ("update", "snapshot"):
+                    continue
+                if not ck(f.get("order_id") == o, f"{label}: a frame of another order: "
+                          f"{json.dumps(f)[:300]}"):
+                    continue
                 if f.get("type") != "update":
                     continue
-                p = by_cursor.get(f.get("cursor"))
+                p = by_cursor.get((o, f.get("cursor")))
                 if p is not None:
                     ck(f.get("update") == p.u, f"{label}: frame {f['cursor']} is not the "
                        f"update applied there: {json.dumps(f)[:300]}")
