@@ -16,9 +16,23 @@ sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import harness as h  # noqa: E402
 
 
-async def numsub_becomes(env, channel, want, timeout=3.0):
+WS = 'trackgate_connections{state="websocket"}'
+
+
+async def numsub_becomes(env, channel, want, timeout=5.0):
     await h.async_wait_until(lambda: env.redis.numsub(channel) == want, timeout,
                              what=f"PUBSUB NUMSUB {channel} == {want}")
+
+
+async def subscriber_settled(env, websockets, barrier):
+    """Waits until the daemon counts `websockets` open websockets (it has handled the
+    leaves: an UNSUBSCRIBE they cause is sent then), then joins and leaves the order
+    `barrier`: its snapshot follows its SUBSCRIBE's ack on the same subscriber
+    connection, so Redis has handled every command sent before it.  PUBSUB NUMSUB is
+    then final: no fixed sleep decides that "nothing more will change"."""
+    await env.wait_metric(WS, websockets)
+    w = await env.watch(barrier)
+    await w.close()
 
 
 async def test(env):
@@ -33,13 +47,14 @@ async def test(env):
     h.check_eq(env.redis.numsub(ch), 1, "subscribers of a channel with 3 watchers")
     h.check_eq(env.redis.numsub(ch_other), 1, "subscribers of the other order's channel")
 
+    barrier = f"unsub-barrier-{os.getpid()}"
     await ws[0].close()
-    await asyncio.sleep(0.2)
+    await subscriber_settled(env, 3, barrier)
     h.check_eq(env.redis.numsub(ch), 1, "subscribers after 1 of 3 watchers left")
 
     ws[1].ws.transport.abort()  # gone without a close frame
     await ws[1].wait_closed()
-    await asyncio.sleep(0.2)
+    await subscriber_settled(env, 2, barrier)
     h.check_eq(env.redis.numsub(ch), 1, "subscribers after 2 of 3 watchers left")
 
     # The remaining watcher still gets updates.
@@ -68,7 +83,10 @@ async def test(env):
             closing = asyncio.ensure_future(again.close())
             again = await env.watch(oid)
             await closing
-    await asyncio.sleep(0.2)
+    # The last one joined after every other left (their closes were awaited): once the
+    # daemon has handled those leaves, the order must be subscribed (the updates below
+    # prove it is live).
+    await subscriber_settled(env, 2, barrier)
     h.check_eq(env.redis.numsub(ch), 1, "subscribers after quick leave/rejoin cycles")
     u2 = h.update(oid, h.now_ms() + 1, status="en_route_to_dropoff")
     c2 = await env.aapply(u2)
@@ -80,6 +98,7 @@ async def test(env):
     await o.close()
     await numsub_becomes(env, ch, 0)
     await numsub_becomes(env, ch_other, 0)
+    await numsub_becomes(env, f"trk:{{{barrier}}}", 0)
     chans = env.redis.cli("PUBSUB", "CHANNELS", "trk:*")
     h.check_eq(chans, "", "channels still subscribed after every watcher left")
 
