@@ -91,16 +91,7 @@ def test(env):
                "watch after b1, b3: updates and lost")
 
     # floor: the frames it reports sent are the frames the watchers count.
-    port = h.free_port()
-    fl = subprocess.Popen([bench, "floor", "--server", f"127.0.0.1:{port}", "--orders",
-                           str(ORDERS), "--rate", "200", "--duration", "1"],
-                          stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
-                          stderr=open(os.path.join(env.log_dir, "floor.log"), "ab"), text=True,
-                          preexec_fn=h._child_preexec(os.getpid()))
-    h._children.append(fl)
-    h.wait_until(lambda: h.http_request(port, "GET", "/healthz").status == 200
-                 if _listening(port) else False, 5.0, what="floor answers /healthz")
-    h.check(fl.poll() is None, "floor is running (not another test's server on its port)")
+    fl, port = start_floor(env, bench)
     w = Watch(bench, port, "bf", 3)
     fl.send_signal(signal.SIGUSR1)
     ready, _, _ = select.select([fl.stdout], [], [], 15)
@@ -130,10 +121,36 @@ def test(env):
                f"see {env.log_dir}/floor.log)")
 
 
-def _listening(port):
-    import socket
-    with socket.socket() as s:
-        return s.connect_ex(("127.0.0.1", port)) == 0
+def start_floor(env, bench, attempts=5):
+    """trackgate-bench floor on a free port: (process, port).  Each attempt takes a fresh
+    port; floor exits when another process took it first, and the next attempt tries
+    another.  It is up once it holds the listening socket itself (/proc) and answers."""
+    log = os.path.join(env.log_dir, "floor.log")
+    for attempt in range(attempts):
+        port = h.free_port()
+        with open(log, "ab") as f:
+            f.write(f"=== floor attempt {attempt + 1} on port {port}\n".encode())
+        fl = subprocess.Popen([bench, "floor", "--server", f"127.0.0.1:{port}", "--orders",
+                               str(ORDERS), "--rate", "200", "--duration", "1"],
+                              stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
+                              stderr=open(log, "ab"), text=True,
+                              preexec_fn=h._child_preexec(os.getpid()))
+        h._children.append(fl)
+
+        def up():
+            if fl.poll() is not None:
+                return "exited"
+            try:
+                return (h.listens(fl.pid, port) and
+                        h.http_request(port, "GET", "/healthz", timeout=1.0).status == 200)
+            except OSError:
+                return False
+        state = h.wait_until(up, 5.0, what=f"floor on port {port} answers /healthz")
+        if state is True:
+            return fl, port
+        h.check("cannot listen" in h.tail(log, 5),
+                f"floor exited with {fl.returncode} at start-up:\n{h.tail(log)}")
+    raise h.TestFailure(f"floor could not bind a port in {attempts} attempts:\n{h.tail(log)}")
 
 
 if __name__ == "__main__":

@@ -18,11 +18,8 @@ sys.dont_write_bytecode = True
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import harness as h  # noqa: E402
 
-METRICS_PORT = h.free_port()
-
-
 def scrape(env):
-    r = h.http_request(METRICS_PORT, "GET", "/metrics")
+    r = h.http_request(env.daemon.ports["metrics"], "GET", "/metrics")
     h.check_eq(r.status, 200, "GET /metrics on the metrics port")
     h.check(r.headers.get("content-type", "").startswith("text/plain"),
             f"Content-Type {r.headers.get('content-type')!r}")
@@ -53,7 +50,11 @@ async def test(env):
     code, _ = await bad.wait_closed()
     h.check_eq(code, 4400, "close code of a bad order id")
     # The daemon mostly waited between the scrapes: the busy time it reports must be
-    # well below the wall time (were its waits counted as work, it would not be).
+    # well below the wall time (were its waits counted as work, it would not be).  The
+    # idle half second is that stimulus, not a wait for anything: every counter read
+    # below was counted before the client saw what it counts (the 202s and 401 before
+    # their answers, the update's frame and its age when it was written, the refusal
+    # before the 4400 close).
     await asyncio.sleep(0.5)
     wall_ms = (time.monotonic() - t_before) * 1000
     after = scrape(env)
@@ -95,4 +96,6 @@ async def test(env):
 
 
 if __name__ == "__main__":
-    h.main(test, daemon_args=["--metrics-listen", f"127.0.0.1:{METRICS_PORT}"])
+    # A fresh metrics port on each start attempt (a port picked once could be taken
+    # by another test before the daemon binds it, on every retry).
+    h.main(test, daemon_args=["--metrics-listen", h.FreePort("metrics")])

@@ -339,10 +339,25 @@ def phase2(env):
 
 
 def phase3(env):
-    port = h.free_port()
-    proc, log_path = start_supervisor(env, port, "orphans.log")
-    workers = h.wait_until(lambda: listening_workers(proc.pid, port), 10,
-                           what="two worker processes of the second supervisor, each listening")
+    # A fresh port on each attempt: another process may take a probed port before the
+    # workers bind it (they then log listen_failed).
+    for attempt in range(5):
+        port = h.free_port()
+        proc, log_path = start_supervisor(env, port, f"orphans-{attempt + 1}.log")
+
+        def up():
+            if " listen_failed " in h.tail(log_path, 50):
+                return "taken"
+            return listening_workers(proc.pid, port)
+        workers = h.wait_until(up, 10, what="two worker processes of the second supervisor, "
+                               "each listening")
+        if workers != "taken":
+            break
+        proc.send_signal(signal.SIGTERM)
+        proc.wait(timeout=DRAIN + EXIT_SLACK)
+    else:
+        raise h.TestFailure(f"the second supervisor's workers could not bind a port in 5 "
+                            f"attempts:\n{h.tail(log_path)}")
     record_workers(workers)
     starts = {pid: recorded[pid] for pid in workers}
     proc.kill()
