@@ -31,6 +31,7 @@ class Proxy:
         self.lsock.listen(16)
         self.port = self.lsock.getsockname()[1]
         self.swallowing = False
+        self.swallowed = threading.Event()  # set once swallow mode ate an EVALSHA
         self.clients = []
         self.lock = threading.Lock()
         threading.Thread(target=self._accept, daemon=True).start()
@@ -62,6 +63,8 @@ class Proxy:
                         pass
                 return
             if self.swallowing:
+                if b"EVALSHA" in data.upper():
+                    self.swallowed.set()
                 continue
             try:
                 dst.sendall(data)
@@ -104,7 +107,8 @@ def test(env):
 
     t = threading.Thread(target=post)
     t.start()
-    time.sleep(0.5)  # the EVALSHA is now swallowed by the proxy
+    # The update's EVALSHA reaches the proxy and is swallowed: only then the reset.
+    h.check(proxy.swallowed.wait(10), "the POST's EVALSHA never reached the proxy")
     proxy.reset()
     t.join(35)
     h.check("r" in result, "the POST in flight during the reset never got an answer")
