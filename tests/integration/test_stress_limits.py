@@ -1,7 +1,9 @@
 #!/usr/bin/python3
 """integration.stress.limits: the connection and request limits, and survival after each.
 
-trackgated runs with --max-per-client 5 --max-connections 50 --http-timeout 2.
+trackgated runs with --max-per-client 5 --max-connections 50 --http-timeout 30
+(the raw connections of step 2b must outlive the steps that count them); the
+slowloris of step 4 meets a second trackgated with --http-timeout 2.
 
   1. max-per-client: 5 websockets from 127.0.0.1 get their snapshots; the 6th
      gets an error frame and close 1008; once one closes, one more is accepted
@@ -21,7 +23,8 @@ trackgated runs with --max-per-client 5 --max-connections 50 --http-timeout 2.
   5. a 10 KiB header section: the connection is closed (libwebsockets 4.1 sends
      no status: known limitation); the daemon survives.
 After each step /healthz is 200; at the end a watcher gets its snapshot and an
-update.
+update.  Between the steps the test waits on what the daemon reports (its
+connection gauges in /metrics, its answers, a ping's pong), never a fixed sleep.
 """
 import asyncio
 import json
@@ -36,7 +39,10 @@ import harness as h  # noqa: E402
 
 MAX_PER_CLIENT = 5
 MAX_CONNECTIONS = 50
-HTTP_TIMEOUT = 2
+HTTP_TIMEOUT = 2          # the slowloris daemon of step 4
+MAIN_HTTP_TIMEOUT = 30    # the main daemon: idle raw connections stay while they are counted
+WS = 'trackgate_connections{state="websocket"}'
+HTTP = 'trackgate_connections{state="http"}'
 
 
 async def connect(env, oid, addr="127.0.0.1"):
@@ -72,6 +78,26 @@ async def expect_refused(ck, w, code, error, what):
     ck(frames and frames[0].get("type") == "error" and frames[0].get("error") == error,
        f"{what}: want an error frame ({error}) before the close, got {frames!r}")
     return True
+
+
+async def connections_drained(ck, env, websockets, what, timeout=10):
+    """Waits until the daemon counts `websockets` websockets and no other connection than
+    the scrape itself: the sockets the test closed are gone on its side too.  A scrape
+    answers 503 while the daemon is still over max-connections: retried."""
+    deadline = time.monotonic() + timeout
+    last = None
+    while True:
+        try:
+            m = await asyncio.to_thread(h.scrape_metrics, env.port)
+            last = (m.get(WS), m.get(HTTP))
+            if last == (websockets, 1):
+                return True
+        except (h.TestFailure, OSError) as e:
+            last = e
+        if time.monotonic() >= deadline:
+            return ck(False, f"{what}: the daemon still counts (websockets, http) {last!r} "
+                      f"after {timeout} s, want ({websockets}, 1)")
+        await asyncio.sleep(0.05)
 
 
 async def healthz(ck, env, what):
@@ -130,6 +156,7 @@ async def test(env):
         await expect_refused(ck, extra, 1008, "too_many_connections",
                              f"websocket {MAX_PER_CLIENT + 1} from 127.0.0.1 (try {attempt + 1})")
     await held.pop(0).close()
+    await env.wait_metric(WS, MAX_PER_CLIENT - 1)  # the daemon has handled that close
     again = await connect(env, oid)
     kind, x = await first_frame(again)
     ck(kind == "snapshot", f"after one of the {MAX_PER_CLIENT} closed, a new websocket from "
@@ -184,7 +211,8 @@ async def test(env):
     held_n = len(fill)
     for w in fill:
         await w.close()
-    await asyncio.sleep(0.2)
+    await connections_drained(ck, env, 0, "after releasing the websockets held for "
+                              "max-connections")
     await healthz(ck, env, "after releasing the websockets held for max-connections")
     after = [await connect(env, oid, "127.0.2.1") for _ in range(MAX_PER_CLIENT)]
     for w in after:
@@ -200,30 +228,53 @@ async def test(env):
     # http-timeout would close them.
     raw = [socket.create_connection(("127.0.0.1", env.port), timeout=2)
            for _ in range(MAX_CONNECTIONS + 5)]
-    await asyncio.sleep(0.2)
+
+    def overloaded():
+        # Once the daemon has accepted them all (they sit in its backlog until then).
+        try:
+            r = env.http("GET", "/healthz", None, None, 2.0)
+        except OSError as e:
+            return False, repr(e)
+        return (r.status == 503 and isinstance(r.json, dict) and
+                r.json.get("error") == "overloaded"), r
     try:
-        r = await asyncio.to_thread(env.http, "GET", "/healthz", None, None, 2.0)
-        ck(r.status == 503 and isinstance(r.json, dict) and r.json.get("error") == "overloaded",
-           f"an HTTP request with {len(raw)} raw TCP connections held: {r!r}, want 503 "
-           f"overloaded")
-    except OSError as e:
-        ck(False, f"an HTTP request with {len(raw)} raw TCP connections held: {e!r}, want 503 "
-           f"overloaded")
+        await h.async_wait_until(lambda: overloaded()[0], 10,
+                                 what=f"HTTP 503 overloaded with {len(raw)} raw TCP connections")
+    except h.TestFailure as e:
+        ck(False, f"an HTTP request with {len(raw)} raw TCP connections held: {e}; last answer "
+           f"{overloaded()[1]!r}, want 503 overloaded")
     w = await connect(env, oid, "127.0.3.1")
     await expect_refused(ck, w, 1013, "overloaded",
                          f"a websocket with {len(raw)} raw TCP connections held")
     more = [socket.create_connection(("127.0.0.1", env.port), timeout=2) for _ in range(80)]
-    await asyncio.sleep(0.3)
-    shut = 0
     for s in more:
         s.setblocking(False)
-        try:
-            shut += s.recv(1) == b""
-        except BlockingIOError:
-            pass
-        except ConnectionResetError:
-            shut += 1
     total = len(raw) + len(more)
+    closed = set()
+
+    def count_closed():
+        for i, s in enumerate(more):
+            if i in closed:
+                continue
+            try:
+                if s.recv(1) == b"":
+                    closed.add(i)
+            except BlockingIOError:
+                pass
+            except ConnectionResetError:
+                closed.add(i)
+        return len(closed)
+
+    def bounded():
+        # Nothing else closes them (http-timeout 30 s): once the daemon has taken them
+        # all from its backlog, those past max-connections + 64 were closed at accept.
+        return count_closed() >= 1 and total - len(closed) <= MAX_CONNECTIONS + 64 + 2
+    try:
+        await h.async_wait_until(bounded, 10, what="the connections past max-connections + 64 "
+                                 "closed at accept")
+    except h.TestFailure:
+        pass  # reported by the checks below
+    shut = len(closed)
     print(f"2b. {len(raw)} raw TCP connections: HTTP 503 overloaded / websocket 1013; with "
           f"{total}, {shut} were closed at once")
     ck(total - shut <= MAX_CONNECTIONS + 64 + 2,
@@ -233,14 +284,17 @@ async def test(env):
        f"{MAX_CONNECTIONS} + 64 spare)")
     for s in raw + more:
         s.close()
-    await asyncio.sleep(0.3)
+    await connections_drained(ck, env, 0, "after releasing the raw TCP connections")
     await healthz(ck, env, "after releasing the raw TCP connections")
 
     # 3. client messages: 1 KiB ignored, 2 KiB -> 1009
     w = await connect(env, oid)
     await first_frame(w)
     await w.ws.send("x" * 1024)
-    await asyncio.sleep(0.3)
+    try:
+        await w.roundtrip()  # its pong: the daemon has read and handled the 1 KiB message
+    except h.websockets.exceptions.ConnectionClosed:
+        pass
     ck(not w.closed.is_set(), f"a 1024-byte client message closed the socket: {w.close_code} "
        f"{w.close_reason!r}")
     await w.ws.send("y" * 2048)
@@ -250,13 +304,28 @@ async def test(env):
     await healthz(ck, env, "after the 1009")
     print(f"3. 1 KiB message ignored, 2 KiB message closed with {code} {reason!r}")
 
-    # 4. slowloris and an idle connection, side by side; each is given 15 s so that
-    # a late close is measured, not just noticed.
+    # 4. slowloris and an idle connection, side by side, on a second trackgated with
+    # --http-timeout 2; each is given 15 s so that a late close is measured, not just
+    # noticed.
     limit = HTTP_TIMEOUT + 2
-    (took, got), (idle_took, _) = await asyncio.gather(
-        asyncio.to_thread(time_to_close, env.port, b"GET /healthz HTTP/1.1\r\n",
-                          b"X-Slow: " + b"a" * 200, 15),
-        asyncio.to_thread(time_to_close, env.port, b"", b"", 15))
+    slow_dir = os.path.join(env.log_dir, "http-timeout")
+    os.makedirs(slow_dir, exist_ok=True)
+    slow = h.Daemon(env.args.trackgated, env.redis.sock, env.key_file, slow_dir,
+                    ["--http-timeout", str(HTTP_TIMEOUT)])
+    slow.start()  # from the main thread: PR_SET_PDEATHSIG follows the thread that spawned
+    try:
+        (took, got), (idle_took, _) = await asyncio.gather(
+            asyncio.to_thread(time_to_close, slow.port, b"GET /healthz HTTP/1.1\r\n",
+                              b"X-Slow: " + b"a" * 200, 15),
+            asyncio.to_thread(time_to_close, slow.port, b"", b"", 15))
+        r = await asyncio.to_thread(h.http_request, slow.port, "GET", "/healthz")
+        ck(r.status == 200, f"/healthz of the --http-timeout {HTTP_TIMEOUT} daemon after the "
+           f"slowloris: {r!r}")
+    finally:
+        try:
+            await asyncio.to_thread(slow.terminate)
+        except h.TestFailure as e:
+            ck(False, f"the --http-timeout {HTTP_TIMEOUT} trackgated: {e}\n{h.tail(slow.log, 30)}")
     fmt = lambda t: "never (15 s)" if t is None else f"{t:.2f} s"
     print(f"4. slowloris (a header byte per second) closed after {fmt(took)}; an idle "
           f"connection after {fmt(idle_took)} (--http-timeout {HTTP_TIMEOUT})")
@@ -291,4 +360,4 @@ async def test(env):
 if __name__ == "__main__":
     h.main(test, daemon_args=["--max-per-client", str(MAX_PER_CLIENT),
                               "--max-connections", str(MAX_CONNECTIONS),
-                              "--http-timeout", str(HTTP_TIMEOUT)])
+                              "--http-timeout", str(MAIN_HTTP_TIMEOUT)])
