@@ -2,12 +2,16 @@
  * fuzz_http_path.c - the pure pieces a request target goes through in
  * gateway/server.c, on any bytes.
  *
- * The daemon routes on the path in server_http and reads ?since= with
- * lws_get_urlarg_by_name; neither is a pure function, so this target
- * replays what they do with what is pure:
+ * The daemon routes on the path in server_http and reads the query with
+ * gateway/query.c (http_query feeds it lws's '&'-separated fragments); the
+ * routing is not a pure function, so this target replays it with what is
+ * pure:
  *
  *   /v1/track/{order_id}?since=C  the order id check (proto_order_id_valid
- *                                 on the path's tail), then the cursor
+ *                                 on the path's tail), then the query:
+ *                                 query_get must agree with a plain count of
+ *                                 each name (one: its value; two or more:
+ *                                 refused), then the cursor
  *                                 (proto_cursor_parse on since's value);
  *   /v1/webhooks/{provider}       adapter_find on the tail;
  *   a valid order id              proto_keys_for, and proto_channel_order_id
@@ -18,10 +22,7 @@
  *                                 Redis sends.
  *
  * The input is the request target ("/v1/track/abc?since=1-0").  As lws
- * does, the target is cut at the first NUL, split at the first '?', and the
- * query into '&'-separated arguments; lws 4.1's lws_get_urlarg_by_name stops
- * at the first argument that does not fit its buffer (PROTO_CURSOR_MAX + 8
- * bytes in server.c), which is modelled here too.
+ * does, the target is cut at the first NUL and split at the first '?'.
  *
  * The token check of ?token= (gateway/auth.c) has its own target.
  */
@@ -30,28 +31,54 @@
 #include "adapter.h"
 #include "fuzz.h"
 #include "proto.h"
+#include "query.h"
 #include "script.h"
 
 #define URI_MAX 256 /* server.c copies the URI into char uri[256] */
-#define SINCE_BUF (PROTO_CURSOR_MAX + 8)
 
-/* lws_get_urlarg_by_name(wsi, "since=", buf, SINCE_BUF) on query, or NULL. */
-static const char *urlarg_since(const char *query, char *buf, size_t cap)
+/*
+ * query_get(name) against a plain scan of the '&'-separated arguments:
+ * found once gives its value, twice or more is refused, more arguments than
+ * QUERY_ARGS_MAX refuse everything.  Returns the value (NUL-terminated copy)
+ * or NULL.
+ */
+static char *check_query_arg(const char *qs, const char *name)
 {
-	static const char name[] = "since=";
+	size_t nl = strlen(name), n_args = 0, count = 0, want_len = 0;
+	const char *want = NULL, *p = qs, *v = NULL;
+	size_t len = 0;
+	query_t q;
+	int rc;
 
-	while (query != NULL) {
-		const char *amp = strchr(query, '&');
-		size_t len = amp != NULL ? (size_t)(amp - query) : strlen(query);
-		if (len >= cap) /* lws_hdr_copy_fragment: does not fit, ends the search */
-			return NULL;
-		memcpy(buf, query, len);
-		buf[len] = '\0';
-		if (strncmp(buf, name, sizeof(name) - 1) == 0)
-			return buf + sizeof(name) - 1;
-		query = amp != NULL ? amp + 1 : NULL;
+	while (*p) {
+		const char *amp = strchr(p, '&'), *end = amp ? amp : p + strlen(p);
+
+		if (end > p) {
+			const char *eq = memchr(p, '=', (size_t)(end - p));
+			size_t name_len = eq ? (size_t)(eq - p) : (size_t)(end - p);
+
+			n_args++;
+			if (name_len == nl && !memcmp(p, name, nl)) {
+				count++;
+				want = eq ? eq + 1 : end;
+				want_len = (size_t)(end - want);
+			}
+		}
+		p = amp ? amp + 1 : end;
 	}
-	return NULL;
+	query_parse(&q, qs, strlen(qs));
+	rc = query_get(&q, name, &v, &len);
+	if (n_args > QUERY_ARGS_MAX) {
+		FUZZ_CHECK(rc == QUERY_TOO_MANY, "%zu arguments: query_get(%s) gave %d", n_args, name,
+			   rc);
+		return NULL;
+	}
+	FUZZ_CHECK(rc == (count == 0 ? QUERY_ABSENT : count == 1 ? QUERY_OK : QUERY_REPEATED),
+		   "%s given %zu times: query_get gave %d", name, count, rc);
+	if (rc != QUERY_OK)
+		return NULL;
+	FUZZ_CHECK(len == want_len && !memcmp(v, want, len), "the value of %s is not its own", name);
+	return fuzz_strndup((const uint8_t *)v, len);
 }
 
 static void check_order_id(const char *id)
@@ -88,17 +115,21 @@ static void check_order_id(const char *id)
 
 static void check_since(const char *query)
 {
-	char buf[SINCE_BUF], text[64];
-	const char *since = urlarg_since(query, buf, sizeof(buf));
+	char text[64], *since;
 	proto_cursor_t c;
 
+	if (query == NULL)
+		return;
+	free(check_query_arg(query, "token"));
+	since = check_query_arg(query, "since");
 	if (since == NULL)
 		return;
-	if (proto_cursor_parse(since, strlen(since), &c) != PROTO_OK)
-		return;
-	snprintf(text, sizeof(text), "%llu-%llu", (unsigned long long)c.ms,
-		 (unsigned long long)c.seq);
-	FUZZ_CHECK(strcmp(text, since) == 0, "since=%s reads as %s", since, text);
+	if (proto_cursor_parse(since, strlen(since), &c) == PROTO_OK) {
+		snprintf(text, sizeof(text), "%llu-%llu", (unsigned long long)c.ms,
+			 (unsigned long long)c.seq);
+		FUZZ_CHECK(strcmp(text, since) == 0, "since=%s reads as %s", since, text);
+	}
+	free(since);
 }
 
 static void check_channel(const uint8_t *data, size_t size)

@@ -92,6 +92,28 @@ static void redis_url_forms_are_understood(void **state)
 	assert_int_not_equal(config_parse_redis("redis://user:pw@x", &cfg), 0);
 }
 
+static void courier_visible_from_takes_a_status_before_the_end(void **state)
+{
+	config_t cfg;
+	const char *keys = write_file("keys-cvf", "0123456789abcdef\n");
+	char kpath[128];
+
+	snprintf(kpath, sizeof(kpath), "%s", keys);
+	const char *dflt[] = {"trackgated", "--ingest-key-file", kpath};
+	assert_int_equal(load(&cfg, 3, dflt), CONFIG_OK);
+	assert_string_equal(cfg.courier_visible_from, "courier_assigned");
+	const char *created[] = {"trackgated", "--ingest-key-file", kpath, "--courier-visible-from",
+				 "created"};
+	assert_int_equal(load(&cfg, 5, created), CONFIG_OK);
+	assert_string_equal(cfg.courier_visible_from, "created");
+	const char *terminal[] = {"trackgated", "--ingest-key-file", kpath,
+				  "--courier-visible-from", "delivered"};
+	assert_int_not_equal(load(&cfg, 5, terminal), CONFIG_OK);
+	const char *unknown[] = {"trackgated", "--ingest-key-file", kpath, "--courier-visible-from",
+				 "assigned"};
+	assert_int_not_equal(load(&cfg, 5, unknown), CONFIG_OK);
+}
+
 static void command_line_wins_over_the_file(void **state)
 {
 	config_t cfg;
@@ -281,6 +303,7 @@ int main(void)
 		cmocka_unit_test(listen_accepts_host_port_and_wildcards),
 		cmocka_unit_test(listen_rejects_bad_ports),
 		cmocka_unit_test(redis_url_forms_are_understood),
+		cmocka_unit_test(courier_visible_from_takes_a_status_before_the_end),
 		cmocka_unit_test(command_line_wins_over_the_file),
 		cmocka_unit_test(unknown_setting_in_file_is_an_error),
 		cmocka_unit_test(bad_values_are_errors),

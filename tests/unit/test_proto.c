@@ -1803,6 +1803,31 @@ static void update_frame_needs_a_valid_cursor_and_update(void **state)
 
 /* --- frames: error ------------------------------------------------------- */
 
+static void resumed_frame_carries_the_cursor_and_the_count(void **state)
+{
+	static const char want[] = "{\"type\":\"resumed\",\"order_id\":\"ord-1\","
+				   "\"cursor\":\"1700000000000-3\",\"replayed\":42}";
+	char buf[256];
+	int n;
+
+	(void)state;
+	assert_int_equal(proto_frame_resumed(NULL, 0, "ord-1", "1700000000000-3", 42),
+			 sizeof(want) - 1);
+	n = proto_frame_resumed(buf, sizeof(buf), "ord-1", "1700000000000-3", 42);
+	assert_int_equal(n, sizeof(want) - 1);
+	assert_memory_equal(buf, want, sizeof(want) - 1);
+}
+
+static void resumed_frame_refuses_a_bad_cursor_or_order(void **state)
+{
+	char buf[256];
+
+	(void)state;
+	assert_int_equal(proto_frame_resumed(buf, sizeof(buf), "ord-1", NULL, 0), PROTO_EINVAL);
+	assert_int_equal(proto_frame_resumed(buf, sizeof(buf), "ord-1", "01-2", 0), PROTO_EINVAL);
+	assert_int_equal(proto_frame_resumed(buf, sizeof(buf), "ord 1", "1-2", 0), PROTO_EINVAL);
+}
+
 static void error_frame_has_code_and_message(void **state)
 {
 	static const char want[] = "{\"type\":\"error\",\"error\":\"bad_token\",\"message\":"
@@ -2399,6 +2424,8 @@ int main(void)
 		cmocka_unit_test(lookalike_frames_have_no_cursor),
 		cmocka_unit_test(frame_with_129_character_order_id_has_no_cursor),
 
+		cmocka_unit_test(resumed_frame_carries_the_cursor_and_the_count),
+		cmocka_unit_test(resumed_frame_refuses_a_bad_cursor_or_order),
 		cmocka_unit_test(keys_of_an_order_share_its_hash_tag),
 		cmocka_unit_test(keys_of_a_128_character_order_id_fit),
 		cmocka_unit_test(channel_name_gives_its_order_id),
