@@ -103,8 +103,7 @@ async def phase2(env):
 
     t0 = time.monotonic()
     exit_wait = await sigterm(env)
-    await expect_1001(others, EXIT_WITHIN)
-    await asyncio.sleep(0.2)
+    await expect_1001(others, EXIT_WITHIN)  # the drain has begun: /healthz must say so
     if not exit_wait.done():
         idle.request("GET", "/healthz")
         r = idle.getresponse()
