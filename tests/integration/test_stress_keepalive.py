@@ -65,9 +65,19 @@ def silent_client(port, path):
     return time.monotonic() - t0, opcodes
 
 
+ROUNDS = 3  # ping rounds the answering watcher must stay through
+
+
 async def test(env):
     oid = f"ka-{os.getpid()}"
-    w = await env.watch(oid)  # answers pings by itself
+    w = await env.watch(oid)  # answers pings by itself (websockets' protocol calls pong())
+    answered = []
+    pong = w.ws.pong
+
+    async def counting_pong(data=b""):
+        answered.append(time.monotonic())
+        return await pong(data)
+    w.ws.pong = counting_pong
     loop = asyncio.get_running_loop()
     elapsed, opcodes = await loop.run_in_executor(None, silent_client, env.port, f"/v1/track/{oid}")
     h.check(0x9 in opcodes, f"the silent client was pinged (opcodes {opcodes})")
@@ -75,8 +85,14 @@ async def test(env):
             f"the silent client was hung up on after {elapsed:.1f} s, want <= {PING + PONG + 3}")
     print(f"silent client: pinged, hung up on after {elapsed:.1f} s")
     # The answering one is still there and still served, several ping rounds later
-    # (its pongs are what keeps it: an empty pong would give lws no callback).
-    await asyncio.sleep(3 * (PING + PONG))
+    # (its pongs are what keeps it: an empty pong would give lws no callback).  The
+    # rounds are counted as they happen, not assumed from the time passed.
+    start = len(answered)
+    await h.async_wait_until(lambda: len(answered) >= start + ROUNDS or w.closed.is_set(),
+                             ROUNDS * (PING + PONG) + 10,
+                             what=f"{ROUNDS} more pings answered by the watcher")
+    h.check(not w.closed.is_set(), f"the answering watcher was closed after "
+            f"{len(answered) - start} more ping rounds: {w.close_code} {w.close_reason!r}")
     c = await env.aapply(h.update(oid, h.now_ms(), lat=1.0, lng=2.0))
     f = await w.update()
     h.check_eq(f.get("cursor"), c, "the answering watcher still gets updates")
