@@ -106,6 +106,10 @@ async def test(env):
     # 1. Stalled, closed, still sending pongs: dropped within pong-timeout.
     stalled = await asyncio.to_thread(handshake, port, f"/v1/track/{oid}-stalled", 4096)
     await publish(env, f"{oid}-stalled", 12000)
+    # The POSTs are answered before their frames reach the daemon's queues (they come
+    # back through Redis): the counter is waited for, not read at once.
+    await h.async_wait_until(lambda: slow_closes(env) >= 1, 10,
+                             what="trackgate_slow_closes_total to count the stalled peer")
     h.check(await asyncio.to_thread(slow_closes, env) == 1,
             "the stalled peer's queue overflowed and it was closed (trackgate_slow_closes_total)")
     t_full = time.monotonic()
