@@ -3,9 +3,12 @@
 
 README: "After [the snapshot] come the update frames: every update applied
 after the snapshot's cursor, each exactly once and in order."  Up to 40
-watchers join one order at random moments while 300 updates are posted one by
-one; each must get, after its snapshot, exactly the updates whose cursor is
-greater than the snapshot's cursor: no gap, no repeat, in order.
+watchers join one order at random moments while updates are posted one by
+one (300, and on until every watcher has joined, so that the joins fall
+within the load however fast either side runs); each must get, after its
+snapshot, exactly the updates whose cursor is greater than the snapshot's
+cursor: no gap, no repeat, in order.  The moments come from a seeded random
+generator: the seed is printed, TRACKGATE_TEST_SEED=<seed> replays it.
 
 The race this probes: the snapshot is read on the command connection (HMGET)
 while the update frames arrive on the subscriber connection, so the frame of
@@ -13,7 +16,6 @@ an update the snapshot already holds can reach the daemon after the snapshot.
 """
 import asyncio
 import os
-import random
 import sys
 
 sys.dont_write_bytecode = True
@@ -26,22 +28,28 @@ async def join_under_load(env, n_updates=300, max_joiners=40):
     base = h.now_ms() - 60_000
     posted = []  # (cursor, update) in posting (= cursor) order
     done = asyncio.Event()
+    joined = asyncio.Event()
 
     async def poster():
         try:
-            for i in range(n_updates):
+            i = 0
+            while i < n_updates or (not joined.is_set() and i < 10 * n_updates):
                 u = h.update(oid, base + i, lat=30 + i / 1000, lng=31.0,
                              status="en_route_to_dropoff" if i % 10 == 0 else None)
                 posted.append((await env.aapply(u), u))
+                i += 1
         finally:
             done.set()
 
-    rnd = random.Random(os.getpid())
+    rnd = h.seeded_random("join_race: join moments")
     task = asyncio.ensure_future(poster())
     joiners = []
-    while not done.is_set() and len(joiners) < max_joiners:
-        await asyncio.sleep(rnd.uniform(0, 0.02))
-        joiners.append(await env.watch(oid))
+    try:
+        while not done.is_set() and len(joiners) < max_joiners:
+            await asyncio.sleep(rnd.uniform(0, 0.02))  # paces the joins (the load)
+            joiners.append(await env.watch(oid))
+    finally:
+        joined.set()
     await done.wait()
     await task  # re-raises a posting failure
     final = posted[-1][0]
@@ -51,7 +59,7 @@ async def join_under_load(env, n_updates=300, max_joiners=40):
 
     # One more update brackets every stream: pub/sub keeps order, so whatever
     # a watcher gets before it is all it will ever get of the load.
-    bracket = await env.aapply(h.update(oid, base + n_updates, status="at_dropoff"))
+    bracket = await env.aapply(h.update(oid, base + len(posted), status="at_dropoff"))
     problems = []
     for n, w in enumerate(joiners):
         snap = w.frames[0]
@@ -83,7 +91,7 @@ async def join_under_load(env, n_updates=300, max_joiners=40):
         else:
             for (c, u), f in zip(want, got):
                 h.check_eq(f.get("update"), u, f"joiner {n}: update at {c}")
-    print(f"join under load: {len(joiners)} joiners ({len(mid)} mid-stream), {n_updates} updates, "
+    print(f"join under load: {len(joiners)} joiners ({len(mid)} mid-stream), {len(posted)} updates, "
           f"{len(problems)} joiners with a wrong stream")
     h.check(not problems, "after its snapshot a watcher must get exactly the updates with a greater "
             "cursor, each once, in order:\n  " + "\n  ".join(problems))
