@@ -702,6 +702,11 @@ class Env:
             shutil.rmtree(self.sock_dir, ignore_errors=True)
 
     def dump_logs(self):
+        for what, proc in (("trackgated", self.daemon.proc), ("redis-server", self.redis.proc)):
+            if proc is not None and proc.poll() is not None:
+                rc = proc.returncode
+                how = f"killed by signal {-rc}" if rc < 0 else f"exit status {rc}"
+                print(f"----- {what} (pid {proc.pid}) is not running: {how} -----")
         for path, lines in ((self.daemon.log, 80), (self.redis.log, 15)):
             print(f"----- tail of {path} -----")
             print(tail(path, lines))
