@@ -24,11 +24,11 @@ ingest key file and a token key kc=HS256:PATH.  Three watchers are connected
    `setting = value`, an HS256 secret shorter than 32 bytes, an ES256 key
    file that is not PEM.
 4. Fixed again: SIGHUP -> `reload status=ok`, the third key and origin work.
-5. A burst of SIGHUPs, the ingest key file changed before each: once the
-   reloads settle, the last file's key is the one in force.
+5. A burst of SIGHUPs, the ingest key file changed before each: the last
+   file's key comes into force (within 10 s) and the older ones are refused.
 6. A SIGHUP that arrives while a reload is still reading its files (held
    there by a FIFO as the uber secret-file) is not lost: the ingest key file
-   written before it is in force once the reloads settle.
+   written before it comes into force (within 10 s).
 The watchers opened at the start have stayed open through all of it and
 still get updates; /healthz is 200.
 """
@@ -132,20 +132,17 @@ async def sighup(env, ck, what, want_ok):
     return good
 
 
-async def reloads_settled(env, quiet=1.0, timeout=10.0):
-    """Waits until no reload / reload_failed line has been added for quiet seconds."""
-    last, since = None, time.monotonic()
-    deadline = since + timeout
+async def key_in_force(port, key, oid, timeout=10.0):
+    """Waits until POSTs with key are accepted (the reload that read it is done); returns
+    the last answer.  Reloads read the files as they are when each runs, so once the last
+    file's key is in force no later reload takes it back: no need to guess when the
+    reloads have "settled"."""
+    deadline = time.monotonic() + timeout
     while True:
-        ok, failed = reload_counts(env)
-        now = time.monotonic()
-        if (ok, len(failed)) != last:
-            last, since = (ok, len(failed)), now
-        elif now - since >= quiet:
-            return
-        if now >= deadline:
-            raise h.TestFailure(f"reload lines still being added after {timeout} s")
-        await asyncio.sleep(0.1)
+        r = await asyncio.to_thread(post, port, key, oid)
+        if r.status == 202 or time.monotonic() >= deadline:
+            return r
+        await asyncio.sleep(0.05)
 
 
 def post(port, key, oid):
@@ -345,9 +342,9 @@ async def test(env):
         env.daemon.proc.send_signal(signal.SIGHUP)
         await asyncio.sleep(0)
 
-    await reloads_settled(env)
-    await expect_status(ck, "after the burst: POST with the last key",
-                        lambda: post(port, keys[-1], oa), 202)
+    r = await key_in_force(port, keys[-1], oa)
+    if ck(r.status == 202, f"after the burst: POST with the last key: {r!r} for 10 s, want 202"):
+        print("  ok  after the burst: POST with the last key: 202")
     await expect_status(ck, "after the burst: POST with key three", lambda: post(port, key3, oa), 401)
 
     print("--- 6. a SIGHUP that comes while a reload is still reading its files is not lost")
@@ -372,17 +369,18 @@ async def test(env):
         if ck(fd is not None, "reload A never opened the uber secret-file (a FIFO) within 5 s"):
             write_atomic(env.key_file, ingest_file(key_b))
             env.daemon.proc.send_signal(signal.SIGHUP)  # B, while A is in flight
+            # Paces the scenario (B is handled while A still blocks), asserts nothing: a B
+            # handled after A would only make this step weaker, never fail it.
             await asyncio.sleep(0.5)
     finally:
         write_atomic(fifo, ub2 + "\n")  # replaces the FIFO's name; A keeps reading the FIFO
         if fd is not None:
             os.write(fd, (ub2 + "\n").encode())
             os.close(fd)
-    await reloads_settled(env, quiet=1.5)
-    r = await asyncio.to_thread(post, port, key_b, oa)
+    r = await key_in_force(port, key_b, oa)
     if ck(r.status == 202, "the SIGHUP sent while a reload was in flight was lost: the ingest "
-                           f"key file written before it is not in force (POST with its key: "
-                           f"{r.status}); the log:\n{h.tail(env.daemon.log, 8)}"):
+                           f"key file written before it is not in force 10 s later (POST with "
+                           f"its key: {r.status}); the log:\n{h.tail(env.daemon.log, 8)}"):
         final_key = key_b
         print("  ok  the second SIGHUP's key file is in force")
     await expect_status(ck, "uber after the FIFO", lambda: uber(port, ub2), 200)
