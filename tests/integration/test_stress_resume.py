@@ -40,7 +40,6 @@ sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import harness as h  # noqa: E402
 
 FUTURE = "99999999999999-0"
-QUIET = 0.5  # seconds of silence that count as "nothing more was sent"
 
 
 def loc_update(oid, ts, i, status=None):
@@ -89,8 +88,11 @@ def check_resumed_place(got, since, label):
     return got[:idx[0]] + got[idx[0] + 1:]
 
 
-async def expect_quiet(w, what, quiet=QUIET):
-    await asyncio.sleep(quiet)
+async def expect_quiet(w, what):
+    """Nothing more has come, and the socket is open.  No sleep decides "nothing more will
+    come": every caller next posts live updates and expects exactly them on this watcher
+    (expect_updates), and pub/sub keeps order, so anything extra sent before them shows
+    up there as the wrong frame."""
     extra = w.pending()
     h.check(not extra, f"{w.path}: {what}: unexpected frames {json.dumps(extra)[:400]}")
     h.check(not w.closed.is_set(), f"{w.path}: {what}: closed {w.close_code} {w.close_reason!r}")
