@@ -102,6 +102,35 @@ def last_cursor(w):
     return None
 
 
+async def wait_frames(w, done, timeout, what):
+    """Waits until done(w.frames) is true; fails on timeout or if w closes first."""
+    deadline = time.monotonic() + timeout
+    while not done(w.frames):
+        if w.closed.is_set():
+            raise h.TestFailure(f"{w.path}: closed {w.close_code} {w.close_reason!r} while "
+                                f"waiting for {what}; {len(w.frames)} frames")
+        if time.monotonic() > deadline:
+            raise h.TestFailure(f"{w.path}: no {what} within {timeout} s; {len(w.frames)} "
+                                f"frames, the last {w.frames[-1:]!r}")
+        await asyncio.sleep(0.005)
+
+
+def check_whole_stream(ck, w, posted, label):
+    """Everything w got: a snapshot first, then posted updates in strictly increasing cursor
+    order, each after the snapshot's cursor (a resume's one resumed frame aside, checked
+    where it came).  Run once the last update reached w, it catches any frame sent twice
+    or late, whenever it came: no quiet period has to be waited for."""
+    frames = w.frames
+    floor = None
+    if frames and frames[0].get("type") == "snapshot":
+        floor = h.parse_cursor(frames[0]["cursor"]) if frames[0].get("cursor") else None
+        frames = frames[1:]
+    ups = [f for f in frames if f.get("type") != "resumed"]
+    if check_stream(ck, ups, posted, label) and ups and floor is not None:
+        ck(h.parse_cursor(ups[0]["cursor"]) > floor, f"{label}: the first update "
+           f"{ups[0]['cursor']} is not after its snapshot's cursor")
+
+
 async def wait_cursor(w, cursor, timeout, what):
     """Waits until w has a frame with this cursor (or any later one)."""
     target = h.parse_cursor(cursor)
@@ -143,7 +172,7 @@ async def read_stuck(ck, env, w, label, final, posted, order, statuses):
     deadline = time.monotonic() + 20
     while time.monotonic() < deadline and not w.closed.is_set() and last_cursor(w) != final:
         await asyncio.sleep(0.02)
-    await asyncio.sleep(0.3)  # anything after the final frame would show up now
+    # Anything it gets after the final frame is caught by check_whole_stream at the end.
     got = w.frames[1:]
     n_got = len(got)
     check_stream(ck, got, posted, label)
@@ -170,8 +199,12 @@ async def read_stuck(ck, env, w, label, final, posted, order, statuses):
           f"{w.close_code} {w.close_reason!r}; resuming with since={last}")
     again = await env.watch(path=f"/v1/track/{w.path.rsplit('/', 1)[1]}?since={last}",
                             snapshot=False)
+    await wait_frames(again, lambda fs: bool(fs), 15, f"{label}: a first frame after resuming")
     await wait_cursor(again, final, 15, f"{label}: the final cursor after resuming")
-    await asyncio.sleep(0.3)
+    if again.frames[0].get("type") != "snapshot":
+        # A replay ends with the resumed frame; the final cursor may come before it.
+        await wait_frames(again, lambda fs: any(f.get("type") == "resumed" for f in fs), 15,
+                          f"{label}: the resumed frame")
     frames = again.frames
     if frames and frames[0].get("type") == "snapshot":
         ck(frames[0].get("reset") is True, f"{label}: resume: a snapshot without reset: "
@@ -181,6 +214,15 @@ async def read_stuck(ck, env, w, label, final, posted, order, statuses):
            f"{len(frames) - 1} more frames; want the final cursor {final} only")
         print(f"{label}: resumed with a reset snapshot at the final cursor")
     else:
+        # One resumed frame, right after the replayed ones (its cursor the last of them).
+        idx = [i for i, f in enumerate(frames) if f.get("type") == "resumed"]
+        if ck(len(idx) == 1, f"{label}: resume: {len(idx)} resumed frames, want one"):
+            r, before = frames[idx[0]], frames[:idx[0]]
+            ck(r.get("replayed") == len(before) and
+               r.get("cursor") == (before[-1].get("cursor") if before else last),
+               f"{label}: resume: the resumed frame {r!r} does not follow the {len(before)} "
+               f"replayed frames")
+            frames = frames[:idx[0]] + frames[idx[0] + 1:]
         check_stream(ck, frames, posted, f"{label} (resumed)")
         want = [c for c in order if h.parse_cursor(c) > h.parse_cursor(last)]
         ck([f.get("cursor") for f in frames] == want,
@@ -341,7 +383,6 @@ async def test(env):
            f"{len(got_extra)} of the {len(extra)} extra updates (want all, in order)")
 
     # RSS after, and the daemon still serves.
-    await asyncio.sleep(0.5)
     rss_after = vm_rss(pid)
     print(f"trackgated VmRSS: before {mib(rss0)}, max while posting {mib(rss_during)}, after "
           f"{mib(rss_after)}; growth {mib(max(rss_during, rss_after) - rss0)} (bound "
@@ -356,12 +397,15 @@ async def test(env):
         w.pending()  # every frame so far was checked through w.frames
     u = h.update(oid, ts + 1, status="delivered", provider=provider)
     c = await env.aapply(u)
-    for w in env.watchers:
+    posted[c] = u
+    for k, w in enumerate(env.watchers):
         if w.closed.is_set():
             continue
         f = await w.next(timeout=10, what="the update after the stress")
         ck(f.get("cursor") == c and f.get("update") == u,
            f"{w.path}: the update after the stress: {json.dumps(f)[:300]}")
+        # Pub/sub keeps order: all that came before this last update is all it got.
+        check_whole_stream(ck, w, posted, f"watcher {k} ({w.path}), its whole stream")
     await h.stop_daemon(env, ck)
     ck.done()
 
