@@ -20,12 +20,24 @@
 //                 that changed it (null for a snapshot); reset true when the
 //                 server could not resume and sent a fresh snapshot.
 //
+// Resume: a reconnect asks for ?since= the cursor of the last frame it got.
+// The server then sends every update logged after it and a "resumed" frame
+// (the client is live and has missed nothing; no "order" event, nothing
+// changed), or, when the cursor is no longer in its log, a snapshot with
+// reset:true that replaces the state.
+//
 // Reconnects: after a lost connection, a restart (1001), an overloaded server
-// (1013) or a slow link (4408) it reconnects with exponential backoff and
-// jitter, and resumes from the cursor of the last frame it got (?since=), so
-// no update is missed.  It does not reconnect after 4401 (expired or invalid
-// link: "expired"), 4403 (a link for another order: "forbidden") or 4400/4404
-// ("failed").
+// (1013), a slow link (4408) or too many connections from the client's
+// address (1008 "too many connections from your address": many customers
+// behind one NAT; a longer wait, 5 s and up) it reconnects with exponential
+// backoff and jitter.  It does not reconnect after 4401 (expired or invalid
+// link: "expired"; without a token: "failed", the link is incomplete), 4403
+// (a link for another order: "forbidden"), 4400/4404 or a 1008 for a page
+// the server does not allow ("failed").
+//
+// Privacy: the merged state carries no location once the order's status is
+// terminal (the server drops it too, and withholds positions before the
+// courier is shown at all).
 
 export const STATUSES = [
   "created", "courier_assigned", "en_route_to_pickup", "at_pickup", "picked_up",
@@ -38,12 +50,12 @@ export function isTerminal(status) {
   return TERMINAL.has(status);
 }
 
-// close code -> [connection state, sentence, reconnect?]
+// close code (or closeKind) -> [connection state, sentence, reconnect?]
 const CLOSES = {
   1000: ["reconnecting", "The tracking connection was closed. Reconnecting…", true],
   1001: ["reconnecting", "The tracking service is restarting. Reconnecting…", true],
   1006: ["reconnecting", "The connection to the tracking service was lost. Reconnecting…", true],
-  1008: ["failed", "The tracking service refused this page (too many connections or a page it does not allow).", false],
+  1008: ["failed", "The tracking service does not allow this page to show the delivery.", false],
   1009: ["reconnecting", "The tracking service closed the connection. Reconnecting…", true],
   1011: ["reconnecting", "The tracking service had a problem. Reconnecting…", true],
   1012: ["reconnecting", "The tracking service is restarting. Reconnecting…", true],
@@ -53,25 +65,53 @@ const CLOSES = {
   4403: ["forbidden", "This tracking link is for a different order.", false],
   4404: ["failed", "This tracking link does not point to an order.", false],
   4408: ["reconnecting", "The connection was too slow to keep up. Reconnecting…", true],
+  // Not codes: a 1008 and a 4401 told apart by the server's reason (closeKind).
+  perClient: ["reconnecting", "The tracking service has too many connections from your network right now. Trying again in a few seconds…", true],
+  incomplete: ["failed", "This tracking link is incomplete: part of it is missing. Open the whole link from the message you received.", false],
 };
 
-/** A sentence for a person about a websocket close code (and the server's reason). */
-export function closeMessage(code, reason) {
-  const known = CLOSES[code];
+// The server's close reasons (gateway/server.c) that change what a close means.
+const REASON_PER_CLIENT = "too many connections from your address";
+const REASON_NO_TOKEN = "a token is required";
+
+// The first wait after a 1008 for too many connections from one address: the
+// limit is shared with everybody behind the same NAT, so a quick retry would
+// only be refused again.  Waits are 5 to 10 s, then doubling to maxBackoffMs.
+export const PER_CLIENT_RETRY_MS = 5000;
+
+// Which row of CLOSES a close is: its code, or for 1008 and 4401 what the
+// reason says (a 4401 to a client without a token: the link lost its token).
+function closeKind(code, reason, hadToken) {
+  const why = String(reason || "");
+  if (code === 1008 && why.startsWith(REASON_PER_CLIENT)) return "perClient";
+  if (code === 4401 && (why.startsWith(REASON_NO_TOKEN) || hadToken === false)) return "incomplete";
+  return code;
+}
+
+/**
+ * A sentence for a person about a websocket close code and the server's
+ * reason.  hadToken (optional) false says the client sent no token.
+ */
+export function closeMessage(code, reason, hadToken) {
+  const known = CLOSES[closeKind(code, reason, hadToken)];
   if (known) return known[1];
   if (code >= 4000 && code < 5000) return `The tracking service closed the connection (${code}${reason ? ": " + reason : ""}).`;
   return "The connection to the tracking service was lost. Reconnecting…";
 }
 
-function closeAction(code) {
-  const known = CLOSES[code];
-  if (known) return { state: known[0], retry: known[2] };
+function closeAction(code, reason, hadToken) {
+  const kind = closeKind(code, reason, hadToken);
+  const known = CLOSES[kind];
+  if (known) return { state: known[0], retry: known[2], perClient: kind === "perClient" };
   // Other codes from 4000 to 4999 are the server's refusals: do not hammer it.
-  if (code >= 4000 && code < 5000) return { state: "failed", retry: false };
-  return { state: "reconnecting", retry: true };
+  if (code >= 4000 && code < 5000) return { state: "failed", retry: false, perClient: false };
+  return { state: "reconnecting", retry: true, perClient: false };
 }
 
-/** Applies one canonical update to a merged order state, as the server's script does. */
+/**
+ * Applies one canonical update to a merged order state, as the server's
+ * script does: once the status is terminal the state holds no location.
+ */
 export function applyUpdate(order, u) {
   const o = order ? { ...order } : { order_id: u.order_id };
   if (u.location) o.location = { ...u.location, ts: u.ts };
@@ -84,6 +124,17 @@ export function applyUpdate(order, u) {
   if (u.courier) o.courier = u.courier;
   if (u.provider) o.provider = u.provider;
   if (!(o.updated_at >= u.ts)) o.updated_at = u.ts;
+  if (isTerminal(o.status)) delete o.location;
+  return o;
+}
+
+// A snapshot's state, held to the same rule (a server older than the rule
+// may still send a location after delivery).
+function snapshotState(state) {
+  if (!state || typeof state !== "object") return null;
+  if (!isTerminal(state.status) || !("location" in state)) return state;
+  const o = { ...state };
+  delete o.location;
   return o;
 }
 
@@ -179,7 +230,7 @@ export class TrackingClient extends EventTarget {
     }
     if (!f || typeof f !== "object") return;
     if (f.type === "snapshot") {
-      this.order = f.state || null;
+      this.order = snapshotState(f.state);
       if (f.cursor) this.cursor = f.cursor;
       this._live();
       this.dispatchEvent(new CustomEvent("order", {
@@ -192,11 +243,16 @@ export class TrackingClient extends EventTarget {
       this.dispatchEvent(new CustomEvent("order", {
         detail: { order: this.order, update: f.update, reset: false },
       }));
+    } else if (f.type === "resumed") {
+      // The resume is complete: every missed update came before this frame
+      // (none, when nothing was missed).  Live and gapless; nothing changed.
+      if (f.cursor) this.cursor = f.cursor;
+      this._live();
     }
   }
 
-  // The first frame of a connection (a snapshot, or the missed updates after
-  // ?since=) makes it live.
+  // The first frame of a connection (a snapshot, a missed update after
+  // ?since=, or the resumed frame that ends the replay) makes it live.
   _live() {
     if (this.state === "live") return;
     this.attempt = 0;
@@ -205,15 +261,18 @@ export class TrackingClient extends EventTarget {
 
   _closed(code, reason) {
     if (this.stopped) return;
-    const { state, retry } = closeAction(code);
-    const message = closeMessage(code, reason);
+    const hadToken = !!this.token;
+    const { state, retry, perClient } = closeAction(code, reason, hadToken);
+    const message = closeMessage(code, reason, hadToken);
     if (!retry) {
       this.stopped = true;
       this._setState(state, message, code);
       return;
     }
-    // Full jitter over an exponential ceiling; a busy server gets a longer wait.
-    const base = code === 1013 ? this.minBackoffMs * 4 : this.minBackoffMs;
+    // Half jitter (ceiling/2 to ceiling) over an exponential ceiling; a busy
+    // server gets a longer wait, a full per-address limit a long one.
+    const base = perClient ? Math.max(this.minBackoffMs, 2 * PER_CLIENT_RETRY_MS)
+      : code === 1013 ? this.minBackoffMs * 4 : this.minBackoffMs;
     const ceiling = Math.min(this.maxBackoffMs, base * 2 ** Math.min(this.attempt, 10));
     const wait = Math.round(ceiling / 2 + Math.random() * ceiling / 2);
     this.attempt++;

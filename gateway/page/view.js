@@ -7,6 +7,15 @@
 // with page-tile-url, map tiles are drawn under it (the template comes in
 // the page's <meta name="trackgate-tiles">).
 //
+// A tile that fails to load leaves the plain grid in its square, never a
+// blank map.
+//
+// The connection pill says "Live" only while the newest position is fresh:
+// once it is older than STALE_AFTER_MS it says how old it is instead
+// ("Position from 4 min ago"), and once eta.dropoff has passed on an order
+// still under way the ETA line says it is running late.  A timer redraws
+// both every second, frames or not.
+//
 // For people who cannot see the map, the canvas has a text alternative
 // (aria-label) saying where the courier is relative to the dropoff, and the
 // status sentence is a live region.  The canvas also carries data-courier
@@ -19,6 +28,13 @@ const TILE = 256;
 const MAX_ZOOM = 18;
 const TRAIL_MAX = 600;
 const PAD = 36; // CSS px kept free around what the map must show
+const TILE_RETRY_MS = 30000; // a failed tile is asked for again after this
+
+// A courier position older than this (its ts to the browser's clock) is shown
+// with its age, and the connection is no longer called "Live": the link is up
+// but no fix has come for a while (a phone without coverage, a provider
+// outage).  Two minutes: couriers' apps send a fix every few seconds.
+const STALE_AFTER_MS = 2 * 60 * 1000;
 
 const STATUS_TEXT = {
   created: "Your order has been created.",
@@ -71,6 +87,20 @@ function bearingDeg(a, b) {
 }
 
 const COMPASS = ["north", "north-east", "east", "south-east", "south", "south-west", "west", "north-west"];
+
+// "45 s", "4 min", "2 h": how long ago, for a person.
+function formatAge(ms) {
+  const s = Math.max(0, Math.round(ms / 1000));
+  if (s < 120) return `${s} s`;
+  const min = Math.floor(s / 60);
+  return min < 120 ? `${min} min` : `${Math.floor(min / 60)} h`;
+}
+
+// Sets an element's text only when it changes: the live regions are redrawn
+// every second and must not be announced again for nothing.
+function setText(el, text) {
+  if (el.textContent !== text) el.textContent = text;
+}
 
 function formatDistance(m) {
   if (m < 950) return `${Math.max(10, Math.round(m / 10) * 10)} m`;
@@ -214,7 +244,7 @@ class MapView {
       this.canvas.removeAttribute("data-courier");
       return;
     }
-    if (this.tiles) this.drawTiles();
+    if (this.tiles) this.drawTiles(now);
     else this.drawGrid();
     if (this.showCourier && this.trail.length > 1) {
       ctx.beginPath();
@@ -260,7 +290,10 @@ class MapView {
     ctx.stroke();
   }
 
-  drawTiles() {
+  // Draws the tiles that have loaded, and the grid in every square whose tile
+  // has not (still loading, failed, or off the world's edge), so a tile server
+  // that is down or refuses us leaves the plain map, not a blank one.
+  drawTiles(now) {
     const { ctx } = this;
     const [w, h] = this.size;
     const z = Math.round(this.view.z);
@@ -268,25 +301,38 @@ class MapView {
     const scale = TILE * n;
     const left = this.view.x * scale - w / 2;
     const top = this.view.y * scale - h / 2;
+    const missing = [];
     for (let ty = Math.floor(top / TILE); ty * TILE < top + h; ty++) {
-      if (ty < 0 || ty >= n) continue;
       for (let tx = Math.floor(left / TILE); tx * TILE < left + w; tx++) {
-        const img = this.tile(z, ((tx % n) + n) % n, ty);
-        if (img.complete && img.naturalWidth) ctx.drawImage(img, tx * TILE - left, ty * TILE - top, TILE, TILE);
+        const x = tx * TILE - left, y = ty * TILE - top;
+        const img = ty >= 0 && ty < n ? this.tile(z, ((tx % n) + n) % n, ty, now) : null;
+        if (img && img.complete && img.naturalWidth) ctx.drawImage(img, x, y, TILE, TILE);
+        else missing.push([x, y]);
       }
     }
+    if (!missing.length) return;
+    ctx.save();
+    ctx.beginPath();
+    for (const [x, y] of missing) ctx.rect(x, y, TILE, TILE);
+    ctx.clip();
+    this.drawGrid();
+    ctx.restore();
   }
 
-  tile(z, x, y) {
+  tile(z, x, y, now) {
     const key = `${z}/${x}/${y}`;
     let img = this.tileCache.get(key);
+    if (img && img.failedAt !== undefined && now - img.failedAt > TILE_RETRY_MS) {
+      this.tileCache.delete(key);
+      img = null;
+    }
     if (!img) {
       if (this.tileCache.size > 300) this.tileCache.delete(this.tileCache.keys().next().value);
       img = new Image();
       img.decoding = "async";
       img.alt = "";
       img.onload = () => this.schedule();
-      img.onerror = () => {}; // a missing tile leaves the plain background
+      img.onerror = () => { img.failedAt = performance.now(); }; // its square keeps the grid
       img.src = this.tiles.replace("{z}", z).replace("{x}", x).replace("{y}", y);
       this.tileCache.set(key, img);
     }
@@ -369,12 +415,13 @@ class MapView {
 function pageParams() {
   const parts = location.pathname.split("/").filter(Boolean);
   const orderId = decodeURIComponent(parts[parts.length - 1] || "");
-  const token = new URLSearchParams(location.search).get("token");
+  const tokens = new URLSearchParams(location.search).getAll("token");
+  const token = tokens[0] || null;
   // The websocket lives at /v1/track/{ID} beside /t/{ID}, behind any path prefix.
   const ws = new URL(`../v1/track/${encodeURIComponent(orderId)}`, location.href);
   ws.protocol = location.protocol === "https:" ? "wss:" : "ws:";
   ws.search = "";
-  return { orderId, token, url: ws.href };
+  return { orderId, token, tokens: tokens.length, url: ws.href };
 }
 
 function meta(name) {
@@ -387,7 +434,7 @@ function trailKey(orderId) {
 }
 
 function main() {
-  const { orderId, token, url } = pageParams();
+  const { orderId, token, tokens, url } = pageParams();
   const canvas = $("map");
   const tiles = meta("trackgate-tiles");
   const map = new MapView(canvas, tiles);
@@ -409,20 +456,35 @@ function main() {
   let connState = "connecting";
   let connMessage = "Connecting…";
 
-  const client = new TrackingClient({ orderId, token, url });
+  // A link with two tokens was put together wrongly: which one was meant is
+  // not for the page to guess (the server refuses a repeated parameter too).
+  const client = tokens > 1 ? null : new TrackingClient({ orderId, token, url });
+
+  // How old the courier's newest shown position is, in ms, or null when no
+  // courier is shown (none yet, withheld, or after a terminal status).
+  function positionAge(now) {
+    const loc = order && order.location;
+    if (!loc || !map.showCourier || typeof loc.ts !== "number") return null;
+    return Math.max(0, now - loc.ts);
+  }
 
   function renderConn() {
     const el = $("conn");
     let state = connState;
     let text = connMessage;
+    const age = positionAge(Date.now());
     if (state === "live" && order && order.status === "delivered") {
       state = "delivered";
       text = "Delivered.";
+    } else if (state === "live" && age !== null && age >= STALE_AFTER_MS) {
+      // Connected, but the position is not fresh: not a green "Live".
+      state = "stale";
+      text = `Position from ${formatAge(age)} ago`;
     } else if (state === "live") {
       text = "Live";
     }
     el.dataset.state = state;
-    el.textContent = text;
+    setText(el, text);
     // A link that will never work shows its sentence and nothing else.
     document.body.classList.toggle("refused", ["expired", "forbidden", "failed"].includes(state) && !order);
   }
@@ -458,13 +520,15 @@ function main() {
     const etaEl = $("eta");
     const st = order && order.status;
     const eta = order && order.eta && order.eta.dropoff;
-    if (eta && !(st && isTerminal(st))) {
+    // At the door ("The courier has arrived.") or after the end, no ETA.
+    if (eta && !(st && (isTerminal(st) || st === "at_dropoff"))) {
       const left = Math.round((eta - now) / 1000);
       const at = new Date(eta).toLocaleTimeString([], { hour: "2-digit", minute: "2-digit" });
-      etaEl.textContent = left <= 0 ? "Arriving any moment"
+      setText(etaEl, left <= 0 ? `Running late: it was expected at ${at}`
         : left < 60 ? `Arriving in under a minute (${at})`
-          : `Arriving in about ${Math.round(left / 60)} min (${at})`;
+          : `Arriving in about ${Math.round(left / 60)} min (${at})`);
       etaEl.dataset.seconds = String(Math.max(0, left));
+      etaEl.dataset.late = String(left <= 0);
       etaEl.hidden = false;
     } else {
       etaEl.hidden = true;
@@ -501,6 +565,14 @@ function main() {
     $("map-text").textContent = text;
   }
 
+  if (!client) {
+    connState = "failed";
+    connMessage = "This tracking link is not valid: it carries more than one token.";
+    renderConn();
+    globalThis.trackgate = { client, map };
+    return;
+  }
+
   client.addEventListener("connection", (e) => {
     connState = e.detail.state;
     connMessage = e.detail.message;
@@ -529,7 +601,11 @@ function main() {
     describeMap();
   });
 
-  setInterval(renderClock, 1000);
+  // Time alone makes a position stale and an ETA late: redraw every second.
+  setInterval(() => {
+    renderClock();
+    renderConn();
+  }, 1000);
   // Leaving the page closes the socket; coming back from the back/forward cache
   // reconnects and resumes from the cursor.
   addEventListener("pagehide", () => client.stop());

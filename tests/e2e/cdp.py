@@ -3,7 +3,8 @@
 Starts Debian's chromium headless with a private profile, and drives pages
 over the DevTools websocket (python3-websockets): open a tab at a size,
 evaluate JavaScript, wait for a condition, take a screenshot, and collect
-what the page printed as an error (exceptions, console.error, failed loads).
+what the page printed as an error (exceptions, console.error, failed loads)
+and the websockets it opened with the frames each received.
 Standard library + websockets only; no npm.
 """
 import asyncio
@@ -138,8 +139,28 @@ class Browser:
         shutil.rmtree(self.profile, ignore_errors=True)
 
 
+class Socket:
+    """A websocket a page opened: its URL, when (time.monotonic() as the test
+    saw the events), and the text frames it received."""
+
+    def __init__(self, url):
+        self.url = url
+        self.created = time.monotonic()
+        self.frames = []     # (monotonic time, payload) of every text frame
+        self.closed = None   # monotonic time of the close, or None
+
+    def json_frames(self):
+        out = []
+        for _, payload in self.frames:
+            try:
+                out.append(json.loads(payload))
+            except ValueError:
+                out.append({"type": "<not json>", "raw": payload})
+        return out
+
+
 class Tab:
-    """One page: its session, and the errors and requests it produced."""
+    """One page: its session, and the errors, requests and websockets it produced."""
 
     def __init__(self, browser, session, target):
         self.browser = browser
@@ -147,6 +168,8 @@ class Tab:
         self.target = target
         self.errors = []     # (kind, text, url)
         self.requests = []   # (url, headers) of every request the page made
+        self.sockets = []    # every websocket the page opened, in order: Socket
+        self._sockets = {}   # requestId -> Socket
         self.loaded = asyncio.Event()
 
     def _event(self, method, p):
@@ -165,6 +188,16 @@ class Tab:
             self.requests.append((r.get("url", ""), r.get("headers", {})))
         elif method == "Page.loadEventFired":
             self.loaded.set()
+        elif method == "Network.webSocketCreated":
+            sock = Socket(p.get("url", ""))
+            self._sockets[p.get("requestId")] = sock
+            self.sockets.append(sock)
+        elif method == "Network.webSocketFrameReceived" and p.get("requestId") in self._sockets:
+            r = p.get("response", {})
+            if r.get("opcode") == 1:
+                self._sockets[p["requestId"]].frames.append((time.monotonic(), r.get("payloadData", "")))
+        elif method == "Network.webSocketClosed" and p.get("requestId") in self._sockets:
+            self._sockets[p["requestId"]].closed = time.monotonic()
 
     async def send(self, method, params=None, timeout=30):
         return await self.browser.send(method, params, self.session, timeout)

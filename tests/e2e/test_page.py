@@ -24,56 +24,21 @@ for the websocket while trackgated is down.  Screenshots go to
 """
 import argparse
 import asyncio
-import base64
-import hashlib
-import hmac
-import http.server
 import json
 import os
-import struct
 import sys
-import threading
 import time
-import zlib
 
 sys.dont_write_bytecode = True
-HERE = os.path.dirname(os.path.abspath(__file__))
-sys.path.insert(0, os.path.join(HERE, "..", "integration"))
-sys.path.insert(0, HERE)
-import harness as h  # noqa: E402
-import cdp  # noqa: E402
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from pagekit import (h, cdp, PICKUP, DROPOFF, COURIER, CONN, STATUS, TileServer, TokenKey,  # noqa: E402
+                     courier_of, near, token, update)
 
-SECRET = "e2e-tracking-link-secret-0123456789abcdef"
-SCRIPT = os.path.join(HERE, "..", "..", "proto", "apply_update.lua")
+SCRIPT = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "..", "proto", "apply_update.lua")
 
-PICKUP = {"lat": 52.52460, "lng": 13.40220}
-DROPOFF = {"lat": 52.51605, "lng": 13.39460}
 A = (52.52190, 13.41320)
 B = (52.52300, 13.40945)
 C = (52.51950, 13.40100)
-
-
-def b64url(data):
-    return base64.urlsafe_b64encode(data).rstrip(b"=").decode()
-
-
-def token(order_id, exp):
-    head = b64url(json.dumps({"alg": "HS256", "typ": "JWT", "kid": "k1"}).encode())
-    body = b64url(json.dumps({"order_id": order_id, "exp": exp}).encode())
-    sig = hmac.new(SECRET.encode(), f"{head}.{body}".encode(), hashlib.sha256).digest()
-    return f"{head}.{body}.{b64url(sig)}"
-
-
-def png(width, height, rgb):
-    """A solid-colour PNG (the tile server's tile)."""
-    raw = b"".join(b"\x00" + bytes(rgb) * width for _ in range(height))
-
-    def chunk(kind, data):
-        return (struct.pack(">I", len(data)) + kind + data +
-                struct.pack(">I", zlib.crc32(kind + data) & 0xffffffff))
-    return (b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", struct.pack(">IIBBBBB", width, height, 8, 2, 0, 0, 0)) +
-            chunk(b"IDAT", zlib.compress(raw)) + chunk(b"IEND", b""))
-
 
 MERCHANT_PAGE = """<!doctype html><meta charset="utf-8"><title>Merchant</title>
 <p id="state">-</p><p id="status">-</p>
@@ -88,65 +53,6 @@ c.addEventListener("order", (e) => {
 c.start();
 </script>
 """
-
-
-class TileServer:
-    """Another origin: a map tile server (every /z/x/y.png is a light tile; requests are
-    kept) that also serves /merchant.html, a merchant's page embedding track.js."""
-
-    def __init__(self):
-        self.requests = []
-        tile = png(256, 256, (222, 232, 214))
-        outer = self
-
-        class Handler(http.server.BaseHTTPRequestHandler):
-            def do_GET(self):
-                if self.path.startswith("/merchant.html"):
-                    body, ctype = MERCHANT_PAGE.encode(), "text/html; charset=utf-8"
-                else:
-                    outer.requests.append((self.path, dict(self.headers)))
-                    body, ctype = tile, "image/png"
-                self.send_response(200)
-                self.send_header("Content-Type", ctype)
-                self.send_header("Content-Length", str(len(body)))
-                self.end_headers()
-                self.wfile.write(body)
-
-            def log_message(self, *args):
-                pass
-        self.httpd = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self.port = self.httpd.server_address[1]
-        threading.Thread(target=self.httpd.serve_forever, daemon=True).start()
-
-    def close(self):
-        self.httpd.shutdown()
-
-
-def update(oid, ts, loc=None, status=None, **extra):
-    u = {"v": 1, "order_id": oid, "provider": "e2e", "ts": ts}
-    if loc:
-        u["location"] = {"lat": loc[0], "lng": loc[1], "heading_deg": 270.0}
-    if status:
-        u["status"] = status
-    u.update(extra)
-    return u
-
-
-def courier_of(value):
-    """data-courier "lat,lng" -> (lat, lng), or None."""
-    if not value:
-        return None
-    lat, lng = value.split(",")
-    return float(lat), float(lng)
-
-
-def near(p, q, eps=2e-6):
-    return p is not None and abs(p[0] - q[0]) < eps and abs(p[1] - q[1]) < eps
-
-
-COURIER = "document.getElementById('map').dataset.courier || ''"
-CONN = "document.getElementById('conn').dataset.state + '|' + document.getElementById('conn').textContent"
-STATUS = "document.getElementById('status-text').dataset.status"
 
 
 async def run(env, args, browser, tiles):
@@ -302,7 +208,7 @@ def main():
     if not chromium:
         print("FAIL: chromium is missing (apt install chromium; tools/deps installs it)")
         sys.exit(1)
-    tiles = TileServer()
+    tiles = TileServer(pages={"/merchant.html": MERCHANT_PAGE})
 
     async def test(env):
         args = known
@@ -316,21 +222,12 @@ def main():
         finally:
             await browser.close()
 
-    secret_file = None
-
-    def daemon_args():
-        nonlocal secret_file
-        import tempfile
-        fd, secret_file = tempfile.mkstemp(prefix="tg-e2e-secret-")
-        os.write(fd, SECRET.encode())
-        os.close(fd)
-        return ["--token-key-file", f"k1=HS256:{secret_file}"]
+    key = TokenKey()
     try:
-        h.main(test, name="test_page", daemon_args=daemon_args())
+        h.main(test, name="test_page", daemon_args=key.args())
     finally:
         tiles.close()
-        if secret_file:
-            os.unlink(secret_file)
+        key.close()
 
 
 if __name__ == "__main__":
