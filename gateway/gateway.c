@@ -302,8 +302,13 @@ static void gateway_tick_cb(uv_timer_t *t)
 static void gateway_loop_check_cb(uv_check_t *c)
 {
 	gateway_t *g = c->data;
-	uint64_t now = uv_hrtime(), idle = uv_metrics_idle_time(c->loop);
+	uint64_t now, idle;
 
+	server_after_io(g);
+	if (!g->loop_metrics)
+		return;
+	now = uv_hrtime();
+	idle = uv_metrics_idle_time(c->loop);
 	if (g->loop_mark_ns) {
 		uint64_t span = now - g->loop_mark_ns, waited = idle - g->loop_idle_ns;
 
@@ -353,12 +358,12 @@ int gateway_start(gateway_t *g, uv_loop_t *loop, const config_t *cfg)
 	 * wait: at most a few thousand cheap syscalls a second, about 0.1 us per
 	 * frame at 50 000 frames/s, for knowing when the loop stalls.
 	 */
-	if (uv_loop_configure(loop, UV_METRICS_IDLE_TIME) == 0) {
-		uv_check_init(loop, &g->loop_check);
-		g->loop_check.data = g;
-		uv_check_start(&g->loop_check, gateway_loop_check_cb);
-		uv_unref((uv_handle_t *)&g->loop_check); /* it never keeps the loop alive */
-	}
+	g->loop_metrics = uv_loop_configure(loop, UV_METRICS_IDLE_TIME) == 0;
+	/* Also where the server's deferred work runs (server_after_io). */
+	uv_check_init(loop, &g->loop_check);
+	g->loop_check.data = g;
+	uv_check_start(&g->loop_check, gateway_loop_check_cb);
+	uv_unref((uv_handle_t *)&g->loop_check); /* it never keeps the loop alive */
 	{
 		uint64_t usec = 0;
 
@@ -474,7 +479,8 @@ void gateway_shutdown(gateway_t *g, const char *why)
 
 void gateway_maybe_finish(gateway_t *g)
 {
-	if (g->stopping && !g->finished && g->hub.n_watchers == 0 && g->n_ingest == 0)
+	if (g->stopping && !g->finished && g->hub.n_watchers == 0 && g->n_ingest == 0 &&
+	    !server_has_queued())
 		gateway_finish(g);
 }
 

@@ -49,7 +49,8 @@ typedef struct gateway {
 	uv_signal_t sighup;
 	uv_timer_t drain_timer;
 	uv_timer_t tick;          /* readiness, watchdog and gauges, twice a second */
-	uv_check_t loop_check;    /* after each iteration's I/O: metrics.loop_busy */
+	uv_check_t loop_check;    /* after each iteration's I/O: server_after_io, metrics.loop_busy */
+	bool loop_metrics;        /* libuv measures idle time: loop_busy is observed */
 	uint64_t loop_mark_ns;    /* uv_hrtime() at the last check; 0 before the first */
 	uint64_t loop_idle_ns;    /* uv_metrics_idle_time() at the last check */
 	bool notified_ready;      /* READY=1 was sent */
@@ -63,7 +64,7 @@ typedef struct gateway {
 	unsigned last_error_status; /* the status of the last http error answered */
 	bool watchdog;            /* systemd's WatchdogSec is set: ping from the tick */
 	lws_retry_bo_t retry;     /* websocket ping/hangup policy, from the config */
-	unsigned n_ingest;        /* ingest requests waiting for Redis */
+	unsigned n_ingest;        /* ingest requests handed to Redis and not yet answered */
 	unsigned n_conns;         /* accepted sockets */
 	bool stopping;            /* SIGINT/SIGTERM seen: draining */
 	bool finished;            /* the teardown has started */

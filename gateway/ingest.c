@@ -180,10 +180,8 @@ static void ingest_complete(ingest_t *in)
 	/* Providers expect 200 from a webhook; /v1/updates answers 202. */
 	in->status = failed ? 503 : in->webhook ? 200 : 202;
 	ingest_build_response(in);
-	if (in->counted) {
-		in->counted = false;
-		in->g->n_ingest--;
-	}
+	/* Still counted in n_ingest: the drain waits until the answer is written
+	 * (ingest_free), not just known, or it could close the connection first. */
 }
 
 static void ingest_applied(void *arg, int rc, broker_result_t result, const char *cursor,

@@ -22,7 +22,7 @@ static const char *const metrics_refusal_names[REFUSE__COUNT] = {
 	"accept_limit", "overloaded",  "max_per_client", "stopping",
 	"not_found",    "order_id",    "cursor",         "client_message",
 	"token",        "token_order", "origin",         "rate",
-	"query",
+	"query",        "pipelined",
 };
 
 static const char *const metrics_resume_names[RESUME__COUNT] = {

@@ -30,6 +30,7 @@ typedef enum metrics_refusal {
 	REFUSE_ORIGIN,           /* 1008: an Origin not in allowed-origins */
 	REFUSE_RATE,             /* 429 / 1013: over the per-address rate */
 	REFUSE_QUERY,            /* 4400 / 400: a query argument given twice, or too many */
+	REFUSE_PIPELINED,        /* 503: a request lws offered with more pipelined behind it */
 	REFUSE__COUNT
 } metrics_refusal_t;
 

@@ -58,15 +58,30 @@ typedef struct session {
 	uint16_t close_code;      /* nonzero: close once the queue is flushed */
 	uint16_t rx_len;          /* bytes of the client message being received */
 	uint8_t kind;             /* session_kind_t */
-	uint8_t ingest_ready;     /* the ingest answer is ready to write */
 	uint8_t close_sent;       /* the close handshake has started */
 	uint8_t ka_state;         /* ka_state_t: which keepalive queue it is in */
 	uint8_t ping_pending;     /* a ping is due: the next writeable sends it first */
 	uint8_t killed;           /* a send failed: dropped through an lws timeout, never written again */
 	uint8_t resume_signal;    /* joined with since: its replay ends with a resumed frame */
+	uint8_t phase;            /* SESSION_HTTP: http_phase_t of the request in progress */
+	uint8_t held;             /* SESSION_HTTP: input paused (rx flow control) while it waits */
+	uint8_t pipelined;        /* SESSION_HTTP: lws offered input behind it: answer, then close */
+	struct session *queue_prev, *queue_next; /* SESSION_HTTP: in server_queue while HTTP_QUEUED */
 	struct session *ka_prev, *ka_next; /* in g->ka_head[ka_state - 1] */
 	uint64_t ka_due_ms;       /* loop time its ping, or its pong, is due */
 } session_t;
+
+/*
+ * The life of a plain HTTP request whose answer comes later.  A request
+ * answered at once never leaves HTTP_IDLE.
+ */
+typedef enum http_phase {
+	HTTP_IDLE = 0, /* nothing pending */
+	HTTP_BODY,     /* a POST body is being read */
+	HTTP_QUEUED,   /* the body is complete; handed to ingest at the end of this loop turn */
+	HTTP_WAITING,  /* waiting for Redis, input held */
+	HTTP_READY,    /* the answer is ready to write */
+} http_phase_t;
 
 typedef enum ka_state {
 	KA_NONE = 0, /* not a websocket, or closing */
@@ -944,6 +959,77 @@ void server_close_watchers(gateway_t *g, int close_code, const char *reason)
 
 /* --- plain HTTP ------------------------------------------------------------ */
 
+/*
+ * Pipelining (RFC 9112 9.3).  A client may send its next requests before the
+ * answer to the first; lws 4.1 reads them into its own buffer and, while the
+ * first is unanswered, offers those bytes again and again as the same
+ * request's body completion: on every loop turn (the process spun at 100 %
+ * of a core), or, for a POST it parsed from that buffer with more bytes
+ * behind it, in a loop inside one call (lws_http_action) that only a close
+ * ends.  So:
+ *
+ * - A request that waits for Redis holds its connection's input (rx flow
+ *   control) until its answer is ready: lws offers nothing meanwhile.  The
+ *   hold ends before POLLOUT is asked for, because lws 4.1's h1 server
+ *   services no POLLOUT at all on a flow-controlled connection.
+ * - A body completion is handed to ingest only at the end of the loop turn
+ *   (server_after_io).  One offered again before that is lws looping inside
+ *   one call: the request is answered 503 "pipelined" with Connection:
+ *   close, before anything of it is stored.
+ * - Any other input lws offers while an answer is pending marks the
+ *   connection pipelined: the answer is written (at once when it is ready)
+ *   with Connection: close and the connection ends.
+ *
+ * Every request handed to Redis is answered; requests behind it are answered
+ * 503 or, once the connection closes, never read: nothing they carry is
+ * stored.  A client without pipelining keeps its keep-alive connection.
+ */
+static session_t *server_queue; /* HTTP_QUEUED sessions; the loop thread's only */
+
+static void server_queue_del(session_t *s)
+{
+	if (s->phase != HTTP_QUEUED)
+		return;
+	if (s->queue_prev)
+		s->queue_prev->queue_next = s->queue_next;
+	else
+		server_queue = s->queue_next;
+	if (s->queue_next)
+		s->queue_next->queue_prev = s->queue_prev;
+	s->queue_prev = s->queue_next = NULL;
+	s->phase = HTTP_IDLE;
+}
+
+static void server_queue_add(struct lws *wsi, session_t *s)
+{
+	s->w.conn = wsi; /* a plain HTTP session has no watcher: its conn is the wsi */
+	s->phase = HTTP_QUEUED;
+	s->queue_prev = NULL;
+	s->queue_next = server_queue;
+	if (server_queue)
+		server_queue->queue_prev = s;
+	server_queue = s;
+}
+
+static void server_http_hold(struct lws *wsi, session_t *s)
+{
+	if (!s->held) {
+		s->held = 1;
+		lws_rx_flow_control(wsi, 0);
+	}
+}
+
+/* The answer is ready: let lws service the connection again, and write it. */
+static void server_http_ready(struct lws *wsi, session_t *s)
+{
+	s->phase = HTTP_READY;
+	if (s->held) {
+		s->held = 0;
+		lws_rx_flow_control(wsi, 1);
+	}
+	lws_callback_on_writable(wsi);
+}
+
 typedef enum http_method {
 	METHOD_OTHER = 0,
 	METHOD_GET,
@@ -1000,10 +1086,8 @@ static bool server_authorized(gateway_t *g, struct lws *wsi)
 static void server_ingest_ready(void *arg)
 {
 	struct lws *wsi = arg;
-	session_t *s = lws_wsi_user(wsi);
 
-	s->ingest_ready = 1;
-	lws_callback_on_writable(wsi);
+	server_http_ready(wsi, lws_wsi_user(wsi));
 }
 
 /*
@@ -1073,6 +1157,7 @@ static int server_body_check(gateway_t *g, struct lws *wsi, session_t *s, bool b
 	s->ingest = ingest_new(g, (size_t)len, server_ingest_ready, wsi);
 	if (!s->ingest)
 		return server_error(g, wsi, 503, "out_of_memory", "retry later", true, NULL);
+	s->phase = HTTP_BODY;
 	return 0; /* the body follows in LWS_CALLBACK_HTTP_BODY */
 }
 
@@ -1193,7 +1278,7 @@ static bool server_webhook_finish(gateway_t *g, struct lws *wsi, session_t *s)
 	return now;
 }
 
-static int server_ingest_write(gateway_t *g, struct lws *wsi, const ingest_t *ing)
+static int server_ingest_write(gateway_t *g, struct lws *wsi, const ingest_t *ing, bool close)
 {
 	unsigned status;
 	const char *body;
@@ -1203,7 +1288,7 @@ static int server_ingest_write(gateway_t *g, struct lws *wsi, const ingest_t *in
 	if (status >= 400)
 		g->stats.http_errors++;
 	ingest_account(ing, &g->metrics, status);
-	return http_reply(wsi, status, "application/json", body, len, false, NULL);
+	return http_reply(wsi, status, "application/json", body, len, close, NULL);
 }
 
 static void server_order_read_free(order_read_t *r)
@@ -1245,7 +1330,7 @@ static void server_order_read_done(void *arg, int rc, const char *state, size_t 
 		r->body = http_error_body("redis_unavailable", "the order's state could not be read");
 		r->len = r->body ? strlen(r->body) : 0;
 	}
-	lws_callback_on_writable(r->wsi);
+	server_http_ready(r->wsi, lws_wsi_user(r->wsi));
 }
 
 /* GET /v1/orders/{ID}?token=T: the snapshot as plain JSON, for clients without websockets. */
@@ -1295,6 +1380,8 @@ static int server_order_get(gateway_t *g, struct lws *wsi, session_t *s, const c
 				    "the state store is unreachable; retry later", false, NULL);
 	}
 	s->read = r;
+	s->phase = HTTP_WAITING;
+	server_http_hold(wsi, s);
 	return 0;
 }
 
@@ -1303,11 +1390,17 @@ static int server_http(gateway_t *g, struct lws *wsi, session_t *s, const char *
 	http_method_t m = server_method(wsi);
 
 	s->kind = SESSION_HTTP;
+	if (g->stopping && strcmp(path, "/healthz") && strcmp(path, "/readyz") &&
+	    strcmp(path, "/metrics"))
+		/* Requests read before the drain began are answered; later ones go elsewhere. */
+		return server_error(g, wsi, 503, "shutting_down",
+				    "this node is shutting down; retry (another node answers)", true,
+				    NULL);
 	if (!strcmp(path, "/healthz")) {
 		if (m != METHOD_GET && m != METHOD_HEAD)
 			return server_error(g, wsi, 405, "method_not_allowed", "use GET", true, "GET, HEAD");
 		if (g->stopping)
-			return server_error(g, wsi, 503, "shutting_down", "draining", false, NULL);
+			return server_error(g, wsi, 503, "shutting_down", "draining", true, NULL);
 		return server_reply_json(g, wsi, 200, "{\"status\":\"ok\"}");
 	}
 	bool metrics_port = server_on_metrics_port(g, wsi);
@@ -1333,7 +1426,7 @@ static int server_http(gateway_t *g, struct lws *wsi, session_t *s, const char *
 		if (m != METHOD_GET && m != METHOD_HEAD)
 			return server_error(g, wsi, 405, "method_not_allowed", "use GET", true, "GET, HEAD");
 		if (g->stopping)
-			return server_error(g, wsi, 503, "shutting_down", "draining", false, NULL);
+			return server_error(g, wsi, 503, "shutting_down", "draining", true, NULL);
 		if (!broker_ready(g->broker))
 			return server_error(g, wsi, 503, "redis_unavailable",
 					    "a Redis connection is down", false, NULL);
@@ -1368,6 +1461,90 @@ static int server_http(gateway_t *g, struct lws *wsi, session_t *s, const char *
 	return server_error(g, wsi, 404, "not_found", "no such endpoint", false, NULL);
 }
 
+/*
+ * Writes the pending answer (HTTP_READY) and ends the transaction, or the
+ * connection when input was pipelined behind it or the server is draining.
+ * Returns what the lws callback must return; lws frees s with the
+ * transaction, so nothing may touch s after this.
+ */
+static int server_http_write(gateway_t *g, struct lws *wsi, session_t *s)
+{
+	bool close = s->pipelined || g->stopping;
+	ingest_t *ing = s->ingest;
+	int rc;
+
+	s->phase = HTTP_IDLE;
+	if (s->read) {
+		order_read_t *r = s->read;
+
+		s->read = NULL;
+		rc = http_reply(wsi, r->status, "application/json", r->body ? r->body : "{}",
+				r->body ? r->len : 2, close, NULL);
+		server_order_read_free(r);
+		return rc;
+	}
+	if (!ing)
+		return -1;
+	s->ingest = NULL;
+	rc = server_ingest_write(g, wsi, ing, close);
+	ingest_free(ing);
+	gateway_maybe_finish(g);
+	return rc;
+}
+
+/* lws offers input while s's answer is pending: bytes pipelined behind the request. */
+static int server_http_pipelined(gateway_t *g, struct lws *wsi, session_t *s)
+{
+	s->pipelined = 1;
+	switch (s->phase) {
+	case HTTP_READY:
+		return server_http_write(g, wsi, s);
+	case HTTP_QUEUED:
+		/* lws is looping inside this call; only a close ends it.  Nothing is stored yet. */
+		server_queue_del(s);
+		ingest_free(s->ingest);
+		s->ingest = NULL;
+		g->metrics.refused[REFUSE_PIPELINED]++;
+		log_event(LOG_INFO, "http_pipelined", "action=refused");
+		return server_error(g, wsi, 503, "pipelined",
+				    "requests were pipelined behind this one; nothing was stored: "
+				    "send each request after the answer to the one before",
+				    true, NULL);
+	case HTTP_WAITING:
+		server_http_hold(wsi, s);
+		return 0;
+	default:
+		return -1;
+	}
+}
+
+bool server_has_queued(void)
+{
+	return server_queue != NULL;
+}
+
+/* Hands the request bodies completed this loop turn to ingest (see server_queue). */
+void server_after_io(gateway_t *g)
+{
+	session_t *s;
+
+	while ((s = server_queue)) {
+		struct lws *wsi = s->w.conn;
+		char uri[256];
+		bool webhook, now;
+
+		server_queue_del(s);
+		s->phase = HTTP_WAITING;
+		webhook = lws_hdr_copy(wsi, uri, sizeof(uri), WSI_TOKEN_POST_URI) >= 13 &&
+			  !strncmp(uri, "/v1/webhooks/", 13);
+		now = webhook ? server_webhook_finish(g, wsi, s) : ingest_finish(s->ingest);
+		if (now)
+			server_http_ready(wsi, s);
+		else if (s->phase == HTTP_WAITING)
+			server_http_hold(wsi, s);
+	}
+}
+
 /* --- the protocol callback --------------------------------------------------- */
 
 static int server_callback(struct lws *wsi, enum lws_callback_reasons reason, void *user,
@@ -1386,61 +1563,43 @@ static int server_callback(struct lws *wsi, enum lws_callback_reasons reason, vo
 		return 0;
 
 	case LWS_CALLBACK_HTTP:
+		if (s->phase != HTTP_IDLE)
+			return server_http_pipelined(g, wsi, s);
 		if (g->n_conns > g->cfg->max_connections)
 			return server_error(g, wsi, 503, "overloaded", "server full, try again later",
 					    true, NULL);
 		return server_http(g, wsi, s, in ? (const char *)in : "");
 	case LWS_CALLBACK_HTTP_BODY:
-		if (!s->ingest)
+		if (!s->ingest || s->phase != HTTP_BODY)
 			return -1;
 		if (ingest_body(s->ingest, in, len))
 			return server_error(g, wsi, 400, "bad_request",
 					    "the body is longer than its Content-Length", true,
 					    NULL);
 		return 0;
-	case LWS_CALLBACK_HTTP_BODY_COMPLETION: {
-		char uri[256];
-		bool webhook;
-
-		if (!s->ingest)
-			return -1;
-		webhook = lws_hdr_copy(wsi, uri, sizeof(uri), WSI_TOKEN_POST_URI) >= 13 &&
-			  !strncmp(uri, "/v1/webhooks/", 13);
-		if (webhook ? server_webhook_finish(g, wsi, s) : ingest_finish(s->ingest)) {
-			s->ingest_ready = 1;
-			lws_callback_on_writable(wsi);
-		}
-		return 0;
-	}
-	case LWS_CALLBACK_HTTP_WRITEABLE: {
-		ingest_t *ing = s->ingest;
-		int rc;
-
-		if (s->read && !s->read->req) {
-			order_read_t *r = s->read;
-
-			s->read = NULL;
-			rc = http_reply(wsi, r->status, "application/json", r->body ? r->body : "{}",
-					r->body ? r->len : 2, false, NULL);
-			server_order_read_free(r);
-			return rc;
-		}
-		if (!ing || !s->ingest_ready)
+	case LWS_CALLBACK_HTTP_BODY_COMPLETION:
+		if (s->phase == HTTP_BODY) {
+			server_queue_add(wsi, s);
 			return 0;
-		s->ingest = NULL;
-		s->ingest_ready = 0;
-		rc = server_ingest_write(g, wsi, ing);
-		ingest_free(ing);
-		gateway_maybe_finish(g);
-		return rc;
-	}
+		}
+		if (s->phase != HTTP_IDLE)
+			return server_http_pipelined(g, wsi, s);
+		return -1;
+	case LWS_CALLBACK_HTTP_WRITEABLE:
+		if (s->phase != HTTP_READY)
+			return 0;
+		return server_http_write(g, wsi, s);
 	case LWS_CALLBACK_HTTP_DROP_PROTOCOL:
 	case LWS_CALLBACK_CLOSED_HTTP:
-		if (s && s->read) {
+		if (!s)
+			return 0;
+		server_queue_del(s);
+		s->phase = HTTP_IDLE;
+		if (s->read) {
 			server_order_read_free(s->read);
 			s->read = NULL;
 		}
-		if (s && s->ingest) {
+		if (s->ingest) {
 			ingest_free(s->ingest);
 			s->ingest = NULL;
 			gateway_maybe_finish(g);

@@ -17,5 +17,9 @@ extern const hub_ops_t server_hub_ops;
 void server_close_watchers(gateway_t *g, int close_code, const char *reason);
 /* Pings websockets whose ping is due and hangs up those whose pong is late (the tick). */
 void server_keepalive(gateway_t *g, uint64_t now_ms);
+/* Runs at the end of each loop iteration (a uv_check): the work deferred to it. */
+void server_after_io(gateway_t *g);
+/* Request bodies complete but not yet handed to ingest (the drain waits for them). */
+bool server_has_queued(void);
 
 #endif
