@@ -78,7 +78,7 @@ static void watch_print(watch_t *wt)
 	if (cJSON_IsString(type) && !strcmp(type->valuestring, "resumed")) {
 		replayed = cJSON_GetObjectItemCaseSensitive(frame, "replayed");
 		cursor = cJSON_GetObjectItemCaseSensitive(frame, "cursor");
-		fprintf(stderr, "trackgate-watch: resumed: %.0f missed frames replayed, live after %s\n",
+		fprintf(stderr, "trackgate-watch: resumed: %.0f missed frame(s) replayed, live after %s\n",
 			cJSON_IsNumber(replayed) ? replayed->valuedouble : 0.0,
 			cJSON_IsString(cursor) ? cursor->valuestring : "?");
 	}

@@ -39,7 +39,10 @@ class Tool:
         h._children.append(self.p)
         self.lines = queue.Queue()
         self.stdout = []
+        self.err = []
         threading.Thread(target=self._read, daemon=True).start()
+        self.err_reader = threading.Thread(target=lambda: self.err.append(self.p.stderr.read()), daemon=True)
+        self.err_reader.start()
 
     def _read(self):
         for line in self.p.stdout:
@@ -68,7 +71,11 @@ class Tool:
         return rc
 
     def stderr(self):
-        return self.p.stderr.read().decode("utf-8", "replace") if self.p.poll() is not None else ""
+        """All the tool wrote on stderr, once it has exited ("" before)."""
+        if self.p.poll() is None:
+            return ""
+        self.err_reader.join(5)
+        return b"".join(self.err).decode("utf-8", "replace")
 
 
 def test(env):
@@ -125,7 +132,7 @@ def test(env):
     rc = t.wait()
     err = t.stderr()
     h.check_eq(rc, 0, f"trackgate-watch --since --count 2 exit status (stderr {err!r})")
-    h.check(f"resumed: 1 missed frames replayed, live after {cursor2}" in err,
+    h.check(f"resumed: 1 missed frame(s) replayed, live after {cursor2}" in err,
             f"trackgate-watch announces the resume on stderr: {err!r}")
 
     # A clean resume (nothing missed): --count 1 ends on the resumed frame.
