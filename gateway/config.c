@@ -103,6 +103,13 @@ static const config_setting_t config_settings[] = {
 	{"http-timeout", "SECONDS", "time allowed for a request's headers and body, and for an\n"
 				    "                         idle keep-alive connection (default 10)",
 	 NUM(CONFIG_UINT, http_timeout_s, 1, 3600)},
+	{"first-byte-timeout", "SECONDS", "a new connection that sends nothing for this long is closed\n"
+					  "                         before it holds any server state (default 5)",
+	 NUM(CONFIG_UINT, first_byte_timeout_s, 1, 3600)},
+	{"max-pending-per-client", "N", "connections one client address may hold that have not sent a\n"
+					"                         whole request head; more are closed at accept (default 64;\n"
+					"                         trusted-proxies are exempt)",
+	 NUM(CONFIG_UINT, max_pending_per_client, 1, 1000000)},
 	{"upgrade-rate", "N", "websocket upgrades per second per client address (default 50);\n"
 			      "                         more get close 1013", NUM(CONFIG_UINT, upgrade_rate, 1, 1000000)},
 	{"upgrade-burst", "N", "upgrades one address may make at once (default 200)",
@@ -175,6 +182,8 @@ void config_defaults(config_t *cfg)
 	cfg->ttl_active = 86400;
 	cfg->ttl_terminal = 3600;
 	cfg->log_maxlen = 1000;
+	cfg->first_byte_timeout_s = 5;
+	cfg->max_pending_per_client = 64;
 	snprintf(cfg->courier_visible_from, sizeof(cfg->courier_visible_from), "courier_assigned");
 	cfg->redis_timeout_ms = 2000;
 	cfg->max_connections = 18000;

@@ -73,6 +73,8 @@ typedef struct config {
 	unsigned ping_interval_s; /* ping a websocket idle this long */
 	unsigned pong_timeout_s;  /* then close it when nothing came back in this long */
 	unsigned http_timeout_s;  /* headers + body of a request; idle keep-alive */
+	unsigned first_byte_timeout_s;   /* a new connection that sends nothing is closed after this */
+	unsigned max_pending_per_client; /* connections one address may hold before a whole request head */
 	unsigned upgrade_rate, upgrade_burst; /* websocket upgrades per second per address */
 	unsigned ingest_rate, ingest_burst;   /* ingest/webhook requests per second per address */
 	char proxy_header[64];    /* e.g. "x-forwarded-for"; "" = none */

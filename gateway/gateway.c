@@ -27,11 +27,12 @@ static void gateway_tls_start(gateway_t *g);
  */
 #define GATEWAY_SPARE_CONNS 64
 
-static bool gateway_admit(void *arg)
+static bool gateway_admit(void *arg, unsigned pending)
 {
 	gateway_t *g = arg;
 
-	if (g->stopping || g->n_conns >= g->cfg->max_connections + GATEWAY_SPARE_CONNS) {
+	/* Connections in the listener's lobby hold a descriptor too. */
+	if (g->stopping || g->n_conns + pending >= g->cfg->max_connections + GATEWAY_SPARE_CONNS) {
 		g->stats.refused_at_accept++;
 		g->metrics.refused[REFUSE_ACCEPT_LIMIT]++;
 		log_event(LOG_WARN, "connection_refused", "reason=%s conns=%u",
@@ -39,6 +40,17 @@ static bool gateway_admit(void *arg)
 		return false;
 	}
 	return true;
+}
+
+/* The lobby's per-address cap does not apply to a trusted proxy: all its clients share it. */
+static bool gateway_trusted_proxy(void *arg, const char *addr)
+{
+	const config_t *cfg = arg;
+
+	for (unsigned i = 0; i < cfg->n_trusted_proxies; i++)
+		if (!strcmp(cfg->trusted_proxies[i], addr))
+			return true;
+	return false;
 }
 
 static void gateway_signal_cb(uv_signal_t *h, int signum)
@@ -436,12 +448,29 @@ int gateway_start(gateway_t *g, uv_loop_t *loop, const config_t *cfg)
 	if (!g->listener)
 		return -1;
 	listener_set_send_buffer(g->listener, (int)cfg->send_buffer);
-	if (cfg->metrics_port) {
-		/* Same vhost: server.c tells a scrape by the local port (lws picks vhosts by Host). */
-		g->metrics_listener = listener_open(loop, cfg->metrics_host, cfg->metrics_port,
-						    cfg->workers > 1, g->vhost, gateway_admit, g);
-		if (!g->metrics_listener)
-			return -1;
+	{
+		listener_lobby_t lobby = {
+			/* Never longer than a request head may take anyway. */
+			.first_byte_timeout_ms = (uint64_t)(cfg->first_byte_timeout_s < cfg->http_timeout_s ?
+							    cfg->first_byte_timeout_s :
+							    cfg->http_timeout_s) * 1000,
+			.head_timeout_ms = (uint64_t)cfg->http_timeout_s * 1000,
+			.max_per_client = cfg->max_pending_per_client,
+			.peek_only = cfg->tls_cert[0] != '\0',
+			.trusted = gateway_trusted_proxy,
+			.trusted_arg = (void *)cfg,
+		};
+
+		listener_set_lobby(g->listener, &lobby);
+		if (cfg->metrics_port) {
+			/* Same vhost: server.c tells a scrape by the local port (lws picks vhosts by Host). */
+			g->metrics_listener = listener_open(loop, cfg->metrics_host, cfg->metrics_port,
+							    cfg->workers > 1, g->vhost, gateway_admit,
+							    g);
+			if (!g->metrics_listener)
+				return -1;
+			listener_set_lobby(g->metrics_listener, &lobby);
+		}
 	}
 
 	g->broker = broker_new(loop, cfg, &g->hub);

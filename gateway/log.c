@@ -186,6 +186,11 @@ static void log_lws_emit(int level, const char *line)
 
 	while (len && (line[len - 1] == '\n' || line[len - 1] == '\r'))
 		len--;
+	/* lws 4.1 logs these at error level for every socket adopted with its first
+	 * bytes (listener.c's lobby does that for every connection): noise. */
+	if (strstr(line, "adopt_socket_readbuf: calling service") ||
+	    strstr(line, "adopt_socket_readbuf: deferring handling ah"))
+		return;
 	/* lws prefixes its own timestamp; keep its text as one field. */
 	log_event(level == LLL_ERR ? LOG_ERROR : level == LLL_WARN ? LOG_WARN : LOG_INFO, "lws",
 		  "msg=\"%.*s\"", (int)len, line);

@@ -9,6 +9,7 @@
 
 #include "adapter.h"
 #include "gateway.h"
+#include "listener.h"
 
 static const double metrics_bounds[METRICS_BUCKETS] = {
 	1, 2, 5, 10, 25, 50, 100, 250, 500, 1000, 2500, 5000, 10000, 60000,
@@ -159,6 +160,23 @@ char *metrics_render(const gateway_t *g, size_t *len)
 	metrics_printf(&b, "trackgate_connections{state=\"websocket\"} %u\n", ws);
 	metrics_printf(&b, "trackgate_connections{state=\"http\"} %u\n",
 		       g->n_conns > ws ? g->n_conns - ws : 0);
+	{
+		listener_stats_t la = listener_stats(g->listener), lm = listener_stats(g->metrics_listener);
+
+		metrics_printf(&b, "trackgate_connections{state=\"pending\"} %u\n",
+			       la.pending + lm.pending);
+		metrics_head(&b, "trackgate_pending_closed_total", "counter",
+			     "Connections closed before they sent a whole request head, by reason.");
+		metrics_printf(&b, "trackgate_pending_closed_total{reason=\"first_byte_timeout\"} %llu\n",
+			       (unsigned long long)(la.first_byte_timeouts + lm.first_byte_timeouts));
+		metrics_printf(&b, "trackgate_pending_closed_total{reason=\"head_timeout\"} %llu\n",
+			       (unsigned long long)(la.head_timeouts + lm.head_timeouts));
+		metrics_printf(&b, "trackgate_pending_closed_total{reason=\"max_pending_per_client\"} "
+			       "%llu\n",
+			       (unsigned long long)(la.refused_per_client + lm.refused_per_client));
+		metrics_printf(&b, "trackgate_pending_closed_total{reason=\"adopt_failed\"} %llu\n",
+			       (unsigned long long)(la.adopt_failed + lm.adopt_failed));
+	}
 	metrics_head(&b, "trackgate_watched_orders", "gauge", "Orders with watchers in this process.");
 	metrics_printf(&b, "trackgate_watched_orders %u\n", g->hub.n_orders);
 	metrics_head(&b, "trackgate_redis_subscriptions", "gauge", "Active SUBSCRIBEs (one per order).");

@@ -66,6 +66,7 @@ typedef struct session {
 	uint8_t phase;            /* SESSION_HTTP: http_phase_t of the request in progress */
 	uint8_t held;             /* SESSION_HTTP: input paused (rx flow control) while it waits */
 	uint8_t pipelined;        /* SESSION_HTTP: lws offered input behind it: answer, then close */
+	uint8_t reoffers;         /* SESSION_HTTP: body completions offered again while HTTP_QUEUED */
 	struct session *queue_prev, *queue_next; /* SESSION_HTTP: in server_queue while HTTP_QUEUED */
 	struct session *ka_prev, *ka_next; /* in g->ka_head[ka_state - 1] */
 	uint64_t ka_due_ms;       /* loop time its ping, or its pong, is due */
@@ -986,6 +987,10 @@ void server_close_watchers(gateway_t *g, int close_code, const char *reason)
  */
 static session_t *server_queue; /* HTTP_QUEUED sessions; the loop thread's only */
 
+/* Body completions of one queued request lws may offer in one loop turn before it counts as
+ * lws looping (it offers 2 for a request parsed from its buffer). */
+#define SERVER_REOFFERS_MAX 8
+
 static void server_queue_del(session_t *s)
 {
 	if (s->phase != HTTP_QUEUED)
@@ -1004,6 +1009,7 @@ static void server_queue_add(struct lws *wsi, session_t *s)
 {
 	s->w.conn = wsi; /* a plain HTTP session has no watcher: its conn is the wsi */
 	s->phase = HTTP_QUEUED;
+	s->reoffers = 0;
 	s->queue_prev = NULL;
 	s->queue_next = server_queue;
 	if (server_queue)
@@ -1500,7 +1506,16 @@ static int server_http_pipelined(gateway_t *g, struct lws *wsi, session_t *s)
 	case HTTP_READY:
 		return server_http_write(g, wsi, s);
 	case HTTP_QUEUED:
-		/* lws is looping inside this call; only a close ends it.  Nothing is stored yet. */
+		/*
+		 * Offered again before the loop turn ended.  lws offers a body
+		 * completion a second time for a request it parsed from its own
+		 * buffer; more than that is its loop inside one call, which only
+		 * a close ends.  Nothing is stored yet.
+		 */
+		if (++s->reoffers < SERVER_REOFFERS_MAX) {
+			s->pipelined = 0;
+			return 0;
+		}
 		server_queue_del(s);
 		ingest_free(s->ingest);
 		s->ingest = NULL;
