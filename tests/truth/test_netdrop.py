@@ -13,7 +13,10 @@ namespace).
 Five times: every packet through the router is dropped for 2 s
 (`tc qdisc replace dev X root pfifo limit 0` on both of the router's veths; this
 kernel has no netem), proven by both qdiscs' drop counters; then the qdiscs are
-removed and the convergence is timed from that moment.  Finally every watcher
+removed and the convergence is timed from that moment.  The gateway-to-watchers
+counter counts the update frames (and their retransmissions) that were cut; in
+the other direction the agent also sends three UDP datagrams to the gateway
+during each drop, so that counter never depends on TCP's retransmission timing.  Finally every watcher
 must end on the order's final state with every invariant of truth.check_watcher.
 
 Network namespaces need root: without them this test FAILS, it never skips.
@@ -47,7 +50,8 @@ async def fault(s):
         s.netns.drop()
         t0 = time.time()
         try:
-            await asyncio.sleep(DROP_S)  # the fault's duration
+            await agent.call("knock", host=node.host, port=node.port, n=3)
+            await asyncio.sleep(DROP_S - (time.time() - t0))  # the fault's duration
             drops = s.netns.drops()
         finally:
             s.netns.undrop()
