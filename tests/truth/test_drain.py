@@ -54,7 +54,7 @@ async def fault(s):
     await asyncio.to_thread(T.h.wait_until, lambda: not node.listening(), 10, 0.01,
                             "the draining node closing its listener")
     again = s.node("a2", extra=extra)
-    await asyncio.to_thread(again.start, node.port)
+    again.start(node.port)  # from the main thread: children die with the thread that spawned them
     T.log(f"SIGTERM; the restarted node serves {time.time() - t_term:.2f} s later")
     await s.converge(agent, gen, t_term, "drain_sigterm_2000", timeout=120)
     rc, took = await exit_wait

@@ -44,7 +44,7 @@ async def fault(s):
         lambda: T.http_once(node.host, node.port, "GET", "/readyz").status == 503, 10, 0.02,
         "/readyz 503 once redis-server is dead")
     T.log(f"redis-server killed; the gateway noticed in {time.time() - t_kill:.2f} s")
-    await asyncio.to_thread(s.redis.start)  # same socket, empty: no persistence
+    s.redis.start()  # same socket, empty (no persistence); from the main thread (PDEATHSIG)
     t_end = time.time()
     await s.converge(agent, gen, t_end, "redis_restart")
     await s.stream(gen, 10)

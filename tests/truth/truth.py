@@ -1066,6 +1066,10 @@ class PageWatcher:
         await self.tab.goto(self.url, timeout=30)
         await self.tab.wait_for("!!(window.__truth && window.trackgate)", timeout=20,
                                 what="the page's trackgate hook")
+        # Its websocket open before the next watcher connects: the order of connections
+        # is the order a balancer sees.
+        await self.tab.wait_for("__truth.conns.length > 0 && !!__truth.conns[0].open",
+                                timeout=20, what="the page's websocket open")
 
     async def pull(self):
         r = await self.tab.eval(f"__truth.take({sum(len(c['frames']) for c in self.conns)},"
