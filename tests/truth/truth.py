@@ -567,6 +567,7 @@ class Generator(threading.Thread):
         self.stopping = threading.Event()  # the stream ends after the current post
         self.abort = threading.Event()     # cleanup: no more retries either
         self.kicked = threading.Event()    # start the next round now
+        self.held = set()                  # orders that get no update meanwhile
         self.error = None
         self.final = {}
 
@@ -702,7 +703,8 @@ class Generator(threading.Thread):
                 for o in self.orders:
                     if self.stopping.is_set():
                         break
-                    self.post(o, *self.next_update(o))
+                    if o not in self.held:
+                        self.post(o, *self.next_update(o))
                 next_round += self.period
                 pause = next_round - time.monotonic()
                 if pause > 0 and not self.kicked.is_set():
@@ -743,14 +745,20 @@ class Generator(threading.Thread):
         with self.lock:
             return list(self.posts)
 
-    def first_applied_after(self, t):
-        """{order: cursor} of the first update of each order sent after wall time t and
-        applied, or None while some order has none yet."""
+    def first_applied_after(self, t, orders=None):
+        """{order: cursor} of the first update of each order (of `orders`, default all)
+        sent after wall time t and applied, or None while some order has none yet."""
+        orders = set(orders or self.orders)
         out = {}
         for p in self.snapshot():
-            if p.t_sent >= t and p.result == "applied" and p.order not in out:
+            if p.t_sent >= t and p.result == "applied" and p.order in orders \
+                    and p.order not in out:
                 out[p.order] = p.cursor
-        return out if len(out) == len(self.orders) else None
+        return out if len(out) == len(orders) else None
+
+    def last_applied(self, order):
+        return next((p.cursor for p in reversed(self.snapshot())
+                     if p.order == order and p.result == "applied"), None)
 
     def count(self):
         with self.lock:
@@ -856,16 +864,18 @@ class Progress:
             self.max = ct
         self.hist.append((ct, t))
 
-    def reached(self, target):
-        """First time the position was at or past target (a cursor string), or None."""
-        if target in self.cache:
-            return self.cache[target]
+    def reached(self, target, after=None):
+        """First time (at or after wall time `after`) a frame put the position at or past
+        target (a cursor string), or None."""
+        key = (target, after)
+        if key in self.cache:
+            return self.cache[key]
         tt = cur(target)
         if self.max is None or self.max < tt:
             return None
         for ct, t in self.hist:
-            if ct >= tt:
-                self.cache[target] = t
+            if ct >= tt and (after is None or t >= after):
+                self.cache[key] = t
                 return t
         return None
 
@@ -1088,7 +1098,10 @@ class PageWatcher:
             c["t_close"] = rc["close"] / 1000.0 if rc["close"] else None
             c["code"] = rc["code"]
         for n, t, data in r["frames"]:
-            self.conns[n]["frames"].append(parse_frame(data, t / 1000.0))
+            f = parse_frame(data, t / 1000.0)
+            self.conns[n]["frames"].append(f)
+            if f[F_TYPE] == "resumed":
+                self.prog.add(f[F_CUR], f[F_T])  # no order event: nothing changed
         for e in r["events"]:
             e[0] = e[0] / 1000.0
             self.events.append(e)
@@ -1159,7 +1172,7 @@ class AgentServer:
             self.pages[p.id] = p
             return {"ok": True, "chromium_pid": self.browser.proc.pid}
         if cmd == "progress":
-            return await self.progress(req["targets"], req.get("ids"))
+            return await self.progress(req["targets"], req.get("ids"), req.get("after"))
         if cmd == "knock":
             # UDP datagrams to the gateway: a witness that the watcher-to-gateway direction
             # is cut (the router's qdisc counts them), whatever TCP is doing meanwhile.
@@ -1216,7 +1229,7 @@ class AgentServer:
             return {"ok": True}
         return {"error": f"unknown command {cmd}"}
 
-    async def progress(self, targets, ids=None):
+    async def progress(self, targets, ids=None, after=None):
         """For each watcher: when it reached its order's target (and, for a page, went
         live); which ones have not."""
         for p in self.pages.values():
@@ -1229,7 +1242,7 @@ class AgentServer:
                 continue
             n += 1
             gave_up = getattr(w, "gave_up", None)
-            t = w.prog.reached(targets[w.order])
+            t = w.prog.reached(targets[w.order], after)
             live = w.live_since()
             if t is not None and live is not None and not gave_up:
                 if isinstance(w, PageWatcher):
@@ -1479,6 +1492,17 @@ def check_watcher(w, truth, ck, until=None):
                                   f" after one of ts {shown} was shown")
                 shown = f[F_LOCTS] if shown is None else max(shown, f[F_LOCTS])
     if w["kind"] == "page":
+        # A resume is the page's signal that it is live and gapless: Live within 1 s of the
+        # resumed frame, even when nothing was replayed (bug 3 of issue 13).
+        for ci, c in enumerate(w["conns"]):
+            res = next((f for f in c["frames"] if f[F_TYPE] == "resumed"), None)
+            if res is None or not c["t_open"]:
+                continue
+            live = [st[0] for st in w["states"] if st[1] == "live"
+                    and c["t_open"] - 0.05 <= st[0] <= res[F_T] + 1.0]
+            if not live:
+                fail("live", f"connection {ci}: not Live within 1 s of its resumed frame "
+                             f"(replayed={res[F_REPLAYED]})")
         shown = None
         for e in w["events"]:
             if e[2] is None:
@@ -1671,7 +1695,7 @@ class Suite:
         return specs
 
     # -- waiting
-    async def converge(self, agent, gen, t_end, label=None, timeout=60, ids=None):
+    async def converge(self, agent, gen, t_end, label=None, timeout=60, ids=None, orders=None):
         """Waits until every watcher shows an update applied after t_end (and, a page,
         is live); returns the ms from t_end to the last one; prints and records it
         when label is given."""
@@ -1682,7 +1706,7 @@ class Suite:
         last = None
         while True:
             if targets is None:
-                targets = gen.first_applied_after(t_end)
+                targets = gen.first_applied_after(t_end, orders)
             if targets is not None:
                 last = await agent.call("progress", targets=targets, ids=ids)
                 if last["done"]:
@@ -1728,6 +1752,21 @@ class Suite:
                 raise TestFailure(f"the generator answered {gen.count()} of {want} updates "
                                   f"within {timeout * self.scale:.0f} s")
             await asyncio.sleep(0.02)
+
+    async def converge_to(self, agent, targets, after=None, timeout=60):
+        """Waits until every watcher of these orders got a frame at or past its target
+        (at or after wall time `after`, when given) and is connected (a page: live)."""
+        deadline = time.monotonic() + timeout * self.scale
+        while True:
+            r = await agent.call("progress", targets=targets, after=after)
+            if r["done"]:
+                return r
+            self.assert_alive()
+            if time.monotonic() >= deadline:
+                raise TestFailure(f"not every watcher reached {targets} within "
+                                  f"{timeout * self.scale:.0f} s: {r['n_lagging']} lagging, "
+                                  f"e.g. {r['lagging']}")
+            await asyncio.sleep(0.05)
 
     async def finish(self, agent, gen, extra_checks=None):
         """Stops the generator, posts `delivered` for every order, waits for every watcher
