@@ -1,6 +1,6 @@
 #include "auth.h"
 
-#include <errno.h>
+#include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -94,6 +94,35 @@ static const auth_key_t *auth_find(const auth_keys_t *keys, const char *kid)
 	return NULL;
 }
 
+/*
+ * NumericDates (RFC 7519 2): exp, nbf and iat, when present, are JSON
+ * numbers, fractional ones included.  libjwt 1.10's jwt_get_grant_int reads
+ * anything else (a string "123", true, null, an object, and a fractional
+ * number too) as 0 without an error, so the claims are read here, from
+ * libjwt's own parse (one object, duplicate names already refused), with
+ * cJSON.  A value is clamped to +-2^53 s (beyond that a double holds no
+ * fraction anyway) so later arithmetic cannot overflow.
+ */
+#define AUTH_DATE_MAX 9007199254740992.0
+
+typedef enum auth_date {
+	AUTH_DATE_ABSENT = 0,
+	AUTH_DATE_OK,
+	AUTH_DATE_NOT_A_NUMBER,
+} auth_date_t;
+
+static auth_date_t auth_numeric_date(const cJSON *claims, const char *name, double *out)
+{
+	const cJSON *v = cJSON_GetObjectItemCaseSensitive(claims, name);
+
+	if (!v)
+		return AUTH_DATE_ABSENT;
+	if (!cJSON_IsNumber(v) || !isfinite(v->valuedouble))
+		return AUTH_DATE_NOT_A_NUMBER;
+	*out = fmax(-AUTH_DATE_MAX, fmin(AUTH_DATE_MAX, v->valuedouble));
+	return AUTH_DATE_OK;
+}
+
 #define AUTH_FAIL(res, ...)                                  \
 	do {                                                  \
 		snprintf(why, why_len, __VA_ARGS__);          \
@@ -105,12 +134,14 @@ auth_result_t auth_check(const auth_keys_t *keys, const char *token, size_t toke
 			 const char *order_id, int64_t now_s, int64_t *exp_s, char *why,
 			 size_t why_len)
 {
-	char alg[16], kid[AUTH_KID_MAX + 1], *copy = NULL;
+	char alg[16], kid[AUTH_KID_MAX + 1], *copy = NULL, *json = NULL;
 	const auth_key_t *key;
 	jwt_t *jwt = NULL;
+	cJSON *claims = NULL;
 	const char *claim;
 	auth_result_t rc = AUTH_OK;
-	long exp, nbf;
+	double exp = 0, nbf = 0, iat = 0;
+	auth_date_t has_exp, has_nbf;
 
 	if (!token || !token_len)
 		AUTH_FAIL(AUTH_INVALID, "a token is required (?token=)");
@@ -132,23 +163,35 @@ auth_result_t auth_check(const auth_keys_t *keys, const char *token, size_t toke
 	/* libjwt verified with this key; make sure it did so with the expected algorithm. */
 	if (jwt_get_alg(jwt) != (key->alg == AUTH_HS256 ? JWT_ALG_HS256 : JWT_ALG_ES256))
 		AUTH_FAIL(AUTH_INVALID, "the token's algorithm is not allowed for its key");
-	errno = 0;
-	exp = jwt_get_grant_int(jwt, "exp");
-	if (errno || exp <= 0)
+	json = jwt_get_grants_json(jwt, NULL);
+	claims = json ? cJSON_Parse(json) : NULL;
+	if (!cJSON_IsObject(claims))
+		AUTH_FAIL(AUTH_INVALID, "the token is malformed");
+	has_exp = auth_numeric_date(claims, "exp", &exp);
+	if (has_exp == AUTH_DATE_NOT_A_NUMBER)
+		AUTH_FAIL(AUTH_INVALID, "the token's expiry (exp) is not a number");
+	has_nbf = auth_numeric_date(claims, "nbf", &nbf);
+	if (has_nbf == AUTH_DATE_NOT_A_NUMBER)
+		AUTH_FAIL(AUTH_INVALID, "the token's start (nbf) is not a number");
+	if (auth_numeric_date(claims, "iat", &iat) == AUTH_DATE_NOT_A_NUMBER)
+		AUTH_FAIL(AUTH_INVALID, "the token's issue time (iat) is not a number");
+	if (has_exp == AUTH_DATE_ABSENT)
 		AUTH_FAIL(AUTH_INVALID, "the token has no expiry (exp)");
-	if (exp + AUTH_LEEWAY_S < now_s)
+	/* now_s is whole seconds: exp + leeway < now iff floor(exp) + leeway < now (nbf: ceil). */
+	exp = floor(exp);
+	if (exp <= 0 || exp + AUTH_LEEWAY_S < (double)now_s)
 		AUTH_FAIL(AUTH_INVALID, "the tracking link has expired");
-	errno = 0;
-	nbf = jwt_get_grant_int(jwt, "nbf");
-	if (!errno && nbf > now_s + AUTH_LEEWAY_S)
+	if (has_nbf == AUTH_DATE_OK && ceil(nbf) > (double)now_s + AUTH_LEEWAY_S)
 		AUTH_FAIL(AUTH_INVALID, "the tracking link is not valid yet");
 	claim = jwt_get_grant(jwt, "order_id");
 	if (!claim)
 		AUTH_FAIL(AUTH_INVALID, "the token names no order (order_id)");
 	if (strcmp(claim, order_id) != 0)
 		AUTH_FAIL(AUTH_FORBIDDEN, "the token is for another order");
-	*exp_s = exp;
+	*exp_s = (int64_t)exp;
 out:
+	cJSON_Delete(claims);
+	free(json);
 	jwt_free(jwt);
 	free(copy);
 	return rc;

@@ -3,12 +3,15 @@
  * with its usual library.
  *
  *   header  {"alg":"HS256"|"ES256","kid":"<key id>"}   (kid optional with one key)
- *   claims  {"order_id":"<the order>","exp":<unix s>,"nbf":<unix s>?,...}
+ *   claims  {"order_id":"<the order>","exp":<unix s>,"nbf":<unix s>?,"iat":<unix s>?,...}
  *
  * Each configured key has one algorithm: an HS256 key only verifies HS256,
  * an ES256 public key only ES256, so "none" and HS/ES mix-ups are refused
  * before any signature is computed.  exp is required; nbf is honoured; both
- * with AUTH_LEEWAY_S of clock skew.  Pure functions: no I/O after the keys
+ * with AUTH_LEEWAY_S of clock skew.  exp, nbf and iat, when present, must be
+ * JSON numbers (RFC 7519 NumericDate; fractions allowed): a string, a
+ * boolean, null, an array or an object there is refused, never read as 0 or
+ * as absent.  Pure functions: no I/O after the keys
  * are loaded at start-up (or by a reload in the thread pool).
  */
 #ifndef TRACKGATE_AUTH_H
@@ -49,8 +52,8 @@ typedef enum auth_result {
 
 /*
  * Checks token for order_id at now (unix seconds).  On AUTH_OK *exp_s is
- * the token's expiry.  why gets a readable reason otherwise (never the
- * token itself).
+ * the token's expiry, in whole seconds (a fractional exp rounded down).  why
+ * gets a readable reason otherwise (never the token itself).
  */
 auth_result_t auth_check(const auth_keys_t *keys, const char *token, size_t token_len,
 			 const char *order_id, int64_t now_s, int64_t *exp_s, char *why,

@@ -81,6 +81,43 @@ static auth_result_t check(const char *token, const char *order, char *why)
 	return auth_check(&keys, token, token ? strlen(token) : 0, order, NOW, &exp, why, 96);
 }
 
+/* An HS256 token (kid hs1) whose claims are exactly json: any JSON type in any claim. */
+static char *mint_json(const char *json)
+{
+	jwt_t *jwt = NULL;
+	char *t;
+
+	assert_int_equal(jwt_new(&jwt), 0);
+	assert_int_equal(jwt_add_grants_json(jwt, json), 0);
+	assert_int_equal(jwt_add_header(jwt, "kid", "hs1"), 0);
+	assert_int_equal(jwt_set_alg(jwt, JWT_ALG_HS256, (const unsigned char *)HS_SECRET,
+				     (int)strlen(HS_SECRET)), 0);
+	t = jwt_encode_str(jwt);
+	jwt_free(jwt);
+	assert_non_null(t);
+	return t;
+}
+
+/* auth_check of the claims json (printf-style) at NOW for A1; *exp_s in *exp when given. */
+static auth_result_t check_claims(char *why, int64_t *exp, const char *fmt, ...)
+{
+	char json[512], *t;
+	int64_t e = 0;
+	auth_result_t r;
+	va_list ap;
+
+	va_start(ap, fmt);
+	vsnprintf(json, sizeof(json), fmt, ap);
+	va_end(ap);
+	t = mint_json(json);
+	why[0] = '\0';
+	r = auth_check(&keys, t, strlen(t), "A1", NOW, &e, why, 96);
+	free(t);
+	if (exp)
+		*exp = e;
+	return r;
+}
+
 static void valid_hs256_token_is_accepted(void **state)
 {
 	char why[96], *t = mint(JWT_ALG_HS256, "hs1", HS_SECRET, "A1", NOW + 60, 0);
@@ -222,6 +259,105 @@ static void single_key_needs_no_kid_and_rotation_accepts_both_kids(void **state)
 	free(t);
 }
 
+static void exp_nbf_or_iat_that_is_not_a_number_is_invalid_and_says_which(void **state)
+{
+	/* RFC 7519 NumericDate: a JSON number.  libjwt reads each of these as 0 (nbf, iat: ignored). */
+	static const char *const values[] = {"\"1800000060\"", "\"\"", "true", "false", "null",
+					     "{}", "{\"n\":1800000060}", "[1800000060]"};
+	static const struct {
+		const char *claim, *word;
+	} claims[] = {{"exp", "exp"}, {"nbf", "nbf"}, {"iat", "iat"}};
+	char why[96];
+
+	for (size_t c = 0; c < sizeof(claims) / sizeof(claims[0]); c++) {
+		for (size_t v = 0; v < sizeof(values) / sizeof(values[0]); v++) {
+			auth_result_t r;
+
+			if (!strcmp(claims[c].claim, "exp"))
+				r = check_claims(why, NULL, "{\"order_id\":\"A1\",\"exp\":%s}",
+						 values[v]);
+			else
+				r = check_claims(why, NULL,
+						 "{\"order_id\":\"A1\",\"exp\":%lld,\"%s\":%s}",
+						 NOW + 60, claims[c].claim, values[v]);
+			if (r != AUTH_INVALID || !strstr(why, claims[c].word) ||
+			    !strstr(why, "not a number"))
+				fail_msg("%s = %s: result %d, reason \"%s\"; want AUTH_INVALID saying "
+					 "\"(%s) is not a number\"", claims[c].claim, values[v], (int)r,
+					 why, claims[c].word);
+		}
+	}
+}
+
+static void a_string_nbf_far_in_the_future_does_not_pass_as_absent(void **state)
+{
+	char why[96];
+
+	/* The outside tester's token: a quoted nbf used to be ignored, so the token was accepted. */
+	assert_int_equal(check_claims(why, NULL, "{\"order_id\":\"A1\",\"exp\":%lld,\"nbf\":"
+				      "\"%lld\"}", NOW + 600, NOW + 300), AUTH_INVALID);
+	assert_non_null(strstr(why, "nbf"));
+}
+
+static void fractional_numeric_dates_are_accepted(void **state)
+{
+	char why[96];
+	int64_t exp = 0;
+
+	/* exp 1.9e9 + 0.5 (issue 14's example), written both ways. */
+	assert_int_equal(check_claims(why, &exp, "{\"order_id\":\"A1\",\"exp\":1900000000.5}"),
+			 AUTH_OK);
+	assert_int_equal(exp, 1900000000);
+	assert_int_equal(check_claims(why, &exp, "{\"order_id\":\"A1\",\"exp\":1.9e9}"), AUTH_OK);
+	assert_int_equal(exp, 1900000000);
+	assert_int_equal(check_claims(why, &exp, "{\"order_id\":\"A1\",\"exp\":%lld.25,\"nbf\":"
+				      "%lld.75,\"iat\":%lld.5}", NOW + 60, NOW - 1, NOW - 1),
+			 AUTH_OK);
+	assert_int_equal(exp, NOW + 60);
+}
+
+static void fractional_exp_and_nbf_are_compared_to_the_leeway_exactly(void **state)
+{
+	char why[96];
+	int64_t exp = 0;
+
+	/* exp: valid while exp + leeway >= now. */
+	assert_int_equal(check_claims(why, &exp, "{\"order_id\":\"A1\",\"exp\":%lld.5}",
+				      NOW - AUTH_LEEWAY_S), AUTH_OK);
+	assert_int_equal(exp, NOW - AUTH_LEEWAY_S);
+	assert_int_equal(check_claims(why, NULL, "{\"order_id\":\"A1\",\"exp\":%lld.5}",
+				      NOW - AUTH_LEEWAY_S - 1), AUTH_INVALID);
+	assert_non_null(strstr(why, "expired"));
+	/* nbf: valid once nbf <= now + leeway; half a second later is not yet. */
+	assert_int_equal(check_claims(why, NULL, "{\"order_id\":\"A1\",\"exp\":%lld,\"nbf\":%lld.5}",
+				      NOW + 600, NOW + AUTH_LEEWAY_S - 1), AUTH_OK);
+	assert_int_equal(check_claims(why, NULL, "{\"order_id\":\"A1\",\"exp\":%lld,\"nbf\":%lld.5}",
+				      NOW + 600, NOW + AUTH_LEEWAY_S), AUTH_INVALID);
+	assert_non_null(strstr(why, "not valid yet"));
+}
+
+static void extreme_numeric_dates_neither_overflow_nor_pass(void **state)
+{
+	char why[96];
+	int64_t exp = 0;
+
+	/* Far future: accepted, and the expiry the server keeps is positive and finite. */
+	assert_int_equal(check_claims(why, &exp, "{\"order_id\":\"A1\",\"exp\":1e300}"), AUTH_OK);
+	assert_true(exp > NOW && exp <= (int64_t)1 << 53);
+	/* Zero, negative and far past: expired. */
+	assert_int_equal(check_claims(why, NULL, "{\"order_id\":\"A1\",\"exp\":0}"), AUTH_INVALID);
+	assert_int_equal(check_claims(why, NULL, "{\"order_id\":\"A1\",\"exp\":-0.0}"),
+			 AUTH_INVALID);
+	assert_int_equal(check_claims(why, NULL, "{\"order_id\":\"A1\",\"exp\":-1e300}"),
+			 AUTH_INVALID);
+	assert_non_null(strstr(why, "expired"));
+	/* nbf far ahead: not valid yet; far behind: fine. */
+	assert_int_equal(check_claims(why, NULL, "{\"order_id\":\"A1\",\"exp\":%lld,\"nbf\":1e300}",
+				      NOW + 60), AUTH_INVALID);
+	assert_int_equal(check_claims(why, NULL, "{\"order_id\":\"A1\",\"exp\":%lld,\"nbf\":-1e300}",
+				      NOW + 60), AUTH_OK);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -237,6 +373,11 @@ int main(void)
 		cmocka_unit_test(tampered_payload_or_signature_is_refused),
 		cmocka_unit_test(garbage_and_missing_tokens_are_invalid),
 		cmocka_unit_test(single_key_needs_no_kid_and_rotation_accepts_both_kids),
+		cmocka_unit_test(exp_nbf_or_iat_that_is_not_a_number_is_invalid_and_says_which),
+		cmocka_unit_test(a_string_nbf_far_in_the_future_does_not_pass_as_absent),
+		cmocka_unit_test(fractional_numeric_dates_are_accepted),
+		cmocka_unit_test(fractional_exp_and_nbf_are_compared_to_the_leeway_exactly),
+		cmocka_unit_test(extreme_numeric_dates_neither_overflow_nor_pass),
 	};
 
 	return cmocka_run_group_tests(tests, setup, NULL);
