@@ -1737,8 +1737,11 @@ class Suite:
         """Fails at once when a node, redis-server or haproxy the test did not stop died."""
         for n in self.nodes:
             if n.proc is not None and not n.stopped and n.proc.poll() is not None:
-                raise TestFailure(f"trackgated {n.name} died (exit status {n.proc.returncode}):\n"
-                                  f"{h.tail(n.log, 30)}")
+                hint = (" - the test did not kill it: a SIGKILL from outside (a `pkill "
+                        "trackgated` or the like on this machine) or the OOM killer"
+                        if n.proc.returncode == -signal.SIGKILL else "")
+                raise TestFailure(f"trackgated {n.name} died (exit status {n.proc.returncode})"
+                                  f"{hint}:\n{h.tail(n.log, 30)}")
         if self.haproxy and self.haproxy.proc and self.haproxy.proc.poll() is not None:
             raise TestFailure(f"haproxy died (exit status {self.haproxy.proc.returncode})")
 
