@@ -6,6 +6,10 @@
  *                                       the server answers), through Redis, the ingest
  *                                       API or an nchan publisher
  *   trackgate-bench floor   [options]   a server that only send()s frames: the floor
+ *   trackgate-bench attack  [options]   hold connections that dribble a request head a
+ *                                       byte a second, or send nothing at all
+ *   trackgate-bench probe   [options]   a legitimate client meanwhile: /healthz and
+ *                                       websocket upgrade + snapshot latencies
  *
  * Every update carries event_id "b<seq>-<usec>": its sequence number within
  * its order and the wall-clock microsecond it was sent.  A watcher reading it
@@ -26,6 +30,7 @@
 #include <netinet/in.h>
 #include <netinet/tcp.h>
 #include <arpa/inet.h>
+#include <poll.h>
 #include <signal.h>
 #include <stdarg.h>
 #include <stdbool.h>
@@ -125,7 +130,7 @@ static uint64_t hist_pct(const hist_t *h, double p)
 typedef struct opts {
 	char host[64];
 	int port;
-	char sources[32][48];
+	char sources[256][16];
 	int n_sources;
 	int orders;
 	int order_base;
@@ -145,6 +150,12 @@ typedef struct opts {
 	int conns;              /* http: connections */
 	char nchan_path[64];
 	char secret[256];       /* webhook: the provider secret */
+	/* attack and probe */
+	char attack[16];        /* dribble | silent */
+	int attackers;
+	int requests;           /* probe: GET /healthz requests */
+	int upgrades;           /* probe: websocket upgrades, each until its snapshot */
+	double timeout;         /* probe: seconds each may take */
 	int quiet;
 } opts_t;
 
@@ -1278,9 +1289,511 @@ static int cmd_floor(const opts_t *o)
 	return 0;
 }
 
+/* --- attack: connections that sit in front of the gateway ------------------------------- */
+
+/*
+ * trackgate-bench attack holds --attackers connections from --sources, each
+ * either "dribble" (the request line "GET /healthz HTTP/1.1\r\n" at once, then
+ * one header byte a second, never the blank line) or "silent" (nothing at all).
+ * A connection the server closes is opened again at once, as an attacker would:
+ * the attack lasts however the server sheds it.  Once all are open (or --ramp
+ * ran out) it says "N/M CONNS connections open" on stderr, then holds them for
+ * --duration s or until SIGTERM, sampling how many are open every 100 ms, and
+ * prints one JSON line.  --procs N splits them over N processes (one holds at
+ * most ~19 000 descriptors here).
+ */
+enum { A_IDLE, A_CONNECTING, A_OPEN };
+
+typedef struct aconn {
+	int fd;
+	uint8_t state;
+	uint8_t answered;  /* the server wrote something (an error answer) */
+	uint32_t sent;     /* dribble: bytes sent after the request line */
+	uint64_t next_us;  /* A_IDLE: when to connect; A_OPEN, dribble: the next byte */
+} aconn_t;
+
+typedef struct astats {
+	uint64_t opened, connect_failed, server_closed, answered, bytes_sent;
+	uint64_t held_min, held_sum, held_samples;
+	int held_at_start;
+} astats_t;
+
+static const char dribble_line[] = "GET /healthz HTTP/1.1\r\n";
+
+static void attack_run(const opts_t *o, int first, int n, int out_fd)
+{
+	int ep = epoll_create1(EPOLL_CLOEXEC), open_now = 0, connecting = 0;
+	aconn_t *cs = calloc((size_t)n, sizeof(*cs));
+	int *todo = malloc((size_t)n * sizeof(*todo)); /* a ring of connections to (re)open */
+	int todo_head = 0, todo_n = n;
+	bool dribble = !strcmp(o->attack, "dribble"), holding = false;
+	uint64_t t0 = mono_us(), ramp_end, hold_end = 0, next_sample = 0;
+	static astats_t st;
+	struct epoll_event evs[512];
+	char sink[4096];
+
+	if (ep < 0 || !cs || !todo)
+		die("out of memory");
+	for (int i = 0; i < n; i++) {
+		cs[i].fd = -1;
+		todo[i] = i;
+	}
+	st.held_min = UINT64_MAX;
+	ramp_end = t0 + (uint64_t)(o->ramp * 1e6);
+	while (!stop_flag) {
+		uint64_t t = mono_us();
+
+		/* (Re)open connections whose time has come, at most 512 connecting at once. */
+		while (todo_n && connecting < 512) {
+			int i = todo[todo_head];
+			aconn_t *c = &cs[i];
+			int gi = first + i;
+
+			if (c->next_us > t)
+				break;
+			todo_head = (todo_head + 1) % n;
+			todo_n--;
+			c->fd = tcp_connect(o, o->n_sources ? o->sources[gi % o->n_sources] : NULL, 0);
+			if (c->fd < 0) {
+				st.connect_failed++;
+				c->next_us = t + 100000; /* again in 100 ms */
+				todo[(todo_head + todo_n++) % n] = i;
+				continue;
+			}
+			c->state = A_CONNECTING;
+			c->answered = 0;
+			c->sent = 0;
+			epoll_ctl(ep, EPOLL_CTL_ADD, c->fd,
+				  &(struct epoll_event){.events = EPOLLOUT | EPOLLIN | EPOLLRDHUP,
+							.data.u32 = (uint32_t)i});
+			connecting++;
+		}
+		if (!holding && (open_now == n || t >= ramp_end)) {
+			holding = true;
+			hold_end = t + (uint64_t)(o->duration * 1e6);
+			next_sample = t;
+			st.held_at_start = open_now;
+			if (!o->quiet)
+				fprintf(stderr, "trackgate-bench: %d/%d %s connections open after %.1f s\n",
+					open_now, n, o->attack, (double)(t - t0) / 1e6);
+		}
+		if (holding && t >= hold_end)
+			break;
+		if (holding && t >= next_sample) {
+			st.held_sum += (uint64_t)open_now;
+			st.held_samples++;
+			if ((uint64_t)open_now < st.held_min)
+				st.held_min = (uint64_t)open_now;
+			next_sample += 100000;
+		}
+		if (dribble) { /* one more header byte a second on each open connection */
+			for (int i = 0; i < n; i++) {
+				aconn_t *c = &cs[i];
+
+				if (c->state != A_OPEN || c->next_us > t)
+					continue;
+				if (send(c->fd, "x", 1, MSG_NOSIGNAL | MSG_DONTWAIT) == 1) {
+					c->sent++;
+					st.bytes_sent++;
+				}
+				c->next_us += 1000000;
+			}
+		}
+		int k = epoll_wait(ep, evs, 512, 20);
+
+		t = mono_us();
+		for (int e = 0; e < k; e++) {
+			int i = (int)evs[e].data.u32;
+			aconn_t *c = &cs[i];
+			bool gone = false;
+
+			if (c->state == A_CONNECTING) {
+				int err = 0;
+				socklen_t el = sizeof(err);
+
+				getsockopt(c->fd, SOL_SOCKET, SO_ERROR, &err, &el);
+				connecting--;
+				if (err) {
+					st.connect_failed++;
+					epoll_ctl(ep, EPOLL_CTL_DEL, c->fd, NULL);
+					close(c->fd);
+					c->fd = -1;
+					c->state = A_IDLE;
+					c->next_us = t + 100000;
+					todo[(todo_head + todo_n++) % n] = i;
+					continue;
+				}
+				c->state = A_OPEN;
+				st.opened++;
+				open_now++;
+				epoll_ctl(ep, EPOLL_CTL_MOD, c->fd,
+					  &(struct epoll_event){.events = EPOLLIN | EPOLLRDHUP,
+								.data.u32 = (uint32_t)i});
+				if (dribble) {
+					(void)!send(c->fd, dribble_line, sizeof(dribble_line) - 1,
+						    MSG_NOSIGNAL | MSG_DONTWAIT);
+					c->next_us = t + 1000000;
+				}
+			}
+			if (!(evs[e].events & (EPOLLIN | EPOLLRDHUP | EPOLLHUP | EPOLLERR)))
+				continue;
+			for (;;) {
+				ssize_t r = recv(c->fd, sink, sizeof(sink), 0);
+
+				if (r > 0) {
+					if (!c->answered)
+						st.answered++;
+					c->answered = 1;
+					continue;
+				}
+				gone = r == 0 || (errno != EAGAIN && errno != EINTR);
+				break;
+			}
+			if (gone) { /* the server shed it: open it again at once */
+				st.server_closed++;
+				open_now--;
+				epoll_ctl(ep, EPOLL_CTL_DEL, c->fd, NULL);
+				close(c->fd);
+				c->fd = -1;
+				c->state = A_IDLE;
+				c->next_us = t;
+				todo[(todo_head + todo_n++) % n] = i;
+			}
+		}
+	}
+	if (!st.held_samples)
+		st.held_min = 0;
+	if (write(out_fd, &st, sizeof(st)) != (ssize_t)sizeof(st))
+		die("cannot report to the parent");
+	_exit(0); /* the kernel closes the sockets */
+}
+
+static int cmd_attack(const opts_t *o)
+{
+	static astats_t all, one;
+	int procs = o->procs < 1 ? 1 : o->procs, fds[64];
+	pid_t pids[64];
+	uint64_t t0 = mono_us();
+
+	if (strcmp(o->attack, "dribble") && strcmp(o->attack, "silent"))
+		die("attack wants --attack dribble|silent");
+	if (procs > 64)
+		die("--procs is at most 64");
+	for (int p = 0; p < procs; p++) {
+		int pipefd[2], first = o->attackers * p / procs, last = o->attackers * (p + 1) / procs;
+
+		if (pipe(pipefd))
+			die("pipe: %s", strerror(errno));
+		pids[p] = fork();
+		if (pids[p] < 0)
+			die("fork: %s", strerror(errno));
+		if (pids[p] == 0) {
+			close(pipefd[0]);
+			attack_run(o, first, last - first, pipefd[1]);
+		}
+		close(pipefd[1]);
+		fds[p] = pipefd[0];
+	}
+	/* SIGTERM stops the children (the same process group gets it from a shell; run
+	 * sends it to this process, which passes it on). */
+	while (!stop_flag) {
+		int st;
+		pid_t w = waitpid(-1, &st, WNOHANG);
+
+		if (w > 0 || (w < 0 && errno == ECHILD))
+			break;
+		usleep(20000);
+	}
+	if (stop_flag)
+		for (int p = 0; p < procs; p++)
+			kill(pids[p], SIGTERM);
+	all.held_min = 0;
+	for (int p = 0; p < procs; p++) {
+		size_t got = 0;
+
+		while (got < sizeof(one)) {
+			ssize_t r = read(fds[p], (char *)&one + got, sizeof(one) - got);
+
+			if (r <= 0)
+				break;
+			got += (size_t)r;
+		}
+		if (got == sizeof(one)) {
+			all.opened += one.opened;
+			all.connect_failed += one.connect_failed;
+			all.server_closed += one.server_closed;
+			all.answered += one.answered;
+			all.bytes_sent += one.bytes_sent;
+			all.held_min += one.held_min; /* a lower bound of the sum */
+			all.held_sum += one.held_samples ? one.held_sum / one.held_samples : 0;
+			all.held_at_start += one.held_at_start;
+		}
+		close(fds[p]);
+		waitpid(pids[p], NULL, 0);
+	}
+	double secs = (double)(mono_us() - t0) / 1e6;
+
+	if (!o->quiet)
+		fprintf(stderr,
+			"trackgate-bench attack (%s): %d connections, %d open at the start, at least %" PRIu64
+			" held throughout (%" PRIu64 " on average); %" PRIu64 " opened, %" PRIu64
+			" closed by the server, %" PRIu64 " answered, %" PRIu64 " failed connects (%.1f s)\n",
+			o->attack, o->attackers, all.held_at_start, all.held_min, all.held_sum, all.opened,
+			all.server_closed, all.answered, all.connect_failed, secs);
+	printf("{\"cmd\":\"attack\",\"attack\":\"%s\",\"attackers\":%d,\"held_at_start\":%d,"
+	       "\"held_min\":%" PRIu64 ",\"held_avg\":%" PRIu64 ",\"opened\":%" PRIu64
+	       ",\"server_closed\":%" PRIu64 ",\"answered\":%" PRIu64 ",\"connect_failed\":%" PRIu64
+	       ",\"bytes_sent\":%" PRIu64 ",\"secs\":%.3f}\n",
+	       o->attack, o->attackers, all.held_at_start, all.held_min, all.held_sum, all.opened,
+	       all.server_closed, all.answered, all.connect_failed, all.bytes_sent, secs);
+	fflush(stdout);
+	return 0;
+}
+
+/* --- probe: the legitimate client ---------------------------------------------------------- */
+
+/*
+ * trackgate-bench probe is one well-behaved client: --requests GET /healthz
+ * and --upgrades websocket upgrades of /v1/track/PREFIX-0 (each until its
+ * snapshot frame has arrived), interleaved evenly, each on a fresh
+ * connection, one at a time, --rate starts a second at most.  Each has
+ * --timeout s; one that times out, is refused (another status) or is cut off
+ * counts as failed.  Nothing starts after --duration s (the rest count as
+ * skipped).  Latency: connect() to the last byte of the answer (the snapshot
+ * frame for an upgrade), answered ones only.
+ */
+typedef struct pkind {
+	hist_t lat;
+	uint64_t tried, ok, timeouts, refused, cut;
+} pkind_t;
+
+/* 1 once fd has one of events, 0 at the deadline (mono_us), -1 on error. */
+static int wait_fd(int fd, short events, uint64_t deadline)
+{
+	for (;;) {
+		uint64_t t = mono_us();
+		struct pollfd p = {.fd = fd, .events = events};
+		int r;
+
+		if (t >= deadline)
+			return 0;
+		r = poll(&p, 1, (int)((deadline - t + 999) / 1000));
+		if (r > 0)
+			return 1;
+		if (r < 0 && errno != EINTR)
+			return -1;
+	}
+}
+
+enum { P_OK, P_TIMEOUT, P_REFUSED, P_CUT };
+
+/* One request on a fresh connection; *lat_us its latency. */
+static int probe_once(const opts_t *o, bool upgrade, uint64_t *lat_us)
+{
+	char req[512], buf[16384];
+	uint64_t t0 = mono_us(), deadline = t0 + (uint64_t)(o->timeout * 1e6);
+	const char *src = o->n_sources ? o->sources[0] : NULL;
+	int fd = tcp_connect(o, src, 0), n, err = 0, res = P_CUT;
+	socklen_t el = sizeof(err);
+	size_t have = 0;
+
+	if (fd < 0)
+		return P_CUT;
+	if (upgrade)
+		n = snprintf(req, sizeof(req),
+			     "GET /v1/track/%s-%d HTTP/1.1\r\nHost: %s:%d\r\nUpgrade: websocket\r\n"
+			     "Connection: Upgrade\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n"
+			     "Sec-WebSocket-Version: 13\r\n\r\n",
+			     o->prefix, o->order_base, o->host, o->port);
+	else
+		n = snprintf(req, sizeof(req), "GET /healthz HTTP/1.1\r\nHost: %s:%d\r\n\r\n", o->host,
+			     o->port);
+	int w = wait_fd(fd, POLLOUT, deadline);
+
+	if (w <= 0) {
+		res = w == 0 ? P_TIMEOUT : P_CUT;
+		goto out;
+	}
+	getsockopt(fd, SOL_SOCKET, SO_ERROR, &err, &el);
+	if (err || send(fd, req, (size_t)n, MSG_NOSIGNAL) != n)
+		goto out;
+	for (;;) {
+		char *e;
+		ssize_t r;
+
+		w = wait_fd(fd, POLLIN, deadline);
+		if (w <= 0) {
+			res = w == 0 ? P_TIMEOUT : P_CUT;
+			goto out;
+		}
+		r = recv(fd, buf + have, sizeof(buf) - 1 - have, 0);
+		if (r < 0 && (errno == EAGAIN || errno == EINTR))
+			continue;
+		if (r <= 0)
+			goto out; /* cut off before a whole answer */
+		have += (size_t)r;
+		buf[have] = '\0';
+		e = memmem(buf, have, "\r\n\r\n", 4);
+		if (!e) {
+			if (have == sizeof(buf) - 1)
+				goto out;
+			continue;
+		}
+		size_t hl = (size_t)(e + 4 - buf);
+		int status = have >= 12 ? atoi(buf + 9) : 0;
+
+		if (status != (upgrade ? 101 : 200)) {
+			res = P_REFUSED;
+			goto out;
+		}
+		if (!upgrade) {
+			char *cl = strcasestr(buf, "\r\ncontent-length:");
+			size_t blen = cl && cl < e ? (size_t)strtoul(cl + 17, NULL, 10) : 0;
+
+			if (have >= hl + blen) {
+				res = P_OK;
+				goto out;
+			}
+			continue;
+		}
+		/* The first frame after the 101: the snapshot. */
+		const unsigned char *f = (const unsigned char *)buf + hl;
+		size_t fl = have - hl, pl, fh = 2;
+
+		if (fl < 2)
+			continue;
+		pl = f[1] & 0x7f;
+		if (pl == 126) {
+			if (fl < 4)
+				continue;
+			pl = (size_t)f[2] << 8 | f[3];
+			fh = 4;
+		} else if (pl == 127) {
+			res = P_REFUSED; /* a snapshot is never that long here */
+			goto out;
+		}
+		if (fl < fh + pl) {
+			if (hl + fh + pl >= sizeof(buf) - 1)
+				goto out;
+			continue;
+		}
+		res = (f[0] & 0x0f) == 1 && pl > 18 && !memcmp(f + fh, "{\"type\":\"snapshot\"", 18)
+			      ? P_OK
+			      : P_REFUSED;
+		if (res == P_OK) { /* a polite close (masked, key 0, code 1000) */
+			static const char cl[] = {(char)0x88, (char)0x82, 0, 0, 0, 0, 0x03, (char)0xe8};
+
+			(void)!send(fd, cl, sizeof(cl), MSG_NOSIGNAL | MSG_DONTWAIT);
+		}
+		goto out;
+	}
+out:
+	*lat_us = mono_us() - t0;
+	close(fd);
+	return res;
+}
+
+static void probe_json(const char *name, const pkind_t *k)
+{
+	printf("\"%s\":{\"tried\":%" PRIu64 ",\"ok\":%" PRIu64 ",\"failed\":%" PRIu64
+	       ",\"timeouts\":%" PRIu64 ",\"refused\":%" PRIu64 ",\"cut\":%" PRIu64
+	       ",\"p50_us\":%" PRIu64 ",\"p99_us\":%" PRIu64 ",\"max_us\":%" PRIu64 "}",
+	       name, k->tried, k->ok, k->tried - k->ok, k->timeouts, k->refused, k->cut,
+	       hist_pct(&k->lat, 50), hist_pct(&k->lat, 99), k->lat.max);
+}
+
+static int cmd_probe(const opts_t *o)
+{
+	static pkind_t kinds[2]; /* 0: /healthz, 1: upgrade */
+	int total = o->requests + o->upgrades, skipped = 0;
+	uint64_t t0 = mono_us(), end = t0 + (uint64_t)(o->duration * 1e6);
+
+	if (o->requests < 0 || o->upgrades < 0 || total < 1 || o->timeout <= 0)
+		die("probe wants --requests and/or --upgrades, and a positive --timeout");
+	for (int i = 0; i < total; i++) {
+		/* Upgrades spread evenly among the requests. */
+		bool up = (long)(i + 1) * o->upgrades / total > (long)i * o->upgrades / total;
+		pkind_t *k = &kinds[up];
+		uint64_t lat, t = mono_us();
+
+		if (stop_flag || t >= end) {
+			skipped = total - i;
+			break;
+		}
+		if (o->rate > 0) {
+			uint64_t due = t0 + (uint64_t)((double)i * 1e6 / o->rate);
+
+			if (due > t)
+				usleep((useconds_t)(due - t));
+		}
+		k->tried++;
+		switch (probe_once(o, up, &lat)) {
+		case P_OK:
+			k->ok++;
+			hist_add(&k->lat, lat);
+			break;
+		case P_TIMEOUT: k->timeouts++; break;
+		case P_REFUSED: k->refused++; break;
+		default: k->cut++; break;
+		}
+	}
+	double secs = (double)(mono_us() - t0) / 1e6;
+
+	if (!o->quiet)
+		for (int u = 0; u < 2; u++)
+			fprintf(stderr,
+				"trackgate-bench probe: %s %" PRIu64 " tried, %" PRIu64 " ok, %" PRIu64
+				" timed out, %" PRIu64 " refused, %" PRIu64 " cut off; us p50 %" PRIu64
+				" p99 %" PRIu64 " max %" PRIu64 "%s\n",
+				u ? "upgrade+snapshot" : "/healthz", kinds[u].tried, kinds[u].ok,
+				kinds[u].timeouts, kinds[u].refused, kinds[u].cut,
+				hist_pct(&kinds[u].lat, 50), hist_pct(&kinds[u].lat, 99), kinds[u].lat.max,
+				u && skipped ? " (budget spent: the rest skipped)" : "");
+	printf("{\"cmd\":\"probe\",\"secs\":%.3f,\"skipped\":%d,", secs, skipped);
+	probe_json("healthz", &kinds[0]);
+	putchar(',');
+	probe_json("upgrade", &kinds[1]);
+	printf("}\n");
+	fflush(stdout);
+	return 0;
+}
+
+/* --sources: comma-separated IPv4 addresses; A.B.C.X-Y stands for A.B.C.X to A.B.C.Y. */
+static void add_sources(opts_t *o, const char *arg)
+{
+	char list[8192], *save = NULL;
+
+	snprintf(list, sizeof(list), "%s", arg);
+	for (char *a = strtok_r(list, ",", &save); a; a = strtok_r(NULL, ",", &save)) {
+		char *dot = strrchr(a, '.'), *dash = dot ? strchr(dot, '-') : NULL;
+		int lo, hi;
+
+		if (!dash) {
+			lo = hi = -1;
+		} else {
+			*dash = '\0';
+			lo = atoi(dot + 1);
+			hi = atoi(dash + 1);
+			*dot = '\0';
+			if (lo < 0 || hi > 255 || lo > hi)
+				die("--sources: bad range in %s", arg);
+		}
+		for (int x = lo; x <= hi; x++) {
+			if (o->n_sources == (int)(sizeof(o->sources) / sizeof(o->sources[0])))
+				die("--sources: at most %d addresses",
+				    (int)(sizeof(o->sources) / sizeof(o->sources[0])));
+			if (x < 0)
+				snprintf(o->sources[o->n_sources], sizeof(o->sources[0]), "%s", a);
+			else
+				snprintf(o->sources[o->n_sources], sizeof(o->sources[0]), "%s.%d", a, x);
+			o->n_sources++;
+		}
+	}
+}
+
 static void usage(FILE *f)
 {
-	fputs("usage: trackgate-bench watch|publish|floor [options]\n"
+	fputs("usage: trackgate-bench watch|publish|floor|attack|probe [options]\n"
 	      "\n"
 	      "common:\n"
 	      "  --server HOST:PORT     the gateway (numeric IPv4; default 127.0.0.1:8080)\n"
@@ -1288,7 +1801,8 @@ static void usage(FILE *f)
 	      "  --order-base N         first order number (default 0)\n"
 	      "  --prefix P             order id prefix (default bench)\n"
 	      "  --duration SECONDS     how long to measure / publish (default 10)\n"
-	      "  --sources A,B,...      loopback source addresses, round robin\n"
+	      "  --sources A,B,...      loopback source addresses, round robin; A.B.C.X-Y is a\n"
+	      "                         range (at most 256 in all)\n"
 	      "  --quiet                only the JSON result on stdout\n"
 	      "watch:\n"
 	      "  --watchers N           websockets, spread over the orders (default 1000)\n"
@@ -1307,7 +1821,17 @@ static void usage(FILE *f)
 	      "  --conns N              HTTP connections (default 4)\n"
 	      "floor (listens on --server; SIGUSR1 starts --duration s of --rate updates/s):\n"
 	      "  a websocket server that only send()s each update's frame to its order's\n"
-	      "  websockets: the kernel's cost per frame, below which no gateway can go\n",
+	      "  websockets: the kernel's cost per frame, below which no gateway can go\n"
+	      "attack (held --duration s or until SIGTERM; one closed is opened again):\n"
+	      "  --attack dribble|silent  a request line, then a header byte a second; or nothing\n"
+	      "  --attackers N          connections (default 400), over --sources, --procs\n"
+	      "  --ramp SECONDS         time allowed to open them all (default 60)\n"
+	      "probe (one client, one request at a time, each on a fresh connection):\n"
+	      "  --requests N           GET /healthz requests (default 500)\n"
+	      "  --upgrades N           upgrades of /v1/track/PREFIX-ORDER_BASE, each until its\n"
+	      "                         snapshot (default 100), spread among the requests\n"
+	      "  --timeout SECONDS      what each may take (default 5); --rate N starts/s at most;\n"
+	      "                         nothing starts after --duration s; source: the first of --sources\n",
 	      f);
 }
 
@@ -1322,6 +1846,8 @@ int main(int argc, char **argv)
 		{"redis", 1, 0, 'r'},    {"http", 0, 0, 'H'},     {"key", 1, 0, 'k'},
 		{"nchan", 1, 0, 'n'},    {"rate", 1, 0, 'x'},     {"conns", 1, 0, 'c'},
 		{"quiet", 0, 0, 'q'},    {"help", 0, 0, 'h'},     {"webhook-secret", 1, 0, 'W'},
+		{"attack", 1, 0, 'a'},   {"attackers", 1, 0, 'A'}, {"requests", 1, 0, 'Q'},
+		{"upgrades", 1, 0, 'U'}, {"timeout", 1, 0, 'T'},
 		{0, 0, 0, 0},
 	};
 	const char *cmd;
@@ -1339,8 +1865,12 @@ int main(int argc, char **argv)
 	o.duration = 10;
 	o.ramp = 60;
 	o.procs = 1;
-	o.rate = 1000;
+	o.rate = -1; /* not given: publish and floor 1000, probe no limit */
 	o.conns = 4;
+	o.attackers = 400;
+	o.requests = 500;
+	o.upgrades = 100;
+	o.timeout = 5;
 	snprintf(o.prefix, sizeof(o.prefix), "bench");
 	snprintf(o.mode, sizeof(o.mode), "redis");
 	optind = 2;
@@ -1354,15 +1884,9 @@ int main(int argc, char **argv)
 		case 'B': o.order_base = atoi(optarg); break;
 		case 'P': snprintf(o.prefix, sizeof(o.prefix), "%s", optarg); break;
 		case 'd': o.duration = atof(optarg); break;
-		case 'S': {
-			char list[2048], *save = NULL;
-
-			snprintf(list, sizeof(list), "%s", optarg);
-			for (char *a = strtok_r(list, ",", &save); a && o.n_sources < 32;
-			     a = strtok_r(NULL, ",", &save))
-				snprintf(o.sources[o.n_sources++], 48, "%s", a);
+		case 'S':
+			add_sources(&o, optarg);
 			break;
-		}
 		case 'w': o.watchers = atoi(optarg); break;
 		case 'p': o.procs = atoi(optarg); break;
 		case 'R': o.ramp = atof(optarg); break;
@@ -1380,6 +1904,11 @@ int main(int argc, char **argv)
 		case 'q': o.quiet = 1; break;
 		case 'W': snprintf(o.mode, sizeof(o.mode), "webhook");
 			snprintf(o.secret, sizeof(o.secret), "%s", optarg); break;
+		case 'a': snprintf(o.attack, sizeof(o.attack), "%s", optarg); break;
+		case 'A': o.attackers = atoi(optarg); break;
+		case 'Q': o.requests = atoi(optarg); break;
+		case 'U': o.upgrades = atoi(optarg); break;
+		case 'T': o.timeout = atof(optarg); break;
 		case 'h': usage(stdout); return 0;
 		default: usage(stderr); return 2;
 		}
@@ -1392,6 +1921,15 @@ int main(int argc, char **argv)
 	raise_nofile();
 	if (!strcmp(cmd, "watch"))
 		return cmd_watch(&o);
+	if (!strcmp(cmd, "attack"))
+		return cmd_attack(&o);
+	if (strcmp(cmd, "probe") && o.rate < 0)
+		o.rate = 1000;
+	if (!strcmp(cmd, "probe")) {
+		if (o.rate < 0)
+			o.rate = 0; /* no limit by default */
+		return cmd_probe(&o);
+	}
 	if (!strcmp(cmd, "floor")) {
 		order_seq = calloc((size_t)o.orders, sizeof(*order_seq));
 		if (!order_seq)
