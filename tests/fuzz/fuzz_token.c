@@ -102,7 +102,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 			signed_claims = jwt_get_grants_json(jwt, NULL);
 			if (token && signed_claims)
 				FUZZ_CHECK(fuzz_check_token(token, strlen(token)) != AUTH_OK ||
-						   !fuzz_bad_date(signed_claims),
+					       !fuzz_bad_date(signed_claims),
 					   "accepted a non-number NumericDate: %s", signed_claims);
 			free(signed_claims);
 			free(token);

@@ -85,7 +85,8 @@ async def ws_refused(env, ck, what, path, want_code, words=(), refusals=None):
     for word in words:
         ok &= ck(word in (reason or "").lower(), f"{what}: close reason {reason!r} does not say "
                                                  f"{word!r}")
-    ok &= ck(first is not None and first.get("type") == "error" and tt.readable(first.get("message")),
+    ok &= ck(first is not None and first.get("type") == "error"
+             and tt.readable(first.get("message")),
              f"{what}: the first frame is not an error frame with a message: {w.frames!r}")
     if ok:
         print(f"  ok  {what}: {code} {reason!r}")

@@ -91,7 +91,8 @@ static char *mint_json(const char *json)
 	assert_int_equal(jwt_add_grants_json(jwt, json), 0);
 	assert_int_equal(jwt_add_header(jwt, "kid", "hs1"), 0);
 	assert_int_equal(jwt_set_alg(jwt, JWT_ALG_HS256, (const unsigned char *)HS_SECRET,
-				     (int)strlen(HS_SECRET)), 0);
+				     (int)strlen(HS_SECRET)),
+			 0);
 	t = jwt_encode_str(jwt);
 	jwt_free(jwt);
 	assert_non_null(t);
@@ -261,9 +262,11 @@ static void single_key_needs_no_kid_and_rotation_accepts_both_kids(void **state)
 
 static void exp_nbf_or_iat_that_is_not_a_number_is_invalid_and_says_which(void **state)
 {
-	/* RFC 7519 NumericDate: a JSON number.  libjwt reads each of these as 0 (nbf, iat: ignored). */
-	static const char *const values[] = {"\"1800000060\"", "\"\"", "true", "false", "null",
-					     "{}", "{\"n\":1800000060}", "[1800000060]"};
+	/* RFC 7519 NumericDate: a JSON number.  libjwt reads each of these as 0. */
+	static const char *const values[] = {
+		"\"1800000060\"", "\"\"", "true", "false", "null", "{}", "{\"n\":1800000060}",
+		"[1800000060]",
+	};
 	static const struct {
 		const char *claim, *word;
 	} claims[] = {{"exp", "exp"}, {"nbf", "nbf"}, {"iat", "iat"}};
@@ -282,9 +285,10 @@ static void exp_nbf_or_iat_that_is_not_a_number_is_invalid_and_says_which(void *
 						 NOW + 60, claims[c].claim, values[v]);
 			if (r != AUTH_INVALID || !strstr(why, claims[c].word) ||
 			    !strstr(why, "not a number"))
-				fail_msg("%s = %s: result %d, reason \"%s\"; want AUTH_INVALID saying "
-					 "\"(%s) is not a number\"", claims[c].claim, values[v], (int)r,
-					 why, claims[c].word);
+				fail_msg(
+				    "%s = %s: result %d, reason \"%s\"; want AUTH_INVALID saying "
+				    "\"(%s) is not a number\"",
+				    claims[c].claim, values[v], (int)r, why, claims[c].word);
 		}
 	}
 }
@@ -293,9 +297,12 @@ static void a_string_nbf_far_in_the_future_does_not_pass_as_absent(void **state)
 {
 	char why[96];
 
-	/* The outside tester's token: a quoted nbf used to be ignored, so the token was accepted. */
-	assert_int_equal(check_claims(why, NULL, "{\"order_id\":\"A1\",\"exp\":%lld,\"nbf\":"
-				      "\"%lld\"}", NOW + 600, NOW + 300), AUTH_INVALID);
+	/* The outside tester's token: a quoted nbf was ignored, so the token was accepted. */
+	assert_int_equal(check_claims(why, NULL,
+				      "{\"order_id\":\"A1\",\"exp\":%lld,\"nbf\":"
+				      "\"%lld\"}",
+				      NOW + 600, NOW + 300),
+			 AUTH_INVALID);
 	assert_non_null(strstr(why, "nbf"));
 }
 
@@ -310,8 +317,10 @@ static void fractional_numeric_dates_are_accepted(void **state)
 	assert_int_equal(exp, 1900000000);
 	assert_int_equal(check_claims(why, &exp, "{\"order_id\":\"A1\",\"exp\":1.9e9}"), AUTH_OK);
 	assert_int_equal(exp, 1900000000);
-	assert_int_equal(check_claims(why, &exp, "{\"order_id\":\"A1\",\"exp\":%lld.25,\"nbf\":"
-				      "%lld.75,\"iat\":%lld.5}", NOW + 60, NOW - 1, NOW - 1),
+	assert_int_equal(check_claims(why, &exp,
+				      "{\"order_id\":\"A1\",\"exp\":%lld.25,\"nbf\":"
+				      "%lld.75,\"iat\":%lld.5}",
+				      NOW + 60, NOW - 1, NOW - 1),
 			 AUTH_OK);
 	assert_int_equal(exp, NOW + 60);
 }
@@ -322,17 +331,23 @@ static void fractional_exp_and_nbf_are_compared_to_the_leeway_exactly(void **sta
 	int64_t exp = 0;
 
 	/* exp: valid while exp + leeway >= now. */
-	assert_int_equal(check_claims(why, &exp, "{\"order_id\":\"A1\",\"exp\":%lld.5}",
-				      NOW - AUTH_LEEWAY_S), AUTH_OK);
+	assert_int_equal(
+	    check_claims(why, &exp, "{\"order_id\":\"A1\",\"exp\":%lld.5}", NOW - AUTH_LEEWAY_S),
+	    AUTH_OK);
 	assert_int_equal(exp, NOW - AUTH_LEEWAY_S);
 	assert_int_equal(check_claims(why, NULL, "{\"order_id\":\"A1\",\"exp\":%lld.5}",
-				      NOW - AUTH_LEEWAY_S - 1), AUTH_INVALID);
+				      NOW - AUTH_LEEWAY_S - 1),
+			 AUTH_INVALID);
 	assert_non_null(strstr(why, "expired"));
 	/* nbf: valid once nbf <= now + leeway; half a second later is not yet. */
-	assert_int_equal(check_claims(why, NULL, "{\"order_id\":\"A1\",\"exp\":%lld,\"nbf\":%lld.5}",
-				      NOW + 600, NOW + AUTH_LEEWAY_S - 1), AUTH_OK);
-	assert_int_equal(check_claims(why, NULL, "{\"order_id\":\"A1\",\"exp\":%lld,\"nbf\":%lld.5}",
-				      NOW + 600, NOW + AUTH_LEEWAY_S), AUTH_INVALID);
+	assert_int_equal(check_claims(why, NULL,
+				      "{\"order_id\":\"A1\",\"exp\":%lld,\"nbf\":%lld.5}",
+				      NOW + 600, NOW + AUTH_LEEWAY_S - 1),
+			 AUTH_OK);
+	assert_int_equal(check_claims(why, NULL,
+				      "{\"order_id\":\"A1\",\"exp\":%lld,\"nbf\":%lld.5}",
+				      NOW + 600, NOW + AUTH_LEEWAY_S),
+			 AUTH_INVALID);
 	assert_non_null(strstr(why, "not valid yet"));
 }
 
@@ -352,10 +367,12 @@ static void extreme_numeric_dates_neither_overflow_nor_pass(void **state)
 			 AUTH_INVALID);
 	assert_non_null(strstr(why, "expired"));
 	/* nbf far ahead: not valid yet; far behind: fine. */
-	assert_int_equal(check_claims(why, NULL, "{\"order_id\":\"A1\",\"exp\":%lld,\"nbf\":1e300}",
-				      NOW + 60), AUTH_INVALID);
-	assert_int_equal(check_claims(why, NULL, "{\"order_id\":\"A1\",\"exp\":%lld,\"nbf\":-1e300}",
-				      NOW + 60), AUTH_OK);
+	assert_int_equal(
+	    check_claims(why, NULL, "{\"order_id\":\"A1\",\"exp\":%lld,\"nbf\":1e300}", NOW + 60),
+	    AUTH_INVALID);
+	assert_int_equal(
+	    check_claims(why, NULL, "{\"order_id\":\"A1\",\"exp\":%lld,\"nbf\":-1e300}", NOW + 60),
+	    AUTH_OK);
 }
 
 int main(void)
