@@ -394,8 +394,9 @@ int gateway_start(gateway_t *g, uv_loop_t *loop, const config_t *cfg)
 	log_route_lws();
 
 	memset(&info, 0, sizeof(info));
-	info.options = LWS_SERVER_OPTION_LIBUV | LWS_SERVER_OPTION_EXPLICIT_VHOSTS |
-		       LWS_SERVER_OPTION_VALIDATE_UTF8;
+	/* No LWS_SERVER_OPTION_VALIDATE_UTF8: server.c checks text messages and close
+	 * reasons itself (lws 4.1 drops a close with a bad reason without a close code). */
+	info.options = LWS_SERVER_OPTION_LIBUV | LWS_SERVER_OPTION_EXPLICIT_VHOSTS;
 	if (cfg->tls_cert[0])
 		info.options |= LWS_SERVER_OPTION_DO_SSL_GLOBAL_INIT;
 	info.foreign_loops = foreign_loops;
@@ -421,7 +422,7 @@ int gateway_start(gateway_t *g, uv_loop_t *loop, const config_t *cfg)
 	}
 
 	memset(&info, 0, sizeof(info));
-	info.options = LWS_SERVER_OPTION_LIBUV | LWS_SERVER_OPTION_VALIDATE_UTF8;
+	info.options = LWS_SERVER_OPTION_LIBUV;
 	/* A server vhost without a socket of its own: the listener adopts into it. */
 	info.port = CONTEXT_PORT_NO_LISTEN_SERVER;
 	if (cfg->tls_cert[0]) {

@@ -57,6 +57,7 @@ typedef struct session {
 	const char *close_reason; /* static text sent with close_code */
 	uint16_t close_code;      /* nonzero: close once the queue is flushed */
 	uint16_t rx_len;          /* bytes of the client message being received */
+	uint8_t utf8;             /* server_utf8() state of the text message being received */
 	uint8_t kind;             /* session_kind_t */
 	uint8_t close_sent;       /* the close handshake has started */
 	uint8_t ka_state;         /* ka_state_t: which keepalive queue it is in */
@@ -559,6 +560,9 @@ static const char *server_static_reason(const char *why)
 		"the token's algorithm is not allowed for its key",
 		"the token's signature is not valid",
 		"the token has no expiry (exp)",
+		"the token's expiry (exp) is not a number",
+		"the token's start (nbf) is not a number",
+		"the token's issue time (iat) is not a number",
 		"the tracking link has expired",
 		"the tracking link is not valid yet",
 		"the token names no order (order_id)",
@@ -930,8 +934,48 @@ static int server_ws_writeable(struct lws *wsi, session_t *s)
 	return 0;
 }
 
-static int server_ws_receive(struct lws *wsi, session_t *s, size_t len)
+/*
+ * UTF-8 (RFC 3629: no overlong forms, no surrogates, nothing past U+10FFFF),
+ * checked as it arrives: *st is 0 between characters, else the bytes still
+ * due << 4 | which lead byte narrows the next one (1 E0, 2 ED, 3 F0, 4 F4).
+ * 0 when p[0..n) cannot continue valid text; a message is whole only if *st
+ * is 0 at its end.  lws 4.1 checks only with LWS_SERVER_OPTION_VALIDATE_UTF8,
+ * and then drops a close frame with a bad reason without any close code.
+ */
+static int server_utf8(uint8_t *st, const unsigned char *p, size_t n)
 {
+	for (size_t i = 0; i < n; i++) {
+		unsigned c = p[i], due = *st >> 4, lo = 0x80, hi = 0xbf;
+
+		if (due) {
+			if ((*st & 0xf) == 1)
+				lo = 0xa0;
+			else if ((*st & 0xf) == 2)
+				hi = 0x9f;
+			else if ((*st & 0xf) == 3)
+				lo = 0x90;
+			else if ((*st & 0xf) == 4)
+				hi = 0x8f;
+			if (c < lo || c > hi)
+				return 0;
+			*st = (uint8_t)((due - 1) << 4);
+		} else if (c >= 0xc2 && c <= 0xdf) {
+			*st = 1 << 4;
+		} else if (c >= 0xe0 && c <= 0xef) {
+			*st = (uint8_t)(2 << 4 | (c == 0xe0 ? 1 : c == 0xed ? 2 : 0));
+		} else if (c >= 0xf0 && c <= 0xf4) {
+			*st = (uint8_t)(3 << 4 | (c == 0xf0 ? 3 : c == 0xf4 ? 4 : 0));
+		} else if (c >= 0x80) {
+			return 0;
+		}
+	}
+	return 1;
+}
+
+static int server_ws_receive(struct lws *wsi, session_t *s, const void *in, size_t len)
+{
+	int end = lws_is_final_fragment(wsi) && !lws_remaining_packet_payload(wsi);
+
 	/* Clients have nothing to say but pings (lws answers those); ignore small messages. */
 	if ((size_t)s->rx_len + len > WS_CLIENT_MESSAGE_MAX) {
 		server_gateway(wsi)->metrics.refused[REFUSE_CLIENT_MESSAGE]++;
@@ -939,9 +983,51 @@ static int server_ws_receive(struct lws *wsi, session_t *s, size_t len)
 		outq_clear(&s->w.q);
 		return 0;
 	}
+	/* RFC 6455 8.1: a text message that is not UTF-8 fails the connection (1007). */
+	if (!lws_frame_is_binary(wsi) &&
+	    (!server_utf8(&s->utf8, in, len) || (end && s->utf8))) {
+		server_ws_close_async(&s->w, 1007, "a text message that is not UTF-8");
+		outq_clear(&s->w.q);
+		return 0;
+	}
 	s->rx_len = (uint16_t)(s->rx_len + len);
-	if (lws_is_final_fragment(wsi) && !lws_remaining_packet_payload(wsi))
-		s->rx_len = 0;
+	if (end)
+		s->rx_len = s->utf8 = 0;
+	return 0;
+}
+
+/*
+ * The client's close frame (RFC 6455 5.5.1, 7.4), before lws echoes its
+ * payload: lws 4.1 has already turned a code below 1000, 1004-1006 and
+ * 1012-2999 into 1002 in that payload.  Left to the gateway: a 1-byte
+ * payload (lws would echo it: a malformed close of its own), codes 5000 and
+ * up (echoed as they came), and a reason that is not UTF-8.  The code and
+ * reason are rewritten in place: the echo says 1002 or 1007 and lws then
+ * closes at once.  A 1-byte payload cannot grow, so the gateway sends its
+ * own 1002 close instead (lws then waits up to 5 s for an answer).
+ */
+static int server_ws_peer_close(struct lws *wsi, unsigned char *in, size_t len)
+{
+	static const char one_byte[] = "a close frame cannot carry 1 byte";
+	uint8_t st = 0;
+	unsigned code;
+
+	if (len == 1) {
+		lws_close_reason(wsi, LWS_CLOSE_STATUS_PROTOCOL_ERR, (unsigned char *)one_byte,
+				 sizeof(one_byte) - 1);
+		return -1;
+	}
+	if (len < 2)
+		return 0;
+	code = (unsigned)in[0] << 8 | in[1];
+	if (!server_utf8(&st, in + 2, len - 2) || st) {
+		code = LWS_CLOSE_STATUS_INVALID_PAYLOAD;
+		memset(in + 2, '?', len - 2);
+	} else if (code >= 5000) {
+		code = LWS_CLOSE_STATUS_PROTOCOL_ERR;
+	}
+	in[0] = (unsigned char)(code >> 8);
+	in[1] = (unsigned char)(code & 0xff);
 	return 0;
 }
 
@@ -1632,7 +1718,7 @@ static int server_callback(struct lws *wsi, enum lws_callback_reasons reason, vo
 		return server_ws_writeable(wsi, s);
 	case LWS_CALLBACK_RECEIVE:
 		server_ka_alive(g, s);
-		return server_ws_receive(wsi, s, len);
+		return server_ws_receive(wsi, s, in, len);
 	case LWS_CALLBACK_RECEIVE_PONG:
 		server_ka_alive(g, s);
 		return 0;
@@ -1645,7 +1731,7 @@ static int server_callback(struct lws *wsi, enum lws_callback_reasons reason, vo
 		s->close_sent = 1;
 		s->w.state = WATCHER_CLOSING;
 		outq_clear(&s->w.q);
-		return 0;
+		return server_ws_peer_close(wsi, in, len);
 	case LWS_CALLBACK_CLOSED:
 		server_ka_unlink(g, s);
 		if (s->w.sync_req) {

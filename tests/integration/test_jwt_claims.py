@@ -76,8 +76,14 @@ async def ws_refused(env, ck, what, path, want_code, words=(), refusals=None):
         ck(False, f"{what}: accepted (a snapshot), want close {want_code}")
         await w.close()
         return None, None
-    await w.close()  # after the server's close this only waits for the end; bounded (10 s)
-    code, reason = w.close_code, w.close_reason
+    # The server closes after its error frame: wait for that close (a close of our own
+    # could overtake it and be what the socket reports).
+    try:
+        code, reason = await w.wait_closed(10)
+    except h.TestFailure as e:
+        ck(False, f"{what}: {e}")
+        await w.close()
+        return None, None
     if refusals is not None:
         refusals.count(want_code)
     ok = ck(code == want_code, f"{what}: close code {code} {reason!r}, want {want_code}")
