@@ -23,6 +23,9 @@
 #define LISTENER_EMFILE_PAUSE_MS 100
 #define LOBBY_PEEK_MAX 8192    /* more than lws's 4 KiB of headers: it then refuses them itself */
 #define LOBBY_SWEEP_MS 100
+/* Closes at most this many per sweep, so thousands that came together and expire
+ * together cannot stall the loop in one turn (the rest go on the next sweeps). */
+#define LOBBY_SWEEP_BATCH 256
 #define LOBBY_REPEEK_MS 25     /* a request head still incomplete is looked at again this much later */
 
 /*
@@ -265,8 +268,11 @@ static void lobby_sweep_cb(uv_timer_t *t)
 	uint64_t now = uv_now(l->loop);
 	lobby_conn_t *c;
 
+	unsigned budget = LOBBY_SWEEP_BATCH;
+
 	for (int list = 0; list < 2; list++) {
-		while ((c = l->head[list]) && c->due_ms <= now) {
+		while (budget && (c = l->head[list]) && c->due_ms <= now) {
+			budget--;
 			if (list == LOBBY_SILENT)
 				l->stats.first_byte_timeouts++;
 			else
