@@ -1324,19 +1324,19 @@ static void attack_run(const opts_t *o, int first, int n, int out_fd)
 {
 	int ep = epoll_create1(EPOLL_CLOEXEC), open_now = 0, connecting = 0;
 	aconn_t *cs = calloc((size_t)n, sizeof(*cs));
-	int *todo = malloc((size_t)n * sizeof(*todo)); /* a ring of connections to (re)open */
-	int todo_head = 0, todo_n = n;
+	int *reopen = malloc((size_t)n * sizeof(*reopen)); /* a ring of connections to (re)open */
+	int reopen_head = 0, reopen_n = n;
 	bool dribble = !strcmp(o->attack, "dribble"), holding = false;
 	uint64_t t0 = mono_us(), ramp_end, hold_end = 0, next_sample = 0;
 	static astats_t st;
 	struct epoll_event evs[512];
 	char sink[4096];
 
-	if (ep < 0 || !cs || !todo)
+	if (ep < 0 || !cs || !reopen)
 		die("out of memory");
 	for (int i = 0; i < n; i++) {
 		cs[i].fd = -1;
-		todo[i] = i;
+		reopen[i] = i;
 	}
 	st.held_min = UINT64_MAX;
 	ramp_end = t0 + (uint64_t)(o->ramp * 1e6);
@@ -1344,20 +1344,20 @@ static void attack_run(const opts_t *o, int first, int n, int out_fd)
 		uint64_t t = mono_us();
 
 		/* (Re)open connections whose time has come, at most 512 connecting at once. */
-		while (todo_n && connecting < 512) {
-			int i = todo[todo_head];
+		while (reopen_n && connecting < 512) {
+			int i = reopen[reopen_head];
 			aconn_t *c = &cs[i];
 			int gi = first + i;
 
 			if (c->next_us > t)
 				break;
-			todo_head = (todo_head + 1) % n;
-			todo_n--;
+			reopen_head = (reopen_head + 1) % n;
+			reopen_n--;
 			c->fd = tcp_connect(o, o->n_sources ? o->sources[gi % o->n_sources] : NULL, 0);
 			if (c->fd < 0) {
 				st.connect_failed++;
 				c->next_us = t + 100000; /* again in 100 ms */
-				todo[(todo_head + todo_n++) % n] = i;
+				reopen[(reopen_head + reopen_n++) % n] = i;
 				continue;
 			}
 			c->state = A_CONNECTING;
@@ -1420,7 +1420,7 @@ static void attack_run(const opts_t *o, int first, int n, int out_fd)
 					c->fd = -1;
 					c->state = A_IDLE;
 					c->next_us = t + 100000;
-					todo[(todo_head + todo_n++) % n] = i;
+					reopen[(reopen_head + reopen_n++) % n] = i;
 					continue;
 				}
 				c->state = A_OPEN;
@@ -1457,7 +1457,7 @@ static void attack_run(const opts_t *o, int first, int n, int out_fd)
 				c->fd = -1;
 				c->state = A_IDLE;
 				c->next_us = t;
-				todo[(todo_head + todo_n++) % n] = i;
+				reopen[(reopen_head + reopen_n++) % n] = i;
 			}
 		}
 	}
