@@ -11,6 +11,44 @@
 
 #define HTTP_HEADERS_MAX 512
 
+/* The request whose head is being handled, when it declares a body: its
+ * answers close the connection (http_head_begin).  The loop thread's only. */
+static const struct lws *http_head_with_body;
+
+bool http_body_declared(struct lws *wsi)
+{
+	char clen[24];
+
+	if (lws_hdr_total_length(wsi, WSI_TOKEN_HTTP_CONTENT_LENGTH) > 0 &&
+	    lws_hdr_copy(wsi, clen, sizeof(clen) - 1, WSI_TOKEN_HTTP_CONTENT_LENGTH) > 0)
+		return atoll(clen) > 0; /* as lws reads it */
+	return lws_hdr_total_length(wsi, WSI_TOKEN_POST_URI) > 0 ||
+	       lws_hdr_total_length(wsi, WSI_TOKEN_PUT_URI) > 0 ||
+	       lws_hdr_total_length(wsi, WSI_TOKEN_PATCH_URI) > 0;
+}
+
+bool http_body_is_own_head(const void *first, size_t len)
+{
+	static const char head[] = "POST /";
+	const char *p = first;
+	size_t i = 0, n;
+
+	while (i < len && (p[i] == '\r' || p[i] == '\n'))
+		i++;
+	n = len - i < sizeof(head) - 1 ? len - i : sizeof(head) - 1;
+	return n > 0 && !memcmp(p + i, head, n);
+}
+
+void http_head_begin(struct lws *wsi)
+{
+	http_head_with_body = http_body_declared(wsi) ? wsi : NULL;
+}
+
+void http_head_end(void)
+{
+	http_head_with_body = NULL;
+}
+
 int http_query(struct lws *wsi, query_t *q, char *buf, size_t cap)
 {
 	size_t used = 0;
@@ -91,6 +129,7 @@ int http_reply_ex(struct lws *wsi, unsigned status, const char *content_type, co
 	char clen[24];
 	int n, rc = -1;
 
+	close = close || wsi == http_head_with_body;
 	http_log(wsi, status);
 	for (size_t i = 0; i < n_hdrs; i++) {
 		hcap += strlen(hdrs[i].name) + strlen(hdrs[i].value) + 4;

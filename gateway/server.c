@@ -67,6 +67,7 @@ typedef struct session {
 	uint8_t phase;            /* SESSION_HTTP: http_phase_t of the request in progress */
 	uint8_t held;             /* SESSION_HTTP: input paused (rx flow control) while it waits */
 	uint8_t pipelined;        /* SESSION_HTTP: lws offered input behind it: answer, then close */
+	uint8_t body_seen;        /* SESSION_HTTP: a body chunk of this request came */
 	uint8_t reoffers;         /* SESSION_HTTP: body completions offered again while HTTP_QUEUED */
 	struct session *queue_prev, *queue_next; /* SESSION_HTTP: in server_queue while HTTP_QUEUED */
 	struct session *ka_prev, *ka_next; /* in g->ka_head[ka_state - 1] */
@@ -1250,6 +1251,7 @@ static int server_body_check(gateway_t *g, struct lws *wsi, session_t *s, bool b
 	if (!s->ingest)
 		return server_error(g, wsi, 503, "out_of_memory", "retry later", true, NULL);
 	s->phase = HTTP_BODY;
+	s->body_seen = 0;
 	return 0; /* the body follows in LWS_CALLBACK_HTTP_BODY */
 }
 
@@ -1488,6 +1490,10 @@ static int server_http(gateway_t *g, struct lws *wsi, session_t *s, const char *
 		return server_error(g, wsi, 503, "shutting_down",
 				    "this node is shutting down; retry (another node answers)", true,
 				    NULL);
+	if ((m == METHOD_GET || m == METHOD_HEAD) && http_body_declared(wsi))
+		/* Its answer could only come after the body: refuse it at the head (and close). */
+		return server_error(g, wsi, 400, "body_not_allowed",
+				    "a GET or HEAD request carries no body", true, NULL);
 	if (!strcmp(path, "/healthz")) {
 		if (m != METHOD_GET && m != METHOD_HEAD)
 			return server_error(g, wsi, 405, "method_not_allowed", "use GET", true, "GET, HEAD");
@@ -1584,6 +1590,20 @@ static int server_http_write(gateway_t *g, struct lws *wsi, session_t *s)
 	return rc;
 }
 
+/* 503 "pipelined" and close, before anything of the request is stored. */
+static int server_refuse_pipelined(gateway_t *g, struct lws *wsi, session_t *s)
+{
+	ingest_free(s->ingest);
+	s->ingest = NULL;
+	s->phase = HTTP_IDLE;
+	g->metrics.refused[REFUSE_PIPELINED]++;
+	log_event(LOG_INFO, "http_pipelined", "action=refused");
+	return server_error(g, wsi, 503, "pipelined",
+			    "requests were pipelined behind this one; nothing was stored: "
+			    "send each request after the answer to the one before",
+			    true, NULL);
+}
+
 /* lws offers input while s's answer is pending: bytes pipelined behind the request. */
 static int server_http_pipelined(gateway_t *g, struct lws *wsi, session_t *s)
 {
@@ -1603,14 +1623,7 @@ static int server_http_pipelined(gateway_t *g, struct lws *wsi, session_t *s)
 			return 0;
 		}
 		server_queue_del(s);
-		ingest_free(s->ingest);
-		s->ingest = NULL;
-		g->metrics.refused[REFUSE_PIPELINED]++;
-		log_event(LOG_INFO, "http_pipelined", "action=refused");
-		return server_error(g, wsi, 503, "pipelined",
-				    "requests were pipelined behind this one; nothing was stored: "
-				    "send each request after the answer to the one before",
-				    true, NULL);
+		return server_refuse_pipelined(g, wsi, s);
 	case HTTP_WAITING:
 		server_http_hold(wsi, s);
 		return 0;
@@ -1669,10 +1682,20 @@ static int server_callback(struct lws *wsi, enum lws_callback_reasons reason, vo
 		if (g->n_conns > g->cfg->max_connections)
 			return server_error(g, wsi, 503, "overloaded", "server full, try again later",
 					    true, NULL);
-		return server_http(g, wsi, s, in ? (const char *)in : "");
+	{
+		int rc;
+
+		http_head_begin(wsi); /* an answer before the body closes (see http.h) */
+		rc = server_http(g, wsi, s, in ? (const char *)in : "");
+		http_head_end();
+		return rc;
+	}
 	case LWS_CALLBACK_HTTP_BODY:
 		if (!s->ingest || s->phase != HTTP_BODY)
 			return -1;
+		if (!s->body_seen++ && http_body_is_own_head(in, len))
+			/* lws parses this request from its buffer (see http.h): end it now. */
+			return server_refuse_pipelined(g, wsi, s);
 		if (ingest_body(s->ingest, in, len))
 			return server_error(g, wsi, 400, "bad_request",
 					    "the body is longer than its Content-Length", true,
