@@ -61,32 +61,6 @@ static bool valid_cursor(const char *cursor)
 	       proto_cursor_parse(cursor, bounded_len(cursor, PROTO_CURSOR_MAX), NULL) == PROTO_OK;
 }
 
-/* Length of the valid UTF-8 sequence at p (NUL-terminated), 0 if invalid. */
-static size_t utf8_seq_len(const unsigned char *p)
-{
-	unsigned char c = p[0];
-
-	if (c < 0x80)
-		return 1;
-	if (c >= 0xc2 && c <= 0xdf)
-		return (p[1] & 0xc0) == 0x80 ? 2 : 0;
-	if (c >= 0xe0 && c <= 0xef) {
-		unsigned char lo = c == 0xe0 ? 0xa0 : 0x80; /* no overlongs */
-		unsigned char hi = c == 0xed ? 0x9f : 0xbf; /* no surrogates */
-		if (p[1] < lo || p[1] > hi || (p[2] & 0xc0) != 0x80)
-			return 0;
-		return 3;
-	}
-	if (c >= 0xf0 && c <= 0xf4) {
-		unsigned char lo = c == 0xf0 ? 0x90 : 0x80;
-		unsigned char hi = c == 0xf4 ? 0x8f : 0xbf; /* <= U+10FFFF */
-		if (p[1] < lo || p[1] > hi || (p[2] & 0xc0) != 0x80 || (p[3] & 0xc0) != 0x80)
-			return 0;
-		return 4;
-	}
-	return 0;
-}
-
 /*
  * s as a JSON string.  Quote and backslash are escaped, control characters
  * (and DEL) become \n-style or \u00XX escapes, valid UTF-8 passes through,
@@ -129,7 +103,7 @@ static void put_json_string(struct frame_out *o, const char *s)
 				put(o, esc, 6);
 				break;
 			}
-			n = utf8_seq_len(p);
+			n = proto_utf8_seq_len(p, strnlen((const char *)p, 4));
 			if (n == 0) {
 				put(o, "\\ufffd", 6);
 				break;

@@ -312,32 +312,6 @@ static int get_ms(const cJSON *obj, const char *path, bool required, int64_t *va
 	return PROTO_OK;
 }
 
-/* Length of the valid UTF-8 sequence at p (NUL-terminated), 0 if invalid. */
-static size_t utf8_seq_len(const unsigned char *p)
-{
-	unsigned char c = p[0];
-
-	if (c < 0x80)
-		return 1;
-	if (c >= 0xc2 && c <= 0xdf)
-		return (p[1] & 0xc0) == 0x80 ? 2 : 0;
-	if (c >= 0xe0 && c <= 0xef) {
-		unsigned char lo = c == 0xe0 ? 0xa0 : 0x80; /* no overlongs */
-		unsigned char hi = c == 0xed ? 0x9f : 0xbf; /* no surrogates */
-		if (p[1] < lo || p[1] > hi || (p[2] & 0xc0) != 0x80)
-			return 0;
-		return 3;
-	}
-	if (c >= 0xf0 && c <= 0xf4) {
-		unsigned char lo = c == 0xf0 ? 0x90 : 0x80;
-		unsigned char hi = c == 0xf4 ? 0x8f : 0xbf; /* <= U+10FFFF */
-		if (p[1] < lo || p[1] > hi || (p[2] & 0xc0) != 0x80 || (p[3] & 0xc0) != 0x80)
-			return 0;
-		return 4;
-	}
-	return 0;
-}
-
 /* Copies a validated string of len bytes (len < dst size) into dst. */
 static void copy_str(char *dst, const char *s, size_t len)
 {
@@ -458,7 +432,7 @@ static int decode_courier_string(const cJSON *courier, const char *path, size_t 
 		size_t n;
 		if (c < 0x20 || c == 0x7f)
 			return fail(err, PROTO_EINVAL, path, "must not contain control characters");
-		n = utf8_seq_len((const unsigned char *)s + i);
+		n = proto_utf8_seq_len(s + i, len - i);
 		if (n == 0)
 			return fail(err, PROTO_EINVAL, path, "must be valid UTF-8");
 		i += n;

@@ -175,6 +175,51 @@ int proto_cursor_cmp(const proto_cursor_t *a, const proto_cursor_t *b);
  */
 bool proto_json_has_nul_escape(const char *json, size_t len);
 
+/* --- bytes from the outside: UTF-8 and base64 (text.c) --------------------- */
+
+/*
+ * The project's one UTF-8 validator: RFC 3629, so no overlong forms, no
+ * surrogates (U+D800..U+DFFF) and nothing past U+10FFFF.
+ *
+ * proto_utf8_feed checks text that arrives in pieces (websocket fragments):
+ * *state starts at 0, and carries a character cut between two pieces over
+ * to the next call.  It returns false as soon as bytes[0..len) cannot
+ * continue valid text (*state means nothing then: start again from 0); the
+ * text is whole and valid only if *state is 0 after its last piece.
+ */
+bool proto_utf8_feed(uint8_t *state, const void *bytes, size_t len);
+/* True when bytes[0..len) is valid UTF-8 with no character cut off at its end. */
+bool proto_utf8_valid(const void *bytes, size_t len);
+/*
+ * The length (1..4) of the valid UTF-8 character at bytes, of which avail
+ * bytes may be read; 0 when it is not one (invalid, or cut short by avail).
+ * For callers that go through text a character at a time.
+ */
+size_t proto_utf8_seq_len(const void *bytes, size_t avail);
+
+/* proto_base64_decode flags. */
+enum {
+	PROTO_BASE64_URL = 1 << 0,   /* RFC 4648 5: '-' and '_' instead of '+' and '/' */
+	PROTO_BASE64_NOPAD = 1 << 1, /* refuse '=' padding (a JWS segment, RFC 7515 2) */
+};
+
+/* The most bytes proto_base64_decode writes for len characters. */
+#define PROTO_BASE64_DECODED_MAX(len) ((len) / 4 * 3 + 2)
+
+/*
+ * The project's one base64 decoder: in[0..len), standard base64 (RFC 4648
+ * 4) or with PROTO_BASE64_URL the URL alphabet (5), into out[0..cap).  The
+ * '=' padding is optional, but when present it must complete the last
+ * 4-character group (and PROTO_BASE64_NOPAD refuses it).  Nothing else is
+ * allowed: no whitespace, no line breaks, no character of the other
+ * alphabet, no length of 1 mod 4 (no whole byte); the unused low bits of the
+ * last character are not checked.  0 and *out_len set (in may be empty:
+ * *out_len 0), else PROTO_EINVAL, also when the result would not fit in cap
+ * (out may then hold part of it).
+ */
+int proto_base64_decode(const char *in, size_t len, unsigned flags, unsigned char *out, size_t cap,
+			size_t *out_len);
+
 /* --- the canonical update ---------------------------------------------- */
 
 /*

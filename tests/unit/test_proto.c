@@ -2199,6 +2199,329 @@ static void state_with_places_decodes_and_needs_their_ts(void **state)
 			PROTO_EINVAL, "places.pickup.ts");
 }
 
+/* --- UTF-8 --------------------------------------------------------------- */
+
+static const char *const utf8_valid_cases[] = {
+    "",
+    "plain ASCII, with \x7f and \x01",
+    "\xc2\x80",		/* U+0080, the first 2-byte character */
+    "\xdf\xbf",		/* U+07FF */
+    "\xe0\xa0\x80",	/* U+0800, the first 3-byte character */
+    "\xed\x9f\xbf",	/* U+D7FF, just below the surrogates */
+    "\xee\x80\x80",	/* U+E000, just above them */
+    "\xef\xbf\xbf",	/* U+FFFF */
+    "\xf0\x90\x80\x80", /* U+10000, the first 4-byte character */
+    "\xf4\x8f\xbf\xbf", /* U+10FFFF, the last */
+    "Ana Silva \xc3\xa9 \xe2\x82\xac \xf0\x9f\x9a\xb2",
+};
+
+static const char *const utf8_invalid_cases[] = {
+    "\x80", /* a lone continuation byte */
+    "\xbf",
+    "a\x80",
+    "\xc0\x80",			/* overlong NUL */
+    "\xc1\xbf",			/* overlong U+007F */
+    "\xe0\x80\x80",		/* overlong 3-byte NUL */
+    "\xe0\x9f\xbf",		/* overlong U+07FF */
+    "\xf0\x80\x80\x80",		/* overlong 4-byte NUL */
+    "\xf0\x8f\xbf\xbf",		/* overlong U+FFFF */
+    "\xed\xa0\x80",		/* U+D800, a surrogate */
+    "\xed\xbf\xbf",		/* U+DFFF */
+    "\xed\xa0\xbd\xed\xb2\xa9", /* a surrogate pair, CESU-8 style */
+    "\xf4\x90\x80\x80",		/* U+110000 */
+    "\xf5\x80\x80\x80",		/* lead bytes past U+10FFFF */
+    "\xf7\xbf\xbf\xbf",
+    "\xf8\x88\x80\x80\x80", /* 5-byte form */
+    "\xfe",
+    "\xff",
+    "\xc3", /* truncated at the end */
+    "\xe2\x82",
+    "\xf0\x9f\x9a",
+    "\xc3\x41", /* a lead byte followed by ASCII */
+    "\xe2\x82\x41",
+    "\xf0\x9f\x9a\x41",
+    "\xe2\x82\xac\xac", /* one continuation byte too many */
+};
+
+static void valid_utf8_is_valid(void **state)
+{
+	(void)state;
+	for (size_t i = 0; i < sizeof(utf8_valid_cases) / sizeof(utf8_valid_cases[0]); i++) {
+		const char *c = utf8_valid_cases[i];
+		uint8_t st = 0;
+
+		assert_true(proto_utf8_valid(c, strlen(c)));
+		assert_true(proto_utf8_feed(&st, c, strlen(c)));
+		assert_int_equal(st, 0);
+	}
+	/* A NUL byte is U+0000: valid UTF-8 (JSON parsers refuse it on their own). */
+	assert_true(proto_utf8_valid("a\0b", 3));
+}
+
+static void overlongs_surrogates_and_code_points_past_10ffff_are_not_utf8(void **state)
+{
+	(void)state;
+	for (size_t i = 0; i < sizeof(utf8_invalid_cases) / sizeof(utf8_invalid_cases[0]); i++) {
+		const char *c = utf8_invalid_cases[i];
+		uint8_t st = 0;
+
+		if (proto_utf8_valid(c, strlen(c)))
+			fail_msg("case %zu is taken for UTF-8", i);
+		/* Streamed: refused on the way, or not at a boundary at the end. */
+		assert_false(proto_utf8_feed(&st, c, strlen(c)) && st == 0);
+	}
+}
+
+static void utf8_split_anywhere_gives_the_whole_texts_answer(void **state)
+{
+	static const char *const *const sets[] = {utf8_valid_cases, utf8_invalid_cases};
+	static const size_t counts[] = {sizeof(utf8_valid_cases) / sizeof(utf8_valid_cases[0]),
+					sizeof(utf8_invalid_cases) / sizeof(utf8_invalid_cases[0])};
+
+	(void)state;
+	for (size_t set = 0; set < 2; set++) {
+		for (size_t i = 0; i < counts[set]; i++) {
+			const char *c = sets[set][i];
+			size_t len = strlen(c);
+
+			for (size_t cut = 0; cut <= len; cut++) {
+				uint8_t st = 0;
+				bool ok = proto_utf8_feed(&st, c, cut) &&
+					  proto_utf8_feed(&st, c + cut, len - cut) && st == 0;
+				if (ok != (set == 0))
+					fail_msg("set %zu case %zu cut at %zu: %d", set, i, cut,
+						 ok);
+			}
+		}
+	}
+}
+
+static void utf8_character_cut_between_fragments_carries_over(void **state)
+{
+	static const char euro[] = "\xe2\x82\xac";
+	uint8_t st = 0;
+
+	(void)state;
+	assert_true(proto_utf8_feed(&st, euro, 1));
+	assert_int_not_equal(st, 0); /* mid-character: the message is not whole yet */
+	assert_true(proto_utf8_feed(&st, euro + 1, 1));
+	assert_int_not_equal(st, 0);
+	assert_true(proto_utf8_feed(&st, euro + 2, 1));
+	assert_int_equal(st, 0);
+	/* The narrowing after ED and F4 survives a cut too. */
+	st = 0;
+	assert_true(proto_utf8_feed(&st, "\xed", 1));
+	assert_false(proto_utf8_feed(&st, "\xa0\x80", 2));
+	st = 0;
+	assert_true(proto_utf8_feed(&st, "\xf4", 1));
+	assert_false(proto_utf8_feed(&st, "\x90", 1));
+	st = 0;
+	assert_true(proto_utf8_feed(&st, "\xf0", 1));
+	assert_false(proto_utf8_feed(&st, "\x8f", 1));
+	st = 0;
+	assert_true(proto_utf8_feed(&st, "\xe0", 1));
+	assert_false(proto_utf8_feed(&st, "\x9f", 1));
+	/* An empty fragment changes nothing. */
+	st = 0;
+	assert_true(proto_utf8_feed(&st, "\xc3", 1));
+	assert_true(proto_utf8_feed(&st, NULL, 0));
+	assert_true(proto_utf8_feed(&st, "\xa9", 1));
+	assert_int_equal(st, 0);
+}
+
+static void utf8_sequence_length_is_that_of_one_character(void **state)
+{
+	(void)state;
+	assert_int_equal(proto_utf8_seq_len("a\xc3\xa9", 3), 1);
+	assert_int_equal(proto_utf8_seq_len("\x00", 1), 1);
+	assert_int_equal(proto_utf8_seq_len("\xc3\xa9zz", 4), 2);
+	assert_int_equal(proto_utf8_seq_len("\xe2\x82\xac!", 4), 3);
+	assert_int_equal(proto_utf8_seq_len("\xf4\x8f\xbf\xbf\xbf", 5), 4);
+	/* Invalid, or cut short by avail. */
+	assert_int_equal(proto_utf8_seq_len("", 0), 0);
+	assert_int_equal(proto_utf8_seq_len("\x80", 1), 0);
+	assert_int_equal(proto_utf8_seq_len("\xc0\x80", 2), 0);
+	assert_int_equal(proto_utf8_seq_len("\xed\xa0\x80", 3), 0);
+	assert_int_equal(proto_utf8_seq_len("\xf4\x90\x80\x80", 4), 0);
+	assert_int_equal(proto_utf8_seq_len("\xe2\x82\xac", 2), 0);
+	assert_int_equal(proto_utf8_seq_len("\xf0\x9f\x9a\xb2", 3), 0);
+	assert_int_equal(proto_utf8_seq_len("\xc3\x00", 2), 0);
+}
+
+static void courier_string_that_is_not_utf8_is_rejected(void **state)
+{
+	proto_update_t u;
+	proto_error_t err;
+
+	(void)state;
+	assert_int_equal(
+	    proto_update_parse("{" REQ "," ST ",\"courier\":{\"id\":\"c\\u00e9\","
+			       "\"name\":\"\xed\xa0\x80\"}}",
+			       strlen("{" REQ "," ST ",\"courier\":{\"id\":\"c\\u00e9\","
+				      "\"name\":\"\xed\xa0\x80\"}}"),
+			       &u, &err),
+	    PROTO_EINVAL);
+	assert_string_equal(err.field, "courier.name");
+	assert_string_equal(err.message, "must be valid UTF-8");
+}
+
+/* --- base64 -------------------------------------------------------------- */
+
+/* Decodes s (NUL-terminated) with flags into buf; the length, or -1. */
+static long b64(const char *s, unsigned flags, unsigned char *buf, size_t cap)
+{
+	size_t n = 12345;
+
+	if (proto_base64_decode(s, strlen(s), flags, buf, cap, &n) != PROTO_OK) {
+		assert_int_equal(n, 12345); /* *out_len untouched on error */
+		return -1;
+	}
+	return (long)n;
+}
+
+static void base64_decodes_the_rfc_4648_test_vectors(void **state)
+{
+	static const char *const enc[] = {"",	      "Zg==",	  "Zm8=",    "Zm9v",
+					  "Zm9vYg==", "Zm9vYmE=", "Zm9vYmFy"};
+	static const char *const dec[] = {"", "f", "fo", "foo", "foob", "fooba", "foobar"};
+	unsigned char buf[16];
+
+	(void)state;
+	for (size_t i = 0; i < sizeof(enc) / sizeof(enc[0]); i++) {
+		assert_int_equal(b64(enc[i], 0, buf, sizeof(buf)), strlen(dec[i]));
+		assert_memory_equal(buf, dec[i], strlen(dec[i]));
+	}
+}
+
+static void base64_padding_is_optional_but_must_complete_the_group(void **state)
+{
+	unsigned char buf[16];
+
+	(void)state;
+	assert_int_equal(b64("Zg", 0, buf, sizeof(buf)), 1);
+	assert_int_equal(b64("Zm8", 0, buf, sizeof(buf)), 2);
+	assert_int_equal(b64("Zm9vYg", 0, buf, sizeof(buf)), 4);
+	/* Padding that does not end a 4-character group, or too much of it. */
+	assert_int_equal(b64("Zg=", 0, buf, sizeof(buf)), -1);
+	assert_int_equal(b64("Zm8==", 0, buf, sizeof(buf)), -1);
+	assert_int_equal(b64("Zm9v=", 0, buf, sizeof(buf)), -1);
+	assert_int_equal(b64("Zm9v====", 0, buf, sizeof(buf)), -1);
+	assert_int_equal(b64("Z===", 0, buf, sizeof(buf)), -1);
+	assert_int_equal(b64("====", 0, buf, sizeof(buf)), -1);
+	assert_int_equal(b64("=", 0, buf, sizeof(buf)), -1);
+	/* Padding in the middle. */
+	assert_int_equal(b64("Zg==Zg==", 0, buf, sizeof(buf)), -1);
+	assert_int_equal(b64("Zm=v", 0, buf, sizeof(buf)), -1);
+	/* A length of 1 mod 4 holds no whole byte. */
+	assert_int_equal(b64("Z", 0, buf, sizeof(buf)), -1);
+	assert_int_equal(b64("Zm9vY", 0, buf, sizeof(buf)), -1);
+}
+
+static void base64_nopad_refuses_padding(void **state)
+{
+	unsigned char buf[16];
+
+	(void)state;
+	assert_int_equal(b64("Zg", PROTO_BASE64_URL | PROTO_BASE64_NOPAD, buf, sizeof(buf)), 1);
+	assert_int_equal(b64("Zg==", PROTO_BASE64_URL | PROTO_BASE64_NOPAD, buf, sizeof(buf)), -1);
+	assert_int_equal(b64("Zm8=", PROTO_BASE64_NOPAD, buf, sizeof(buf)), -1);
+	assert_int_equal(b64("Zm9v", PROTO_BASE64_NOPAD, buf, sizeof(buf)), 3);
+}
+
+static void base64_url_alphabet_is_only_taken_with_the_url_flag(void **state)
+{
+	unsigned char buf[16];
+
+	(void)state;
+	/* 0xfb 0xff 0xbf: "+/+/" in base64, "-_-_" in base64url. */
+	assert_int_equal(b64("+/+/", 0, buf, sizeof(buf)), 3);
+	assert_memory_equal(buf, "\xfb\xff\xbf", 3);
+	assert_int_equal(b64("-_-_", PROTO_BASE64_URL, buf, sizeof(buf)), 3);
+	assert_memory_equal(buf, "\xfb\xff\xbf", 3);
+	assert_int_equal(b64("-_-_", 0, buf, sizeof(buf)), -1);
+	assert_int_equal(b64("+/+/", PROTO_BASE64_URL, buf, sizeof(buf)), -1);
+	assert_int_equal(b64("ab-/", PROTO_BASE64_URL, buf, sizeof(buf)), -1);
+	/* A JWT header segment. */
+	assert_int_equal(
+	    b64("eyJhbGciOiJIUzI1NiJ9", PROTO_BASE64_URL | PROTO_BASE64_NOPAD, buf, sizeof(buf)),
+	    15);
+	assert_memory_equal(buf, "{\"alg\":\"HS256\"}", 15);
+}
+
+static void base64_refuses_whitespace_and_other_bytes(void **state)
+{
+	static const char *const bad[] = {" Zm9v", "Zm9v ",   "Zm\n9v", "Zm9v\r\n",
+					  "Zm.v",  "Zm9\x80", "Zm9v\t"};
+	unsigned char buf[16];
+	size_t n;
+
+	(void)state;
+	for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++)
+		assert_int_equal(b64(bad[i], 0, buf, sizeof(buf)), -1);
+	/* A NUL byte inside the length is just another byte that is not base64. */
+	assert_int_equal(proto_base64_decode("Zm\0v", 4, 0, buf, sizeof(buf), &n), PROTO_EINVAL);
+}
+
+static void base64_needs_room_for_every_byte(void **state)
+{
+	unsigned char buf[8];
+	size_t n = 0;
+
+	(void)state;
+	memset(buf, '#', sizeof(buf));
+	assert_int_equal(b64("Zm9vYmE=", 0, buf, 4), -1);
+	assert_int_equal(buf[0], '#'); /* refused before anything is written */
+	assert_int_equal(b64("Zm9vYmE=", 0, buf, 5), 5);
+	assert_int_equal(buf[5], '#');
+	assert_int_equal(b64("Zm9vYmE", 0, buf, 5), 5);
+	assert_int_equal(proto_base64_decode("", 0, 0, NULL, 0, &n), PROTO_OK);
+	assert_int_equal(n, 0);
+	assert_int_equal(proto_base64_decode(NULL, 1, 0, buf, sizeof(buf), &n), PROTO_EINVAL);
+	assert_int_equal(proto_base64_decode("Zm9v", 4, 0, NULL, 3, &n), PROTO_EINVAL);
+	assert_true(PROTO_BASE64_DECODED_MAX(strlen("Zm9vYmE")) >= 5);
+	assert_true(PROTO_BASE64_DECODED_MAX(strlen("Zm9vYmFy")) >= 6);
+}
+
+static void base64_does_not_check_the_unused_bits_of_the_last_character(void **state)
+{
+	unsigned char buf[4];
+
+	(void)state;
+	/* "Zh" and "Zg" both decode to "f" (as OpenSSL's decoder and the old decoders
+	 * did). */
+	assert_int_equal(b64("Zh", 0, buf, sizeof(buf)), 1);
+	assert_int_equal(buf[0], 'f');
+}
+
+static void base64_round_trips_every_byte_value(void **state)
+{
+	static const char alphabet[] =
+	    "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_";
+	unsigned char raw[256], back[256];
+	char text[400];
+	size_t t = 0, n = 0;
+	uint32_t acc = 0;
+	unsigned bits = 0;
+
+	(void)state;
+	for (size_t i = 0; i < sizeof(raw); i++) {
+		raw[i] = (unsigned char)i;
+		acc = acc << 8 | raw[i];
+		bits += 8;
+		while (bits >= 6) {
+			bits -= 6;
+			text[t++] = alphabet[(acc >> bits) & 0x3f];
+		}
+	}
+	if (bits)
+		text[t++] = alphabet[(acc << (6 - bits)) & 0x3f];
+	assert_int_equal(proto_base64_decode(text, t, PROTO_BASE64_URL | PROTO_BASE64_NOPAD, back,
+					     sizeof(back), &n),
+			 PROTO_OK);
+	assert_int_equal(n, sizeof(raw));
+	assert_memory_equal(back, raw, sizeof(raw));
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -2430,6 +2753,22 @@ int main(void)
 		cmocka_unit_test(keys_of_a_128_character_order_id_fit),
 		cmocka_unit_test(channel_name_gives_its_order_id),
 		cmocka_unit_test(other_names_are_not_order_channels),
+
+		cmocka_unit_test(valid_utf8_is_valid),
+		cmocka_unit_test(overlongs_surrogates_and_code_points_past_10ffff_are_not_utf8),
+		cmocka_unit_test(utf8_split_anywhere_gives_the_whole_texts_answer),
+		cmocka_unit_test(utf8_character_cut_between_fragments_carries_over),
+		cmocka_unit_test(utf8_sequence_length_is_that_of_one_character),
+		cmocka_unit_test(courier_string_that_is_not_utf8_is_rejected),
+
+		cmocka_unit_test(base64_decodes_the_rfc_4648_test_vectors),
+		cmocka_unit_test(base64_padding_is_optional_but_must_complete_the_group),
+		cmocka_unit_test(base64_nopad_refuses_padding),
+		cmocka_unit_test(base64_url_alphabet_is_only_taken_with_the_url_flag),
+		cmocka_unit_test(base64_refuses_whitespace_and_other_bytes),
+		cmocka_unit_test(base64_needs_room_for_every_byte),
+		cmocka_unit_test(base64_does_not_check_the_unused_bits_of_the_last_character),
+		cmocka_unit_test(base64_round_trips_every_byte_value),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);
