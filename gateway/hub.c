@@ -196,19 +196,6 @@ void hub_unsubscribed(hub_t *hub, const char *id, size_t len)
 }
 
 /*
- * An update frame whose update has a location and nothing a client must not
- * miss (status, eta, courier, places): a newer one may replace it in a queue.  A
- * byte scan, once per message: any doubt (the text appearing inside a
- * string value) makes it not coalescable, which is the safe side.
- */
-static bool hub_location_only(const char *p, size_t len)
-{
-	return memmem(p, len, "\"location\":", 11) && !memmem(p, len, "\"status\":", 9) &&
-	       !memmem(p, len, "\"eta\":", 6) && !memmem(p, len, "\"courier\":", 10) &&
-	       !memmem(p, len, "\"places\":", 9);
-}
-
-/*
  * A watcher is behind when its queue holds a quarter of its byte bound, or
  * has not drained for HUB_BEHIND_MS: a burst read from Redis in one go
  * queues several frames on a healthy watcher too, and those it must get.
@@ -221,23 +208,6 @@ static bool hub_behind(const hub_t *hub, const watcher_t *w)
 		return false;
 	return w->q.bytes >= hub->outq_limit / 4 ||
 	       (w->behind_since && hub->now_ms - w->behind_since >= HUB_BEHIND_MS);
-}
-
-/*
- * The update's ts, for the update-age metric: the first "ts": of the frame is
- * the update's own (order ids and provider names hold no quotes, and a quote
- * inside a string value is escaped).  0 when not found.
- */
-static int64_t hub_update_ts(const char *p, size_t len)
-{
-	const char *t = memmem(p, len, "\"ts\":", 5);
-	int64_t v = 0;
-
-	if (!t)
-		return 0;
-	for (t += 5; t < p + len && *t >= '0' && *t <= '9' && v < PROTO_MS_MAX; t++)
-		v = v * 10 + (*t - '0');
-	return v;
 }
 
 /* Queues f on one watcher of its order, or drops the watcher past its bounds. */
@@ -312,8 +282,8 @@ void hub_message(hub_t *hub, const char *id, size_t len, const char *payload, si
 		frame_unref(f);
 		return;
 	}
-	f->coalesce = hub_location_only(payload, plen);
-	f->ts_ms = hub_update_ts(payload, plen);
+	f->coalesce = proto_frame_update_location_only(payload, plen);
+	f->ts_ms = proto_frame_update_ts(payload, plen);
 	for (w = o->watchers; w; w = w->next)
 		hub_feed(hub, w, f);
 	frame_unref(f);

@@ -1,6 +1,7 @@
 /*
- * frame.c - the websocket frames trackgate sends (proto/README.md), and the
- * cursor scan of update frames for the fan-out hot path.
+ * frame.c - the websocket frames trackgate sends (proto/README.md), the
+ * order document of GET /v1/orders/{ID}, and the byte scans of update frames
+ * for the fan-out hot path (cursor, location-only, ts).
  *
  * The writers check what they insert as JSON text: an order id must be valid
  * and a cursor canonical, so neither needs escaping; state and update JSON are
@@ -117,34 +118,62 @@ static void put_json_string(struct frame_out *o, const char *s)
 	put(o, "\"", 1);
 }
 
+static bool order_args_valid(const char *dst, size_t cap, const char *order_id,
+			     const char *state_json, size_t state_len, const char *cursor)
+{
+	return (dst != NULL || cap == 0) && valid_order_id(order_id) &&
+	       (state_json == NULL || (state_len != 0 && state_len <= (size_t)INT_MAX)) &&
+	       (cursor == NULL || valid_cursor(cursor));
+}
+
+/*
+ * The snapshot frame's members after its type, checked by order_args_valid:
+ * also the GET /v1/orders/{ID} document.
+ */
+static int put_order(struct frame_out *o, const char *order_id, const char *state_json,
+		     size_t state_len, const char *cursor, bool reset)
+{
+	put_lit(o, "\"order_id\":\"");
+	put_lit(o, order_id);
+	put_lit(o, "\",\"state\":");
+	if (state_json != NULL)
+		put(o, state_json, state_len);
+	else
+		put_lit(o, "null");
+	put_lit(o, ",\"cursor\":");
+	if (cursor != NULL) {
+		put(o, "\"", 1);
+		put_lit(o, cursor);
+		put(o, "\"", 1);
+	} else {
+		put_lit(o, "null");
+	}
+	if (reset)
+		put_lit(o, ",\"reset\":true");
+	put(o, "}", 1);
+	return finish(o);
+}
+
 int proto_frame_snapshot(char *dst, size_t cap, const char *order_id, const char *state_json,
 			 size_t state_len, const char *cursor, bool reset)
 {
 	struct frame_out o = {dst, cap, 0};
 
-	if ((dst == NULL && cap != 0) || !valid_order_id(order_id) ||
-	    (state_json != NULL && (state_len == 0 || state_len > (size_t)INT_MAX)) ||
-	    (cursor != NULL && !valid_cursor(cursor)))
+	if (!order_args_valid(dst, cap, order_id, state_json, state_len, cursor))
 		return PROTO_EINVAL;
-	put_lit(&o, "{\"type\":\"snapshot\",\"order_id\":\"");
-	put_lit(&o, order_id);
-	put_lit(&o, "\",\"state\":");
-	if (state_json != NULL)
-		put(&o, state_json, state_len);
-	else
-		put_lit(&o, "null");
-	put_lit(&o, ",\"cursor\":");
-	if (cursor != NULL) {
-		put(&o, "\"", 1);
-		put_lit(&o, cursor);
-		put(&o, "\"", 1);
-	} else {
-		put_lit(&o, "null");
-	}
-	if (reset)
-		put_lit(&o, ",\"reset\":true");
-	put(&o, "}", 1);
-	return finish(&o);
+	put_lit(&o, "{\"type\":\"snapshot\",");
+	return put_order(&o, order_id, state_json, state_len, cursor, reset);
+}
+
+int proto_order_doc(char *dst, size_t cap, const char *order_id, const char *state_json,
+		    size_t state_len, const char *cursor)
+{
+	struct frame_out o = {dst, cap, 0};
+
+	if (!order_args_valid(dst, cap, order_id, state_json, state_len, cursor))
+		return PROTO_EINVAL;
+	put(&o, "{", 1);
+	return put_order(&o, order_id, state_json, state_len, cursor, false);
 }
 
 int proto_frame_update(char *dst, size_t cap, const char *order_id, const char *update_json,
@@ -241,4 +270,23 @@ int proto_frame_update_cursor(const char *frame, size_t len, proto_cursor_t *out
 	if (memcmp(frame + start - tail_len, tail, tail_len) != 0)
 		return PROTO_EINVAL;
 	return proto_cursor_parse(frame + start, end - start, out);
+}
+
+bool proto_frame_update_location_only(const char *frame, size_t len)
+{
+	return memmem(frame, len, "\"location\":", 11) && !memmem(frame, len, "\"status\":", 9) &&
+	       !memmem(frame, len, "\"eta\":", 6) && !memmem(frame, len, "\"courier\":", 10) &&
+	       !memmem(frame, len, "\"places\":", 9);
+}
+
+int64_t proto_frame_update_ts(const char *frame, size_t len)
+{
+	const char *t = memmem(frame, len, "\"ts\":", 5);
+	int64_t v = 0;
+
+	if (!t)
+		return 0;
+	for (t += 5; t < frame + len && *t >= '0' && *t <= '9' && v < PROTO_MS_MAX; t++)
+		v = v * 10 + (*t - '0');
+	return v;
 }

@@ -283,10 +283,36 @@ int proto_frame_resumed(char *dst, size_t cap, const char *order_id, const char 
 int proto_frame_error(char *dst, size_t cap, const char *code, const char *message);
 
 /*
+ * {"order_id":ID,"state":STATE|null,"cursor":C|null}: the body of GET
+ * /v1/orders/{ID}, the same bytes as the snapshot frame without its type
+ * (and never a reset).  Arguments and result as proto_frame_snapshot.
+ */
+int proto_order_doc(char *dst, size_t cap, const char *order_id, const char *state_json,
+		    size_t state_len, const char *cursor);
+
+/*
  * Finds the cursor of an update frame without parsing the JSON: the frame
  * ends with ,"cursor":"<ms>-<seq>"} as the script writes it.  Used on the
  * fan-out hot path.  PROTO_EINVAL if the frame does not end that way.
  */
 int proto_frame_update_cursor(const char *frame, size_t len, proto_cursor_t *out);
+
+/*
+ * The two facts the fan-out takes from an update frame of the script
+ * (proto_frame_update_cursor's frames), by a byte scan instead of a parse,
+ * once per frame however many watchers it goes to.
+ *
+ * proto_frame_update_location_only: the update has a location and nothing a
+ * client must not miss (status, eta, courier, places), so a newer frame may
+ * replace it in a queue that is behind.  Any doubt (a member name appearing
+ * inside a string value) answers false, the safe side.
+ *
+ * proto_frame_update_ts: the update's ts, for the update-age metric: the
+ * first "ts": of the frame is the update's own (order ids and provider names
+ * hold no quotes, and a quote inside a string value is escaped).  0 when
+ * there is none; the digits are read up to PROTO_MS_MAX.
+ */
+bool proto_frame_update_location_only(const char *frame, size_t len);
+int64_t proto_frame_update_ts(const char *frame, size_t len);
 
 #endif /* TRACKGATE_PROTO_H */

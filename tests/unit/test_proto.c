@@ -2199,6 +2199,181 @@ static void state_with_places_decodes_and_needs_their_ts(void **state)
 			PROTO_EINVAL, "places.pickup.ts");
 }
 
+/* --- the order document (GET /v1/orders/{ID}) ---------------------------- */
+
+#define ORDER_DOC                                                                                  \
+	"{\"order_id\":\"ord-8f3a2c\",\"state\":" SCRIPT_STATE ",\"cursor\":\"1795297140866-0\"}"
+
+static void order_doc_is_the_snapshot_frame_without_its_type(void **state)
+{
+	char buf[1024];
+	int n;
+
+	(void)state;
+	n = proto_order_doc(buf, sizeof(buf), "ord-8f3a2c", SCRIPT_STATE, strlen(SCRIPT_STATE),
+			    "1795297140866-0");
+	assert_int_equal(n, strlen(ORDER_DOC));
+	assert_memory_equal(buf, ORDER_DOC, (size_t)n);
+	/* What server.c used to cut out of the frame: its first 19 bytes after the
+	 * brace. */
+	assert_int_equal(strlen(SNAPSHOT_FRAME) - strlen(ORDER_DOC), 18);
+	assert_memory_equal(SNAPSHOT_FRAME + 19, ORDER_DOC + 1, strlen(ORDER_DOC) - 1);
+}
+
+static void order_doc_of_unknown_order_has_null_state_and_cursor(void **state)
+{
+	static const char want[] = "{\"order_id\":\"ord-1\",\"state\":null,\"cursor\":null}";
+	char buf[128];
+
+	(void)state;
+	assert_int_equal(proto_order_doc(buf, sizeof(buf), "ord-1", NULL, 0, NULL),
+			 sizeof(want) - 1);
+	assert_memory_equal(buf, want, sizeof(want) - 1);
+}
+
+static void order_doc_with_cap_0_only_returns_its_length(void **state)
+{
+	(void)state;
+	assert_int_equal(proto_order_doc(NULL, 0, "ord-8f3a2c", SCRIPT_STATE, strlen(SCRIPT_STATE),
+					 "1795297140866-0"),
+			 strlen(ORDER_DOC));
+}
+
+static void order_doc_with_short_cap_writes_only_cap_bytes(void **state)
+{
+	char buf[64];
+
+	(void)state;
+	memset(buf, '#', sizeof(buf));
+	assert_int_equal(proto_order_doc(buf, 10, "ord-8f3a2c", SCRIPT_STATE, strlen(SCRIPT_STATE),
+					 "1795297140866-0"),
+			 strlen(ORDER_DOC));
+	assert_memory_equal(buf, ORDER_DOC, 10);
+	assert_int_equal(buf[10], '#');
+}
+
+static void order_doc_refuses_what_the_snapshot_frame_refuses(void **state)
+{
+	char buf[256];
+
+	(void)state;
+	memset(buf, '#', sizeof(buf));
+	assert_int_equal(proto_order_doc(buf, sizeof(buf), "ord 1", NULL, 0, NULL), PROTO_EINVAL);
+	assert_int_equal(proto_order_doc(buf, sizeof(buf), "ord-1", NULL, 0, "01-0"), PROTO_EINVAL);
+	assert_int_equal(proto_order_doc(buf, sizeof(buf), "ord-1", "{}", 0, NULL), PROTO_EINVAL);
+	assert_int_equal(proto_order_doc(NULL, 1, "ord-1", NULL, 0, NULL), PROTO_EINVAL);
+	assert_int_equal(buf[0], '#');
+	/* Nor does a refused snapshot frame write anything. */
+	assert_int_equal(proto_frame_snapshot(buf, sizeof(buf), "ord 1", NULL, 0, NULL, false),
+			 PROTO_EINVAL);
+	assert_int_equal(buf[0], '#');
+}
+
+/* --- update frames: location-only and ts --------------------------------- */
+
+#define LOC_FRAME(update)                                                                          \
+	"{\"type\":\"update\",\"order_id\":\"ord-1\",\"update\":" update                           \
+	",\"cursor\":\"1795297140851-0\"}"
+
+static void frame_with_only_a_location_is_location_only(void **state)
+{
+	static const char f[] = LOC_FRAME("{\"v\":1,\"order_id\":\"ord-1\",\"provider\":\"acme\","
+					  "\"ts\":1700000005000,\"location\":{\"lat\":52.5,"
+					  "\"lng\":13.4}}");
+
+	(void)state;
+	assert_true(proto_frame_update_location_only(f, sizeof(f) - 1));
+}
+
+static void frame_with_a_location_and_more_is_not_location_only(void **state)
+{
+	static const char *const frames[] = {
+	    LOC_FRAME("{" REQ ",\"location\":{\"lat\":1,\"lng\":2},\"status\":\"picked_up\"}"),
+	    LOC_FRAME("{" REQ ",\"location\":{\"lat\":1,\"lng\":2},\"eta\":{\"dropoff\":1}}"),
+	    LOC_FRAME("{" REQ ",\"location\":{\"lat\":1,\"lng\":2},\"courier\":{\"id\":\"c\"}}"),
+	    LOC_FRAME("{" REQ ",\"location\":{\"lat\":1,\"lng\":2},\"places\":{}}"),
+	    FULL_FRAME,
+	};
+
+	(void)state;
+	for (size_t i = 0; i < sizeof(frames) / sizeof(frames[0]); i++)
+		assert_false(proto_frame_update_location_only(frames[i], strlen(frames[i])));
+}
+
+static void frame_without_a_location_is_not_location_only(void **state)
+{
+	static const char f[] = LOC_FRAME(MINIMAL_UPDATE);
+
+	(void)state;
+	assert_false(proto_frame_update_location_only(f, sizeof(f) - 1));
+	assert_false(proto_frame_update_location_only("", 0));
+}
+
+static void nested_member_name_makes_a_frame_not_location_only(void **state)
+{
+	/* The safe side: a "status": anywhere, even inside another member, is taken
+	 * for one. */
+	static const char f[] = LOC_FRAME("{" REQ ",\"location\":{\"lat\":1,\"lng\":2},"
+					  "\"x\":{\"status\":1}}");
+	/* Inside a string value the quotes are escaped: that is no member name. */
+	static const char g[] = LOC_FRAME("{" REQ ",\"location\":{\"lat\":1,\"lng\":2},"
+					  "\"event_id\":\"\\\"status\\\":\"}");
+
+	(void)state;
+	assert_false(proto_frame_update_location_only(f, sizeof(f) - 1));
+	assert_true(proto_frame_update_location_only(g, sizeof(g) - 1));
+}
+
+static void location_only_reads_no_byte_past_len(void **state)
+{
+	static const char f[] = "{\"location\":{},\"status\":\"created\"}";
+
+	(void)state;
+	/* Cut before "status": only the location is seen. */
+	assert_true(proto_frame_update_location_only(f, 16));
+	assert_false(proto_frame_update_location_only(f, sizeof(f) - 1));
+}
+
+static void ts_of_an_update_frame_is_the_updates_own(void **state)
+{
+	(void)state;
+	assert_int_equal(proto_frame_update_ts(FULL_FRAME, strlen(FULL_FRAME)), 1700000000000LL);
+	/* The script's cjson puts members in any order: the first "ts": is still the
+	 * update's. */
+	static const char f[] =
+	    "{\"type\":\"update\",\"order_id\":\"ord-8f3a2c\",\"update\":{\"order_"
+	    "id\":"
+	    "\"ord-8f3a2c\",\"ts\":1700000003000,\"provider\":\"uber_direct\","
+	    "\"status\":"
+	    "\"at_dropoff\",\"v\":1},\"cursor\":\"1795297492713-0\"}";
+	assert_int_equal(proto_frame_update_ts(f, sizeof(f) - 1), 1700000003000LL);
+}
+
+static void ts_of_a_frame_without_one_is_0(void **state)
+{
+	static const char f[] = "{\"type\":\"update\",\"order_id\":\"o\",\"update\":{},"
+				"\"cursor\":\"1-0\"}";
+
+	(void)state;
+	assert_int_equal(proto_frame_update_ts(f, sizeof(f) - 1), 0);
+	assert_int_equal(proto_frame_update_ts("", 0), 0);
+	assert_int_equal(proto_frame_update_ts("{\"ts\":x}", 8), 0);
+}
+
+static void ts_stops_at_len_and_at_ms_max(void **state)
+{
+	static const char f[] = "{\"ts\":1700000000000}";
+	static const char big[] = "{\"ts\":123456789012345678901234567890}";
+	int64_t v;
+
+	(void)state;
+	assert_int_equal(proto_frame_update_ts(f, 9), 170);
+	v = proto_frame_update_ts(big, sizeof(big) - 1);
+	/* Read no further than one digit past PROTO_MS_MAX's length: no overflow. */
+	assert_true(v > PROTO_MS_MAX && v < PROTO_MS_MAX * 10 + 10);
+	assert_int_equal(v, 123456789012345LL);
+}
+
 /* --- UTF-8 --------------------------------------------------------------- */
 
 static const char *const utf8_valid_cases[] = {
@@ -2753,6 +2928,21 @@ int main(void)
 		cmocka_unit_test(keys_of_a_128_character_order_id_fit),
 		cmocka_unit_test(channel_name_gives_its_order_id),
 		cmocka_unit_test(other_names_are_not_order_channels),
+
+		cmocka_unit_test(order_doc_is_the_snapshot_frame_without_its_type),
+		cmocka_unit_test(order_doc_of_unknown_order_has_null_state_and_cursor),
+		cmocka_unit_test(order_doc_with_cap_0_only_returns_its_length),
+		cmocka_unit_test(order_doc_with_short_cap_writes_only_cap_bytes),
+		cmocka_unit_test(order_doc_refuses_what_the_snapshot_frame_refuses),
+
+		cmocka_unit_test(frame_with_only_a_location_is_location_only),
+		cmocka_unit_test(frame_with_a_location_and_more_is_not_location_only),
+		cmocka_unit_test(frame_without_a_location_is_not_location_only),
+		cmocka_unit_test(nested_member_name_makes_a_frame_not_location_only),
+		cmocka_unit_test(location_only_reads_no_byte_past_len),
+		cmocka_unit_test(ts_of_an_update_frame_is_the_updates_own),
+		cmocka_unit_test(ts_of_a_frame_without_one_is_0),
+		cmocka_unit_test(ts_stops_at_len_and_at_ms_max),
 
 		cmocka_unit_test(valid_utf8_is_valid),
 		cmocka_unit_test(overlongs_surrogates_and_code_points_past_10ffff_are_not_utf8),
