@@ -35,47 +35,6 @@ int adapter_fail(proto_error_t *err, int code, const char *field, const char *fm
 	return code;
 }
 
-/* --- UTF-8 ------------------------------------------------------------------- */
-
-/*
- * Length of the valid UTF-8 sequence at p, of which avail bytes may be read;
- * 0 when invalid (overlong forms, surrogates, > U+10FFFF, truncated).
- */
-static size_t utf8_seq_len(const unsigned char *p, size_t avail)
-{
-	unsigned char c = p[0];
-	unsigned char lo = 0x80, hi = 0xbf;
-	size_t n;
-
-	if (c < 0x80)
-		return 1;
-	if (c >= 0xc2 && c <= 0xdf)
-		n = 2;
-	else if (c >= 0xe0 && c <= 0xef)
-		n = 3;
-	else if (c >= 0xf0 && c <= 0xf4)
-		n = 4;
-	else
-		return 0;
-	if (avail < n)
-		return 0;
-	if (c == 0xe0)
-		lo = 0xa0; /* no overlongs */
-	else if (c == 0xed)
-		hi = 0x9f; /* no surrogates */
-	else if (c == 0xf0)
-		lo = 0x90;
-	else if (c == 0xf4)
-		hi = 0x8f; /* <= U+10FFFF */
-	if (p[1] < lo || p[1] > hi)
-		return 0;
-	for (size_t i = 2; i < n; i++) {
-		if ((p[i] & 0xc0) != 0x80)
-			return 0;
-	}
-	return n;
-}
-
 /* --- signatures and credentials ------------------------------------------------- */
 
 bool adapter_equal(const void *a, size_t a_len, const void *b, size_t b_len)
@@ -181,54 +140,12 @@ bool adapter_hmac_hex_ok(adapter_hmac_alg_t alg, const unsigned char *key, size_
 /* Longest Authorization credential looked at; longer values are refused. */
 #define AUTH_CREDENTIAL_MAX 4096
 
-static bool base64_char(unsigned char c)
-{
-	return (c >= 'A' && c <= 'Z') || (c >= 'a' && c <= 'z') || (c >= '0' && c <= '9') ||
-	       c == '+' || c == '/';
-}
-
-/*
- * Decodes standard base64 (RFC 4648 section 4) with or without its '='
- * padding into out; the decoded length, or -1.  EVP_DecodeBlock wants whole
- * 4-character groups and writes the padding as zero bytes, so the padding
- * is restored before and its bytes are dropped after.
- */
-static long base64_decode(const char *in, size_t len, unsigned char *out, size_t cap)
-{
-	char padded[AUTH_CREDENTIAL_MAX + 4];
-	size_t pad = 0, data = 0;
-	int n;
-
-	if (len > AUTH_CREDENTIAL_MAX)
-		return -1;
-	while (data < len && base64_char((unsigned char)in[data]))
-		data++;
-	while (data + pad < len && in[data + pad] == '=')
-		pad++;
-	if (data + pad != len || pad > 2 || data % 4 == 1)
-		return -1;
-	if (pad != 0 && (data + pad) % 4 != 0)
-		return -1; /* padding, but not to a whole group */
-	memcpy(padded, in, data);
-	pad = data % 4 == 0 ? 0 : 4 - data % 4;
-	memset(padded + data, '=', pad);
-	if ((data + pad) / 4 * 3 > cap)
-		return -1;
-	if (data + pad == 0)
-		return 0;
-	n = EVP_DecodeBlock(out, (const unsigned char *)padded, (int)(data + pad));
-	if (n < 0 || (size_t)n < pad)
-		return -1;
-	return (long)((size_t)n - pad);
-}
-
 bool adapter_authorization_ok(const char *header_value, const unsigned char *secret,
 			      size_t secret_len)
 {
-	unsigned char decoded[AUTH_CREDENTIAL_MAX];
+	unsigned char decoded[PROTO_BASE64_DECODED_MAX(AUTH_CREDENTIAL_MAX)];
 	const char *credential;
-	size_t len;
-	long n;
+	size_t len, n;
 	bool ok, bearer;
 
 	if (header_value == NULL || secret == NULL || secret_len == 0)
@@ -256,10 +173,9 @@ bool adapter_authorization_ok(const char *header_value, const unsigned char *sec
 		return false;
 	if (bearer)
 		return adapter_equal(credential, len, secret, secret_len);
-	n = base64_decode(credential, len, decoded, sizeof(decoded));
-	if (n <= 0)
-		return false;
-	ok = adapter_equal(decoded, (size_t)n, secret, secret_len);
+	/* RFC 7617: standard base64; the '=' padding is tolerated missing. */
+	ok = proto_base64_decode(credential, len, 0, decoded, sizeof(decoded), &n) == PROTO_OK &&
+	     n != 0 && adapter_equal(decoded, n, secret, secret_len);
 	OPENSSL_cleanse(decoded, sizeof(decoded));
 	return ok;
 }
@@ -339,7 +255,7 @@ cJSON *adapter_parse_json(const char *body, size_t len, proto_error_t *err)
 				     "the body holds a NUL byte (at byte %zu)", i);
 			return NULL;
 		}
-		n = utf8_seq_len((const unsigned char *)body + i, len - i);
+		n = proto_utf8_seq_len(body + i, len - i);
 		if (n == 0) {
 			adapter_fail(err, ADAPTER_EINVAL, "",
 				     "the body is not valid UTF-8 (at byte %zu)", i);
@@ -826,7 +742,7 @@ void adapter_copy_text(char *dst, size_t cap, const char *s)
 		return;
 	if (s != NULL) {
 		while (*p != '\0') {
-			size_t n = utf8_seq_len(p, strnlen((const char *)p, 4));
+			size_t n = proto_utf8_seq_len(p, strnlen((const char *)p, 4));
 			if (n == 0) {
 				/* Not UTF-8: one replacement byte, so the copy stays valid. */
 				if (used + 1 > cap - 1)

@@ -149,42 +149,27 @@ out:
 	return rc;
 }
 
-/*
- * The JSON of a token's header segment, or NULL when it is not base64url of
- * a JSON object.  EVP_DecodeBlock wants standard base64 in whole groups, so
- * the segment is translated and padded first.
- */
+/* The longest header segment decoded (base64url characters). */
+#define WOLT_HEADER_B64_MAX 4096
+
+/* The JSON of a token's header segment, or NULL when it is not base64url of a JSON object. */
 static cJSON *wolt_header_json(const char *token)
 {
 	const char *dot = strchr(token, '.');
-	size_t len = dot != NULL ? (size_t)(dot - token) : 0;
-	size_t padded_len = (len + 3) / 4 * 4;
-	unsigned char *b64 = NULL, *raw = NULL;
-	cJSON *header = NULL;
-	int n;
+	size_t len = dot != NULL ? (size_t)(dot - token) : 0, n;
+	char raw[PROTO_BASE64_DECODED_MAX(WOLT_HEADER_B64_MAX) + 1];
+	cJSON *header;
 
-	if (len == 0 || len > 4096 || len % 4 == 1)
+	if (len == 0 || len > WOLT_HEADER_B64_MAX ||
+	    proto_base64_decode(token, len, PROTO_BASE64_URL, (unsigned char *)raw, sizeof(raw) - 1,
+				&n) != PROTO_OK)
 		return NULL;
-	b64 = malloc(padded_len + 1);
-	raw = malloc(padded_len / 4 * 3 + 1);
-	if (b64 == NULL || raw == NULL)
-		goto out;
-	for (size_t i = 0; i < len; i++)
-		b64[i] = token[i] == '-' ? '+' : token[i] == '_' ? '/' : (unsigned char)token[i];
-	memset(b64 + len, '=', padded_len - len);
-	b64[padded_len] = '\0';
-	n = EVP_DecodeBlock(raw, b64, (int)padded_len);
-	if (n < 0 || (size_t)n < padded_len - len)
-		goto out;
-	raw[(size_t)n - (padded_len - len)] = '\0';
-	header = cJSON_Parse((const char *)raw);
+	raw[n] = '\0';
+	header = cJSON_Parse(raw);
 	if (header != NULL && !cJSON_IsObject(header)) {
 		cJSON_Delete(header);
 		header = NULL;
 	}
-out:
-	free(raw);
-	free(b64);
 	return header;
 }
 

@@ -8,6 +8,8 @@
 #include <cjson/cJSON.h>
 #include <jwt.h>
 
+#include "proto.h"
+
 int auth_alg_parse(const char *name, auth_alg_t *out)
 {
 	if (!strcmp(name, "HS256"))
@@ -17,42 +19,6 @@ int auth_alg_parse(const char *name, auth_alg_t *out)
 	else
 		return -1;
 	return 0;
-}
-
-/* Decodes one base64url segment (no padding) into out; -1 when it is not base64url. */
-static long auth_b64url_decode(const char *s, size_t len, char *out, size_t cap)
-{
-	unsigned long acc = 0;
-	int bits = 0;
-	size_t n = 0;
-
-	for (size_t i = 0; i < len; i++) {
-		int v;
-		char c = s[i];
-
-		if (c >= 'A' && c <= 'Z')
-			v = c - 'A';
-		else if (c >= 'a' && c <= 'z')
-			v = c - 'a' + 26;
-		else if (c >= '0' && c <= '9')
-			v = c - '0' + 52;
-		else if (c == '-')
-			v = 62;
-		else if (c == '_')
-			v = 63;
-		else
-			return -1;
-		acc = (acc << 6) | (unsigned long)v;
-		bits += 6;
-		if (bits >= 8) {
-			bits -= 8;
-			if (n + 1 >= cap)
-				return -1;
-			out[n++] = (char)((acc >> bits) & 0xff);
-		}
-	}
-	out[n] = '\0';
-	return (long)n;
 }
 
 /*
@@ -65,12 +31,17 @@ static int auth_header(const char *token, size_t len, char *alg, size_t alg_cap,
 {
 	const char *dot = memchr(token, '.', len);
 	char json[512];
+	size_t n;
 	cJSON *h;
 	const cJSON *a, *k;
 	int rc = -1;
 
-	if (!dot || auth_b64url_decode(token, (size_t)(dot - token), json, sizeof(json)) < 0)
+	/* A JWS segment: base64url without padding (RFC 7515 2). */
+	if (!dot ||
+	    proto_base64_decode(token, (size_t)(dot - token), PROTO_BASE64_URL | PROTO_BASE64_NOPAD,
+				(unsigned char *)json, sizeof(json) - 1, &n) != PROTO_OK)
 		return -1;
+	json[n] = '\0';
 	h = cJSON_Parse(json);
 	a = cJSON_GetObjectItemCaseSensitive(h, "alg");
 	k = cJSON_GetObjectItemCaseSensitive(h, "kid");
