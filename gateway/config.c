@@ -18,186 +18,11 @@
 #define TRACKGATE_VERSION "dev"
 #endif
 
-/*
- * One row per setting: the single table behind --help, the file and the
- * command line.  Numeric settings carry their range and where they go, so
- * they need no code of their own.
- */
-typedef enum config_kind {
-	CONFIG_SPECIAL = 0, /* parsed by its own branch in config_set() */
-	CONFIG_UINT,        /* unsigned, stored at offset */
-	CONFIG_SIZE,        /* size_t, stored at offset */
-} config_kind_t;
-
-typedef struct config_setting {
-	const char *name;
-	const char *arg;
-	const char *help;
-	config_kind_t kind;
-	size_t offset;
-	unsigned long long min, max;
-} config_setting_t;
-
-#define NUM(kind, field, lo, hi) kind, offsetof(config_t, field), lo, hi
-
-static const config_setting_t config_settings[] = {
-	{"listen", "HOST:PORT", "address to serve HTTP and websockets on (default 127.0.0.1:8080;\n"
-				"                         *:PORT or 0.0.0.0:PORT for all addresses)", CONFIG_SPECIAL, 0, 0, 0},
-	{"metrics-listen", "HOST:PORT", "serve GET /metrics on this address only (default: on the\n"
-					"                         main address)", CONFIG_SPECIAL, 0, 0, 0},
-	{"redis", "URL", "redis://HOST:PORT or unix:///PATH (default redis://127.0.0.1:6379)",
-	 CONFIG_SPECIAL, 0, 0, 0},
-	{"ingest-key-file", "PATH", "file of bearer keys for POST /v1/updates, one per line, each\n"
-				    "                         16..256 printable bytes; '#' starts a comment (required)",
-	 CONFIG_SPECIAL, 0, 0, 0},
-	{"tls-cert", "PATH", "serve HTTPS/WSS with this PEM certificate chain (with tls-key);\n"
-			     "                         SIGHUP reloads both files", CONFIG_SPECIAL, 0, 0, 0},
-	{"tls-key", "PATH", "the PEM private key of tls-cert", CONFIG_SPECIAL, 0, 0, 0},
-	{"allowed-origins", "LIST", "comma-separated Origin values allowed to open websockets\n"
-				    "                         (default: any)", CONFIG_SPECIAL, 0, 0, 0},
-	{"page-tile-url", "URL", "map tiles for the tracking page, an http(s) URL template with\n"
-				 "                         {z}, {x} and {y}, e.g. https://tile.example/{z}/{x}/{y}.png\n"
-				 "                         (default: a plain map without tiles)", CONFIG_SPECIAL, 0, 0, 0},
-	{"page-tile-attribution", "TEXT", "the tiles' attribution, shown on the map (e.g.\n"
-					  "                         \"(c) OpenStreetMap contributors\")", CONFIG_SPECIAL, 0, 0, 0},
-	{"log-level", "LEVEL", "error, warn, info or debug (default info)", CONFIG_SPECIAL, 0, 0, 0},
-	{"log-format", "FORMAT", "text (default) or json: one JSON object per line with ts,\n"
-				 "                         level, event and the event's fields",
-	 CONFIG_SPECIAL, 0, 0, 0},
-	{"workers", "N", "processes sharing the listening port (SO_REUSEPORT), each with its\n"
-			 "                         own loop and Redis connections; 1 = no parent (default 1)",
-	 NUM(CONFIG_UINT, workers, 1, 64)},
-	{"body-limit", "BYTES", "largest accepted POST body (default 65536)",
-	 NUM(CONFIG_SIZE, body_limit, 1024, 16u << 20)},
-	{"outq-limit", "BYTES", "bytes queued for one watcher before it is closed with 4408\n"
-				"                         (default 262144)",
-	 NUM(CONFIG_SIZE, outq_limit, 4096, 64u << 20)},
-	{"send-buffer", "BYTES", "kernel send buffer (SO_SNDBUF) of each accepted socket, so that a\n"
-				 "                         client that stops reading pushes back within this much;\n"
-				 "                         0 = the kernel's autotuning, up to tcp_wmem (default 65536)",
-	 NUM(CONFIG_SIZE, send_buffer, 0, 16u << 20)},
-	{"slow-timeout", "SECONDS", "a watcher whose queue has not drained for this long is closed\n"
-				    "                         with 4408 (default 30)",
-	 NUM(CONFIG_UINT, slow_timeout_s, 1, 3600)},
-	{"ttl-active", "SECONDS", "lifetime of an order's Redis keys while active (default 86400)",
-	 NUM(CONFIG_UINT, ttl_active, 60, 30u * 86400)},
-	{"ttl-terminal", "SECONDS", "lifetime after delivered/cancelled/returned/failed (default 3600)",
-	 NUM(CONFIG_UINT, ttl_terminal, 1, 30u * 86400)},
-	{"log-maxlen", "N", "update frames kept per order for resuming (default 1000)",
-	 NUM(CONFIG_UINT, log_maxlen, 1, 100000)},
-	{"courier-visible-from", "STATUS", "the status from which the courier's position is stored and\n"
-					   "                         shown (default courier_assigned; created = always); never\n"
-					   "                         after delivered, cancelled, returned or failed",
-	 CONFIG_SPECIAL, 0, 0, 0},
-	{"redis-timeout", "MS", "Redis connect timeout in milliseconds (default 2000)",
-	 NUM(CONFIG_UINT, redis_timeout_ms, 10, 60000)},
-	{"max-connections", "N", "sockets one process serves at once; more get 503 or close\n"
-				 "                         1013 (default 18000)",
-	 NUM(CONFIG_UINT, max_connections, 1, 1000000)},
-	{"max-per-client", "N", "websockets one client address may hold (default 200)",
-	 NUM(CONFIG_UINT, max_per_client, 1, 1000000)},
-	{"ping-interval", "SECONDS", "ping each websocket this long after its last pong (default 30)",
-	 NUM(CONFIG_UINT, ping_interval_s, 1, 3600)},
-	{"pong-timeout", "SECONDS", "drop a websocket silent this long after a ping (default 30)",
-	 NUM(CONFIG_UINT, pong_timeout_s, 1, 3600)},
-	{"http-timeout", "SECONDS", "time allowed for a request's headers and body, and for an\n"
-				    "                         idle keep-alive connection (default 10)",
-	 NUM(CONFIG_UINT, http_timeout_s, 1, 3600)},
-	{"first-byte-timeout", "SECONDS", "a new connection that sends nothing for this long is closed\n"
-					  "                         before it holds any server state (default 5)",
-	 NUM(CONFIG_UINT, first_byte_timeout_s, 1, 3600)},
-	{"max-pending-per-client", "N", "connections one client address may hold that have not sent a\n"
-					"                         whole request head; more are closed at accept (default 64;\n"
-					"                         trusted-proxies are exempt)",
-	 NUM(CONFIG_UINT, max_pending_per_client, 1, 1000000)},
-	{"upgrade-rate", "N", "websocket upgrades per second per client address (default 50);\n"
-			      "                         more get close 1013", NUM(CONFIG_UINT, upgrade_rate, 1, 1000000)},
-	{"upgrade-burst", "N", "upgrades one address may make at once (default 200)",
-	 NUM(CONFIG_UINT, upgrade_burst, 1, 1000000)},
-	{"ingest-rate", "N", "ingest and webhook requests per second per client address\n"
-			     "                         (default 5000); more get 429", NUM(CONFIG_UINT, ingest_rate, 1, 1000000)},
-	{"ingest-burst", "N", "ingest requests one address may make at once (default 10000)",
-	 NUM(CONFIG_UINT, ingest_burst, 1, 1000000)},
-	{"proxy-header", "NAME", "the header a trusted proxy puts the client address in, e.g.\n"
-				 "                         X-Forwarded-For (default: none)", CONFIG_SPECIAL, 0, 0, 0},
-	{"trusted-proxies", "LIST", "comma-separated proxy addresses whose proxy-header is believed",
-	 CONFIG_SPECIAL, 0, 0, 0},
-	{"drain-timeout", "SECONDS", "longest wait on SIGTERM for watchers to close and ingest\n"
-				     "                         requests to finish (default 10)",
-	 NUM(CONFIG_UINT, drain_timeout_s, 1, 3600)},
-};
-
-#define CONFIG_N_SETTINGS (sizeof(config_settings) / sizeof(config_settings[0]))
-
-void config_usage(void)
+/* Copies value into dst, clearing all of it first (config_apply_reload compares whole fields). */
+static void config_copy(char *dst, size_t size, const char *value)
 {
-	printf("usage: trackgated [--config FILE] [--SETTING VALUE]...\n"
-	       "\n"
-	       "trackgate's real-time order-tracking gateway: takes courier updates over HTTP,\n"
-	       "stores and publishes them through Redis and pushes them to every websocket\n"
-	       "watching the order.\n"
-	       "\n"
-	       "  --config FILE          read settings from FILE: INI lines `setting = value`\n"
-	       "                         with the names below minus the leading --, '-' and\n"
-	       "                         '_' alike; the command line wins over the file\n");
-	for (size_t i = 0; i < CONFIG_N_SETTINGS; i++) {
-		char left[64];
-
-		snprintf(left, sizeof(left), "--%s %s", config_settings[i].name, config_settings[i].arg);
-		if (strlen(left) > 22)
-			printf("  %s\n  %-22s %s\n", left, "", config_settings[i].help);
-		else
-			printf("  %-22s %s\n", left, config_settings[i].help);
-	}
-	printf("  --webhook-secret-file PROVIDER=PATH\n"
-	       "                         the secret of POST /v1/webhooks/PROVIDER, read from PATH;\n"
-	       "                         in the config file: [webhook.PROVIDER] with secret = VALUE\n"
-	       "                         or secret-file = PATH.  Providers not configured get 404\n");
-	printf("  --token-key-file KID=ALG:PATH\n"
-	       "                         a key for tracking-link tokens (ALG HS256: the secret;\n"
-	       "                         ES256: a PEM public key); with none, links are unchecked.\n"
-	       "                         In the file: [token-key.KID] alg = .., secret-file = ..\n");
-	printf("  --check-config         validate the settings, print them (secrets masked) and\n"
-	       "                         exit 0, or print what is wrong and exit 1\n");
-	printf("  --help                 print this and exit\n"
-	       "  --version              print the version and exit\n"
-	       "\n"
-	       "Signals: SIGINT/SIGTERM stop accepting, close websockets with 1001, finish\n"
-	       "in-flight ingest (at most drain-timeout) and exit 0; SIGHUP reloads the TLS\n"
-	       "certificate and key.\n"
-	       "With workers > 1 the parent forwards them to every worker.\n");
-}
-
-void config_defaults(config_t *cfg)
-{
-	memset(cfg, 0, sizeof(*cfg));
-	snprintf(cfg->listen_host, sizeof(cfg->listen_host), "127.0.0.1");
-	cfg->listen_port = 8080;
-	snprintf(cfg->redis_host, sizeof(cfg->redis_host), "127.0.0.1");
-	cfg->redis_port = 6379;
-	cfg->log_level = LOG_INFO;
-	cfg->body_limit = 65536;
-	cfg->outq_limit = 262144;
-	cfg->send_buffer = 65536;
-	cfg->ttl_active = 86400;
-	cfg->ttl_terminal = 3600;
-	cfg->log_maxlen = 1000;
-	cfg->first_byte_timeout_s = 5;
-	cfg->max_pending_per_client = 64;
-	snprintf(cfg->courier_visible_from, sizeof(cfg->courier_visible_from), "courier_assigned");
-	cfg->redis_timeout_ms = 2000;
-	cfg->max_connections = 18000;
-	cfg->drain_timeout_s = 10;
-	cfg->workers = 1;
-	cfg->upgrade_rate = 50;
-	cfg->upgrade_burst = 200;
-	cfg->ingest_rate = 5000; /* a backend posts from one address: be generous */
-	cfg->ingest_burst = 10000;
-	cfg->slow_timeout_s = 30;
-	cfg->max_per_client = 200;
-	cfg->ping_interval_s = 30;
-	cfg->pong_timeout_s = 30;
-	cfg->http_timeout_s = 10;
+	memset(dst, 0, size);
+	memcpy(dst, value, strnlen(value, size - 1));
 }
 
 static int config_parse_uint(const char *value, unsigned long long min, unsigned long long max,
@@ -238,6 +63,7 @@ int config_parse_listen(const char *value, char *host, size_t host_len, int *por
 		return -1;
 	if (config_parse_port(colon + 1, port))
 		return -1;
+	memset(host, 0, host_len);
 	/* [::1]:8080 style */
 	if (hlen >= 2 && value[0] == '[' && value[hlen - 1] == ']') {
 		memcpy(host, value + 1, hlen - 2);
@@ -295,7 +121,7 @@ int config_parse_redis(const char *value, config_t *cfg)
 
 		if (path[0] != '/' || strlen(path) >= sizeof(cfg->redis_unix))
 			return -1;
-		snprintf(cfg->redis_unix, sizeof(cfg->redis_unix), "%s", path);
+		config_copy(cfg->redis_unix, sizeof(cfg->redis_unix), path);
 		return 0;
 	}
 	if (strncmp(value, "redis://", 8) == 0) {
@@ -319,152 +145,12 @@ int config_parse_redis(const char *value, config_t *cfg)
 		} else {
 			snprintf(host, sizeof(host), "%s", buf);
 		}
-		snprintf(cfg->redis_host, sizeof(cfg->redis_host), "%s", host);
+		config_copy(cfg->redis_host, sizeof(cfg->redis_host), host);
 		cfg->redis_port = port;
-		cfg->redis_unix[0] = '\0';
+		memset(cfg->redis_unix, 0, sizeof(cfg->redis_unix));
 		return 0;
 	}
 	return -1;
-}
-
-static const config_setting_t *config_find(const char *name)
-{
-	char norm[64];
-	size_t i;
-
-	for (i = 0; name[i] && i < sizeof(norm) - 1; i++)
-		norm[i] = name[i] == '_' ? '-' : name[i];
-	norm[i] = '\0';
-	for (i = 0; i < CONFIG_N_SETTINGS; i++)
-		if (strcmp(config_settings[i].name, norm) == 0)
-			return &config_settings[i];
-	return NULL;
-}
-
-/*
- * Applies one setting.  origin names where it came from ("command line",
- * "FILE:LINE") for the error message.
- */
-int config_set(config_t *cfg, const char *name, const char *value, const char *origin)
-{
-	const config_setting_t *s = config_find(name);
-	unsigned long long v;
-	const char *why = NULL;
-
-	if (!s) {
-		fprintf(stderr, "trackgated: %s: unknown setting '%s' (see --help)\n", origin, name);
-		return CONFIG_EINVAL;
-	}
-	if (!strcmp(s->name, "listen")) {
-		if (config_parse_listen(value, cfg->listen_host, sizeof(cfg->listen_host),
-					&cfg->listen_port))
-			why = "expected HOST:PORT with a port in 1..65535";
-		else if (!config_numeric_host(cfg->listen_host))
-			why = "expected a numeric address (127.0.0.1, ::1, 0.0.0.0 or *), not a name";
-	} else if (!strcmp(s->name, "metrics-listen")) {
-		if (config_parse_listen(value, cfg->metrics_host, sizeof(cfg->metrics_host),
-					&cfg->metrics_port))
-			why = "expected HOST:PORT with a port in 1..65535";
-		else if (!config_numeric_host(cfg->metrics_host))
-			why = "expected a numeric address (127.0.0.1, ::1, 0.0.0.0 or *), not a name";
-	} else if (!strcmp(s->name, "redis")) {
-		if (config_parse_redis(value, cfg))
-			why = "expected redis://HOST[:PORT] or unix:///ABSOLUTE/PATH";
-	} else if (!strcmp(s->name, "ingest-key-file")) {
-		if (!*value || strlen(value) >= sizeof(cfg->ingest_key_file))
-			why = "expected a file path";
-		else
-			snprintf(cfg->ingest_key_file, sizeof(cfg->ingest_key_file), "%s", value);
-	} else if (!strcmp(s->name, "tls-cert") || !strcmp(s->name, "tls-key")) {
-		char *dst = s->name[4] == 'c' ? cfg->tls_cert : cfg->tls_key;
-
-		if (!*value || strlen(value) >= CONFIG_PATH_MAX)
-			why = "expected a file path";
-		else
-			snprintf(dst, CONFIG_PATH_MAX, "%s", value);
-	} else if (!strcmp(s->name, "proxy-header")) {
-		size_t i;
-
-		for (i = 0; value[i] && i < sizeof(cfg->proxy_header) - 1; i++)
-			cfg->proxy_header[i] = (char)tolower((unsigned char)value[i]);
-		cfg->proxy_header[i] = '\0';
-		if (value[i] || strspn(cfg->proxy_header, "abcdefghijklmnopqrstuvwxyz0123456789-") != i)
-			why = "expected a header name";
-	} else if (!strcmp(s->name, "trusted-proxies")) {
-		char list[1024], *save = NULL;
-
-		snprintf(list, sizeof(list), "%s", value);
-		cfg->n_trusted_proxies = 0;
-		for (char *a = strtok_r(list, ", ", &save); a; a = strtok_r(NULL, ", ", &save)) {
-			if (cfg->n_trusted_proxies == 16 || strlen(a) >= 48 ||
-			    !config_numeric_host(a)) {
-				why = "at most 16 numeric addresses";
-				break;
-			}
-			snprintf(cfg->trusted_proxies[cfg->n_trusted_proxies++], 48, "%s", a);
-		}
-	} else if (!strcmp(s->name, "allowed-origins")) {
-		char list[4096], *save = NULL;
-
-		snprintf(list, sizeof(list), "%s", value);
-		cfg->n_allowed_origins = 0;
-		for (char *o = strtok_r(list, ", ", &save); o; o = strtok_r(NULL, ", ", &save)) {
-			if (cfg->n_allowed_origins == 16 || strlen(o) >= 256) {
-				why = "at most 16 origins of at most 255 bytes";
-				break;
-			}
-			snprintf(cfg->allowed_origins[cfg->n_allowed_origins++], 256, "%s", o);
-		}
-	} else if (!strcmp(s->name, "page-tile-url")) {
-		why = config_tile_url_check(value);
-		if (!why)
-			snprintf(cfg->page_tile_url, sizeof(cfg->page_tile_url), "%s", value);
-	} else if (!strcmp(s->name, "page-tile-attribution")) {
-		if (strlen(value) > CONFIG_TILE_ATTR_MAX)
-			why = "at most 160 bytes";
-		for (const char *c = value; !why && *c; c++)
-			if ((unsigned char)*c < 0x20 || *c == 0x7f)
-				why = "no control characters";
-		if (!why)
-			snprintf(cfg->page_tile_attribution, sizeof(cfg->page_tile_attribution), "%s",
-				 value);
-	} else if (!strcmp(s->name, "log-format")) {
-		if (!strcmp(value, "text"))
-			cfg->log_format = LOG_FORMAT_TEXT;
-		else if (!strcmp(value, "json"))
-			cfg->log_format = LOG_FORMAT_JSON;
-		else
-			why = "expected text or json";
-	} else if (!strcmp(s->name, "log-level")) {
-		if (log_level_parse(value, &cfg->log_level))
-			why = "expected error, warn, info or debug";
-	} else if (!strcmp(s->name, "courier-visible-from")) {
-		proto_status_t st;
-
-		if (proto_status_from_name(value, &st) != 0 || st >= PROTO_STATUS_DELIVERED)
-			why = "expected a status from created to at_dropoff";
-		else
-			snprintf(cfg->courier_visible_from, sizeof(cfg->courier_visible_from), "%s",
-				 value);
-	} else if (s->kind != CONFIG_SPECIAL) {
-		static char range[80];
-
-		if (config_parse_uint(value, s->min, s->max, &v)) {
-			snprintf(range, sizeof(range), "expected a whole number in %llu..%llu", s->min,
-				 s->max);
-			why = range;
-		} else if (s->kind == CONFIG_UINT) {
-			*(unsigned *)((char *)cfg + s->offset) = (unsigned)v;
-		} else {
-			*(size_t *)((char *)cfg + s->offset) = (size_t)v;
-		}
-	}
-	if (why) {
-		/* The value of a setting is never a secret (keys live in files). */
-		fprintf(stderr, "trackgated: %s: bad %s '%s': %s\n", origin, s->name, value, why);
-		return CONFIG_EINVAL;
-	}
-	return CONFIG_OK;
 }
 
 typedef struct config_file_ctx {
@@ -638,7 +324,7 @@ static int config_set_token_key(config_t *cfg, const char *kid, const char *name
 	    !strcmp(name, "secret_file") || !strcmp(name, "public_key_file")) {
 		if (!*value || strlen(value) >= CONFIG_PATH_MAX)
 			return CONFIG_EINVAL;
-		snprintf(cfg->token_key_files[idx], CONFIG_PATH_MAX, "%s", value);
+		config_copy(cfg->token_key_files[idx], CONFIG_PATH_MAX, value);
 		return CONFIG_OK;
 	}
 	fprintf(stderr, "trackgated: %s: [token-key.%s] knows alg, secret, secret-file and "
@@ -692,6 +378,633 @@ static int config_load_token_keys(config_t *cfg)
 		}
 	}
 	return CONFIG_OK;
+}
+
+/*
+ * The settings table.  A row is one setting: its name and --help text, its
+ * default (a value its parser takes), the parser that checks a value and
+ * stores it, the printer that writes it back as config-file lines for
+ * --check-config, what SIGHUP does with it, and the fields of config_t it
+ * owns (so that a reload can copy or compare them).  A parser returns NULL
+ * or why the value is bad.
+ */
+typedef struct config_setting config_setting_t;
+typedef const char *config_parse_fn(config_t *cfg, const config_setting_t *s, const char *value);
+typedef void config_print_fn(const config_t *cfg, const config_setting_t *s, FILE *out);
+
+struct config_setting {
+	config_setting_info_t info;
+	const char *help;
+	config_parse_fn *parse;  /* NULL for --help and --version */
+	config_print_fn *print;  /* NULL: not in --check-config's output */
+	bool early;              /* taken in the first pass over the command line */
+	unsigned long long min, max; /* numbers: the range; lists: the number of items */
+	struct { size_t off, len; } field[4]; /* the fields of config_t it sets */
+};
+
+#define FIELD(cfg, s, i) ((char *)(cfg) + (s)->field[i].off)
+#define CFIELD(cfg, s, i) ((const char *)(cfg) + (s)->field[i].off)
+
+/* A parser's answer when it printed its message itself, or when a number is out of range. */
+static const char config_printed[] = "", config_out_of_range[] = "";
+
+static const char *config_parse_number(config_t *cfg, const config_setting_t *s, const char *v)
+{
+	unsigned long long n;
+
+	if (config_parse_uint(v, s->min, s->max, &n))
+		return config_out_of_range;
+	if (s->field[0].len == sizeof(size_t))
+		*(size_t *)FIELD(cfg, s, 0) = (size_t)n;
+	else
+		*(unsigned *)FIELD(cfg, s, 0) = (unsigned)n;
+	return NULL;
+}
+
+static void config_print_number(const config_t *cfg, const config_setting_t *s, FILE *out)
+{
+	if (s->field[0].len == sizeof(size_t))
+		fprintf(out, "%s = %zu\n", s->info.name, *(const size_t *)CFIELD(cfg, s, 0));
+	else
+		fprintf(out, "%s = %u\n", s->info.name, *(const unsigned *)CFIELD(cfg, s, 0));
+}
+
+static const char *config_parse_path(config_t *cfg, const config_setting_t *s, const char *v)
+{
+	if (!*v || strlen(v) >= s->field[0].len)
+		return "expected a file path";
+	config_copy(FIELD(cfg, s, 0), s->field[0].len, v);
+	return NULL;
+}
+
+/* A string setting, printed when set. */
+static void config_print_string(const config_t *cfg, const config_setting_t *s, FILE *out)
+{
+	if (*CFIELD(cfg, s, 0))
+		fprintf(out, "%s = %s\n", s->info.name, CFIELD(cfg, s, 0));
+}
+
+/* HOST:PORT into field 0 (the host) and field 1 (the port). */
+static const char *config_parse_address(config_t *cfg, const config_setting_t *s, const char *v)
+{
+	char *host = FIELD(cfg, s, 0);
+
+	if (config_parse_listen(v, host, s->field[0].len, (int *)FIELD(cfg, s, 1)))
+		return "expected HOST:PORT with a port in 1..65535";
+	if (!config_numeric_host(host))
+		return "expected a numeric address (127.0.0.1, ::1, 0.0.0.0 or *), not a name";
+	return NULL;
+}
+
+static void config_print_hostport(FILE *out, const char *prefix, const char *host, int port)
+{
+	bool v6 = strchr(host, ':') != NULL;
+
+	fprintf(out, "%s%s%s%s:%d\n", prefix, v6 ? "[" : "", host[0] ? host : "*", v6 ? "]" : "",
+		port);
+}
+
+static void config_print_address(const config_t *cfg, const config_setting_t *s, FILE *out)
+{
+	char prefix[64];
+	int port = *(const int *)CFIELD(cfg, s, 1);
+
+	snprintf(prefix, sizeof(prefix), "%s = ", s->info.name);
+	if (port) /* metrics-listen: 0 = unset */
+		config_print_hostport(out, prefix, CFIELD(cfg, s, 0), port);
+}
+
+static const char *config_parse_redis_url(config_t *cfg, const config_setting_t *s, const char *v)
+{
+	(void)s;
+	return config_parse_redis(v, cfg) ? "expected redis://HOST[:PORT] or unix:///ABSOLUTE/PATH"
+					  : NULL;
+}
+
+static void config_print_redis(const config_t *cfg, const config_setting_t *s, FILE *out)
+{
+	(void)s;
+	if (cfg->redis_unix[0])
+		fprintf(out, "redis = unix://%s\n", cfg->redis_unix);
+	else
+		config_print_hostport(out, "redis = redis://", cfg->redis_host, cfg->redis_port);
+}
+
+/* The ingest-key-file, with how many keys it held (never the keys). */
+static void config_print_key_file(const config_t *cfg, const config_setting_t *s, FILE *out)
+{
+	fprintf(out, "# %u key(s) read, masked\n", cfg->n_ingest_keys);
+	config_print_string(cfg, s, out);
+}
+
+static const char *config_parse_log_level(config_t *cfg, const config_setting_t *s, const char *v)
+{
+	(void)s;
+	return log_level_parse(v, &cfg->log_level) ? "expected error, warn, info or debug" : NULL;
+}
+
+static void config_print_log_level(const config_t *cfg, const config_setting_t *s, FILE *out)
+{
+	fprintf(out, "%s = %s\n", s->info.name, log_level_name(cfg->log_level));
+}
+
+static const char *config_parse_log_format(config_t *cfg, const config_setting_t *s, const char *v)
+{
+	(void)s;
+	if (!strcmp(v, "text"))
+		cfg->log_format = LOG_FORMAT_TEXT;
+	else if (!strcmp(v, "json"))
+		cfg->log_format = LOG_FORMAT_JSON;
+	else
+		return "expected text or json";
+	return NULL;
+}
+
+static void config_print_log_format(const config_t *cfg, const config_setting_t *s, FILE *out)
+{
+	fprintf(out, "%s = %s\n", s->info.name, cfg->log_format == LOG_FORMAT_JSON ? "json" : "text");
+}
+
+static const char *config_parse_visible_from(config_t *cfg, const config_setting_t *s,
+					     const char *v)
+{
+	proto_status_t st;
+
+	if (proto_status_from_name(v, &st) != 0 || st >= PROTO_STATUS_DELIVERED)
+		return "expected a status from created to at_dropoff";
+	config_copy(FIELD(cfg, s, 0), s->field[0].len, v);
+	return NULL;
+}
+
+static const char *config_parse_header(config_t *cfg, const config_setting_t *s, const char *v)
+{
+	char name[sizeof(cfg->proxy_header)];
+	size_t i;
+
+	for (i = 0; v[i] && i < sizeof(name) - 1; i++)
+		name[i] = (char)tolower((unsigned char)v[i]);
+	name[i] = '\0';
+	if (v[i] || strspn(name, "abcdefghijklmnopqrstuvwxyz0123456789-") != i)
+		return "expected a header name";
+	config_copy(FIELD(cfg, s, 0), s->field[0].len, name);
+	return NULL;
+}
+
+/* A comma-separated list into field 0 (max items of equal size) and its count, field 1. */
+static const char *config_parse_list(config_t *cfg, const config_setting_t *s, const char *v,
+				     bool numeric, const char *why)
+{
+	char list[8192], *save = NULL, *items = FIELD(cfg, s, 0);
+	unsigned *n = (unsigned *)FIELD(cfg, s, 1);
+	size_t item_len = s->field[0].len / s->max;
+
+	if (strlen(v) >= sizeof(list))
+		return why;
+	snprintf(list, sizeof(list), "%s", v);
+	memset(items, 0, s->field[0].len);
+	*n = 0;
+	for (char *a = strtok_r(list, ", ", &save); a; a = strtok_r(NULL, ", ", &save)) {
+		if (*n == s->max || strlen(a) >= item_len || (numeric && !config_numeric_host(a)))
+			return why;
+		memcpy(items + (*n)++ * item_len, a, strlen(a));
+	}
+	return NULL;
+}
+
+static const char *config_parse_proxies(config_t *cfg, const config_setting_t *s, const char *v)
+{
+	return config_parse_list(cfg, s, v, true, "at most 16 numeric addresses");
+}
+
+static const char *config_parse_origins(config_t *cfg, const config_setting_t *s, const char *v)
+{
+	return config_parse_list(cfg, s, v, false, "at most 16 origins of at most 255 bytes");
+}
+
+static void config_print_list(const config_t *cfg, const config_setting_t *s, FILE *out)
+{
+	unsigned n = *(const unsigned *)CFIELD(cfg, s, 1);
+
+	if (!n)
+		return;
+	fprintf(out, "%s =", s->info.name);
+	for (unsigned i = 0; i < n; i++)
+		fprintf(out, "%s%s", i ? ", " : " ", CFIELD(cfg, s, 0) + i * (s->field[0].len / s->max));
+	fprintf(out, "\n");
+}
+
+static const char *config_parse_tile_url(config_t *cfg, const config_setting_t *s, const char *v)
+{
+	const char *why = config_tile_url_check(v);
+
+	if (!why)
+		config_copy(FIELD(cfg, s, 0), s->field[0].len, v);
+	return why;
+}
+
+static const char *config_parse_attribution(config_t *cfg, const config_setting_t *s,
+					    const char *v)
+{
+	if (strlen(v) > CONFIG_TILE_ATTR_MAX)
+		return "at most 160 bytes";
+	for (const char *c = v; *c; c++)
+		if ((unsigned char)*c < 0x20 || *c == 0x7f)
+			return "no control characters";
+	config_copy(FIELD(cfg, s, 0), s->field[0].len, v);
+	return NULL;
+}
+
+/* --webhook-secret-file PROVIDER=PATH */
+static const char *config_parse_webhook_arg(config_t *cfg, const config_setting_t *s,
+					    const char *v)
+{
+	char provider[33];
+	const char *eq = strchr(v, '=');
+
+	(void)s;
+	if (!eq || eq == v || (size_t)(eq - v) >= sizeof(provider))
+		return "expected PROVIDER=PATH";
+	memcpy(provider, v, (size_t)(eq - v));
+	provider[eq - v] = '\0';
+	return config_set_webhook(cfg, provider, "secret-file", eq + 1, "command line")
+		       ? config_printed : NULL;
+}
+
+/* Each webhook as its [webhook.PROVIDER] section; an inline secret only as a comment. */
+static void config_print_webhooks(const config_t *cfg, const config_setting_t *s, FILE *out)
+{
+	(void)s;
+	for (unsigned i = 0; i < cfg->n_webhooks; i++) {
+		const config_webhook_t *w = &cfg->webhooks[i];
+
+		fprintf(out, "[webhook.%s]\n", w->provider);
+		if (w->secret_file[0])
+			fprintf(out, "# %zu bytes, masked\nsecret-file = %s\n", w->secret_len,
+				w->secret_file);
+		else
+			fprintf(out, "# secret = (inline, %zu bytes, masked: put it back here)\n",
+				w->secret_len);
+	}
+}
+
+/* --token-key-file KID=ALG:PATH */
+static const char *config_parse_token_arg(config_t *cfg, const config_setting_t *s, const char *v)
+{
+	char kid[AUTH_KID_MAX + 1], alg[8];
+	const char *eq = strchr(v, '='), *colon = eq ? strchr(eq, ':') : NULL;
+
+	(void)s;
+	if (!eq || !colon || eq == v || (size_t)(eq - v) > AUTH_KID_MAX ||
+	    (size_t)(colon - eq - 1) >= sizeof(alg))
+		return "expected KID=HS256:PATH or KID=ES256:PATH";
+	memcpy(kid, v, (size_t)(eq - v));
+	kid[eq - v] = '\0';
+	memcpy(alg, eq + 1, (size_t)(colon - eq - 1));
+	alg[colon - eq - 1] = '\0';
+	if (config_set_token_key(cfg, kid, "alg", alg, "command line") ||
+	    config_set_token_key(cfg, kid, "secret-file", colon + 1, "command line"))
+		return config_printed;
+	return NULL;
+}
+
+static void config_print_token_keys(const config_t *cfg, const config_setting_t *s, FILE *out)
+{
+	(void)s;
+	for (unsigned i = 0; i < cfg->token_keys.n; i++) {
+		const auth_key_t *k = &cfg->token_keys.keys[i];
+		bool hs = k->alg == AUTH_HS256;
+
+		fprintf(out, "[token-key.%s]\nalg = %s\n", k->kid, hs ? "HS256" : "ES256");
+		if (cfg->token_key_files[i][0])
+			fprintf(out, "# %zu bytes, masked\n%s = %s\n", k->key_len,
+				hs ? "secret-file" : "public-key-file", cfg->token_key_files[i]);
+		else
+			fprintf(out, "# secret = (inline, %zu bytes, masked: put it back here)\n",
+				k->key_len);
+	}
+}
+
+static void config_print_config_file(const config_t *cfg, const config_setting_t *s, FILE *out)
+{
+	(void)s;
+	if (cfg->config_file[0])
+		fprintf(out, "# read from %s and the command line\n", cfg->config_file);
+}
+
+static const char *config_parse_check(config_t *cfg, const config_setting_t *s, const char *v)
+{
+	(void)s;
+	(void)v;
+	cfg->check_only = true;
+	return NULL;
+}
+
+#define F(f) {offsetof(config_t, f), sizeof(((config_t *)0)->f)}
+#define RESTART CONFIG_RELOAD_RESTART
+#define LIVE CONFIG_RELOAD_LIVE
+#define FILES CONFIG_RELOAD_FILES
+/* A setting of the file and the command line. */
+#define SET(name, arg, def, reload, parse, print, help, ...) \
+	{{name, arg, def, reload, false}, help, parse, print, false, 0, 0, {__VA_ARGS__}}
+/* A whole number in lo..hi; a new value takes a restart. */
+#define NUM(name, arg, def, field, lo, hi, help) \
+	{{name, arg, def, RESTART, false}, help, config_parse_number, config_print_number, false, \
+	 lo, hi, {F(field)}}
+#define LIST(name, parse, reload, field, count, help) \
+	{{name, "LIST", NULL, reload, false}, help, parse, config_print_list, false, 16, 16, \
+	 {F(field), F(count)}}
+/* Command line only; early ones are taken before the config file is read. */
+#define CLI(name, arg, reload, early, parse, print, help, ...) \
+	{{name, arg, NULL, reload, true}, help, parse, print, early, 0, 0, {__VA_ARGS__}}
+
+/*
+ * In --help order, which is also --check-config's: the rows that print
+ * [sections] come after every plain setting, or the settings after them
+ * would be read back as keys of the last section.
+ */
+static const config_setting_t config_settings[] = {
+	CLI("config", "FILE", FILES, true, config_parse_path, config_print_config_file,
+	    "read settings from FILE: INI lines `setting = value` with the names below minus "
+	    "the leading --, '-' and '_' alike; the command line wins over the file",
+	    F(config_file)),
+	SET("listen", "HOST:PORT", "127.0.0.1:8080", RESTART, config_parse_address,
+	    config_print_address, "address to serve HTTP and websockets on; *:PORT or "
+	    "0.0.0.0:PORT for all addresses", F(listen_host), F(listen_port)),
+	SET("metrics-listen", "HOST:PORT", NULL, RESTART, config_parse_address,
+	    config_print_address, "serve GET /metrics on this address only (default: on the main "
+	    "address)", F(metrics_host), F(metrics_port)),
+	SET("redis", "URL", "redis://127.0.0.1:6379", RESTART, config_parse_redis_url,
+	    config_print_redis, "redis://HOST:PORT or unix:///PATH", F(redis_host), F(redis_port),
+	    F(redis_unix)),
+	SET("ingest-key-file", "PATH", NULL, LIVE, config_parse_path, config_print_key_file,
+	    "file of bearer keys for POST /v1/updates, one per line, each 16..256 printable "
+	    "bytes; '#' starts a comment (required)", F(ingest_key_file), F(ingest_keys),
+	    F(ingest_key_len), F(n_ingest_keys)),
+	SET("tls-cert", "PATH", NULL, FILES, config_parse_path, config_print_string,
+	    "serve HTTPS/WSS with this PEM certificate chain (with tls-key)", F(tls_cert)),
+	SET("tls-key", "PATH", NULL, FILES, config_parse_path, config_print_string,
+	    "the PEM private key of tls-cert", F(tls_key)),
+	LIST("allowed-origins", config_parse_origins, LIVE, allowed_origins, n_allowed_origins,
+	     "comma-separated Origin values allowed to open websockets (default: any)"),
+	SET("page-tile-url", "URL", NULL, RESTART, config_parse_tile_url, config_print_string,
+	    "map tiles for the tracking page, an http(s) URL template with {z}, {x} and {y}, e.g. "
+	    "https://tile.example/{z}/{x}/{y}.png (default: a plain map without tiles)",
+	    F(page_tile_url)),
+	SET("page-tile-attribution", "TEXT", NULL, RESTART, config_parse_attribution,
+	    config_print_string, "the tiles' attribution, shown on the map (e.g. \"(c) "
+	    "OpenStreetMap contributors\")", F(page_tile_attribution)),
+	SET("log-level", "LEVEL", "info", RESTART, config_parse_log_level, config_print_log_level,
+	    "error, warn, info or debug", F(log_level)),
+	SET("log-format", "FORMAT", "text", RESTART, config_parse_log_format,
+	    config_print_log_format, "text or json: one JSON object per line with ts, level, event "
+	    "and the event's fields", F(log_format)),
+	NUM("workers", "N", "1", workers, 1, 64, "processes sharing the listening port "
+	    "(SO_REUSEPORT), each with its own loop and Redis connections; 1 = no parent"),
+	NUM("body-limit", "BYTES", "65536", body_limit, 1024, 16u << 20,
+	    "largest accepted POST body"),
+	NUM("outq-limit", "BYTES", "262144", outq_limit, 4096, 64u << 20,
+	    "bytes queued for one watcher before it is closed with 4408"),
+	NUM("send-buffer", "BYTES", "65536", send_buffer, 0, 16u << 20,
+	    "kernel send buffer (SO_SNDBUF) of each accepted socket, so that a client that stops "
+	    "reading pushes back within this much; 0 = the kernel's autotuning, up to tcp_wmem"),
+	NUM("slow-timeout", "SECONDS", "30", slow_timeout_s, 1, 3600,
+	    "a watcher whose queue has not drained for this long is closed with 4408"),
+	NUM("ttl-active", "SECONDS", "86400", ttl_active, 60, 30u * 86400,
+	    "lifetime of an order's Redis keys while active"),
+	NUM("ttl-terminal", "SECONDS", "3600", ttl_terminal, 1, 30u * 86400,
+	    "lifetime after delivered/cancelled/returned/failed"),
+	NUM("log-maxlen", "N", "1000", log_maxlen, 1, 100000,
+	    "update frames kept per order for resuming"),
+	SET("courier-visible-from", "STATUS", "courier_assigned", RESTART,
+	    config_parse_visible_from, config_print_string, "the status from which the courier's "
+	    "position is stored and shown (created = always); never after delivered, cancelled, "
+	    "returned or failed", F(courier_visible_from)),
+	NUM("redis-timeout", "MS", "2000", redis_timeout_ms, 10, 60000,
+	    "Redis connect timeout in milliseconds"),
+	NUM("max-connections", "N", "18000", max_connections, 1, 1000000,
+	    "sockets one process serves at once; more get 503 or close 1013"),
+	NUM("max-per-client", "N", "200", max_per_client, 1, 1000000,
+	    "websockets one client address may hold"),
+	NUM("ping-interval", "SECONDS", "30", ping_interval_s, 1, 3600,
+	    "ping each websocket this long after its last pong"),
+	NUM("pong-timeout", "SECONDS", "30", pong_timeout_s, 1, 3600,
+	    "drop a websocket silent this long after a ping"),
+	NUM("http-timeout", "SECONDS", "10", http_timeout_s, 1, 3600,
+	    "time allowed for a request's headers and body, and for an idle keep-alive "
+	    "connection"),
+	NUM("first-byte-timeout", "SECONDS", "5", first_byte_timeout_s, 1, 3600,
+	    "a new connection that sends nothing for this long is closed before it holds any "
+	    "server state"),
+	NUM("max-pending-per-client", "N", "64", max_pending_per_client, 1, 1000000,
+	    "connections one client address may hold that have not sent a whole request head; "
+	    "more are closed at accept (trusted-proxies are exempt)"),
+	NUM("upgrade-rate", "N", "50", upgrade_rate, 1, 1000000,
+	    "websocket upgrades per second per client address; more get close 1013"),
+	NUM("upgrade-burst", "N", "200", upgrade_burst, 1, 1000000,
+	    "upgrades one address may make at once"),
+	NUM("ingest-rate", "N", "5000", ingest_rate, 1, 1000000,
+	    "ingest and webhook requests per second per client address; more get 429"),
+	NUM("ingest-burst", "N", "10000", ingest_burst, 1, 1000000,
+	    "ingest requests one address may make at once"),
+	SET("proxy-header", "NAME", NULL, RESTART, config_parse_header, config_print_string,
+	    "the header a trusted proxy puts the client address in, e.g. X-Forwarded-For "
+	    "(default: none)", F(proxy_header)),
+	LIST("trusted-proxies", config_parse_proxies, RESTART, trusted_proxies, n_trusted_proxies,
+	     "comma-separated proxy addresses whose proxy-header is believed"),
+	NUM("drain-timeout", "SECONDS", "10", drain_timeout_s, 1, 3600,
+	    "longest wait on SIGTERM for watchers to close and ingest requests to finish"),
+	CLI("webhook-secret-file", "PROVIDER=PATH", LIVE, false, config_parse_webhook_arg,
+	    config_print_webhooks, "the secret of POST /v1/webhooks/PROVIDER, read from PATH; in "
+	    "the config file: [webhook.PROVIDER] with secret = VALUE or secret-file = PATH. "
+	    "Providers not configured get 404", F(webhooks), F(n_webhooks)),
+	CLI("token-key-file", "KID=ALG:PATH", LIVE, false, config_parse_token_arg,
+	    config_print_token_keys, "a key for tracking-link tokens (ALG HS256: the secret; "
+	    "ES256: a PEM public key); with none, links are unchecked. In the file: "
+	    "[token-key.KID] alg = .., secret-file = ..", F(token_keys), F(token_key_files)),
+	CLI("check-config", NULL, CONFIG_RELOAD_NONE, true, config_parse_check, NULL,
+	    "validate the settings, print them as a config file (secrets masked) and exit 0, or "
+	    "print what is wrong and exit 1", F(check_only)),
+	CLI("help", NULL, CONFIG_RELOAD_NONE, true, NULL, NULL, "print this and exit", {0, 0}),
+	CLI("version", NULL, CONFIG_RELOAD_NONE, true, NULL, NULL, "print the version and exit",
+	    {0, 0}),
+};
+
+#define CONFIG_N_SETTINGS (sizeof(config_settings) / sizeof(config_settings[0]))
+
+const config_setting_info_t *config_setting_info(size_t i)
+{
+	return i < CONFIG_N_SETTINGS ? &config_settings[i].info : NULL;
+}
+
+static const config_setting_t *config_find(const char *name)
+{
+	char norm[64];
+	size_t i;
+
+	for (i = 0; name[i] && i < sizeof(norm) - 1; i++)
+		norm[i] = name[i] == '_' ? '-' : name[i];
+	norm[i] = '\0';
+	for (i = 0; i < CONFIG_N_SETTINGS; i++)
+		if (strcmp(config_settings[i].info.name, norm) == 0)
+			return &config_settings[i];
+	return NULL;
+}
+
+/* Parses value into s's fields; on error prints one line naming s and origin. */
+static int config_apply(config_t *cfg, const config_setting_t *s, const char *value,
+			const char *origin)
+{
+	const char *why = s->parse(cfg, s, value);
+
+	/* The value of a setting is never a secret (keys live in files). */
+	if (why == config_out_of_range)
+		fprintf(stderr, "trackgated: %s: bad %s '%s': expected a whole number in "
+				"%llu..%llu\n", origin, s->info.name, value, s->min, s->max);
+	else if (why && why != config_printed)
+		fprintf(stderr, "trackgated: %s: bad %s '%s': %s\n", origin, s->info.name, value,
+			why);
+	return why ? CONFIG_EINVAL : CONFIG_OK;
+}
+
+/*
+ * Applies one setting of the file (or of a test).  origin names where it
+ * came from ("command line", "FILE:LINE") for the error message.
+ */
+int config_set(config_t *cfg, const char *name, const char *value, const char *origin)
+{
+	const config_setting_t *s = config_find(name);
+
+	if (!s || !s->parse) {
+		fprintf(stderr, "trackgated: %s: unknown setting '%s' (see --help)\n", origin, name);
+		return CONFIG_EINVAL;
+	}
+	if (s->info.cli_only) {
+		fprintf(stderr, "trackgated: %s: %s is for the command line only (see --help)\n",
+			origin, s->info.name);
+		return CONFIG_EINVAL;
+	}
+	return config_apply(cfg, s, value, origin);
+}
+
+void config_defaults(config_t *cfg)
+{
+	memset(cfg, 0, sizeof(*cfg));
+	for (size_t i = 0; i < CONFIG_N_SETTINGS; i++)
+		if (config_settings[i].info.def)
+			config_settings[i].parse(cfg, &config_settings[i], config_settings[i].info.def);
+}
+
+/* Prints text's words from column col on, wrapped before column 80 to column indent. */
+static void config_wrap(const char *text, size_t indent, size_t col)
+{
+	bool first = true;
+
+	while (*text) {
+		size_t n = strcspn(text, " ");
+
+		if (!first && col + 1 + n > 79) {
+			printf("\n%*s", (int)indent, "");
+			col = indent;
+		} else if (!first) {
+			putchar(' ');
+			col++;
+		}
+		printf("%.*s", (int)n, text);
+		col += n;
+		first = false;
+		text += n;
+		text += strspn(text, " ");
+	}
+	putchar('\n');
+}
+
+/* "a, b and c": the names of the settings whose reload is r. */
+static void config_names(char *buf, size_t len, config_reload_t r)
+{
+	size_t n = 0, k = 0, used = 0;
+
+	for (size_t i = 0; i < CONFIG_N_SETTINGS; i++)
+		n += config_settings[i].info.reload == r;
+	buf[0] = '\0';
+	for (size_t i = 0; i < CONFIG_N_SETTINGS && used < len; i++)
+		if (config_settings[i].info.reload == r)
+			used += (size_t)snprintf(buf + used, len - used, "%s%s",
+						 !k++ ? "" : k == n ? " and " : ", ",
+						 config_settings[i].info.name);
+}
+
+void config_usage(void)
+{
+	char live[256], files[256], text[1024];
+
+	printf("usage: trackgated [--config FILE] [--SETTING VALUE]...\n"
+	       "\n"
+	       "trackgate's real-time order-tracking gateway: takes courier updates over HTTP,\n"
+	       "stores and publishes them through Redis and pushes them to every websocket\n"
+	       "watching the order.\n"
+	       "\n");
+	for (size_t i = 0; i < CONFIG_N_SETTINGS; i++) {
+		const config_setting_t *s = &config_settings[i];
+		char left[64];
+
+		snprintf(left, sizeof(left), "--%s%s%s", s->info.name, s->info.arg ? " " : "",
+			 s->info.arg ? s->info.arg : "");
+		if (strlen(left) > 22)
+			printf("  %s\n%25s", left, "");
+		else
+			printf("  %-22s ", left);
+		if (s->parse == config_parse_number)
+			snprintf(text, sizeof(text), "%s (%llu..%llu, default %s)", s->help, s->min,
+				 s->max, s->info.def);
+		else if (s->info.def)
+			snprintf(text, sizeof(text), "%s (default %s)", s->help, s->info.def);
+		else
+			snprintf(text, sizeof(text), "%s", s->help);
+		config_wrap(text, 25, 25);
+	}
+	config_names(live, sizeof(live), CONFIG_RELOAD_LIVE);
+	config_names(files, sizeof(files), CONFIG_RELOAD_FILES);
+	snprintf(text, sizeof(text),
+		 "Signals: SIGINT/SIGTERM stop accepting, close websockets with 1001, finish "
+		 "in-flight ingest (at most drain-timeout) and exit 0. SIGHUP reloads without "
+		 "dropping a connection: it reads the command line and the config file again, and "
+		 "when they are valid applies %s, keys and secrets read again; it reads the files "
+		 "of %s again at their start-up paths. Other settings take a restart. With "
+		 "workers > 1 the parent forwards the signals to every worker.", live, files);
+	putchar('\n');
+	config_wrap(text, 0, 0);
+}
+
+void config_print(const config_t *cfg, FILE *out)
+{
+	for (size_t i = 0; i < CONFIG_N_SETTINGS; i++)
+		if (config_settings[i].print)
+			config_settings[i].print(cfg, &config_settings[i], out);
+}
+
+void config_apply_reload(config_t *live, const config_t *fresh, char *unapplied, size_t len)
+{
+	size_t used = 0;
+
+	if (len)
+		unapplied[0] = '\0';
+	for (size_t i = 0; i < CONFIG_N_SETTINGS; i++) {
+		const config_setting_t *s = &config_settings[i];
+		bool differs = false;
+
+		for (size_t f = 0; f < 4 && s->field[f].len; f++) {
+			char *to = FIELD(live, s, f);
+			const char *from = CFIELD(fresh, s, f);
+
+			if (s->info.reload == CONFIG_RELOAD_LIVE)
+				memcpy(to, from, s->field[f].len);
+			else if (memcmp(to, from, s->field[f].len))
+				differs = true;
+		}
+		if (differs && s->info.reload != CONFIG_RELOAD_NONE && used + 1 < len)
+			used += (size_t)snprintf(unapplied + used, len - used, "%s%s", used ? "," : "",
+						 s->info.name);
+	}
 }
 
 bool config_origin_ok(const config_t *cfg, const char *origin)
@@ -851,95 +1164,54 @@ int config_ingest_key_ok(const config_t *cfg, const char *key, size_t len)
 	return found;
 }
 
+
 int config_load(config_t *cfg, int argc, char **argv)
 {
-	struct option opts[CONFIG_N_SETTINGS + 7];
-	const char *config_path = NULL;
+	struct option opts[CONFIG_N_SETTINGS + 1];
 	int rc, c, idx;
-	size_t i;
 
-	for (i = 0; i < CONFIG_N_SETTINGS; i++)
-		opts[i] = (struct option){config_settings[i].name, required_argument, NULL, 0};
-	opts[i++] = (struct option){"config", required_argument, NULL, 'c'};
-	opts[i++] = (struct option){"webhook-secret-file", required_argument, NULL, 'w'};
-	opts[i++] = (struct option){"check-config", no_argument, NULL, 'k'};
-	opts[i++] = (struct option){"token-key-file", required_argument, NULL, 't'};
-	opts[i++] = (struct option){"help", no_argument, NULL, 'h'};
-	opts[i++] = (struct option){"version", no_argument, NULL, 'V'};
-	opts[i] = (struct option){NULL, 0, NULL, 0};
+	for (size_t i = 0; i < CONFIG_N_SETTINGS; i++)
+		opts[i] = (struct option){config_settings[i].info.name,
+					  config_settings[i].info.arg ? required_argument : no_argument,
+					  NULL, 0};
+	opts[CONFIG_N_SETTINGS] = (struct option){NULL, 0, NULL, 0};
 
-	/* First pass: find --config, --help, --version; the file goes under the command line. */
-	opterr = 0;
-	optind = 1;
-	while ((c = getopt_long(argc, argv, "", opts, &idx)) != -1) {
-		if (c == 'h') {
-			config_usage();
-			return CONFIG_EXIT_OK;
+	/*
+	 * Two passes: the first takes --config, --check-config, --help and
+	 * --version, the second everything else, after the file: the command
+	 * line wins over it.
+	 */
+	for (int pass = 0; pass < 2; pass++) {
+		opterr = 0;
+		optind = 1;
+		while ((c = getopt_long(argc, argv, "", opts, &idx)) != -1) {
+			const config_setting_t *s;
+
+			if (c == '?') {
+				fprintf(stderr, "trackgated: bad option '%s' (see --help)\n",
+					argv[optind - 1]);
+				return CONFIG_EINVAL;
+			}
+			s = &config_settings[idx];
+			if (s->early != !pass)
+				continue;
+			if (!s->parse) {
+				if (!strcmp(s->info.name, "help"))
+					config_usage();
+				else
+					printf("trackgated %s\n", TRACKGATE_VERSION);
+				return CONFIG_EXIT_OK;
+			}
+			if (config_apply(cfg, s, optarg, "command line"))
+				return CONFIG_EINVAL;
 		}
-		if (c == 'V') {
-			printf("trackgated %s\n", TRACKGATE_VERSION);
-			return CONFIG_EXIT_OK;
-		}
-		if (c == 'c')
-			config_path = optarg;
-		if (c == 'k')
-			cfg->check_only = true;
-		if (c == '?') {
-			fprintf(stderr, "trackgated: bad option '%s' (see --help)\n", argv[optind - 1]);
+		if (optind < argc) {
+			fprintf(stderr, "trackgated: unexpected argument '%s' (see --help)\n",
+				argv[optind]);
 			return CONFIG_EINVAL;
 		}
-	}
-	if (optind < argc) {
-		fprintf(stderr, "trackgated: unexpected argument '%s' (see --help)\n", argv[optind]);
-		return CONFIG_EINVAL;
-	}
-	if (config_path) {
-		if (strlen(config_path) >= sizeof(cfg->config_file)) {
-			fprintf(stderr, "trackgated: config path too long\n");
-			return CONFIG_EINVAL;
-		}
-		snprintf(cfg->config_file, sizeof(cfg->config_file), "%s", config_path);
-		rc = config_load_file(cfg, config_path);
-		if (rc)
+		if (!pass && cfg->config_file[0] && (rc = config_load_file(cfg, cfg->config_file)))
 			return rc;
-	}
-
-	optind = 1;
-	while ((c = getopt_long(argc, argv, "", opts, &idx)) != -1) {
-		if (c == 0 && config_set(cfg, opts[idx].name, optarg, "command line"))
-			return CONFIG_EINVAL;
-		if (c == 't') {
-			/* KID=ALG:PATH */
-			char kid[AUTH_KID_MAX + 1], alg[8];
-			const char *eq = strchr(optarg, '='), *colon = eq ? strchr(eq, ':') : NULL;
-
-			if (!eq || !colon || eq == optarg || (size_t)(eq - optarg) > AUTH_KID_MAX ||
-			    (size_t)(colon - eq - 1) >= sizeof(alg)) {
-				fprintf(stderr, "trackgated: --token-key-file wants KID=HS256:PATH or "
-						"KID=ES256:PATH\n");
-				return CONFIG_EINVAL;
-			}
-			memcpy(kid, optarg, (size_t)(eq - optarg));
-			kid[eq - optarg] = '\0';
-			memcpy(alg, eq + 1, (size_t)(colon - eq - 1));
-			alg[colon - eq - 1] = '\0';
-			if (config_set_token_key(cfg, kid, "alg", alg, "command line") ||
-			    config_set_token_key(cfg, kid, "secret-file", colon + 1, "command line"))
-				return CONFIG_EINVAL;
-		}
-		if (c == 'w') {
-			char provider[33];
-			const char *eq = strchr(optarg, '=');
-
-			if (!eq || eq == optarg || (size_t)(eq - optarg) >= sizeof(provider)) {
-				fprintf(stderr, "trackgated: --webhook-secret-file wants PROVIDER=PATH\n");
-				return CONFIG_EINVAL;
-			}
-			memcpy(provider, optarg, (size_t)(eq - optarg));
-			provider[eq - optarg] = '\0';
-			if (config_set_webhook(cfg, provider, "secret-file", eq + 1, "command line"))
-				return CONFIG_EINVAL;
-		}
 	}
 	rc = config_load_keys(cfg);
 	if (rc)
@@ -963,67 +1235,4 @@ int config_load(config_t *cfg, int argc, char **argv)
 		fclose(f);
 	}
 	return config_load_webhook_secrets(cfg);
-}
-
-void config_print(const config_t *cfg, FILE *out)
-{
-	fprintf(out, "listen = %s%s%s:%d\n", strchr(cfg->listen_host, ':') ? "[" : "",
-		cfg->listen_host[0] ? cfg->listen_host : "*", strchr(cfg->listen_host, ':') ? "]" : "",
-		cfg->listen_port);
-	if (cfg->metrics_port)
-		fprintf(out, "metrics-listen = %s:%d\n",
-			cfg->metrics_host[0] ? cfg->metrics_host : "*", cfg->metrics_port);
-	if (cfg->redis_unix[0])
-		fprintf(out, "redis = unix://%s\n", cfg->redis_unix);
-	else
-		fprintf(out, "redis = redis://%s:%d\n", cfg->redis_host, cfg->redis_port);
-	fprintf(out, "ingest-key-file = %s  # %u key(s), masked\n", cfg->ingest_key_file,
-		cfg->n_ingest_keys);
-	if (cfg->tls_cert[0])
-		fprintf(out, "tls-cert = %s\ntls-key = %s\n", cfg->tls_cert, cfg->tls_key);
-	fprintf(out, "log-level = %s\n", log_level_name(cfg->log_level));
-	fprintf(out, "log-format = %s\n", cfg->log_format == LOG_FORMAT_JSON ? "json" : "text");
-	fprintf(out, "courier-visible-from = %s\n", cfg->courier_visible_from);
-	for (size_t i = 0; i < CONFIG_N_SETTINGS; i++) {
-		const config_setting_t *st = &config_settings[i];
-
-		if (st->kind == CONFIG_UINT)
-			fprintf(out, "%s = %u\n", st->name,
-				*(const unsigned *)((const char *)cfg + st->offset));
-		else if (st->kind == CONFIG_SIZE)
-			fprintf(out, "%s = %zu\n", st->name,
-				*(const size_t *)((const char *)cfg + st->offset));
-	}
-	if (cfg->page_tile_url[0])
-		fprintf(out, "page-tile-url = %s\n", cfg->page_tile_url);
-	if (cfg->page_tile_attribution[0])
-		fprintf(out, "page-tile-attribution = %s\n", cfg->page_tile_attribution);
-	if (cfg->n_allowed_origins) {
-		fprintf(out, "allowed-origins =");
-		for (unsigned i = 0; i < cfg->n_allowed_origins; i++)
-			fprintf(out, "%s%s", i ? ", " : " ", cfg->allowed_origins[i]);
-		fprintf(out, "\n");
-	}
-	for (unsigned i = 0; i < cfg->token_keys.n; i++) {
-		const auth_key_t *k = &cfg->token_keys.keys[i];
-
-		fprintf(out, "[token-key.%s]\nalg = %s\n", k->kid,
-			k->alg == AUTH_HS256 ? "HS256" : "ES256");
-		if (cfg->token_key_files[i][0])
-			fprintf(out, "%s = %s  # %zu bytes, masked\n",
-				k->alg == AUTH_HS256 ? "secret-file" : "public-key-file",
-				cfg->token_key_files[i], k->key_len);
-		else
-			fprintf(out, "secret = ********  # %zu bytes\n", k->key_len);
-	}
-	for (unsigned i = 0; i < cfg->n_webhooks; i++) {
-		const config_webhook_t *w = &cfg->webhooks[i];
-
-		fprintf(out, "[webhook.%s]\n", w->provider);
-		if (w->secret_file[0])
-			fprintf(out, "secret-file = %s  # %zu bytes, masked\n", w->secret_file,
-				w->secret_len);
-		else
-			fprintf(out, "secret = ********  # %zu bytes\n", w->secret_len);
-	}
 }

@@ -4,8 +4,11 @@
  *
  * Every setting has one name, used as `--name` on the command line and as
  * `name = value` in the config file (dashes or underscores alike).  The
- * command line wins over the file.  All of it runs at start-up only: files
- * are read synchronously here and never again on the loop thread.
+ * command line wins over the file.  One table in config.c holds every
+ * setting with its parser, its printer, its default, its --help text and
+ * how SIGHUP treats it; config_set, --help, --check-config, the defaults
+ * and config_apply_reload all come from it.  Files are read synchronously
+ * here: at start-up, and by a reload in the thread pool.
  */
 #ifndef TRACKGATE_CONFIG_H
 #define TRACKGATE_CONFIG_H
@@ -103,6 +106,23 @@ typedef struct config {
 	unsigned n_webhooks;
 } config_t;
 
+/* What SIGHUP does with a new value of a setting (the reload column of the table). */
+typedef enum config_reload {
+	CONFIG_RELOAD_RESTART = 0, /* nothing: a new value takes a restart */
+	CONFIG_RELOAD_LIVE,        /* applied, with the files it names read again */
+	CONFIG_RELOAD_FILES,       /* its files are read again, at the path given at start */
+	CONFIG_RELOAD_NONE,        /* not a setting: an action of the command line (--help) */
+} config_reload_t;
+
+/* One row of the settings table, as tests and documentation checks see it. */
+typedef struct config_setting_info {
+	const char *name;       /* --name, and name = in the file unless cli_only */
+	const char *arg;        /* the value's name in --help; NULL when it takes none */
+	const char *def;        /* the default as a value; NULL when there is none */
+	config_reload_t reload;
+	bool cli_only;          /* command line only (in the file: a section, or nothing) */
+} config_setting_info_t;
+
 enum {
 	CONFIG_OK = 0,
 	CONFIG_EXIT_OK = 1, /* --help or --version was printed: exit 0 */
@@ -135,9 +155,28 @@ const config_webhook_t *config_webhook(const config_t *cfg, const char *provider
 /* Constant-time comparison of a presented key against the configured ones. */
 int config_ingest_key_ok(const config_t *cfg, const char *key, size_t len);
 
+/* The i-th row of the settings table, in --help order; NULL past the last. */
+const config_setting_info_t *config_setting_info(size_t i);
+
+/* Prints --help: every row of the table, then what the signals do. */
 void config_usage(void);
 
-/* Prints the effective settings, one `name = value` per line, secrets masked. */
+/*
+ * Prints the effective settings as a config file that loads back to the same
+ * configuration: `name = value` lines, then the [webhook.*] and
+ * [token-key.*] sections.  Secrets are never printed: an inline one becomes
+ * a comment (so that file fails to load until it is put back), a secret in a
+ * file is printed as its path.
+ */
 void config_print(const config_t *cfg, FILE *out);
+
+/*
+ * A SIGHUP's swap, on the loop: copies from fresh (a config_load of the same
+ * command line) into live the settings whose reload is CONFIG_RELOAD_LIVE,
+ * with the keys and secrets read from their files.  Writes into unapplied
+ * (when len > 0) the comma-separated names of the other settings whose value
+ * differs and so waits for a restart, or "".
+ */
+void config_apply_reload(config_t *live, const config_t *fresh, char *unapplied, size_t len);
 
 #endif
