@@ -15,7 +15,6 @@
 
 #include "listener.h"
 #include "log.h"
-#include "server.h"
 
 static void gateway_finish(gateway_t *g);
 static void gateway_tls_start(gateway_t *g);
@@ -32,11 +31,12 @@ static bool gateway_admit(void *arg, unsigned pending)
 	gateway_t *g = arg;
 
 	/* Connections in the listener's lobby hold a descriptor too. */
-	if (g->stopping || g->n_conns + pending >= g->cfg->max_connections + GATEWAY_SPARE_CONNS) {
-		g->stats.refused_at_accept++;
-		g->metrics.refused[REFUSE_ACCEPT_LIMIT]++;
+	unsigned n_conns = g->server.n_conns;
+
+	if (g->stopping || n_conns + pending >= g->cfg->max_connections + GATEWAY_SPARE_CONNS) {
+		g->server.metrics.refused[REFUSE_ACCEPT_LIMIT]++;
 		log_event(LOG_WARN, "connection_refused", "reason=%s conns=%u",
-			  g->stopping ? "stopping" : "max_connections", g->n_conns);
+			  g->stopping ? "stopping" : "max_connections", n_conns);
 		return false;
 	}
 	return true;
@@ -51,6 +51,20 @@ static bool gateway_trusted_proxy(void *arg, const char *addr)
 		if (!strcmp(cfg->trusted_proxies[i], addr))
 			return true;
 	return false;
+}
+
+/* The connections in both listeners' lobbies, for the server's /metrics. */
+static listener_stats_t gateway_pending(void *arg)
+{
+	gateway_t *g = arg;
+	listener_stats_t a = listener_stats(g->listener), m = listener_stats(g->metrics_listener);
+
+	a.pending += m.pending;
+	a.first_byte_timeouts += m.first_byte_timeouts;
+	a.head_timeouts += m.head_timeouts;
+	a.refused_per_client += m.refused_per_client;
+	a.adopt_failed += m.adopt_failed;
+	return a;
 }
 
 static void gateway_signal_cb(uv_signal_t *h, int signum)
@@ -274,23 +288,11 @@ static void gateway_tls_start(gateway_t *g)
  * itself (a stuck loop stops the pings), and says how busy we are.  All
  * no-ops outside systemd (no NOTIFY_SOCKET).
  */
-/* Ties the loop's monotonic clock to the wall clock (which may be stepped). */
-static void gateway_set_wall_offset(gateway_t *g)
-{
-	struct timespec now;
-
-	clock_gettime(CLOCK_REALTIME, &now);
-	g->wall_offset_ms = (int64_t)now.tv_sec * 1000 + now.tv_nsec / 1000000 -
-			    (int64_t)uv_now(g->loop);
-}
-
 static void gateway_tick_cb(uv_timer_t *t)
 {
 	gateway_t *g = t->data;
-	bool ready = broker_ready(g->broker);
 
-	gateway_set_wall_offset(g);
-	if (ready && !g->notified_ready && !g->stopping) {
+	if (server_ready(&g->server) && !g->notified_ready && !g->stopping) {
 		g->notified_ready = true;
 		sd_notifyf(0, "READY=1\nSTATUS=serving on %s:%d",
 			   g->cfg->listen_host[0] ? g->cfg->listen_host : "*", g->cfg->listen_port);
@@ -298,11 +300,7 @@ static void gateway_tick_cb(uv_timer_t *t)
 	}
 	if (g->watchdog)
 		sd_notify(0, "WATCHDOG=1");
-	/* Always: a reload may remove every key while tokened watchers remain. */
-	server_expire_tokens(g, (int64_t)time(NULL));
-	server_keepalive(g, uv_now(g->loop));
-	if (++g->ticks % 20 == 0)
-		ratelimit_sweep(&g->rates, uv_now(g->loop)); /* every 10 s */
+	server_tick(&g->server);
 }
 
 /*
@@ -316,7 +314,10 @@ static void gateway_loop_check_cb(uv_check_t *c)
 	gateway_t *g = c->data;
 	uint64_t now, idle;
 
-	server_after_io(g);
+	server_after_io(&g->server);
+	/* The drain ends here, after the I/O that answered or closed the last one. */
+	if (g->stopping && server_idle(&g->server))
+		gateway_finish(g);
 	if (!g->loop_metrics)
 		return;
 	now = uv_hrtime();
@@ -324,7 +325,7 @@ static void gateway_loop_check_cb(uv_check_t *c)
 	if (g->loop_mark_ns) {
 		uint64_t span = now - g->loop_mark_ns, waited = idle - g->loop_idle_ns;
 
-		metrics_observe(&g->metrics.loop_busy, span > waited ? (double)(span - waited) / 1e6 : 0);
+		metrics_observe(&g->server.metrics.loop_busy, span > waited ? (double)(span - waited) / 1e6 : 0);
 	}
 	g->loop_mark_ns = now;
 	g->loop_idle_ns = idle;
@@ -334,8 +335,8 @@ static void gateway_drain_cb(uv_timer_t *t)
 {
 	gateway_t *g = t->data;
 
-	log_event(LOG_WARN, "drain_timeout", "watchers=%u ingest=%u", g->hub.n_watchers,
-		  g->n_ingest);
+	log_event(LOG_WARN, "drain_timeout", "watchers=%u ingest=%u", g->server.hub.n_watchers,
+		  g->server.http.n_ingest);
 	gateway_finish(g);
 }
 
@@ -347,14 +348,11 @@ int gateway_start(gateway_t *g, uv_loop_t *loop, const config_t *cfg)
 	memset(g, 0, sizeof(*g));
 	g->loop = loop;
 	g->cfg = cfg;
-	hub_init(&g->hub, &server_hub_ops, g, cfg->outq_limit, (uint64_t)cfg->slow_timeout_s * 1000);
-	ratelimit_init(&g->rates, cfg->upgrade_rate, cfg->upgrade_burst, cfg->ingest_rate,
-		       cfg->ingest_burst);
 	/*
 	 * No lws validity timers (hangup 0 turns them off; with no policy at all
 	 * lws would apply its default of 300 s): lws 4.1 keeps them in one sorted
 	 * list, so each ping, pong or new connection walked every connection.
-	 * The server pings from its own queues instead (server_keepalive).
+	 * The server pings from its own queues instead (ws/keepalive.c).
 	 */
 	g->retry.secs_since_valid_ping = 0;
 	g->retry.secs_since_valid_hangup = 0;
@@ -386,9 +384,11 @@ int gateway_start(gateway_t *g, uv_loop_t *loop, const config_t *cfg)
 	uv_signal_start(&g->sigterm, gateway_signal_cb, SIGTERM);
 	uv_signal_start(&g->sighup, gateway_sighup_cb, SIGHUP);
 	/* After the handles above: a failure from here on tears them down (gateway_finish). */
-	if (page_init(&g->page, cfg)) {
-		log_event(LOG_ERROR, "out_of_memory", "what=\"the tracking page\"");
-		return -1;
+	{
+		server_events_t ev = {.pending = gateway_pending, .arg = g};
+
+		if (server_init(&g->server, loop, cfg, &ev))
+			return -1;
 	}
 
 	log_route_lws();
@@ -401,7 +401,7 @@ int gateway_start(gateway_t *g, uv_loop_t *loop, const config_t *cfg)
 		info.options |= LWS_SERVER_OPTION_DO_SSL_GLOBAL_INIT;
 	info.foreign_loops = foreign_loops;
 	info.pcontext = &g->lws;
-	info.user = g;
+	info.user = &g->server; /* server.c's callbacks find it there */
 	info.port = CONTEXT_PORT_NO_LISTEN;
 	info.timeout_secs = cfg->http_timeout_s; /* headers, body, handshakes */
 	info.max_http_header_data = 4096;
@@ -474,12 +474,8 @@ int gateway_start(gateway_t *g, uv_loop_t *loop, const config_t *cfg)
 		}
 	}
 
-	g->broker = broker_new(loop, cfg, &g->hub);
-	if (!g->broker || broker_start(g->broker) != BROKER_OK) {
-		log_event(LOG_ERROR, "broker_failed", "%s", "");
+	if (server_start(&g->server))
 		return -1;
-	}
-	gateway_set_wall_offset(g);
 	uv_timer_start(&g->tick, gateway_tick_cb, 0, 500);
 	if (cfg->redis_unix[0])
 		log_event(LOG_INFO, "listening", "addr=%s:%d redis=unix://%s",
@@ -499,18 +495,12 @@ void gateway_shutdown(gateway_t *g, const char *why)
 	g->stopping = true;
 	sd_notify(0, "STOPPING=1\nSTATUS=draining");
 	log_event(LOG_INFO, "shutting_down", "why=%s watchers=%u ingest=%u", why,
-		  g->hub.n_watchers, g->n_ingest);
+		  g->server.hub.n_watchers, g->server.http.n_ingest);
 	listener_close(g->listener); /* stop accepting */
 	g->listener = NULL;
-	server_close_watchers(g, 1001, "server shutting down, reconnect");
+	server_stop(&g->server);
 	uv_timer_start(&g->drain_timer, gateway_drain_cb, (uint64_t)g->cfg->drain_timeout_s * 1000, 0);
-	gateway_maybe_finish(g);
-}
-
-void gateway_maybe_finish(gateway_t *g)
-{
-	if (g->stopping && !g->finished && g->hub.n_watchers == 0 && g->n_ingest == 0 &&
-	    !server_has_queued())
+	if (server_idle(&g->server))
 		gateway_finish(g);
 }
 
@@ -552,10 +542,7 @@ static void gateway_finish(gateway_t *g)
 	signal(SIGINT, SIG_IGN);
 	signal(SIGTERM, SIG_IGN);
 	signal(SIGHUP, SIG_IGN);
-	if (g->broker)
-		broker_stop(g->broker, gateway_broker_stopped, g);
-	else
-		gateway_broker_stopped(g);
+	server_close(&g->server, gateway_broker_stopped, g);
 }
 
 int gateway_teardown(gateway_t *g)
@@ -572,11 +559,7 @@ int gateway_teardown(gateway_t *g)
 	if (g->lws)
 		lws_context_destroy(g->lws);
 	uv_run(g->loop, UV_RUN_DEFAULT);
-	broker_free(g->broker);
-	g->broker = NULL;
-	hub_destroy(&g->hub);
-	ratelimit_free(&g->rates);
-	page_free(&g->page);
+	server_free(&g->server);
 	rc = uv_loop_close(g->loop);
 	if (rc)
 		log_event(LOG_ERROR, "loop_not_closed", "error=\"%s\"", uv_strerror(rc));

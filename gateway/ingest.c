@@ -6,7 +6,7 @@
 
 #include <cjson/cJSON.h>
 
-#include "http.h"
+#include "http_reply.h"
 #include "log.h"
 #include "proto.h"
 
@@ -28,7 +28,7 @@ typedef struct ingest_item {
 } ingest_item_t;
 
 struct ingest {
-	gateway_t *g;
+	broker_t *broker;
 	ingest_ready_fn *ready;
 	void *ready_arg;
 	char *body;                 /* is malloc'd: the request body */
@@ -39,7 +39,6 @@ struct ingest {
 	unsigned n_pending;
 	bool batch;                 /* the body was an array */
 	bool webhook;               /* POST /v1/webhooks/{provider} */
-	bool counted;               /* counted in g->n_ingest */
 	unsigned status;
 	unsigned provider;          /* metrics index: 0 = /v1/updates, else the adapter's */
 	unsigned results[RESULT__COUNT];
@@ -48,7 +47,7 @@ struct ingest {
 	size_t response_len;
 };
 
-ingest_t *ingest_new(gateway_t *g, size_t content_length, ingest_ready_fn *ready, void *arg)
+ingest_t *ingest_new(broker_t *broker, size_t content_length, ingest_ready_fn *ready, void *arg)
 {
 	ingest_t *in = calloc(1, sizeof(*in));
 
@@ -60,7 +59,7 @@ ingest_t *ingest_new(gateway_t *g, size_t content_length, ingest_ready_fn *ready
 		return NULL;
 	}
 	in->body_cap = content_length;
-	in->g = g;
+	in->broker = broker;
 	in->ready = ready;
 	in->ready_arg = arg;
 	return in;
@@ -86,7 +85,6 @@ static void ingest_set_error(ingest_t *in, unsigned status, const char *code, co
 /* Builds {"results":[...], counts} from the items, for 202 and 503 alike. */
 static void ingest_build_response(ingest_t *in)
 {
-	gateway_stats_t *st = &in->g->stats;
 	cJSON *root = cJSON_CreateObject(), *results, *item;
 	unsigned counts[BROKER_WITHHELD + 1] = {0}, invalid = 0, failed = 0;
 	char *text;
@@ -153,10 +151,6 @@ static void ingest_build_response(ingest_t *in)
 	in->results[RESULT_WITHHELD] = counts[BROKER_WITHHELD];
 	in->results[RESULT_INVALID] = invalid;
 	in->results[RESULT_UNAVAILABLE] = failed;
-	st->ingest_applied += counts[BROKER_APPLIED];
-	st->ingest_stale += counts[BROKER_STALE];
-	st->ingest_duplicate += counts[BROKER_DUPLICATE];
-	st->ingest_invalid += invalid;
 	log_event(LOG_INFO, in->webhook ? "webhook" : "ingest", "status=%u items=%u applied=%u stale=%u duplicate=%u "
 		  "withheld=%u invalid=%u unavailable=%u", in->status, in->n_items, counts[BROKER_APPLIED],
 		  counts[BROKER_STALE], counts[BROKER_DUPLICATE], counts[BROKER_WITHHELD], invalid,
@@ -175,13 +169,9 @@ static void ingest_complete(ingest_t *in)
 	for (unsigned i = 0; i < in->n_items; i++)
 		if (in->items[i].state == ITEM_FAILED || in->items[i].state == ITEM_PENDING)
 			failed = true;
-	if (failed)
-		in->g->stats.ingest_unavailable++;
 	/* Providers expect 200 from a webhook; /v1/updates answers 202. */
 	in->status = failed ? 503 : in->webhook ? 200 : 202;
 	ingest_build_response(in);
-	/* Still counted in n_ingest: the drain waits until the answer is written
-	 * (ingest_free), not just known, or it could close the connection first. */
 }
 
 static void ingest_applied(void *arg, int rc, broker_result_t result, const char *cursor,
@@ -204,7 +194,6 @@ static void ingest_applied(void *arg, int rc, broker_result_t result, const char
 	if (--in->n_pending == 0) {
 		ingest_complete(in);
 		in->ready(in->ready_arg);
-		gateway_maybe_finish(in->g);
 	}
 }
 
@@ -220,7 +209,7 @@ static void ingest_submit(ingest_t *in, ingest_item_t *it, const proto_update_t 
 		it->state = ITEM_FAILED;
 		return;
 	}
-	rc = broker_apply(in->g->broker, u->order_id, json, strlen(json), ingest_applied, it,
+	rc = broker_apply(in->broker, u->order_id, json, strlen(json), ingest_applied, it,
 			  &it->req);
 	free(json);
 	if (rc != BROKER_OK) {
@@ -234,11 +223,8 @@ static void ingest_submit(ingest_t *in, ingest_item_t *it, const proto_update_t 
 /* Waits for Redis when something was sent, else settles the answer now. */
 static bool ingest_wait_or_complete(ingest_t *in)
 {
-	if (in->n_pending) {
-		in->counted = true;
-		in->g->n_ingest++;
+	if (in->n_pending)
 		return false;
-	}
 	ingest_complete(in);
 	return true;
 }
@@ -267,7 +253,6 @@ bool ingest_finish_webhook(ingest_t *in, const adapter_ops_t *adapter, const uns
 		if (all[in->provider] == adapter)
 			break;
 	in->provider++; /* 0 is /v1/updates */
-	in->g->stats.ingest_requests++;
 	/* The signature is checked on the raw bytes before anything is parsed. */
 	rc = adapter->verify(&req, &err);
 	if (rc != ADAPTER_OK) {
@@ -298,8 +283,7 @@ bool ingest_finish_webhook(ingest_t *in, const adapter_ops_t *adapter, const uns
 		log_event(LOG_INFO, "webhook", "provider=%s status=200 ignored=1", adapter->name);
 		return true;
 	}
-	if (!broker_ready(in->g->broker)) {
-		in->g->stats.ingest_unavailable++;
+	if (!broker_ready(in->broker)) {
 		ingest_set_error(in, 503, "redis_unavailable",
 				 "the state store is unreachable; retry later");
 		log_event(LOG_WARN, "webhook", "provider=%s status=503", adapter->name);
@@ -336,9 +320,7 @@ bool ingest_finish(ingest_t *in)
 	bool now = true;
 
 	in->start_ns = uv_hrtime();
-	in->g->stats.ingest_requests++;
-	if (!broker_ready(in->g->broker)) {
-		in->g->stats.ingest_unavailable++;
+	if (!broker_ready(in->broker)) {
 		ingest_set_error(in, 503, "redis_unavailable",
 				 "the state store is unreachable; retry later");
 		log_event(LOG_WARN, "ingest", "status=503 error=redis_unavailable");
@@ -398,7 +380,6 @@ bool ingest_finish(ingest_t *in)
 		char msg[sizeof(in->items[0].err.field) + sizeof(in->items[0].err.message) + 4];
 		const proto_error_t *e = &in->items[0].err;
 
-		in->g->stats.ingest_invalid++;
 		snprintf(msg, sizeof(msg), "%s%s%s", e->field, e->field[0] ? ": " : "", e->message);
 		ingest_set_error(in, 400, "invalid_update", msg);
 		log_event(LOG_INFO, "ingest", "status=400 items=1 invalid=1 field=%s", e->field);
@@ -438,8 +419,6 @@ void ingest_free(ingest_t *in)
 		if (it->req)
 			broker_req_cancel(it->req);
 	}
-	if (in->counted)
-		in->g->n_ingest--;
 	free(in->items);
 	free(in->body);
 	free(in->response);

@@ -15,7 +15,8 @@
 #include <stddef.h>
 
 #include "adapter.h"
-#include "gateway.h"
+#include "broker.h"
+#include "metrics.h"
 
 #define INGEST_BATCH_MAX 100
 
@@ -24,7 +25,7 @@ typedef struct ingest ingest_t;
 /* ready(arg) is called when the answer is ready, never from ingest_finish itself. */
 typedef void ingest_ready_fn(void *arg);
 
-ingest_t *ingest_new(gateway_t *g, size_t content_length, ingest_ready_fn *ready, void *arg);
+ingest_t *ingest_new(broker_t *broker, size_t content_length, ingest_ready_fn *ready, void *arg);
 
 /* Appends body bytes; -1 when they exceed the announced Content-Length. */
 int ingest_body(ingest_t *in, const void *p, size_t len);

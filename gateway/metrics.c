@@ -8,7 +8,6 @@
 #include <string.h>
 
 #include "adapter.h"
-#include "gateway.h"
 #include "listener.h"
 
 static const double metrics_bounds[METRICS_BUCKETS] = {
@@ -131,19 +130,19 @@ static void metrics_hist_render(metrics_buf_t *b, const char *name, const char *
 		       (unsigned long long)h->count);
 }
 
-char *metrics_render(const gateway_t *g, size_t *len)
+char *metrics_render(const metrics_view_t *v, size_t *len)
 {
-	const metrics_t *m = &g->metrics;
-	const broker_stats_t *bs = broker_stats(g->broker);
-	const hub_stats_t *hs = &g->hub.stats;
+	const metrics_t *m = v->m;
+	const broker_stats_t *bs = v->broker;
+	const hub_stats_t *hs = &v->hub->stats;
 	metrics_buf_t b = {.cap = 16384};
-	unsigned ws = g->hub.n_watchers, subs = 0;
+	unsigned ws = v->hub->n_watchers, subs = 0;
 	const hub_order_t *o, *tmp;
 
 	b.p = malloc(b.cap);
 	if (!b.p)
 		return NULL;
-	HASH_ITER(hh, g->hub.orders, o, tmp)
+	HASH_ITER(hh, v->hub->orders, o, tmp)
 		subs += o->sub == HUB_SUB_ACTIVE;
 
 	{
@@ -159,30 +158,29 @@ char *metrics_render(const gateway_t *g, size_t *len)
 	metrics_head(&b, "trackgate_connections", "gauge", "Open sockets by kind.");
 	metrics_printf(&b, "trackgate_connections{state=\"websocket\"} %u\n", ws);
 	metrics_printf(&b, "trackgate_connections{state=\"http\"} %u\n",
-		       g->n_conns > ws ? g->n_conns - ws : 0);
+		       v->n_conns > ws ? v->n_conns - ws : 0);
 	{
-		listener_stats_t la = listener_stats(g->listener), lm = listener_stats(g->metrics_listener);
+		const listener_stats_t *p = &v->pending;
 
-		metrics_printf(&b, "trackgate_connections{state=\"pending\"} %u\n",
-			       la.pending + lm.pending);
+		metrics_printf(&b, "trackgate_connections{state=\"pending\"} %u\n", p->pending);
 		metrics_head(&b, "trackgate_pending_closed_total", "counter",
 			     "Connections closed before they sent a whole request head, by reason.");
 		metrics_printf(&b, "trackgate_pending_closed_total{reason=\"first_byte_timeout\"} %llu\n",
-			       (unsigned long long)(la.first_byte_timeouts + lm.first_byte_timeouts));
+			       (unsigned long long)p->first_byte_timeouts);
 		metrics_printf(&b, "trackgate_pending_closed_total{reason=\"head_timeout\"} %llu\n",
-			       (unsigned long long)(la.head_timeouts + lm.head_timeouts));
+			       (unsigned long long)p->head_timeouts);
 		metrics_printf(&b, "trackgate_pending_closed_total{reason=\"max_pending_per_client\"} "
 			       "%llu\n",
-			       (unsigned long long)(la.refused_per_client + lm.refused_per_client));
+			       (unsigned long long)p->refused_per_client);
 		metrics_printf(&b, "trackgate_pending_closed_total{reason=\"adopt_failed\"} %llu\n",
-			       (unsigned long long)(la.adopt_failed + lm.adopt_failed));
+			       (unsigned long long)p->adopt_failed);
 	}
 	metrics_head(&b, "trackgate_watched_orders", "gauge", "Orders with watchers in this process.");
-	metrics_printf(&b, "trackgate_watched_orders %u\n", g->hub.n_orders);
+	metrics_printf(&b, "trackgate_watched_orders %u\n", v->hub->n_orders);
 	metrics_head(&b, "trackgate_redis_subscriptions", "gauge", "Active SUBSCRIBEs (one per order).");
 	metrics_printf(&b, "trackgate_redis_subscriptions %u\n", subs);
 	metrics_head(&b, "trackgate_redis_up", "gauge", "1 while both Redis connections are up.");
-	metrics_printf(&b, "trackgate_redis_up %d\n", broker_ready(g->broker) ? 1 : 0);
+	metrics_printf(&b, "trackgate_redis_up %d\n", v->redis_up ? 1 : 0);
 	metrics_head(&b, "trackgate_redis_reconnects_total", "counter",
 		     "Redis connections re-established after a loss.");
 	metrics_printf(&b, "trackgate_redis_reconnects_total %llu\n",

@@ -12,6 +12,10 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "broker.h"
+#include "hub.h"
+#include "listener.h"
+
 /* Index 0 is POST /v1/updates ("canonical"), then the adapters in registry order. */
 #define METRICS_PROVIDERS 8
 #define METRICS_BUCKETS 14
@@ -86,9 +90,17 @@ void metrics_request(metrics_t *m, unsigned provider, unsigned status,
 /* The provider label of an index (0 = "canonical"). */
 const char *metrics_provider_name(unsigned provider);
 
-struct gateway;
+/* What a scrape shows beside the counters: gauges, read when it is rendered. */
+typedef struct metrics_view {
+	const metrics_t *m;
+	const hub_t *hub;
+	const broker_stats_t *broker;
+	bool redis_up;
+	unsigned n_conns;          /* sockets lws holds */
+	listener_stats_t pending;  /* the listeners' lobbies, summed */
+} metrics_view_t;
 
 /* The whole exposition, malloc'd (the caller frees); NULL on OOM. */
-char *metrics_render(const struct gateway *g, size_t *len);
+char *metrics_render(const metrics_view_t *v, size_t *len);
 
 #endif

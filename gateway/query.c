@@ -63,3 +63,24 @@ int query_get(const query_t *q, const char *name, const char **value, size_t *le
 	*len = found->value_len;
 	return QUERY_OK;
 }
+
+bool query_arg(const query_t *q, const char *name, const char **value, size_t *len, int *rc)
+{
+	*value = NULL;
+	*len = 0;
+	*rc = query_get(q, name, value, len);
+	return *rc == QUERY_OK || *rc == QUERY_ABSENT;
+}
+
+const char *query_problem(int rc, const char *name)
+{
+	if (rc == QUERY_TOO_MANY)
+		return "the query has too many arguments";
+	if (!strcmp(name, "token"))
+		return "the query gives token more than once";
+	if (!strcmp(name, "since"))
+		return "the query gives since more than once";
+	if (!strcmp(name, "check"))
+		return "the query gives check more than once";
+	return "the query gives an argument more than once";
+}

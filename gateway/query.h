@@ -11,6 +11,8 @@
 #ifndef TRACKGATE_QUERY_H
 #define TRACKGATE_QUERY_H
 
+#include <stdbool.h>
+
 #include <stddef.h>
 
 #define QUERY_ARGS_MAX 32 /* more arguments than this make the query invalid */
@@ -50,5 +52,17 @@ void query_parse(query_t *q, const char *qs, size_t len);
  * (an argument past the limit might have been this one).
  */
 int query_get(const query_t *q, const char *name, const char **value, size_t *len);
+
+/*
+ * query_get for an argument that may be absent (*value NULL then): false,
+ * with *rc, when the query cannot be used.
+ */
+bool query_arg(const query_t *q, const char *name, const char **value, size_t *len, int *rc);
+
+/*
+ * Why an argument cannot be used (rc from query_get or query_arg), as a
+ * static sentence for a close reason or an error body.
+ */
+const char *query_problem(int rc, const char *name);
 
 #endif

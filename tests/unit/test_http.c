@@ -8,7 +8,7 @@
 
 #include <cmocka.h>
 
-#include "http.h"
+#include "http_reply.h"
 
 static bool own_head(const char *s)
 {

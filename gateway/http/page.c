@@ -21,10 +21,11 @@
 #include <libwebsockets.h>
 
 #include "config.h"
-#include "http.h"
+#include "conn.h"
+#include "http_reply.h"
 #include "proto.h"
 
-/* Generated from gateway/page/ by CMake (proto/embed.cmake). */
+/* Generated from gateway/http/page/ by CMake (proto/embed.cmake). */
 extern const char page_track_html[], page_track_css[], page_track_js[], page_view_js[];
 extern const size_t page_track_html_len, page_track_css_len, page_track_js_len,
 	page_view_js_len;
@@ -211,11 +212,11 @@ int page_serve(const page_t *p, struct lws *wsi, const char *rest, bool get_or_h
 	{
 		/* The page reads the token from its URL; one given twice is refused here as
 		 * the websocket would refuse it, not left to the script to pick one. */
-		char qbuf[HTTP_QUERY_MAX];
+		char qbuf[CONN_QUERY_MAX];
 		const char *token;
 		size_t token_len;
 		query_t query;
-		int rc = http_query(wsi, &query, qbuf, sizeof(qbuf));
+		int rc = conn_query(wsi, &query, qbuf, sizeof(qbuf));
 
 		if (rc == 0)
 			rc = query_get(&query, "token", &token, &token_len);

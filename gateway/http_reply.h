@@ -1,26 +1,15 @@
 /*
- * http.h - answering a plain HTTP request on an lws connection.
+ * http_reply.h - answering a plain HTTP request on an lws connection.
  */
-#ifndef TRACKGATE_HTTP_H
-#define TRACKGATE_HTTP_H
+#ifndef TRACKGATE_HTTP_REPLY_H
+#define TRACKGATE_HTTP_REPLY_H
 
 #include <stdbool.h>
 #include <stddef.h>
 
-#include "query.h"
 
 struct lws;
 
-/*
- * The request's query arguments, copied into buf (cap bytes) and split into
- * q.  lws hands the query over as one fragment per '&'-separated argument,
- * already %-decoded; each is copied whole, whatever its length, so no
- * argument hides another (lws_get_urlarg_by_name stops at the first one
- * longer than its buffer).  Returns 0, or -1 when the arguments do not fit
- * in buf (cap >= HTTP_QUERY_MAX always fits: lws holds at most that much).
- */
-#define HTTP_QUERY_MAX 4200
-int http_query(struct lws *wsi, query_t *q, char *buf, size_t cap);
 
 /*
  * Whether lws reads a body after this request's head: a Content-Length

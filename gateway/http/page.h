@@ -1,6 +1,6 @@
 /*
  * page.h - the tracking page: GET /t/{ID}?token=T and its assets
- * (gateway/page/: track.html, track.css, track.js, view.js), embedded in the
+ * (gateway/http/page/: track.html, track.css, track.js, view.js), embedded in the
  * binary at build time and served from memory.
  */
 #ifndef TRACKGATE_PAGE_H

@@ -1,4 +1,4 @@
-#include "http.h"
+#include "http_reply.h"
 
 #include <stdio.h>
 #include <stdlib.h>
@@ -47,24 +47,6 @@ void http_head_begin(struct lws *wsi)
 void http_head_end(void)
 {
 	http_head_with_body = NULL;
-}
-
-int http_query(struct lws *wsi, query_t *q, char *buf, size_t cap)
-{
-	size_t used = 0;
-
-	query_init(q);
-	for (int idx = 0;; idx++) {
-		int n = used < cap ? lws_hdr_copy_fragment(wsi, buf + used, (int)(cap - used),
-							   WSI_TOKEN_HTTP_URI_ARGS, idx) : -1;
-
-		if (n < 0) {
-			/* Past the last fragment, or one that did not fit. */
-			return lws_hdr_fragment_length(wsi, WSI_TOKEN_HTTP_URI_ARGS, idx) > 0 ? -1 : 0;
-		}
-		query_add(q, buf + used, (size_t)n);
-		used += (size_t)n + 1;
-	}
 }
 
 /*

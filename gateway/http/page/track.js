@@ -1,7 +1,7 @@
 // track.js - trackgate's tracking client: one order's live state over a websocket.
 //
 // No dependencies and no DOM: it works in any page (and in a worker).  A
-// merchant embeds it in their own page like this (see gateway/page/README.md):
+// merchant embeds it in their own page like this (see gateway/http/page/README.md):
 //
 //   import { TrackingClient } from "https://track.example.com/t/assets/track.js";
 //   const client = new TrackingClient({ orderId: "ord-1", token: "eyJ..." });

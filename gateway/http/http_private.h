@@ -1,0 +1,62 @@
+/*
+ * http/http_private.h - what the files of http/ share: session.c (a
+ * request's life), routes.c (which handler), ingest.c (updates and
+ * webhooks), orders.c (GET /v1/orders/{ID}), page.c.
+ */
+#ifndef TRACKGATE_HTTP_PRIVATE_H
+#define TRACKGATE_HTTP_PRIVATE_H
+
+#include "http.h"
+
+/*
+ * The life of a plain HTTP request whose answer comes later.  A request
+ * answered at once never leaves HTTP_IDLE.
+ */
+typedef enum http_phase {
+	HTTP_IDLE = 0, /* nothing pending */
+	HTTP_BODY,     /* a POST body is being read */
+	HTTP_QUEUED,   /* the body is complete; handed to ingest at the end of this loop turn */
+	HTTP_WAITING,  /* waiting for Redis, input held */
+	HTTP_READY,    /* the answer is ready to write */
+} http_phase_t;
+
+typedef enum http_method {
+	METHOD_OTHER = 0,
+	METHOD_GET,
+	METHOD_POST,
+	METHOD_HEAD,
+} http_method_t;
+
+http_method_t http_method(struct lws *wsi);
+
+/* Answers {"error":code,"message":message} and remembers the status (for the metrics of a
+ * request refused before its body). */
+int http_fail(http_t *h, struct lws *wsi, unsigned status, const char *code, const char *message,
+	      bool close, const char *allow);
+
+/* Routes a request whose head is complete (routes.c). */
+int http_route(http_t *h, struct lws *wsi, http_session_t *s, const char *path);
+
+/* s waits: its input is held (rx flow control) until http_ready. */
+void http_hold(struct lws *wsi, http_session_t *s);
+/* s's answer is ready: its input is released and the answer written when writeable. */
+void http_ready(struct lws *wsi, http_session_t *s);
+
+/* Frees s's ingest, and counts it out of what the drain waits for. */
+void http_ingest_drop(http_session_t *s);
+
+/* POST bodies (ingest.c). */
+int http_body_start(http_t *h, struct lws *wsi, http_session_t *s, unsigned provider, bool bearer);
+int http_webhook_start(http_t *h, struct lws *wsi, http_session_t *s, const char *provider,
+		       int method);
+bool http_webhook_finish(http_t *h, struct lws *wsi, http_session_t *s);
+int http_ingest_write(http_t *h, struct lws *wsi, const ingest_t *ing, bool close);
+
+/* GET /v1/orders/{ID} (orders.c). */
+typedef struct order_read order_read_t;
+int http_order_get(http_t *h, struct lws *wsi, http_session_t *s, const char *id, int method);
+void http_order_read_free(order_read_t *r);
+/* Writes r's answer and frees r; returns what the lws callback must return. */
+int http_order_write(struct lws *wsi, order_read_t *r, bool close);
+
+#endif
