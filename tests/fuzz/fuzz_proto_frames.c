@@ -18,7 +18,14 @@
  *    result does not depend on cap;
  *  - the frames agree with their readers: an update frame's cursor is found
  *    by the scanner, a snapshot of valid state JSON is valid JSON, an error
- *    frame is always valid JSON and gives back valid UTF-8 strings.
+ *    frame is always valid JSON and gives back valid UTF-8 strings;
+ *  - the order document is the snapshot frame without its type;
+ *  - the location-only and ts scans read only the input (ASan) and the ts
+ *    stays in range;
+ *  - proto_utf8_valid agrees with an independent checker on the message, and
+ *    proto_utf8_feed gives the same answer with the message cut in two;
+ *  - proto_base64_decode of the message (both alphabets, with and without
+ *    padding allowed) writes at most what it reports, into an exact buffer.
  */
 #include <limits.h>
 #include <stdbool.h>
@@ -202,6 +209,48 @@ static bool valid_utf8(const char *s)
 	return true;
 }
 
+static void check_text(const char *s, size_t cut)
+{
+	size_t len = strlen(s);
+	uint8_t st = 0;
+	bool whole = proto_utf8_valid(s, len), fed;
+
+	FUZZ_CHECK(whole == valid_utf8(s), "proto_utf8_valid says %d for '%s'", whole, s);
+	if (cut > len)
+		cut = len;
+	fed = proto_utf8_feed(&st, s, cut) && proto_utf8_feed(&st, s + cut, len - cut) && st == 0;
+	FUZZ_CHECK(fed == whole, "proto_utf8_feed cut at %zu says %d, the whole text %d", cut, fed,
+		   whole);
+}
+
+static void check_base64(const char *s, unsigned flags)
+{
+	size_t len = strlen(s), n = 0, again = 0;
+	size_t cap = PROTO_BASE64_DECODED_MAX(len);
+	unsigned char *out = malloc(cap != 0 ? cap : 1);
+	int rc;
+
+	FUZZ_CHECK(out != NULL, "out of memory");
+	rc = proto_base64_decode(s, len, flags, out, cap, &n);
+	FUZZ_CHECK(rc == PROTO_OK || rc == PROTO_EINVAL, "proto_base64_decode: %d", rc);
+	if (rc == PROTO_OK) {
+		FUZZ_CHECK(n <= cap && n <= len * 3 / 4, "%zu bytes out of %zu characters", n, len);
+		free(out);
+		/* An exact buffer is enough, one byte less is not. */
+		out = malloc(n != 0 ? n : 1);
+		FUZZ_CHECK(out != NULL, "out of memory");
+		FUZZ_CHECK(proto_base64_decode(s, len, flags, out, n, &again) == PROTO_OK &&
+			       again == n,
+			   "needs more than the %zu bytes it reports", n);
+		FUZZ_CHECK(n == 0 || proto_base64_decode(s, len, flags, out, n - 1, &again) ==
+					 PROTO_EINVAL,
+			   "wrote %zu bytes into %zu", n, n - 1);
+		FUZZ_CHECK(!(flags & PROTO_BASE64_NOPAD) || memchr(s, '=', len) == NULL,
+			   "took padding with PROTO_BASE64_NOPAD");
+	}
+	free(out);
+}
+
 static void check_member(const cJSON *root, const char *name, const char *want)
 {
 	const cJSON *item = cJSON_GetObjectItemCaseSensitive(root, name);
@@ -226,6 +275,9 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	cJSON *root, *state;
 
 	check_scanner(data, size);
+	FUZZ_CHECK(proto_frame_update_ts((const char *)data, size) < PROTO_MS_MAX * 10 + 10,
+		   "a ts past what the scan reads");
+	(void)proto_frame_update_location_only((const char *)data, size);
 	if (size == 0)
 		return 0;
 	flags = data[0];
@@ -278,6 +330,16 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 			cJSON_Delete(root);
 		}
 		cJSON_Delete(state);
+		/* The order document: the same bytes without "type":"snapshot", (18 bytes). */
+		if (!w.reset) {
+			char *doc = malloc(len - 18);
+			FUZZ_CHECK(doc != NULL, "out of memory");
+			FUZZ_CHECK(proto_order_doc(doc, len - 18, w.order_id, w.json, w.json_len,
+						   w.cursor) == (int)(len - 18) &&
+				       doc[0] == '{' && memcmp(doc + 1, frame + 19, len - 19) == 0,
+				   "the order document is not the snapshot frame without its type");
+			free(doc);
+		}
 		free(frame);
 	}
 
@@ -314,6 +376,9 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 		check_member(root, "message", w.message);
 	cJSON_Delete(root);
 	free(frame);
+
+	check_text(w.message, field_len[0]);
+	check_base64(w.message, flags & 3);
 
 	for (int i = 0; i < 5; i++)
 		free(str[i]);

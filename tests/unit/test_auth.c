@@ -375,6 +375,27 @@ static void extreme_numeric_dates_neither_overflow_nor_pass(void **state)
 	    AUTH_OK);
 }
 
+static void header_that_is_not_unpadded_base64url_is_malformed(void **state)
+{
+	char why[96], bad[1024], *t = mint(JWT_ALG_HS256, "hs1", HS_SECRET, "A1", NOW + 60, 0);
+	size_t head = (size_t)(strchr(t, '.') - t);
+
+	(void)state;
+	/* '=' padding (RFC 7515 2 has none), and the standard alphabet's '+'. */
+	snprintf(bad, sizeof(bad), "%.*s==%s", (int)head, t, t + head);
+	assert_int_equal(check(bad, "A1", why), AUTH_INVALID);
+	assert_string_equal(why, "the token is malformed");
+	snprintf(bad, sizeof(bad), "+%s", t + 1);
+	assert_int_equal(check(bad, "A1", why), AUTH_INVALID);
+	assert_string_equal(why, "the token is malformed");
+	/* A header that decodes to more than 511 bytes is not read. */
+	memset(bad, 'e', 700);
+	snprintf(bad + 700, sizeof(bad) - 700, "%s", t + head);
+	assert_int_equal(check(bad, "A1", why), AUTH_INVALID);
+	assert_string_equal(why, "the token is malformed");
+	free(t);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -389,6 +410,7 @@ int main(void)
 		cmocka_unit_test(hs_token_for_the_es_key_is_refused),
 		cmocka_unit_test(tampered_payload_or_signature_is_refused),
 		cmocka_unit_test(garbage_and_missing_tokens_are_invalid),
+		cmocka_unit_test(header_that_is_not_unpadded_base64url_is_malformed),
 		cmocka_unit_test(single_key_needs_no_kid_and_rotation_accepts_both_kids),
 		cmocka_unit_test(exp_nbf_or_iat_that_is_not_a_number_is_invalid_and_says_which),
 		cmocka_unit_test(a_string_nbf_far_in_the_future_does_not_pass_as_absent),
