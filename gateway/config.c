@@ -484,8 +484,11 @@ static const char *config_parse_redis_url(config_t *cfg, const config_setting_t 
 static void config_print_redis(const config_t *cfg, const config_setting_t *s, FILE *out)
 {
 	(void)s;
+	/* redis://HOST as given when the port is the default: "*" is a host name there. */
 	if (cfg->redis_unix[0])
 		fprintf(out, "redis = unix://%s\n", cfg->redis_unix);
+	else if (cfg->redis_port == 6379 && !strchr(cfg->redis_host, ':'))
+		fprintf(out, "redis = redis://%s\n", cfg->redis_host);
 	else
 		config_print_hostport(out, "redis = redis://", cfg->redis_host, cfg->redis_port);
 }
