@@ -10,6 +10,8 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include <openssl/crypto.h>
+
 #include <ini.h>
 
 #include "adapter.h"
@@ -484,11 +486,8 @@ static const char *config_parse_redis_url(config_t *cfg, const config_setting_t 
 static void config_print_redis(const config_t *cfg, const config_setting_t *s, FILE *out)
 {
 	(void)s;
-	/* redis://HOST as given when the port is the default: "*" is a host name there. */
 	if (cfg->redis_unix[0])
 		fprintf(out, "redis = unix://%s\n", cfg->redis_unix);
-	else if (cfg->redis_port == 6379 && !strchr(cfg->redis_host, ':'))
-		fprintf(out, "redis = redis://%s\n", cfg->redis_host);
 	else
 		config_print_hostport(out, "redis = redis://", cfg->redis_host, cfg->redis_port);
 }
@@ -1154,16 +1153,10 @@ int config_ingest_key_ok(const config_t *cfg, const char *key, size_t len)
 {
 	int found = 0;
 
-	/* Compare against every key, each in time independent of the content. */
-	for (unsigned k = 0; k < cfg->n_ingest_keys; k++) {
-		const char *want = cfg->ingest_keys[k];
-		size_t wlen = cfg->ingest_key_len[k];
-		unsigned char diff = (unsigned char)(wlen != len);
-
-		for (size_t i = 0; i < wlen; i++)
-			diff |= (unsigned char)(want[i] ^ (i < len ? key[i] : 0));
-		found |= diff == 0;
-	}
+	/* Compare against every key, each in time independent of the content (the length leaks). */
+	for (unsigned k = 0; k < cfg->n_ingest_keys; k++)
+		found |= cfg->ingest_key_len[k] == len &&
+			 CRYPTO_memcmp(cfg->ingest_keys[k], key, len) == 0;
 	return found;
 }
 

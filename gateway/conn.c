@@ -12,6 +12,7 @@
 
 #include <libwebsockets.h>
 
+#include "client_addr.h"
 #include "log.h"
 
 /*
@@ -36,60 +37,32 @@ bool conn_on_metrics_port(const config_t *cfg, struct lws *wsi)
 
 /* --- the client's address -------------------------------------------------- */
 
-static bool conn_trusted_proxy(const config_t *cfg, const char *addr)
-{
-	for (unsigned i = 0; i < cfg->n_trusted_proxies; i++)
-		if (!strcmp(cfg->trusted_proxies[i], addr))
-			return true;
-	return false;
-}
-
-/*
- * The address limits and logs are about: the peer, or, when the peer is a
- * trusted proxy, the rightmost address of proxy-header that is not itself a
- * trusted proxy (the leftmost ones are the client's own claims).
- */
 void conn_client_address(const config_t *cfg, struct lws *wsi, char *out, size_t len)
 {
-	char hdr[512], key[80];
-	int n;
+	char peer[64], hdr[CLIENT_ADDR_HEADER_MAX], key[80];
+	const char *value = NULL;
+	int n = -1;
 
-	if (!lws_get_peer_simple(wsi, out, len))
-		snprintf(out, len, "?");
-	if (!strncmp(out, "::ffff:", 7))
-		memmove(out, out + 7, strlen(out + 7) + 1);
-	if (!cfg->proxy_header[0] || !conn_trusted_proxy(cfg, out))
-		return;
-	if (!strcmp(cfg->proxy_header, "x-forwarded-for")) {
+	if (!lws_get_peer_simple(wsi, peer, sizeof(peer)))
+		peer[0] = '\0';
+	switch (client_addr_header_of(cfg->proxy_header)) {
+	case CLIENT_ADDR_HEADER_X_FORWARDED_FOR:
 		n = lws_hdr_copy(wsi, hdr, sizeof(hdr), WSI_TOKEN_X_FORWARDED_FOR);
-	} else if (!strcmp(cfg->proxy_header, "x-real-ip")) {
+		break;
+	case CLIENT_ADDR_HEADER_X_REAL_IP:
 		n = lws_hdr_copy(wsi, hdr, sizeof(hdr), WSI_TOKEN_HTTP_X_REAL_IP);
-	} else {
+		break;
+	case CLIENT_ADDR_HEADER_CUSTOM:
 		n = snprintf(key, sizeof(key), "%s:", cfg->proxy_header);
 		n = lws_hdr_custom_copy(wsi, hdr, sizeof(hdr), key, n);
+		break;
+	case CLIENT_ADDR_HEADER_NONE:
+		break;
 	}
-	while (n > 0) {
-		char *comma = memrchr(hdr, ',', (size_t)n), *a = comma ? comma + 1 : hdr;
-		unsigned char bin[16];
-
-		while (*a == ' ')
-			a++;
-		for (char *e = hdr + n; e > a && e[-1] == ' '; e--)
-			e[-1] = '\0';
-		hdr[n] = '\0';
-		if ((inet_pton(AF_INET, a, bin) == 1 || inet_pton(AF_INET6, a, bin) == 1) &&
-		    !conn_trusted_proxy(cfg, a)) {
-			/* A numeric address: at most 45 bytes, well inside out. */
-			size_t l = strnlen(a, len - 1);
-
-			memcpy(out, a, l);
-			out[l] = '\0';
-			return;
-		}
-		if (!comma)
-			return;
-		n = (int)(comma - hdr);
-	}
+	if (n >= 0)
+		value = hdr;
+	client_addr(peer[0] ? peer : NULL, value, cfg->trusted_proxies, cfg->n_trusted_proxies, out,
+		    len);
 }
 
 bool conn_rate_ok(const config_t *cfg, ratelimit_t *rates, metrics_t *m, struct lws *wsi,

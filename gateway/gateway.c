@@ -13,6 +13,7 @@
 #include <openssl/x509.h>
 #include <systemd/sd-daemon.h>
 
+#include "client_addr.h"
 #include "listener.h"
 #include "log.h"
 
@@ -47,10 +48,7 @@ static bool gateway_trusted_proxy(void *arg, const char *addr)
 {
 	const config_t *cfg = arg;
 
-	for (unsigned i = 0; i < cfg->n_trusted_proxies; i++)
-		if (!strcmp(cfg->trusted_proxies[i], addr))
-			return true;
-	return false;
+	return client_addr_trusted(addr, cfg->trusted_proxies, cfg->n_trusted_proxies);
 }
 
 /* The connections in both listeners' lobbies, for the server's /metrics. */
@@ -182,9 +180,9 @@ static void gateway_reload_read(uv_work_t *w)
 }
 
 /*
- * On the loop: swaps in what can change live (ingest keys, webhook
- * secrets, token keys, allowed origins), all or nothing.  Listening
- * addresses, Redis and limits need a restart.
+ * On the loop: swaps in what can change live, all or nothing: the settings
+ * whose reload is CONFIG_RELOAD_LIVE in config.c's table (config_apply_reload);
+ * the log names the changed ones that wait for a restart.
  */
 static void gateway_reload_apply(uv_work_t *w, int status)
 {
@@ -198,17 +196,12 @@ static void gateway_reload_apply(uv_work_t *w, int status)
 			  "reason=\"the configuration or a key file is not valid (see the line "
 			  "above); the previous keys and secrets stay\"");
 	} else if (!g->finished) {
-		memcpy(live->ingest_keys, r->fresh->ingest_keys, sizeof(live->ingest_keys));
-		memcpy(live->ingest_key_len, r->fresh->ingest_key_len, sizeof(live->ingest_key_len));
-		live->n_ingest_keys = r->fresh->n_ingest_keys;
-		memcpy(live->webhooks, r->fresh->webhooks, sizeof(live->webhooks));
-		live->n_webhooks = r->fresh->n_webhooks;
-		live->token_keys = r->fresh->token_keys;
-		memcpy(live->token_key_files, r->fresh->token_key_files, sizeof(live->token_key_files));
-		memcpy(live->allowed_origins, r->fresh->allowed_origins, sizeof(live->allowed_origins));
-		live->n_allowed_origins = r->fresh->n_allowed_origins;
-		log_event(LOG_INFO, "reload", "status=ok ingest_keys=%u webhooks=%u token_keys=%u",
-			  live->n_ingest_keys, live->n_webhooks, live->token_keys.n);
+		char unapplied[256];
+
+		config_apply_reload(live, r->fresh, unapplied, sizeof(unapplied));
+		log_event(LOG_INFO, "reload", "status=ok ingest_keys=%u webhooks=%u token_keys=%u%s%s",
+			  live->n_ingest_keys, live->n_webhooks, live->token_keys.n,
+			  unapplied[0] ? " needs_restart=" : "", unapplied);
 	}
 	/* The copies of the secrets go with the scratch config. */
 	explicit_bzero(r->fresh, sizeof(*r->fresh));

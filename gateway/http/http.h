@@ -34,6 +34,7 @@ typedef struct http_session {
 	struct lws *wsi;
 	ingest_t *ingest;         /* the POST in progress, owned here */
 	struct order_read *read;  /* a GET /v1/orders/{ID} in progress, owned here */
+	uint8_t route;            /* router_route_t, decided from the request line */
 	uint8_t phase;            /* http_phase_t of the request in progress */
 	uint8_t held;             /* input paused (rx flow control) while it waits */
 	uint8_t pipelined;        /* lws offered input behind it: answer, then close */

@@ -7,6 +7,7 @@
 #define TRACKGATE_HTTP_PRIVATE_H
 
 #include "http.h"
+#include "router.h"
 
 /*
  * The life of a plain HTTP request whose answer comes later.  A request
@@ -20,14 +21,8 @@ typedef enum http_phase {
 	HTTP_READY,    /* the answer is ready to write */
 } http_phase_t;
 
-typedef enum http_method {
-	METHOD_OTHER = 0,
-	METHOD_GET,
-	METHOD_POST,
-	METHOD_HEAD,
-} http_method_t;
-
-http_method_t http_method(struct lws *wsi);
+/* The request's method, from the head lws parsed. */
+router_method_t http_method(struct lws *wsi);
 
 /* Answers {"error":code,"message":message} and remembers the status (for the metrics of a
  * request refused before its body). */
@@ -47,14 +42,13 @@ void http_ingest_drop(http_session_t *s);
 
 /* POST bodies (ingest.c). */
 int http_body_start(http_t *h, struct lws *wsi, http_session_t *s, unsigned provider, bool bearer);
-int http_webhook_start(http_t *h, struct lws *wsi, http_session_t *s, const char *provider,
-		       int method);
+int http_webhook_start(http_t *h, struct lws *wsi, http_session_t *s, const router_match_t *r);
 bool http_webhook_finish(http_t *h, struct lws *wsi, http_session_t *s);
 int http_ingest_write(http_t *h, struct lws *wsi, const ingest_t *ing, bool close);
 
 /* GET /v1/orders/{ID} (orders.c). */
 typedef struct order_read order_read_t;
-int http_order_get(http_t *h, struct lws *wsi, http_session_t *s, const char *id, int method);
+int http_order_get(http_t *h, struct lws *wsi, http_session_t *s, const char *id);
 void http_order_read_free(order_read_t *r);
 /* Writes r's answer and frees r; returns what the lws callback must return. */
 int http_order_write(struct lws *wsi, order_read_t *r, bool close);

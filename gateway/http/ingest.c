@@ -143,15 +143,17 @@ static const adapter_ops_t *http_webhook_of(http_t *h, const char *provider,
  * LWS_CALLBACK_HTTP_BODY_COMPLETION.  GET answers Onfleet's validation
  * request (?check=VALUE, echoed as text).
  */
-int http_webhook_start(http_t *h, struct lws *wsi, http_session_t *s, const char *provider,
-				int method)
+int http_webhook_start(http_t *h, struct lws *wsi, http_session_t *s, const router_match_t *r)
 {
 	const config_webhook_t *w;
 
-	if (!http_webhook_of(h, provider, &w))
+	if (!http_webhook_of(h, r->provider, &w))
 		return http_fail(h, wsi, 404, "unknown_provider",
-				    "no webhook is configured for this provider", false, NULL);
-	if (method == METHOD_GET && !strcmp(provider, "onfleet")) {
+				 "no webhook is configured for this provider", false, NULL);
+	if (r->refusal.status)
+		return http_fail(h, wsi, r->refusal.status, r->refusal.code, r->refusal.message,
+				 r->refusal.close, r->refusal.allow);
+	if (r->onfleet_check) {
 		char qbuf[CONN_QUERY_MAX];
 		const char *check;
 		size_t check_len;
@@ -160,17 +162,14 @@ int http_webhook_start(http_t *h, struct lws *wsi, http_session_t *s, const char
 
 		if (conn_query(wsi, &query, qbuf, sizeof(qbuf)) != 0 ||
 		    !query_arg(&query, "check", &check, &check_len, &rc))
-			return http_fail(h, wsi, 400, "invalid_query",
-					    query_problem(rc, "check"), false, NULL);
+			return http_fail(h, wsi, 400, "invalid_query", query_problem(rc, "check"), false,
+					 NULL);
 		if (!check)
 			return http_fail(h, wsi, 400, "bad_request",
-					    "Onfleet's validation request carries ?check=VALUE", false,
-					    NULL);
+					 "Onfleet's validation request carries ?check=VALUE", false, NULL);
 		return http_reply(wsi, 200, "text/plain", check, check_len, false, NULL);
 	}
-	if (method != METHOD_POST)
-		return http_fail(h, wsi, 405, "method_not_allowed", "use POST", true, "POST");
-	return http_body_start(h, wsi, s, http_provider_index(provider), false);
+	return http_body_start(h, wsi, s, http_provider_index(r->provider), false);
 }
 
 typedef struct http_headers {

@@ -51,14 +51,11 @@ static void http_order_read_done(void *arg, int rc, const char *state, size_t st
 	if (rc == BROKER_OK && (!cursor || proto_cursor_parse(cursor, cursor_len, &c) == PROTO_OK) &&
 	    (!state || cJSON_IsObject(doc = cJSON_ParseWithLength(state, state_len)))) {
 		/* The same bytes a websocket's snapshot frame carries, minus the frame type. */
-		len = proto_frame_snapshot(NULL, 0, r->order_id, state, state_len, cursor, false);
+		len = proto_order_doc(NULL, 0, r->order_id, state, state_len, cursor);
 		r->body = len > 0 ? malloc((size_t)len) : NULL;
 		if (r->body) {
-			proto_frame_snapshot(r->body, (size_t)len, r->order_id, state, state_len, cursor,
-					     false);
-			/* {"type":"snapshot","order_id":... -> {"order_id":... */
-			memmove(r->body + 1, r->body + 19, (size_t)len - 19);
-			r->len = (size_t)len - 18;
+			proto_order_doc(r->body, (size_t)len, r->order_id, state, state_len, cursor);
+			r->len = (size_t)len;
 			r->status = 200;
 		}
 	}
@@ -71,18 +68,12 @@ static void http_order_read_done(void *arg, int rc, const char *state, size_t st
 }
 
 /* GET /v1/orders/{ID}?token=T: the snapshot as plain JSON, for clients without websockets. */
-int http_order_get(http_t *h, struct lws *wsi, http_session_t *s, const char *id, int method)
+int http_order_get(http_t *h, struct lws *wsi, http_session_t *s, const char *id)
 {
 	char why[96];
 	int64_t exp;
 	order_read_t *r;
 
-	if (method != METHOD_GET)
-		return http_fail(h, wsi, 405, "method_not_allowed", "use GET", true, "GET");
-	if (!proto_order_id_valid(id, strlen(id)))
-		return http_fail(h, wsi, 400, "invalid_order_id",
-				    "the order id must be 1-128 characters of A-Z a-z 0-9 . _ ~ -",
-				    false, NULL);
 	if (h->cfg->token_keys.n) {
 		char qbuf[CONN_QUERY_MAX];
 		const char *token;

@@ -1,7 +1,7 @@
 /*
- * http/routes.c - which request goes where: method and path to the
- * handler, and the answers that need nothing else (health, readiness,
- * metrics, the refusals).
+ * http/routes.c - which request goes where: the router's route (router.c:
+ * method and path, decided once and kept in the session) to its handler,
+ * and the answers that need nothing else (health, readiness, metrics).
  */
 #include "http_private.h"
 
@@ -11,17 +11,17 @@
 #include "conn.h"
 #include "http_reply.h"
 #include "log.h"
-#include "proto.h"
+#include "router.h"
 
-http_method_t http_method(struct lws *wsi)
+router_method_t http_method(struct lws *wsi)
 {
 	if (lws_hdr_total_length(wsi, WSI_TOKEN_GET_URI))
-		return METHOD_GET;
+		return ROUTER_METHOD_GET;
 	if (lws_hdr_total_length(wsi, WSI_TOKEN_POST_URI))
-		return METHOD_POST;
+		return ROUTER_METHOD_POST;
 	if (lws_hdr_total_length(wsi, WSI_TOKEN_HEAD_URI))
-		return METHOD_HEAD;
-	return METHOD_OTHER;
+		return ROUTER_METHOD_HEAD;
+	return ROUTER_METHOD_OTHER;
 }
 
 static int http_reply_json(struct lws *wsi, unsigned status, const char *body)
@@ -53,82 +53,62 @@ int http_fail(http_t *h, struct lws *wsi, unsigned status, const char *code, con
 	return http_error(wsi, status, code, message, close, allow);
 }
 
+static int http_refused(http_t *h, struct lws *wsi, const router_refusal_t *r)
+{
+	return http_fail(h, wsi, r->status, r->code, r->message, r->close, r->allow);
+}
+
 int http_route(http_t *h, struct lws *wsi, http_session_t *s, const char *path)
 {
-	http_method_t m = http_method(wsi);
+	router_method_t m = http_method(wsi);
+	router_match_t r;
 
-	if (*h->stopping && strcmp(path, "/healthz") && strcmp(path, "/readyz") &&
-	    strcmp(path, "/metrics"))
+	router_route(m, path, strlen(path), conn_on_metrics_port(h->cfg, wsi),
+		     h->cfg->metrics_port != 0, &r);
+	s->route = (uint8_t)r.route;
+	if (*h->stopping && !r.drain_exempt)
 		/* Requests read before the drain began are answered; later ones go elsewhere. */
 		return http_fail(h, wsi, 503, "shutting_down",
-				    "this node is shutting down; retry (another node answers)", true,
-				    NULL);
-	if ((m == METHOD_GET || m == METHOD_HEAD) && http_body_declared(wsi))
+				 "this node is shutting down; retry (another node answers)", true, NULL);
+	if ((m == ROUTER_METHOD_GET || m == ROUTER_METHOD_HEAD) && http_body_declared(wsi))
 		/* Its answer could only come after the body: refuse it at the head (and close). */
 		return http_fail(h, wsi, 400, "body_not_allowed",
-				    "a GET or HEAD request carries no body", true, NULL);
-	if (!strcmp(path, "/healthz")) {
-		if (m != METHOD_GET && m != METHOD_HEAD)
-			return http_fail(h, wsi, 405, "method_not_allowed", "use GET", true, "GET, HEAD");
+				 "a GET or HEAD request carries no body", true, NULL);
+	if (r.route == ROUTER_WEBHOOK)
+		return http_webhook_start(h, wsi, s, &r); /* its 404 comes before the refusal */
+	if (r.route == ROUTER_PAGE)
+		return page_serve(&h->page, wsi, r.page, r.refusal.status == 0); /* its own 405 */
+	if (r.refusal.status)
+		return http_refused(h, wsi, &r.refusal);
+	switch (r.route) {
+	case ROUTER_HEALTHZ:
 		if (*h->stopping)
 			return http_fail(h, wsi, 503, "shutting_down", "draining", true, NULL);
 		return http_reply_json(wsi, 200, "{\"status\":\"ok\"}");
-	}
-	bool metrics_port = conn_on_metrics_port(h->cfg, wsi);
-
-	if (!strcmp(path, "/metrics") && (!h->cfg->metrics_port || metrics_port)) {
-		char *text;
+	case ROUTER_READYZ:
+		if (*h->stopping)
+			return http_fail(h, wsi, 503, "shutting_down", "draining", true, NULL);
+		if (!broker_ready(h->broker))
+			return http_fail(h, wsi, 503, "redis_unavailable", "a Redis connection is down",
+					 false, NULL);
+		return http_reply_json(wsi, 200, "{\"status\":\"ready\"}");
+	case ROUTER_METRICS: {
 		size_t tlen;
+		char *text = http_metrics(h, &tlen);
 		int rc;
 
-		if (m != METHOD_GET && m != METHOD_HEAD)
-			return http_fail(h, wsi, 405, "method_not_allowed", "use GET", true, "GET");
-		text = http_metrics(h, &tlen);
 		if (!text)
 			return http_fail(h, wsi, 503, "out_of_memory", "retry", false, NULL);
 		rc = http_reply(wsi, 200, "text/plain; version=0.0.4", text, tlen, false, NULL);
 		free(text);
 		return rc;
 	}
-	if (metrics_port)
-		return http_fail(h, wsi, 404, "not_found", "this address serves /metrics only", false,
-				    NULL);
-	if (!strcmp(path, "/readyz")) {
-		if (m != METHOD_GET && m != METHOD_HEAD)
-			return http_fail(h, wsi, 405, "method_not_allowed", "use GET", true, "GET, HEAD");
-		if (*h->stopping)
-			return http_fail(h, wsi, 503, "shutting_down", "draining", true, NULL);
-		if (!broker_ready(h->broker))
-			return http_fail(h, wsi, 503, "redis_unavailable",
-					    "a Redis connection is down", false, NULL);
-		return http_reply_json(wsi, 200, "{\"status\":\"ready\"}");
-	}
-	if (!strcmp(path, "/v1/updates")) {
-		if (m != METHOD_POST)
-			return http_fail(h, wsi, 405, "method_not_allowed", "use POST", true,
-					    "POST");
+	case ROUTER_UPDATES:
 		return http_body_start(h, wsi, s, 0, true);
+	case ROUTER_ORDER_GET:
+		return http_order_get(h, wsi, s, r.order_id);
+	default:
+		/* Every other route is refused by the router. */
+		return http_fail(h, wsi, 404, "not_found", "no such endpoint", false, NULL);
 	}
-	if (!strncmp(path, "/v1/orders/", 11))
-		return http_order_get(h, wsi, s, path + 11, m);
-	if (!strncmp(path, "/t/", 3))
-		return page_serve(&h->page, wsi, path + 3, m == METHOD_GET || m == METHOD_HEAD);
-	if (!strncmp(path, "/v1/webhooks/", 13))
-		return http_webhook_start(h, wsi, s, path + 13, m);
-	if (!strncmp(path, "/v1/track/", 10)) {
-		const char *id = path + 10;
-
-		if (m != METHOD_GET)
-			return http_fail(h, wsi, 405, "method_not_allowed",
-					    "use GET with a websocket upgrade", true, "GET");
-		if (!proto_order_id_valid(id, strlen(id)))
-			return http_fail(h, wsi, 400, "invalid_order_id",
-					    "the order id must be 1-128 characters of "
-					    "A-Z a-z 0-9 . _ ~ -", false, NULL);
-		return http_fail(h, wsi, 426, "upgrade_required",
-				    "this endpoint is a websocket: send Upgrade: websocket", false,
-				    NULL);
-	}
-	return http_fail(h, wsi, 404, "not_found", "no such endpoint", false, NULL);
 }
-

@@ -180,14 +180,12 @@ void http_after_io(http_t *h)
 
 	while ((s = h->queue)) {
 		struct lws *wsi = s->wsi;
-		char uri[256];
-		bool webhook, now;
+		bool now;
 
 		http_queue_del(s);
 		s->phase = HTTP_WAITING;
-		webhook = lws_hdr_copy(wsi, uri, sizeof(uri), WSI_TOKEN_POST_URI) >= 13 &&
-			  !strncmp(uri, "/v1/webhooks/", 13);
-		now = webhook ? http_webhook_finish(h, wsi, s) : ingest_finish(s->ingest);
+		now = s->route == ROUTER_WEBHOOK ? http_webhook_finish(h, wsi, s) :
+						   ingest_finish(s->ingest);
 		if (now) {
 			http_ready(wsi, s);
 		} else {

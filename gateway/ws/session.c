@@ -15,6 +15,7 @@
 #include "log.h"
 #include "proto.h"
 #include "query.h"
+#include "http/router.h"
 
 #define WS_CLIENT_MESSAGE_MAX 1024 /* a larger client message closes with 1009 */
 
@@ -116,18 +117,17 @@ void ws_established(ws_t *ws, struct lws *wsi, ws_session_t *s)
 	size_t since_len, token_len;
 	proto_cursor_t cursor;
 	query_t query;
+	router_match_t route;
 	unsigned retry;
 	int n, rc;
 
 	s->ws = ws;
 	s->w.conn = wsi;
 	n = lws_hdr_copy(wsi, uri, sizeof(uri), WSI_TOKEN_GET_URI);
-	if (n <= 0 || strncmp(uri, "/v1/track/", 10) != 0 || conn_on_metrics_port(ws->cfg, wsi))
-		return ws_refuse(s, REFUSE_NOT_FOUND, 4404, "not_found",
-				 "no such websocket endpoint; use /v1/track/{order_id}");
-	if (!proto_order_id_valid(uri + 10, (size_t)n - 10))
-		return ws_refuse(s, REFUSE_ORDER_ID, 4400, "invalid_order_id",
-				 "the order id must be 1-128 characters of A-Z a-z 0-9 . _ ~ -");
+	router_websocket(uri, n > 0 ? (size_t)n : 0, conn_on_metrics_port(ws->cfg, wsi), &route);
+	if (route.refusal.status)
+		return ws_refuse(s, route.route == ROUTER_TRACK ? REFUSE_ORDER_ID : REFUSE_NOT_FOUND,
+				 (int)route.refusal.status, route.refusal.code, route.refusal.message);
 	if (*ws->stopping) {
 		ws->metrics->refused[REFUSE_STOPPING]++;
 		ws_close_async(s, 1001, "server shutting down, reconnect");
@@ -162,8 +162,7 @@ void ws_established(ws_t *ws, struct lws *wsi, ws_session_t *s)
 		int64_t exp = 0;
 		auth_result_t ar;
 
-		uri[n] = '\0';
-		ar = auth_check(&ws->cfg->token_keys, token, token_len, uri + 10,
+		ar = auth_check(&ws->cfg->token_keys, token, token_len, route.order_id,
 				(int64_t)time(NULL), &exp, why, sizeof(why));
 		if (ar == AUTH_FORBIDDEN)
 			return ws_refuse(s, REFUSE_TOKEN_ORDER, 4403, "forbidden",
@@ -173,7 +172,8 @@ void ws_established(ws_t *ws, struct lws *wsi, ws_session_t *s)
 		ws_wheel_add(s, exp);
 	}
 	s->resume_signal = since != NULL;
-	if (hub_join(ws->hub, &s->w, uri + 10, (size_t)n - 10, since ? &cursor : NULL) != 0) {
+	if (hub_join(ws->hub, &s->w, route.order_id, route.order_id_len, since ? &cursor : NULL) !=
+	    0) {
 		ws_close_async(s, 1011, "out of memory");
 		return;
 	}
@@ -241,44 +241,6 @@ int ws_writeable(ws_session_t *s)
 	return 0;
 }
 
-/*
- * UTF-8 (RFC 3629: no overlong forms, no surrogates, nothing past U+10FFFF),
- * checked as it arrives: *st is 0 between characters, else the bytes still
- * due << 4 | which lead byte narrows the next one (1 E0, 2 ED, 3 F0, 4 F4).
- * 0 when p[0..n) cannot continue valid text; a message is whole only if *st
- * is 0 at its end.  lws 4.1 checks only with LWS_SERVER_OPTION_VALIDATE_UTF8,
- * and then drops a close frame with a bad reason without any close code.
- */
-static int ws_utf8(uint8_t *st, const unsigned char *p, size_t n)
-{
-	for (size_t i = 0; i < n; i++) {
-		unsigned c = p[i], due = *st >> 4, lo = 0x80, hi = 0xbf;
-
-		if (due) {
-			if ((*st & 0xf) == 1)
-				lo = 0xa0;
-			else if ((*st & 0xf) == 2)
-				hi = 0x9f;
-			else if ((*st & 0xf) == 3)
-				lo = 0x90;
-			else if ((*st & 0xf) == 4)
-				hi = 0x8f;
-			if (c < lo || c > hi)
-				return 0;
-			*st = (uint8_t)((due - 1) << 4);
-		} else if (c >= 0xc2 && c <= 0xdf) {
-			*st = 1 << 4;
-		} else if (c >= 0xe0 && c <= 0xef) {
-			*st = (uint8_t)(2 << 4 | (c == 0xe0 ? 1 : c == 0xed ? 2 : 0));
-		} else if (c >= 0xf0 && c <= 0xf4) {
-			*st = (uint8_t)(3 << 4 | (c == 0xf0 ? 3 : c == 0xf4 ? 4 : 0));
-		} else if (c >= 0x80) {
-			return 0;
-		}
-	}
-	return 1;
-}
-
 int ws_receive(ws_session_t *s, const void *in, size_t len)
 {
 	struct lws *wsi = s->w.conn;
@@ -293,7 +255,7 @@ int ws_receive(ws_session_t *s, const void *in, size_t len)
 		return 0;
 	}
 	/* RFC 6455 8.1: a text message that is not UTF-8 fails the connection (1007). */
-	if (!lws_frame_is_binary(wsi) && (!ws_utf8(&s->utf8, in, len) || (end && s->utf8))) {
+	if (!lws_frame_is_binary(wsi) && (!proto_utf8_feed(&s->utf8, in, len) || (end && s->utf8))) {
 		ws_close_async(s, 1007, "a text message that is not UTF-8");
 		outq_clear(&s->w.q);
 		return 0;
@@ -323,7 +285,6 @@ void ws_pong(ws_session_t *s)
 int ws_peer_close(ws_session_t *s, unsigned char *in, size_t len)
 {
 	static const char one_byte[] = "a close frame cannot carry 1 byte";
-	uint8_t st = 0;
 	unsigned code;
 
 	if (!s->close_code) {
@@ -340,7 +301,7 @@ int ws_peer_close(ws_session_t *s, unsigned char *in, size_t len)
 	if (len < 2)
 		return 0;
 	code = (unsigned)in[0] << 8 | in[1];
-	if (!ws_utf8(&st, in + 2, len - 2) || st) {
+	if (!proto_utf8_valid(in + 2, len - 2)) {
 		code = LWS_CLOSE_STATUS_INVALID_PAYLOAD;
 		memset(in + 2, '?', len - 2);
 	} else if (code >= 5000) {
