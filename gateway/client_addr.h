@@ -49,7 +49,7 @@ bool client_addr_trusted(const char *addr, const char (*trusted)[CLIENT_ADDR_TRU
  * header: the proxy-header's value, NULL when absent or proxy-header is
  * unset.  It is read only when the peer (stripped) is trusted, and values
  * of CLIENT_ADDR_HEADER_MAX bytes or more are ignored (lws_hdr_copy into
- * the 512-byte buffer server.c used refuses them).  The entries are tried
+ * the 512-byte buffer conn.c uses refuses them).  The entries are tried
  * from the right: spaces (not tabs) around an entry are trimmed, an entry
  * that is not a numeric IPv4 or IPv6 address (inet_pton) or that is itself
  * trusted is skipped, and the first other one is the client's (cut to

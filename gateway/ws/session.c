@@ -15,7 +15,7 @@
 #include "log.h"
 #include "proto.h"
 #include "query.h"
-#include "http/router.h"
+#include "router.h"
 
 #define WS_CLIENT_MESSAGE_MAX 1024 /* a larger client message closes with 1009 */
 

@@ -1,6 +1,6 @@
 /*
  * fuzz_http_path.c - what a request target goes through in the gateway, on
- * any bytes: the router (gateway/http/router.c) that server.c's HTTP and
+ * any bytes: the router (gateway/router.c) that server.c's HTTP and
  * websocket callbacks call, and the pure pieces behind it.
  *
  * The path (the target up to its first '?', cut at the first NUL as lws
@@ -42,7 +42,7 @@
 
 #include "adapter.h"
 #include "fuzz.h"
-#include "http/router.h"
+#include "router.h"
 #include "proto.h"
 #include "query.h"
 #include "script.h"

@@ -1,5 +1,5 @@
 /*
- * Unit tests of gateway/http/router.c: every endpoint of server_http and
+ * Unit tests of gateway/router.c: every endpoint of server_http and
  * every refusal the request line alone decides, with the status, code,
  * message and Allow value clients see.
  */
@@ -12,7 +12,7 @@
 
 #include <cmocka.h>
 
-#include "http/router.h"
+#include "router.h"
 
 #define GET ROUTER_METHOD_GET
 #define POST ROUTER_METHOD_POST

@@ -1,5 +1,5 @@
 /*
- * http/router.c - method + path -> endpoint and the refusals of the request
+ * router.c - method + path -> endpoint and the refusals of the request
  * line (see router.h).  The texts are the ones server.c and page.c answered
  * with before routing was its own module; clients and tests match on them.
  */

@@ -1,13 +1,13 @@
 /*
- * http/router.h - which endpoint a request is for, decided once from its
+ * router.h - which endpoint a request is for, decided once from its
  * method and path, and the refusal its path and method alone call for.
  *
- * server.c answers a request with a switch over router_route_t: the router
+ * http/routes.c answers a request with a switch over router_route_t: the router
  * has done every string compare and every check that needs nothing but the
  * request line (the method's 405 with its Allow value, the order id's 400,
  * the metrics address's 404, the websocket path's 426).  What needs the
  * server (draining, Redis, the configured webhooks, tokens, the body) stays
- * in server.c, in the order documented on each route below.
+ * in http/routes.c (and ws/session.c), in the order documented on each route below.
  *
  * Pure: no lws, no server state, no allocation; every string it hands out
  * is static or points into the caller's path.  Unit-tested
@@ -28,7 +28,7 @@ typedef enum router_method {
 } router_method_t;
 
 /*
- * The endpoints.  For each, what server.c does after the router, in order
+ * The endpoints.  For each, what http/routes.c does after the router, in order
  * (a refusal is router_match_t.refusal, answered when its status is not 0):
  *
  *   NOT_FOUND     always refused: 404 not_found "no such endpoint".
@@ -97,7 +97,7 @@ typedef struct router_match {
 
 /*
  * Routes the request for path[0..len) (lws's decoded path, without the
- * query; server.c passes strlen of it) with method m.  on_metrics_port:
+ * query; http/routes.c passes strlen of it) with method m.  on_metrics_port:
  * the request came in on the metrics-listen address; metrics_port_set:
  * metrics-listen is configured (/metrics is served on the main address
  * only without it).  Fills *out (every field: those a route does not use
