@@ -110,6 +110,7 @@ void http_ingest_drop(http_session_t *s)
 static int http_write(http_t *h, struct lws *wsi, http_session_t *s)
 {
 	bool close = s->pipelined || *h->stopping;
+	ingest_t *ing;
 	int rc;
 
 	s->phase = HTTP_IDLE;
@@ -119,11 +120,16 @@ static int http_write(http_t *h, struct lws *wsi, http_session_t *s)
 		s->read = NULL;
 		return http_order_write(wsi, r, close);
 	}
-	if (!s->ingest)
+	ing = s->ingest;
+	if (!ing)
 		return -1;
-	rc = http_ingest_write(h, wsi, s->ingest, close);
 	/* Counted until written: the drain waits for the answer, not just for Redis. */
-	http_ingest_drop(s);
+	if (s->in_redis)
+		h->n_ingest--;
+	s->ingest = NULL;
+	s->in_redis = 0;
+	rc = http_ingest_write(h, wsi, ing, close); /* s may be freed from here */
+	ingest_free(ing);
 	return rc;
 }
 
