@@ -4,11 +4,12 @@
  *
  * Every setting has one name, used as `--name` on the command line and as
  * `name = value` in the config file (dashes or underscores alike).  The
- * command line wins over the file.  One table in config.c holds every
+ * command line wins over the file.  One table in settings.c holds every
  * setting with its parser, its printer, its default, its --help text and
  * how SIGHUP treats it; config_set, --help, --check-config, the defaults
- * and config_apply_reload all come from it.  Files are read synchronously
- * here: at start-up, and by a reload in the thread pool.
+ * and config_apply_reload all come from it.  config.c reads the files and
+ * the command line, synchronously: at start-up, and by a reload in the
+ * thread pool.
  */
 #ifndef TRACKGATE_CONFIG_H
 #define TRACKGATE_CONFIG_H

@@ -1,7 +1,9 @@
 /*
- * Unit tests of gateway/config.c: settings, the config file, the key file,
- * and the settings table against what documents it (the man page, README,
- * the example config: each test fails when they and the table disagree).
+ * Unit tests of gateway/config.c and of the settings table in
+ * gateway/settings.c (one module, config.h): settings, the config file, the
+ * key file, and the settings table against what documents it (the man
+ * page, README, the example config: each test fails when they and the table
+ * disagree).
  */
 #include <setjmp.h>
 #include <stdarg.h>
