@@ -133,9 +133,17 @@ int config_parse_redis(const char *value, config_t *cfg)
 			return -1;
 		memcpy(buf, hp, len);
 		buf[len] = '\0';
+		/*
+		 * listen's any-address (* or 0.0.0.0) is no host to connect to:
+		 * refused with a port (config_parse_listen makes it "") and so
+		 * without one too, or --check-config would print a redis line
+		 * that does not load back.
+		 */
 		if (strchr(buf, ':')) {
 			if (config_parse_listen(buf, host, sizeof(host), &port) || !host[0])
 				return -1;
+		} else if (!strcmp(buf, "*") || !strcmp(buf, "0.0.0.0")) {
+			return -1;
 		} else {
 			snprintf(host, sizeof(host), "%s", buf);
 		}

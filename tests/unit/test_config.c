@@ -99,6 +99,18 @@ static void redis_url_forms_are_understood(void **state)
 	assert_int_not_equal(config_parse_redis("redis://user:pw@x", &cfg), 0);
 }
 
+static void redis_any_address_is_refused_with_or_without_a_port(void **state)
+{
+	config_t cfg;
+
+	config_defaults(&cfg);
+	assert_int_not_equal(config_parse_redis("redis://*", &cfg), 0);
+	assert_int_not_equal(config_parse_redis("redis://*:6379", &cfg), 0);
+	assert_int_not_equal(config_parse_redis("redis://0.0.0.0", &cfg), 0);
+	assert_int_not_equal(config_parse_redis("redis://0.0.0.0:6379/0", &cfg), 0);
+	assert_string_equal(cfg.redis_host, "127.0.0.1");
+}
+
 static void courier_visible_from_takes_a_status_before_the_end(void **state)
 {
 	config_t cfg;
@@ -714,6 +726,7 @@ int main(void)
 		cmocka_unit_test(listen_accepts_host_port_and_wildcards),
 		cmocka_unit_test(listen_rejects_bad_ports),
 		cmocka_unit_test(redis_url_forms_are_understood),
+		cmocka_unit_test(redis_any_address_is_refused_with_or_without_a_port),
 		cmocka_unit_test(courier_visible_from_takes_a_status_before_the_end),
 		cmocka_unit_test(command_line_wins_over_the_file),
 		cmocka_unit_test(unknown_setting_in_file_is_an_error),
