@@ -181,7 +181,7 @@ static void gateway_reload_read(uv_work_t *w)
 
 /*
  * On the loop: swaps in what can change live, all or nothing: the settings
- * whose reload is CONFIG_RELOAD_LIVE in config.c's table (config_apply_reload);
+ * whose reload is CONFIG_RELOAD_LIVE in settings.c's table (config_apply_reload);
  * the log names the changed ones that wait for a restart.
  */
 static void gateway_reload_apply(uv_work_t *w, int status)

@@ -15,7 +15,7 @@
 
 #include "log.h"
 
-#define WORKERS_MAX 64		     /* config.c caps --workers at this */
+#define WORKERS_MAX 64		     /* settings.c caps --workers at this */
 #define WORKERS_BACKOFF_MIN_MS 100   /* first restart delay of a slot */
 #define WORKERS_BACKOFF_MAX_MS 5000  /* the delay doubles up to this */
 #define WORKERS_STABLE_MS 30000	     /* up this long = started well: the backoff resets */

@@ -1,5 +1,5 @@
 /*
- * fuzz_config_parse.c - the address parsers of gateway/config.c:
+ * fuzz_config_parse.c - the address parsers of gateway/settings.c:
  * config_parse_listen (listen, metrics-listen and the HOST:PORT part of
  * redis) and config_parse_redis, on any string.
  *
