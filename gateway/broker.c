@@ -1,57 +1,20 @@
-#include "broker.h"
+/*
+ * broker.c - the broker's API on its connections: the requests of the
+ * command connection (apply, snapshot, resume), the subscriptions, and what
+ * the subscriber receives, reported through the broker_events_t.  The
+ * connections' life (connect, back off, reconnect, stop) is broker_conn.c.
+ */
+#include "broker_private.h"
 
-#include <arpa/inet.h>
-#include <netdb.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
-#include <hiredis/async.h>
 #include <hiredis/hiredis.h>
 
 #include "log.h"
-#include "redis_uv.h"
+#include "proto.h"
 #include "script.h"
-
-#define BROKER_BACKOFF_MIN_MS 100
-#define BROKER_BACKOFF_MAX_MS 5000
-
-typedef enum broker_conn_state {
-	CONN_IDLE = 0,   /* waiting for the retry timer */
-	CONN_RESOLVING,  /* uv_getaddrinfo in flight */
-	CONN_CONNECTING, /* redisAsyncConnect* issued, no connect callback yet */
-	CONN_UP,
-	CONN_STOPPED,
-} broker_conn_state_t;
-
-typedef struct broker_conn {
-	broker_t *b;
-	const char *name;       /* "subscriber" or "commands", for logs */
-	redisAsyncContext *ac;  /* owned by hiredis once connecting; NULL when none */
-	uv_timer_t timer;       /* retry delay and connect timeout */
-	uv_getaddrinfo_t gai;
-	broker_conn_state_t state;
-	unsigned attempt;       /* failures since the last success */
-	bool timer_closed;
-	bool gai_active;
-	bool was_up;            /* had been up before: a reconnect, not the first connect */
-} broker_conn_t;
-
-struct broker {
-	uv_loop_t *loop;
-	const config_t *cfg;
-	hub_t *hub;
-	broker_conn_t sub;
-	broker_conn_t cmd;
-	char sha[41];           /* the script's SHA1 from SCRIPT LOAD; "" until known */
-	char ttl_active[16];
-	char ttl_terminal[16];
-	char maxlen[16];
-	bool stopping;
-	broker_stopped_fn *stopped;
-	void *stopped_arg;
-	broker_stats_t stats;
-};
 
 typedef enum broker_req_kind {
 	REQ_APPLY,
@@ -77,9 +40,6 @@ struct broker_req {
 	char order_id[PROTO_ORDER_ID_MAX + 1];
 };
 
-static void broker_conn_connect(broker_conn_t *c);
-static void broker_maybe_stopped(broker_t *b);
-
 const char *broker_result_name(broker_result_t r)
 {
 	switch (r) {
@@ -95,15 +55,29 @@ const char *broker_result_name(broker_result_t r)
 	return "?";
 }
 
-broker_t *broker_new(uv_loop_t *loop, const config_t *cfg, hub_t *hub)
+/* A copy of s, "" for NULL; NULL when out of memory. */
+static char *broker_strdup(const char *s)
+{
+	return strdup(s ? s : "");
+}
+
+broker_t *broker_new(uv_loop_t *loop, const broker_config_t *cfg, const broker_events_t *ev)
 {
 	broker_t *b = calloc(1, sizeof(*b));
 
 	if (!b)
 		return NULL;
 	b->loop = loop;
-	b->cfg = cfg;
-	b->hub = hub;
+	b->ev = *ev;
+	b->redis_unix = broker_strdup(cfg->redis_unix);
+	b->redis_host = broker_strdup(cfg->redis_host);
+	b->courier_visible_from = broker_strdup(cfg->courier_visible_from);
+	if (!b->redis_unix || !b->redis_host || !b->courier_visible_from) {
+		broker_free(b);
+		return NULL;
+	}
+	b->redis_port = cfg->redis_port;
+	b->timeout_ms = cfg->timeout_ms;
 	snprintf(b->ttl_active, sizeof(b->ttl_active), "%u", cfg->ttl_active);
 	snprintf(b->ttl_terminal, sizeof(b->ttl_terminal), "%u", cfg->ttl_terminal);
 	snprintf(b->maxlen, sizeof(b->maxlen), "%u", cfg->log_maxlen);
@@ -114,6 +88,11 @@ broker_t *broker_new(uv_loop_t *loop, const config_t *cfg, hub_t *hub)
 
 void broker_free(broker_t *b)
 {
+	if (!b)
+		return;
+	free(b->redis_unix);
+	free(b->redis_host);
+	free(b->courier_visible_from);
 	free(b);
 }
 
@@ -127,174 +106,7 @@ const broker_stats_t *broker_stats(const broker_t *b)
 	return &b->stats;
 }
 
-/* --- connection life cycle ------------------------------------------------ */
-
-static void broker_conn_up(broker_conn_t *c);
-static void broker_conn_down(broker_conn_t *c);
-
-static void broker_retry_cb(uv_timer_t *t)
-{
-	broker_conn_t *c = t->data;
-
-	if (c->state == CONN_CONNECTING && c->ac) {
-		/* Connect timeout: a context that never connected calls no callback when freed. */
-		log_event(LOG_WARN, "redis_connect_timeout", "conn=%s after_ms=%u", c->name,
-			  c->b->cfg->redis_timeout_ms);
-		redisAsyncFree(c->ac);
-		c->ac = NULL;
-		broker_conn_down(c);
-		return;
-	}
-	if (c->state == CONN_IDLE)
-		broker_conn_connect(c);
-}
-
-/* Schedules the next attempt: 100 ms doubling to 5 s, each with 50..100% jitter. */
-static void broker_conn_schedule(broker_conn_t *c)
-{
-	uint64_t delay = BROKER_BACKOFF_MIN_MS;
-
-	c->state = CONN_IDLE;
-	if (c->b->stopping)
-		return;
-	for (unsigned i = 0; i < c->attempt && delay < BROKER_BACKOFF_MAX_MS; i++)
-		delay *= 2;
-	if (delay > BROKER_BACKOFF_MAX_MS)
-		delay = BROKER_BACKOFF_MAX_MS;
-	delay = delay / 2 + (uint64_t)rand() % (delay / 2 + 1);
-	c->attempt++;
-	uv_timer_start(&c->timer, broker_retry_cb, delay, 0);
-}
-
-static void broker_on_connect(const redisAsyncContext *ac, int status)
-{
-	broker_conn_t *c = ac->data;
-
-	uv_timer_stop(&c->timer);
-	if (status != REDIS_OK) {
-		/* hiredis frees the context after this callback. */
-		log_event(c->attempt ? LOG_DEBUG : LOG_WARN, "redis_connect_failed",
-			  "conn=%s error=\"%s\"", c->name, ac->errstr);
-		c->ac = NULL;
-		broker_conn_down(c);
-		return;
-	}
-	c->state = CONN_UP;
-	c->attempt = 0;
-	/* Notice a Redis host that vanished without a FIN (a moved VIP, a dead host). */
-	if (!c->b->cfg->redis_unix[0])
-		redisEnableKeepAlive((redisContext *)&ac->c);
-	if (c->was_up)
-		c->b->stats.reconnects++;
-	c->was_up = true;
-	log_event(LOG_INFO, "redis_connected", "conn=%s", c->name);
-	broker_conn_up(c);
-}
-
-static void broker_on_disconnect(const redisAsyncContext *ac, int status)
-{
-	broker_conn_t *c = ac->data;
-
-	c->ac = NULL;
-	if (c->b->stopping) {
-		c->state = CONN_STOPPED;
-		broker_maybe_stopped(c->b);
-		return;
-	}
-	log_event(LOG_WARN, "redis_disconnected", "conn=%s error=\"%s\"", c->name,
-		  status == REDIS_OK ? "closed" : ac->errstr);
-	broker_conn_down(c);
-}
-
-static void broker_conn_open(broker_conn_t *c, const char *ip)
-{
-	const config_t *cfg = c->b->cfg;
-	redisAsyncContext *ac;
-
-	ac = cfg->redis_unix[0] ? redisAsyncConnectUnix(cfg->redis_unix)
-				: redisAsyncConnect(ip, cfg->redis_port);
-	if (!ac || ac->err) {
-		log_event(c->attempt ? LOG_DEBUG : LOG_WARN, "redis_connect_failed",
-			  "conn=%s error=\"%s\"", c->name, ac ? ac->errstr : "out of memory");
-		if (ac)
-			redisAsyncFree(ac);
-		broker_conn_schedule(c);
-		return;
-	}
-	ac->data = c;
-	if (redis_uv_attach(ac, c->b->loop) != REDIS_OK) {
-		log_event(LOG_ERROR, "redis_attach_failed", "conn=%s", c->name);
-		redisAsyncFree(ac);
-		broker_conn_schedule(c);
-		return;
-	}
-	redisAsyncSetConnectCallback(ac, broker_on_connect);
-	redisAsyncSetDisconnectCallback(ac, broker_on_disconnect);
-	c->ac = ac;
-	c->state = CONN_CONNECTING;
-	uv_timer_start(&c->timer, broker_retry_cb, cfg->redis_timeout_ms, 0);
-}
-
-static void broker_gai_cb(uv_getaddrinfo_t *req, int status, struct addrinfo *res)
-{
-	broker_conn_t *c = req->data;
-	char ip[INET6_ADDRSTRLEN] = "";
-
-	c->gai_active = false;
-	if (c->b->stopping) {
-		uv_freeaddrinfo(res);
-		c->state = CONN_STOPPED;
-		broker_maybe_stopped(c->b);
-		return;
-	}
-	if (status == 0 && res) {
-		if (res->ai_family == AF_INET)
-			inet_ntop(AF_INET, &((struct sockaddr_in *)res->ai_addr)->sin_addr, ip,
-				  sizeof(ip));
-		else if (res->ai_family == AF_INET6)
-			inet_ntop(AF_INET6, &((struct sockaddr_in6 *)res->ai_addr)->sin6_addr, ip,
-				  sizeof(ip));
-	}
-	uv_freeaddrinfo(res);
-	if (!ip[0]) {
-		log_event(LOG_WARN, "redis_resolve_failed", "conn=%s host=%s error=\"%s\"", c->name,
-			  c->b->cfg->redis_host, status ? uv_strerror(status) : "no address");
-		broker_conn_schedule(c);
-		return;
-	}
-	broker_conn_open(c, ip);
-}
-
-static bool broker_is_numeric(const char *host)
-{
-	unsigned char buf[sizeof(struct in6_addr)];
-
-	return inet_pton(AF_INET, host, buf) == 1 || inet_pton(AF_INET6, host, buf) == 1;
-}
-
-static void broker_conn_connect(broker_conn_t *c)
-{
-	const config_t *cfg = c->b->cfg;
-	struct addrinfo hints = {.ai_family = AF_UNSPEC, .ai_socktype = SOCK_STREAM};
-	int rc;
-
-	if (cfg->redis_unix[0] || broker_is_numeric(cfg->redis_host)) {
-		broker_conn_open(c, cfg->redis_host);
-		return;
-	}
-	c->gai.data = c;
-	rc = uv_getaddrinfo(c->b->loop, &c->gai, broker_gai_cb, cfg->redis_host, NULL, &hints);
-	if (rc) {
-		log_event(LOG_WARN, "redis_resolve_failed", "conn=%s host=%s error=\"%s\"", c->name,
-			  cfg->redis_host, uv_strerror(rc));
-		broker_conn_schedule(c);
-		return;
-	}
-	c->gai_active = true;
-	c->state = CONN_RESOLVING;
-}
-
-/* --- replies ---------------------------------------------------------------- */
+/* --- requests and replies ------------------------------------------------------ */
 
 static void broker_req_free(broker_req_t *req)
 {
@@ -345,12 +157,12 @@ static void broker_sub_cb(redisAsyncContext *ac, void *r, void *privdata)
 	if (!strcmp(kind->str, "message")) {
 		if (reply->element[2]->type != REDIS_REPLY_STRING)
 			goto bad;
-		c->b->hub->now_ms = uv_now(c->b->loop);
-		hub_message(c->b->hub, id, id_len, reply->element[2]->str, reply->element[2]->len);
+		c->b->ev.message(c->b->ev.arg, id, id_len, reply->element[2]->str,
+				 reply->element[2]->len, uv_now(c->b->loop));
 	} else if (!strcmp(kind->str, "subscribe")) {
-		hub_subscribed(c->b->hub, id, id_len);
+		c->b->ev.subscribed(c->b->ev.arg, id, id_len);
 	} else if (!strcmp(kind->str, "unsubscribe")) {
-		hub_unsubscribed(c->b->hub, id, id_len);
+		c->b->ev.unsubscribed(c->b->ev.arg, id, id_len);
 	} else {
 		goto bad;
 	}
@@ -464,8 +276,8 @@ static int broker_send_apply(broker_t *b, broker_req_t *req)
 	argvlen[n++] = strlen(b->ttl_terminal);
 	argv[n] = b->maxlen;
 	argvlen[n++] = strlen(b->maxlen);
-	argv[n] = b->cfg->courier_visible_from;
-	argvlen[n++] = strlen(b->cfg->courier_visible_from);
+	argv[n] = b->courier_visible_from;
+	argvlen[n++] = strlen(b->courier_visible_from);
 	if (redisAsyncCommandArgv(b->cmd.ac, broker_apply_cb, req, n, argv, argvlen) != REDIS_OK)
 		return BROKER_EDOWN;
 	return BROKER_OK;
@@ -722,90 +534,10 @@ static void broker_script_load_cb(redisAsyncContext *ac, void *r, void *privdata
 	log_event(LOG_DEBUG, "redis_script_loaded", "sha=%s", b->sha);
 }
 
-static void broker_conn_up(broker_conn_t *c)
+void broker_script_load(broker_t *b)
 {
-	broker_t *b = c->b;
-
-	if (c == &b->cmd) {
-		/* Until the SHA is known, applies go as EVAL (which caches the script too). */
-		b->sha[0] = '\0';
-		redisAsyncCommand(c->ac, broker_script_load_cb, b, "SCRIPT LOAD %b",
-				  proto_script_apply_update, proto_script_apply_update_len);
-		hub_commands_up(b->hub);
-	} else {
-		hub_redis_up(b->hub);
-	}
-}
-
-static void broker_conn_down(broker_conn_t *c)
-{
-	bool was_up = c->state == CONN_UP;
-
-	if (c == &c->b->sub && was_up)
-		hub_redis_down(c->b->hub);
-	broker_conn_schedule(c);
-}
-
-/* --- start and stop --------------------------------------------------------- */
-
-int broker_start(broker_t *b)
-{
-	broker_conn_t *conns[] = {&b->sub, &b->cmd};
-
-	for (int i = 0; i < 2; i++) {
-		if (uv_timer_init(b->loop, &conns[i]->timer))
-			return BROKER_ENOMEM;
-		conns[i]->timer.data = conns[i];
-	}
-	broker_conn_connect(&b->sub);
-	broker_conn_connect(&b->cmd);
-	return BROKER_OK;
-}
-
-static void broker_timer_closed(uv_handle_t *h)
-{
-	broker_conn_t *c = h->data;
-
-	c->timer_closed = true;
-	broker_maybe_stopped(c->b);
-}
-
-static void broker_maybe_stopped(broker_t *b)
-{
-	broker_conn_t *conns[] = {&b->sub, &b->cmd};
-
-	if (!b->stopping || !b->stopped)
-		return;
-	for (int i = 0; i < 2; i++)
-		if (conns[i]->ac || conns[i]->gai_active || !conns[i]->timer_closed)
-			return;
-	broker_stopped_fn *done = b->stopped;
-	b->stopped = NULL;
-	done(b->stopped_arg);
-}
-
-void broker_stop(broker_t *b, broker_stopped_fn *done, void *arg)
-{
-	broker_conn_t *conns[] = {&b->sub, &b->cmd};
-
-	b->stopping = true;
-	b->stopped = done;
-	b->stopped_arg = arg;
-	for (int i = 0; i < 2; i++) {
-		broker_conn_t *c = conns[i];
-
-		uv_timer_stop(&c->timer);
-		uv_close((uv_handle_t *)&c->timer, broker_timer_closed);
-		if (c->gai_active)
-			uv_cancel((uv_req_t *)&c->gai);
-		if (c->ac && c->state == CONN_UP) {
-			/* Pending replies are still delivered; the disconnect callback follows. */
-			redisAsyncDisconnect(c->ac);
-		} else if (c->ac) {
-			redisAsyncFree(c->ac);
-			c->ac = NULL;
-		}
-		if (!c->ac && !c->gai_active)
-			c->state = CONN_STOPPED;
-	}
+	/* Until the SHA is known, applies go as EVAL (which caches the script too). */
+	b->sha[0] = '\0';
+	redisAsyncCommand(b->cmd.ac, broker_script_load_cb, b, "SCRIPT LOAD %b",
+			  proto_script_apply_update, proto_script_apply_update_len);
 }

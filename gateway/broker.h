@@ -1,13 +1,17 @@
 /*
  * broker.h - trackgated's two Redis connections on the loop: the
- * subscriber (SUBSCRIBE/UNSUBSCRIBE trk:{ID}, messages to the hub) and the
- * command connection (the apply script, snapshot reads).
+ * subscriber (SUBSCRIBE/UNSUBSCRIBE trk:{ID}, the messages published there)
+ * and the command connection (the apply script, snapshot and log reads).
  *
  * Both are hiredis async contexts attached to the process's uv loop.  Each
  * reconnects by itself with capped exponential backoff and jitter; host
  * names are resolved with uv_getaddrinfo (the thread pool), never on the
- * loop thread.  While the subscriber is down the hub knows (hub_redis_down)
- * and resubscribes every order when it is back (hub_redis_up).
+ * loop thread.
+ *
+ * The broker is a Redis client and knows nothing of who watches what: what
+ * happens on the connections it reports through a broker_events_t that its
+ * owner fills in (the server hands the events to the hub, which resubscribes
+ * every order when the subscriber is back).
  *
  * Requests that answer later (apply, snapshot) return a broker_req_t that
  * the caller cancels if it goes away first: the callback is then never
@@ -22,9 +26,6 @@
 #include <stdint.h>
 
 #include <uv.h>
-
-#include "config.h"
-#include "hub.h"
 
 typedef struct broker broker_t;
 typedef struct broker_req broker_req_t;
@@ -68,7 +69,45 @@ typedef struct broker_stats {
 	uint64_t bad_replies;
 } broker_stats_t;
 
-broker_t *broker_new(uv_loop_t *loop, const config_t *cfg, hub_t *hub);
+/*
+ * What the broker reads of the configuration.  broker_new() copies it,
+ * strings too: nothing of it needs to outlive the call.
+ */
+typedef struct broker_config {
+	const char *redis_unix;   /* a unix socket path; NULL or "" = TCP to host:port */
+	const char *redis_host;   /* a numeric address or a name to resolve */
+	int redis_port;
+	unsigned timeout_ms;      /* connect timeout of each connection */
+	unsigned ttl_active;      /* the apply script's arguments: key lifetimes (s), */
+	unsigned ttl_terminal;
+	unsigned log_maxlen;      /* the log's length, */
+	const char *courier_visible_from; /* and the status that shows the courier */
+} broker_config_t;
+
+/*
+ * What the broker reports, each with arg, always from a hiredis callback on
+ * the loop (never from within a broker_* call).  Every member is set.
+ */
+typedef struct broker_events {
+	/* A message published on trk:{ID}, received at now_ms (uv_now() of the loop). */
+	void (*message)(void *arg, const char *order_id, size_t id_len, const char *payload,
+			size_t len, uint64_t now_ms);
+	/* Redis acknowledged a broker_subscribe / broker_unsubscribe of order_id. */
+	void (*subscribed)(void *arg, const char *order_id, size_t id_len);
+	void (*unsubscribed)(void *arg, const char *order_id, size_t id_len);
+	/*
+	 * The subscriber connection is up (the first time, and after each
+	 * reconnect: it then holds no subscription) / went down after being up.
+	 */
+	void (*subscriber_up)(void *arg);
+	void (*subscriber_down)(void *arg);
+	/* The command connection is up (again): requests are taken. */
+	void (*commands_up)(void *arg);
+	void *arg;
+} broker_events_t;
+
+/* A broker that reports through a copy of *ev; NULL when out of memory. */
+broker_t *broker_new(uv_loop_t *loop, const broker_config_t *cfg, const broker_events_t *ev);
 /* Starts connecting both connections. */
 int broker_start(broker_t *b);
 /*

@@ -202,16 +202,16 @@ void hub_unsubscribed(hub_t *hub, const char *id, size_t len)
  */
 #define HUB_BEHIND_MS 1000
 
-static bool hub_behind(const hub_t *hub, const watcher_t *w)
+static bool hub_behind(const hub_t *hub, const watcher_t *w, uint64_t now_ms)
 {
 	if (!w->q.count)
 		return false;
 	return w->q.bytes >= hub->outq_limit / 4 ||
-	       (w->behind_since && hub->now_ms - w->behind_since >= HUB_BEHIND_MS);
+	       (w->behind_since && now_ms - w->behind_since >= HUB_BEHIND_MS);
 }
 
 /* Queues f on one watcher of its order, or drops the watcher past its bounds. */
-static void hub_feed(hub_t *hub, watcher_t *w, frame_t *f)
+static void hub_feed(hub_t *hub, watcher_t *w, frame_t *f, uint64_t now_ms)
 {
 	if (w->state == WATCHER_CLOSING)
 		return;
@@ -245,30 +245,32 @@ static void hub_feed(hub_t *hub, watcher_t *w, frame_t *f)
 		return;
 	}
 	if (w->q.count && hub->slow_timeout_ms && w->behind_since &&
-	    hub->now_ms - w->behind_since >= hub->slow_timeout_ms) {
+	    now_ms - w->behind_since >= hub->slow_timeout_ms) {
 		hub_drop(hub, w, 4408, "too slow: behind for too long, resume with your cursor");
 		return;
 	}
-	if (f->coalesce && hub_behind(hub, w))
+	if (f->coalesce && hub_behind(hub, w, now_ms))
 		hub->stats.coalesced += outq_drop_coalescable(&w->q);
 	if (outq_push(&w->q, f, hub->outq_limit) != OUTQ_OK) {
 		hub_drop(hub, w, 4408, "too slow: output queue full, resume with your cursor");
 		return;
 	}
 	if (!w->behind_since)
-		w->behind_since = hub->now_ms ? hub->now_ms : 1;
+		w->behind_since = now_ms ? now_ms : 1;
 	hub->stats.frames_out++;
 	w->last = f->cursor;
 	hub->ops->wake(hub->ctx, w);
 }
 
-void hub_message(hub_t *hub, const char *id, size_t len, const char *payload, size_t plen)
+void hub_message(hub_t *hub, const char *id, size_t len, const char *payload, size_t plen,
+		 uint64_t now_ms)
 {
 	hub_order_t *o = hub_find(hub, id, len);
 	frame_t *f;
 	watcher_t *w;
 
 	hub->stats.frames_in++;
+	hub->message_ms = now_ms;
 	if (!o || o->sub != HUB_SUB_ACTIVE || !o->watchers)
 		return;
 	f = frame_copy(FRAME_UPDATE, payload, plen);
@@ -285,12 +287,12 @@ void hub_message(hub_t *hub, const char *id, size_t len, const char *payload, si
 	f->coalesce = proto_frame_update_location_only(payload, plen);
 	f->ts_ms = proto_frame_update_ts(payload, plen);
 	for (w = o->watchers; w; w = w->next)
-		hub_feed(hub, w, f);
+		hub_feed(hub, w, f, now_ms);
 	frame_unref(f);
 }
 
-void hub_synced(hub_t *hub, watcher_t *w, bool ok, frame_t *const *frames, size_t n,
-		const proto_cursor_t *upto)
+void hub_synced_at(hub_t *hub, watcher_t *w, bool ok, frame_t *const *frames, size_t n,
+		   const proto_cursor_t *upto, uint64_t now_ms)
 {
 	hub_order_t *o = w->order;
 
@@ -315,9 +317,15 @@ void hub_synced(hub_t *hub, watcher_t *w, bool ok, frame_t *const *frames, size_
 	w->state = WATCHER_LIVE;
 	w->last = outq_max_cursor(&w->q, upto);
 	if (w->q.count && !w->behind_since)
-		w->behind_since = hub->now_ms ? hub->now_ms : 1;
+		w->behind_since = now_ms ? now_ms : 1;
 	hub->stats.frames_out += n;
 	hub->ops->wake(hub->ctx, w);
+}
+
+void hub_synced(hub_t *hub, watcher_t *w, bool ok, frame_t *const *frames, size_t n,
+		const proto_cursor_t *upto)
+{
+	hub_synced_at(hub, w, ok, frames, n, upto, hub->message_ms);
 }
 
 void hub_sync_lost(hub_t *hub, watcher_t *w)

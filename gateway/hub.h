@@ -22,7 +22,8 @@
  * bound, or undrained for slow_timeout_ms, it is closed with 4408.
  *
  * The hub does no I/O: it calls hub_ops_t for that, which keeps it
- * unit-testable.  All calls come from the loop thread.
+ * unit-testable.  Nor does it read a clock: the calls that need the time
+ * take the loop's (now_ms, uv_now()).  All calls come from the loop thread.
  */
 #ifndef TRACKGATE_HUB_H
 #define TRACKGATE_HUB_H
@@ -58,7 +59,7 @@ typedef struct watcher {
 	void *sync_req;          /* the in-flight snapshot/replay request, owned by the broker */
 	outq_t q;
 	proto_cursor_t last;     /* newest cursor queued to it (or asked for with since); 0-0 = none */
-	uint64_t behind_since;   /* ms (hub->now_ms) since its queue is not empty; 0 = drained */
+	uint64_t behind_since;   /* the now_ms since which its queue is not empty; 0 = drained */
 	struct watcher *exp_prev, *exp_next; /* in the gateway's expiry wheel while a token applies */
 	int64_t exp_s;           /* the token's expiry (unix s); 0 = none */
 	uint16_t held;           /* frames at the tail of q held until the sync arrives */
@@ -114,7 +115,7 @@ typedef struct hub {
 	void *ctx;
 	size_t outq_limit;
 	uint64_t slow_timeout_ms; /* a queue undrained this long closes its watcher */
-	uint64_t now_ms;          /* the loop's clock, set by the caller before hub_message */
+	uint64_t message_ms;      /* the now_ms of the newest hub_message: hub_synced's clock */
 	uint32_t n_orders;
 	uint32_t n_watchers;
 	bool redis_up; /* the subscriber connection is up */
@@ -136,16 +137,25 @@ int hub_join(hub_t *hub, watcher_t *w, const char *id, size_t len, const proto_c
 /* Removes w; drops its queue.  Safe to call for a watcher that never joined. */
 void hub_leave(hub_t *hub, watcher_t *w);
 
-/* Redis events, from the broker. */
+/* Redis events, from the broker (the server wires them). */
 void hub_subscribed(hub_t *hub, const char *id, size_t len);
 void hub_unsubscribed(hub_t *hub, const char *id, size_t len);
-void hub_message(hub_t *hub, const char *id, size_t len, const char *payload, size_t plen);
+/* A message on trk:{ID}, received at now_ms (the loop's clock). */
+void hub_message(hub_t *hub, const char *id, size_t len, const char *payload, size_t plen,
+		 uint64_t now_ms);
 
 /*
- * w's sync arrived: frames[0..n) in order (a snapshot frame, or the update
- * frames replayed from the log, possibly none), covering everything up to
- * upto.  The hub takes its own refs.  ok = false: it could not be fetched
- * (the watcher is dropped with 1013).
+ * w's sync arrived at now_ms: frames[0..n) in order (a snapshot frame, or
+ * the update frames replayed from the log, possibly none), covering
+ * everything up to upto.  The hub takes its own refs.  ok = false: it could
+ * not be fetched (the watcher is dropped with 1013).
+ */
+void hub_synced_at(hub_t *hub, watcher_t *w, bool ok, frame_t *const *frames, size_t n,
+		   const proto_cursor_t *upto, uint64_t now_ms);
+/*
+ * hub_synced_at() at the time of the newest hub_message (hub->message_ms),
+ * which is what a sync has always been timed by; for the callers that do
+ * not pass the time yet (ws/feed.c).
  */
 void hub_synced(hub_t *hub, watcher_t *w, bool ok, frame_t *const *frames, size_t n,
 		const proto_cursor_t *upto);

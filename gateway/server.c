@@ -83,9 +83,63 @@ int server_init(server_t *sv, uv_loop_t *loop, const config_t *cfg, const server
 	return 0;
 }
 
+/* --- the broker's events, to the hub ----------------------------------------- */
+
+static void server_on_message(void *arg, const char *order_id, size_t id_len, const char *payload,
+			      size_t len, uint64_t now_ms)
+{
+	hub_message(arg, order_id, id_len, payload, len, now_ms);
+}
+
+static void server_on_subscribed(void *arg, const char *order_id, size_t id_len)
+{
+	hub_subscribed(arg, order_id, id_len);
+}
+
+static void server_on_unsubscribed(void *arg, const char *order_id, size_t id_len)
+{
+	hub_unsubscribed(arg, order_id, id_len);
+}
+
+static void server_on_subscriber_up(void *arg)
+{
+	hub_redis_up(arg);
+}
+
+static void server_on_subscriber_down(void *arg)
+{
+	hub_redis_down(arg);
+}
+
+static void server_on_commands_up(void *arg)
+{
+	hub_commands_up(arg);
+}
+
 int server_start(server_t *sv)
 {
-	sv->broker = broker_new(sv->loop, sv->cfg, &sv->hub);
+	const config_t *cfg = sv->cfg;
+	const broker_config_t bcfg = {
+		.redis_unix = cfg->redis_unix,
+		.redis_host = cfg->redis_host,
+		.redis_port = cfg->redis_port,
+		.timeout_ms = cfg->redis_timeout_ms,
+		.ttl_active = cfg->ttl_active,
+		.ttl_terminal = cfg->ttl_terminal,
+		.log_maxlen = cfg->log_maxlen,
+		.courier_visible_from = cfg->courier_visible_from,
+	};
+	const broker_events_t ev = {
+		.message = server_on_message,
+		.subscribed = server_on_subscribed,
+		.unsubscribed = server_on_unsubscribed,
+		.subscriber_up = server_on_subscriber_up,
+		.subscriber_down = server_on_subscriber_down,
+		.commands_up = server_on_commands_up,
+		.arg = &sv->hub,
+	};
+
+	sv->broker = broker_new(sv->loop, &bcfg, &ev);
 	if (!sv->broker || broker_start(sv->broker) != BROKER_OK) {
 		log_event(LOG_ERROR, "broker_failed", "%s", "");
 		return -1;

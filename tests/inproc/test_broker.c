@@ -1,9 +1,9 @@
 /*
- * In-process tests of gateway/broker.c: the broker on a real uv loop against
- * a real redis-server on a unix socket, with the real hub (gateway/hub.c)
- * behind it.  The hub's I/O (hub_ops_t) is wired to the broker here the way
- * the server wires it, minus the websockets: a watcher is a watcher_t whose
- * queue the test reads.
+ * In-process tests of gateway/broker.c and broker_conn.c: the broker on a
+ * real uv loop against a real redis-server on a unix socket, with the real
+ * hub (gateway/hub.c) behind it.  The broker's events go to the hub and the
+ * hub's I/O (hub_ops_t) to the broker here the way the server wires them,
+ * minus the websockets: a watcher is a watcher_t whose queue the test reads.
  *
  * Every test starts from a broker that is ready and ends with broker_stop(),
  * then asserts uv_loop_close() == 0: nothing of the broker is left on the loop.
@@ -45,7 +45,7 @@ typedef struct apply_answer {
 
 typedef struct fixture {
 	inproc_loop_t l;
-	config_t cfg; /* the whole config_t, though the broker reads 8 of its fields */
+	config_t cfg; /* the defaults the broker's settings are taken from, as the server does */
 	hub_t hub;
 	broker_t *b;
 	bool stopped;
@@ -91,7 +91,8 @@ static void fx_snapshot_cb(void *arg, int rc, const char *state, size_t state_le
 		if (cursor)
 			assert_int_equal(proto_cursor_parse(cursor, cursor_len, &upto), 0);
 		s->fx->synced++;
-		hub_synced(&s->fx->hub, s->w, rc == BROKER_OK, NULL, 0, &upto);
+		hub_synced_at(&s->fx->hub, s->w, rc == BROKER_OK, NULL, 0, &upto,
+			      uv_now(&s->fx->l.loop));
 	}
 	free(s);
 }
@@ -138,6 +139,51 @@ static const hub_ops_t fx_hub_ops = {
     .wake = fx_wake,
     .drop = fx_drop,
 };
+
+/* --- the broker's events, to the hub, as the server does it ------------------ */
+
+static void fx_on_message(void *arg, const char *order_id, size_t id_len, const char *payload,
+			  size_t len, uint64_t now_ms)
+{
+	fixture_t *fx = arg;
+
+	hub_message(&fx->hub, order_id, id_len, payload, len, now_ms);
+}
+
+static void fx_on_subscribed(void *arg, const char *order_id, size_t id_len)
+{
+	fixture_t *fx = arg;
+
+	hub_subscribed(&fx->hub, order_id, id_len);
+}
+
+static void fx_on_unsubscribed(void *arg, const char *order_id, size_t id_len)
+{
+	fixture_t *fx = arg;
+
+	hub_unsubscribed(&fx->hub, order_id, id_len);
+}
+
+static void fx_on_subscriber_up(void *arg)
+{
+	fixture_t *fx = arg;
+
+	hub_redis_up(&fx->hub);
+}
+
+static void fx_on_subscriber_down(void *arg)
+{
+	fixture_t *fx = arg;
+
+	hub_redis_down(&fx->hub);
+}
+
+static void fx_on_commands_up(void *arg)
+{
+	fixture_t *fx = arg;
+
+	hub_commands_up(&fx->hub);
+}
 
 /* --- conditions -------------------------------------------------------------- */
 
@@ -296,7 +342,26 @@ static int broker_setup(void **state)
 	config_defaults(&fx->cfg);
 	snprintf(fx->cfg.redis_unix, sizeof(fx->cfg.redis_unix), "%s", redis.sock);
 	hub_init(&fx->hub, &fx_hub_ops, fx, 64 * 1024, 0);
-	fx->b = broker_new(&fx->l.loop, &fx->cfg, &fx->hub);
+	const broker_config_t bcfg = {
+	    .redis_unix = fx->cfg.redis_unix,
+	    .redis_host = fx->cfg.redis_host,
+	    .redis_port = fx->cfg.redis_port,
+	    .timeout_ms = fx->cfg.redis_timeout_ms,
+	    .ttl_active = fx->cfg.ttl_active,
+	    .ttl_terminal = fx->cfg.ttl_terminal,
+	    .log_maxlen = fx->cfg.log_maxlen,
+	    .courier_visible_from = fx->cfg.courier_visible_from,
+	};
+	const broker_events_t ev = {
+	    .message = fx_on_message,
+	    .subscribed = fx_on_subscribed,
+	    .unsubscribed = fx_on_unsubscribed,
+	    .subscriber_up = fx_on_subscriber_up,
+	    .subscriber_down = fx_on_subscriber_down,
+	    .commands_up = fx_on_commands_up,
+	    .arg = fx,
+	};
+	fx->b = broker_new(&fx->l.loop, &bcfg, &ev);
 	assert_non_null(fx->b);
 	assert_int_equal(broker_start(fx->b), BROKER_OK);
 	assert_true(inproc_run_until(&fx->l, broker_is_ready, fx, WAIT_MS));

@@ -98,6 +98,7 @@ typedef struct fixture {
 	hub_t hub;
 	fake_t fake;
 	watcher_t w[8];
+	uint64_t now_ms; /* the loop's clock, as the hub is told it */
 } fixture_t;
 
 static int setup(void **state)
@@ -148,7 +149,7 @@ static void make_live(fixture_t *fx, const char *id, int n, uint64_t ms, uint64_
 	for (int i = 0; i < n; i++) {
 		frame_t *f = snapshot_frame(ms, seq);
 
-		hub_synced(&fx->hub, &fx->w[i], true, &f, 1, &f->cursor);
+		hub_synced_at(&fx->hub, &fx->w[i], true, &f, 1, &f->cursor, fx->now_ms);
 		frame_unref(f);
 	}
 }
@@ -233,7 +234,7 @@ static void message_is_shared_by_every_watcher_of_the_order(void **state)
 	join(fx, 1, "A");
 	join(fx, 2, "B");
 	make_live(fx, "A", 2, 50, 0);
-	hub_message(&fx->hub, "A", 1, update_a, sizeof(update_a) - 1);
+	hub_message(&fx->hub, "A", 1, update_a, sizeof(update_a) - 1, fx->now_ms);
 	/* snapshot + update each */
 	assert_int_equal(fx->w[0].q.count, 2);
 	assert_int_equal(fx->w[1].q.count, 2);
@@ -252,7 +253,7 @@ static void messages_for_unwatched_orders_are_ignored(void **state)
 {
 	fixture_t *fx = *state;
 
-	hub_message(&fx->hub, "Z", 1, update_a, sizeof(update_a) - 1);
+	hub_message(&fx->hub, "Z", 1, update_a, sizeof(update_a) - 1, fx->now_ms);
 	assert_int_equal(fx->fake.wakes, 0);
 	assert_int_equal(fx->hub.stats.frames_out, 0);
 }
@@ -264,11 +265,11 @@ static void frames_before_the_snapshot_are_held_and_those_it_holds_are_dropped(v
 
 	join(fx, 0, "A");
 	hub_subscribed(&fx->hub, "A", 1);
-	hub_message(&fx->hub, "A", 1, update_a, sizeof(update_a) - 1); /* 100-0 */
-	hub_message(&fx->hub, "A", 1, update_b, sizeof(update_b) - 1); /* 100-1 */
+	hub_message(&fx->hub, "A", 1, update_a, sizeof(update_a) - 1, fx->now_ms); /* 100-0 */
+	hub_message(&fx->hub, "A", 1, update_b, sizeof(update_b) - 1, fx->now_ms); /* 100-1 */
 	assert_int_equal(fx->fake.wakes, 0);                          /* held */
 	snap = snapshot_frame(100, 0);                                 /* holds 100-0 */
-	hub_synced(&fx->hub, &fx->w[0], true, &snap, 1, &snap->cursor);
+	hub_synced_at(&fx->hub, &fx->w[0], true, &snap, 1, &snap->cursor, fx->now_ms);
 	frame_unref(snap);
 	assert_int_equal(fx->w[0].state, WATCHER_LIVE);
 	assert_int_equal(fx->w[0].q.count, 2);
@@ -291,11 +292,11 @@ static void watcher_past_its_byte_bound_is_dropped_with_4408(void **state)
 	join(fx, 0, "A");
 	join(fx, 1, "A");
 	make_live(fx, "A", 2, 1, 0);
-	hub_message(&fx->hub, "A", 1, big, sizeof(big));
+	hub_message(&fx->hub, "A", 1, big, sizeof(big), fx->now_ms);
 	assert_int_equal(fx->fake.drops, 0);
 	outq_clear(&fx->w[1].q); /* watcher 1 keeps up */
 	memcpy(big + sizeof(big) - 18, "\"},\"cursor\":\"3-0\"}", 18);
-	hub_message(&fx->hub, "A", 1, big, sizeof(big));
+	hub_message(&fx->hub, "A", 1, big, sizeof(big), fx->now_ms);
 	assert_int_equal(fx->fake.drops, 1);
 	assert_int_equal(fx->fake.last_drop_code, 4408);
 	assert_int_equal(fx->w[0].state, WATCHER_CLOSING);
@@ -310,7 +311,7 @@ static void failed_snapshot_drops_the_watcher(void **state)
 
 	join(fx, 0, "A");
 	hub_subscribed(&fx->hub, "A", 1);
-	hub_synced(&fx->hub, &fx->w[0], false, NULL, 0, &fx->w[0].last);
+	hub_synced_at(&fx->hub, &fx->w[0], false, NULL, 0, &fx->w[0].last, fx->now_ms);
 	assert_int_equal(fx->fake.drops, 1);
 	assert_int_equal(fx->fake.last_drop_code, 1013);
 }
@@ -350,9 +351,11 @@ static void update_frames_the_snapshot_holds_are_skipped_after_it(void **state)
 	join(fx, 0, "A");
 	/* the snapshot (cursor 100-0) overtook the frame of 100-0 on the other connection */
 	make_live(fx, "A", 1, 100, 0);
-	hub_message(&fx->hub, "A", 1, update_a, sizeof(update_a) - 1); /* 100-0: held already */
-	assert_int_equal(fx->w[0].q.count, 1);                         /* the snapshot alone */
-	hub_message(&fx->hub, "A", 1, update_b, sizeof(update_b) - 1); /* 100-1: new */
+	/* 100-0: held already */
+	hub_message(&fx->hub, "A", 1, update_a, sizeof(update_a) - 1, fx->now_ms);
+	assert_int_equal(fx->w[0].q.count, 1); /* the snapshot alone */
+	/* 100-1: new */
+	hub_message(&fx->hub, "A", 1, update_b, sizeof(update_b) - 1, fx->now_ms);
 	assert_int_equal(fx->w[0].q.count, 2);
 	/* the newest cursor given moves on */
 	assert_int_equal(fx->w[0].last.seq, 1);
@@ -397,7 +400,7 @@ static void post_with(fixture_t *fx, uint64_t ms, const char *extra)
 			 "\"cursor\":\"%llu-0\"}",
 			 extra, (unsigned long long)ms);
 
-	hub_message(&fx->hub, "A", 1, buf, (size_t)n);
+	hub_message(&fx->hub, "A", 1, buf, (size_t)n, fx->now_ms);
 }
 
 /* loc_only: a location and nothing else; else a location and a status. */
@@ -415,9 +418,9 @@ static void behind_watcher_gets_the_newest_position_and_every_status(void **stat
 	make_live(fx, "A", 1, 1, 0);
 	outq_pop(&fx->w[0].q); /* the snapshot went out; the socket then stalls */
 	hub_drained(&fx->w[0]);
-	fx->hub.now_ms = 1000;
+	fx->now_ms = 1000;
 	post(fx, 2, true);
-	fx->hub.now_ms = 3000; /* behind for 2 s from here on */
+	fx->now_ms = 3000; /* behind for 2 s from here on */
 	post(fx, 3, false);
 	post(fx, 4, true);
 	post(fx, 5, false);
@@ -442,7 +445,7 @@ static void behind_watcher_keeps_places_eta_and_courier_frames(void **state)
 	make_live(fx, "A", 1, 1, 0);
 	outq_pop(&fx->w[0].q);
 	hub_drained(&fx->w[0]);
-	fx->hub.now_ms = 3000; /* behind from here on */
+	fx->now_ms = 3000; /* behind from here on */
 	for (int i = 0; i < 3; i++)
 		post_with(fx, 2 + (uint64_t)i, extra[i]);
 	post(fx, 5, true);
@@ -495,20 +498,38 @@ static void watcher_behind_longer_than_the_slow_timeout_is_dropped(void **state)
 	fx->hub.slow_timeout_ms = 1000;
 	join(fx, 0, "A");
 	join(fx, 1, "A");
-	fx->hub.now_ms = 10000;
+	fx->now_ms = 10000;
 	make_live(fx, "A", 2, 1, 0);
 	outq_pop(&fx->w[1].q);
 	hub_drained(&fx->w[1]); /* watcher 1 keeps up; watcher 0 never writes */
-	fx->hub.now_ms = 10500;
+	fx->now_ms = 10500;
 	post(fx, 2, false);
 	assert_int_equal(fx->fake.drops, 0);
 	outq_pop(&fx->w[1].q);
 	hub_drained(&fx->w[1]);
-	fx->hub.now_ms = 11000;
+	fx->now_ms = 11000;
 	post(fx, 3, false);
 	assert_int_equal(fx->fake.drops, 1);
 	assert_int_equal(fx->w[0].state, WATCHER_CLOSING);
 	assert_int_equal(fx->w[1].state, WATCHER_LIVE);
+}
+
+/* hub_synced without a time times the sync by the newest message, as the broker's clock was. */
+static void a_sync_without_a_time_is_timed_by_the_newest_message(void **state)
+{
+	fixture_t *fx = *state;
+	frame_t *snap;
+
+	join(fx, 0, "A");
+	hub_subscribed(&fx->hub, "A", 1);
+	fx->now_ms = 10000;
+	post(fx, 2, false); /* held */
+	fx->now_ms = 12000;
+	snap = snapshot_frame(1, 0);
+	hub_synced(&fx->hub, &fx->w[0], true, &snap, 1, &snap->cursor);
+	frame_unref(snap);
+	assert_int_equal(fx->w[0].q.count, 2);
+	assert_int_equal(fx->w[0].behind_since, 10000);
 }
 
 static void join_with_a_cursor_asks_for_a_replay_after_it(void **state)
@@ -524,7 +545,7 @@ static void join_with_a_cursor_asks_for_a_replay_after_it(void **state)
 	post(fx, 7, false); /* at the cursor: held until the sync says what the log holds */
 	assert_int_equal(fx->w[0].held, 1);
 	proto_cursor_t upto = {7, 2};
-	hub_synced(&fx->hub, &fx->w[0], true, NULL, 0, &upto); /* nothing missed */
+	hub_synced_at(&fx->hub, &fx->w[0], true, NULL, 0, &upto, fx->now_ms); /* nothing missed */
 	assert_int_equal(fx->w[0].q.count, 0);                 /* the held repeat is gone */
 }
 
@@ -538,7 +559,7 @@ static void join_with_a_future_cursor_keeps_what_follows_the_reset_snapshot(void
 	hub_subscribed(&fx->hub, "A", 1);
 	post(fx, 9, false); /* applied after the snapshot was read */
 	snap = snapshot_frame(8, 0);
-	hub_synced(&fx->hub, &fx->w[0], true, &snap, 1, &snap->cursor);
+	hub_synced_at(&fx->hub, &fx->w[0], true, &snap, 1, &snap->cursor, fx->now_ms);
 	frame_unref(snap);
 	assert_int_equal(fx->w[0].q.count, 2);
 	outq_pop(&fx->w[0].q);
@@ -568,7 +589,7 @@ static void resync_after_redis_loss_replays_between_what_was_queued_and_what_is_
 	replay[0]->kind = FRAME_UPDATE;
 	replay[1] = snapshot_frame(5, 0);
 	replay[1]->kind = FRAME_UPDATE;
-	hub_synced(&fx->hub, &fx->w[0], true, replay, 2, &upto);
+	hub_synced_at(&fx->hub, &fx->w[0], true, replay, 2, &upto, fx->now_ms);
 	frame_unref(replay[0]);
 	frame_unref(replay[1]);
 	uint64_t want[] = {2, 4, 5, 6};
@@ -587,7 +608,7 @@ static void message_without_a_cursor_is_not_forwarded(void **state)
 
 	join(fx, 0, "A");
 	make_live(fx, "A", 1, 1, 0);
-	hub_message(&fx->hub, "A", 1, junk, sizeof(junk) - 1);
+	hub_message(&fx->hub, "A", 1, junk, sizeof(junk) - 1, fx->now_ms);
 	assert_int_equal(fx->w[0].q.count, 1); /* the snapshot only */
 }
 
@@ -599,7 +620,7 @@ static void healthy_watcher_gets_every_position_of_a_burst(void **state)
 	make_live(fx, "A", 1, 1, 0);
 	outq_pop(&fx->w[0].q);
 	hub_drained(&fx->w[0]);
-	fx->hub.now_ms = 1000;
+	fx->now_ms = 1000;
 	for (uint64_t ms = 2; ms < 12; ms++)
 		post(fx, ms, true); /* one read from Redis, no write in between */
 	assert_int_equal(fx->w[0].q.count, 10);
@@ -610,6 +631,8 @@ int main(void)
 {
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test_setup_teardown(first_watcher_subscribes_once, setup, teardown),
+		cmocka_unit_test_setup_teardown(a_sync_without_a_time_is_timed_by_the_newest_message,
+						setup, teardown),
 		cmocka_unit_test_setup_teardown(behind_watcher_keeps_places_eta_and_courier_frames,
 						setup, teardown),
 		cmocka_unit_test_setup_teardown(frames_go_straight_out_until_the_transport_refuses,
