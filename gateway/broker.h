@@ -85,8 +85,9 @@ typedef struct broker_config {
 } broker_config_t;
 
 /*
- * What the broker reports, each with arg, always from a hiredis callback on
- * the loop (never from within a broker_* call).  Every member is set.
+ * What the broker reports, each with arg, from its hiredis and libuv
+ * callbacks on the loop, never from within a broker_* call (broker_stop
+ * reports nothing).  Every member is set.
  */
 typedef struct broker_events {
 	/* A message published on trk:{ID}, received at now_ms (uv_now() of the loop). */
