@@ -270,7 +270,6 @@ void hub_message(hub_t *hub, const char *id, size_t len, const char *payload, si
 	watcher_t *w;
 
 	hub->stats.frames_in++;
-	hub->message_ms = now_ms;
 	if (!o || o->sub != HUB_SUB_ACTIVE || !o->watchers)
 		return;
 	f = frame_copy(FRAME_UPDATE, payload, plen);
@@ -291,8 +290,8 @@ void hub_message(hub_t *hub, const char *id, size_t len, const char *payload, si
 	frame_unref(f);
 }
 
-void hub_synced_at(hub_t *hub, watcher_t *w, bool ok, frame_t *const *frames, size_t n,
-		   const proto_cursor_t *upto, uint64_t now_ms)
+void hub_synced(hub_t *hub, watcher_t *w, bool ok, frame_t *const *frames, size_t n,
+		const proto_cursor_t *upto, uint64_t now_ms)
 {
 	hub_order_t *o = w->order;
 
@@ -320,12 +319,6 @@ void hub_synced_at(hub_t *hub, watcher_t *w, bool ok, frame_t *const *frames, si
 		w->behind_since = now_ms ? now_ms : 1;
 	hub->stats.frames_out += n;
 	hub->ops->wake(hub->ctx, w);
-}
-
-void hub_synced(hub_t *hub, watcher_t *w, bool ok, frame_t *const *frames, size_t n,
-		const proto_cursor_t *upto)
-{
-	hub_synced_at(hub, w, ok, frames, n, upto, hub->message_ms);
 }
 
 void hub_sync_lost(hub_t *hub, watcher_t *w)

@@ -115,7 +115,6 @@ typedef struct hub {
 	void *ctx;
 	size_t outq_limit;
 	uint64_t slow_timeout_ms; /* a queue undrained this long closes its watcher */
-	uint64_t message_ms;      /* the now_ms of the newest hub_message: hub_synced's clock */
 	uint32_t n_orders;
 	uint32_t n_watchers;
 	bool redis_up; /* the subscriber connection is up */
@@ -150,15 +149,8 @@ void hub_message(hub_t *hub, const char *id, size_t len, const char *payload, si
  * everything up to upto.  The hub takes its own refs.  ok = false: it could
  * not be fetched (the watcher is dropped with 1013).
  */
-void hub_synced_at(hub_t *hub, watcher_t *w, bool ok, frame_t *const *frames, size_t n,
-		   const proto_cursor_t *upto, uint64_t now_ms);
-/*
- * hub_synced_at() at the time of the newest hub_message (hub->message_ms),
- * which is what a sync has always been timed by; for the callers that do
- * not pass the time yet (ws/feed.c).
- */
 void hub_synced(hub_t *hub, watcher_t *w, bool ok, frame_t *const *frames, size_t n,
-		const proto_cursor_t *upto);
+		const proto_cursor_t *upto, uint64_t now_ms);
 
 /* w wrote its queue empty: it is no longer behind. */
 static inline void hub_drained(watcher_t *w)

@@ -79,7 +79,8 @@ static void ws_snapshot_done(void *arg, int rc, const char *state, size_t state_
 	}
 	if (rc == BROKER_OK)
 		f = ws_snapshot_frame(w, state, state_len, cursor, cursor_len, false);
-	hub_synced(ws->hub, w, f != NULL, &f, f ? 1 : 0, f ? &f->cursor : &w->last);
+	hub_synced(ws->hub, w, f != NULL, &f, f ? 1 : 0, f ? &f->cursor : &w->last,
+		   uv_now(ws->loop));
 	frame_unref(f);
 }
 
@@ -163,7 +164,7 @@ static void ws_resume_done(void *arg, int rc, const broker_resume_result_t *r)
 	ok = true;
 done:
 	joining = w->state == WATCHER_JOINING;
-	hub_synced(ws->hub, w, ok, frames, ok ? n : 0, &upto);
+	hub_synced(ws->hub, w, ok, frames, ok ? n : 0, &upto, uv_now(ws->loop));
 	if (joining && w->state == WATCHER_LIVE) {
 		ws->metrics->resumes[r->reset ? RESUME_RESET :
 				   replayed ? RESUME_REPLAYED : RESUME_NOTHING_MISSED]++;

@@ -91,7 +91,7 @@ static void fx_snapshot_cb(void *arg, int rc, const char *state, size_t state_le
 		if (cursor)
 			assert_int_equal(proto_cursor_parse(cursor, cursor_len, &upto), 0);
 		s->fx->synced++;
-		hub_synced_at(&s->fx->hub, s->w, rc == BROKER_OK, NULL, 0, &upto,
+		hub_synced(&s->fx->hub, s->w, rc == BROKER_OK, NULL, 0, &upto,
 			      uv_now(&s->fx->l.loop));
 	}
 	free(s);

@@ -149,7 +149,7 @@ static void make_live(fixture_t *fx, const char *id, int n, uint64_t ms, uint64_
 	for (int i = 0; i < n; i++) {
 		frame_t *f = snapshot_frame(ms, seq);
 
-		hub_synced_at(&fx->hub, &fx->w[i], true, &f, 1, &f->cursor, fx->now_ms);
+		hub_synced(&fx->hub, &fx->w[i], true, &f, 1, &f->cursor, fx->now_ms);
 		frame_unref(f);
 	}
 }
@@ -269,7 +269,7 @@ static void frames_before_the_snapshot_are_held_and_those_it_holds_are_dropped(v
 	hub_message(&fx->hub, "A", 1, update_b, sizeof(update_b) - 1, fx->now_ms); /* 100-1 */
 	assert_int_equal(fx->fake.wakes, 0);                          /* held */
 	snap = snapshot_frame(100, 0);                                 /* holds 100-0 */
-	hub_synced_at(&fx->hub, &fx->w[0], true, &snap, 1, &snap->cursor, fx->now_ms);
+	hub_synced(&fx->hub, &fx->w[0], true, &snap, 1, &snap->cursor, fx->now_ms);
 	frame_unref(snap);
 	assert_int_equal(fx->w[0].state, WATCHER_LIVE);
 	assert_int_equal(fx->w[0].q.count, 2);
@@ -311,7 +311,7 @@ static void failed_snapshot_drops_the_watcher(void **state)
 
 	join(fx, 0, "A");
 	hub_subscribed(&fx->hub, "A", 1);
-	hub_synced_at(&fx->hub, &fx->w[0], false, NULL, 0, &fx->w[0].last, fx->now_ms);
+	hub_synced(&fx->hub, &fx->w[0], false, NULL, 0, &fx->w[0].last, fx->now_ms);
 	assert_int_equal(fx->fake.drops, 1);
 	assert_int_equal(fx->fake.last_drop_code, 1013);
 }
@@ -514,24 +514,6 @@ static void watcher_behind_longer_than_the_slow_timeout_is_dropped(void **state)
 	assert_int_equal(fx->w[1].state, WATCHER_LIVE);
 }
 
-/* hub_synced without a time times the sync by the newest message, as the broker's clock was. */
-static void a_sync_without_a_time_is_timed_by_the_newest_message(void **state)
-{
-	fixture_t *fx = *state;
-	frame_t *snap;
-
-	join(fx, 0, "A");
-	hub_subscribed(&fx->hub, "A", 1);
-	fx->now_ms = 10000;
-	post(fx, 2, false); /* held */
-	fx->now_ms = 12000;
-	snap = snapshot_frame(1, 0);
-	hub_synced(&fx->hub, &fx->w[0], true, &snap, 1, &snap->cursor);
-	frame_unref(snap);
-	assert_int_equal(fx->w[0].q.count, 2);
-	assert_int_equal(fx->w[0].behind_since, 10000);
-}
-
 static void join_with_a_cursor_asks_for_a_replay_after_it(void **state)
 {
 	fixture_t *fx = *state;
@@ -545,7 +527,7 @@ static void join_with_a_cursor_asks_for_a_replay_after_it(void **state)
 	post(fx, 7, false); /* at the cursor: held until the sync says what the log holds */
 	assert_int_equal(fx->w[0].held, 1);
 	proto_cursor_t upto = {7, 2};
-	hub_synced_at(&fx->hub, &fx->w[0], true, NULL, 0, &upto, fx->now_ms); /* nothing missed */
+	hub_synced(&fx->hub, &fx->w[0], true, NULL, 0, &upto, fx->now_ms); /* nothing missed */
 	assert_int_equal(fx->w[0].q.count, 0);                 /* the held repeat is gone */
 }
 
@@ -559,7 +541,7 @@ static void join_with_a_future_cursor_keeps_what_follows_the_reset_snapshot(void
 	hub_subscribed(&fx->hub, "A", 1);
 	post(fx, 9, false); /* applied after the snapshot was read */
 	snap = snapshot_frame(8, 0);
-	hub_synced_at(&fx->hub, &fx->w[0], true, &snap, 1, &snap->cursor, fx->now_ms);
+	hub_synced(&fx->hub, &fx->w[0], true, &snap, 1, &snap->cursor, fx->now_ms);
 	frame_unref(snap);
 	assert_int_equal(fx->w[0].q.count, 2);
 	outq_pop(&fx->w[0].q);
@@ -589,7 +571,7 @@ static void resync_after_redis_loss_replays_between_what_was_queued_and_what_is_
 	replay[0]->kind = FRAME_UPDATE;
 	replay[1] = snapshot_frame(5, 0);
 	replay[1]->kind = FRAME_UPDATE;
-	hub_synced_at(&fx->hub, &fx->w[0], true, replay, 2, &upto, fx->now_ms);
+	hub_synced(&fx->hub, &fx->w[0], true, replay, 2, &upto, fx->now_ms);
 	frame_unref(replay[0]);
 	frame_unref(replay[1]);
 	uint64_t want[] = {2, 4, 5, 6};
@@ -631,8 +613,6 @@ int main(void)
 {
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test_setup_teardown(first_watcher_subscribes_once, setup, teardown),
-		cmocka_unit_test_setup_teardown(a_sync_without_a_time_is_timed_by_the_newest_message,
-						setup, teardown),
 		cmocka_unit_test_setup_teardown(behind_watcher_keeps_places_eta_and_courier_frames,
 						setup, teardown),
 		cmocka_unit_test_setup_teardown(frames_go_straight_out_until_the_transport_refuses,
