@@ -31,14 +31,14 @@ enum {
 };
 
 typedef struct adapter_request {
-	const char *body;     /* the raw body, exactly as received; not NUL-terminated */
+	const char *body; /* the raw body, exactly as received; not NUL-terminated */
 	size_t body_len;
 	/* A request header by lower-case name, NUL-terminated; NULL when absent. */
 	const char *(*header)(void *ctx, const char *name);
 	void *header_ctx;
 	const unsigned char *secret; /* the provider's configured secret, as configured */
 	size_t secret_len;
-	int64_t now_ms;       /* receive time, for providers that send none */
+	int64_t now_ms; /* receive time, for providers that send none */
 } adapter_request_t;
 
 typedef struct adapter_ops {

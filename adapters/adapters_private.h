@@ -24,7 +24,7 @@ extern const adapter_ops_t adapter_opendelivery;
 
 /* Fills err and returns code (for `return adapter_fail(...)`). */
 int adapter_fail(proto_error_t *err, int code, const char *field, const char *fmt, ...)
-	__attribute__((format(printf, 4, 5)));
+    __attribute__((format(printf, 4, 5)));
 
 /* --- signatures and credentials (constant time) --------------------------- */
 
@@ -102,8 +102,8 @@ int adapter_get_time(const cJSON *root, const char *path, bool required, int64_t
  * false (lat/lng untouched) when both are absent or null and not required;
  * ADAPTER_EINVAL when only one is present, a type is wrong or out of range.
  */
-int adapter_get_latlng(const cJSON *root, const char *lat_path, const char *lng_path,
-		       bool required, double *lat, double *lng, bool *found, proto_error_t *err);
+int adapter_get_latlng(const cJSON *root, const char *lat_path, const char *lng_path, bool required,
+		       double *lat, double *lng, bool *found, proto_error_t *err);
 
 /*
  * A pickup or dropoff place (proto places) at lat_path/lng_path: *has is
@@ -124,8 +124,8 @@ void adapter_keep_place(double lat, double lng, proto_point_t *p, bool *has);
  * Starts an update: v1, order_id (checked: 1..128 of [A-Za-z0-9._~-]), the
  * provider's name, ts, event_id (copied, truncated to 128 bytes).
  */
-int adapter_update_init(proto_update_t *u, const char *provider, const char *order_id,
-			int64_t ts, const char *event_id, proto_error_t *err);
+int adapter_update_init(proto_update_t *u, const char *provider, const char *order_id, int64_t ts,
+			const char *event_id, proto_error_t *err);
 
 /*
  * Hands one built update to the caller: *n = 0 when it carries nothing to

@@ -204,7 +204,6 @@ void adapter_body_event_id(const char *body, size_t len, char out[PROTO_EVENT_ID
 
 /* --- the JSON body ------------------------------------------------------------- */
 
-
 static int compare_names(const void *a, const void *b)
 {
 	return strcmp(*(const char *const *)a, *(const char *const *)b);
@@ -695,7 +694,7 @@ void adapter_get_place(const cJSON *root, const char *lat_path, const char *lng_
 
 	*has = false;
 	if (adapter_get_latlng(root, lat_path, lng_path, false, &lat, &lng, &found, &ignored) ==
-		    ADAPTER_OK &&
+		ADAPTER_OK &&
 	    found)
 		adapter_keep_place(lat, lng, p, has);
 }

@@ -273,7 +273,7 @@ static void onfleet_place(const cJSON *root, bool pickup, proto_update_t *u)
 	bool found = false;
 
 	if (onfleet_position(root, "data.task.destination.location", &loc, &found, &ignored) !=
-		    ADAPTER_OK ||
+		ADAPTER_OK ||
 	    !found)
 		return;
 	adapter_keep_place(loc.lat, loc.lng, p, has);

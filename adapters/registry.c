@@ -4,9 +4,13 @@
 
 /* One entry per provider file. */
 static const adapter_ops_t *const adapter_registry[] = {
-	&adapter_uber_direct, &adapter_doordash_drive, &adapter_wolt_drive,
-	&adapter_onfleet,     &adapter_stuart,         &adapter_opendelivery,
-	NULL,
+    &adapter_uber_direct,
+    &adapter_doordash_drive,
+    &adapter_wolt_drive,
+    &adapter_onfleet,
+    &adapter_stuart,
+    &adapter_opendelivery,
+    NULL,
 };
 
 const adapter_ops_t *adapter_find(const char *name)

@@ -94,11 +94,11 @@ static auth_date_t auth_numeric_date(const cJSON *claims, const char *name, doub
 	return AUTH_DATE_OK;
 }
 
-#define AUTH_FAIL(res, ...)                                  \
-	do {                                                  \
-		snprintf(why, why_len, __VA_ARGS__);          \
-		rc = (res);                                   \
-		goto out;                                     \
+#define AUTH_FAIL(res, ...)                                                                        \
+	do {                                                                                       \
+		snprintf(why, why_len, __VA_ARGS__);                                               \
+		rc = (res);                                                                        \
+		goto out;                                                                          \
 	} while (0)
 
 auth_result_t auth_check(const auth_keys_t *keys, const char *token, size_t token_len,
@@ -122,8 +122,8 @@ auth_result_t auth_check(const auth_keys_t *keys, const char *token, size_t toke
 		AUTH_FAIL(AUTH_INVALID, "the token is malformed");
 	key = auth_find(keys, kid);
 	if (!key)
-		AUTH_FAIL(AUTH_INVALID, kid[0] ? "the token's key (kid) is unknown" :
-			  "the token names no key (kid)");
+		AUTH_FAIL(AUTH_INVALID, kid[0] ? "the token's key (kid) is unknown"
+					       : "the token names no key (kid)");
 	if (strcmp(alg, key->alg == AUTH_HS256 ? "HS256" : "ES256") != 0)
 		AUTH_FAIL(AUTH_INVALID, "the token's algorithm is not allowed for its key");
 	copy = strndup(token, token_len);

@@ -46,7 +46,7 @@ typedef struct auth_keys {
 
 typedef enum auth_result {
 	AUTH_OK = 0,
-	AUTH_INVALID,   /* missing, malformed, badly signed, expired, not yet valid: 4401 / 401 */
+	AUTH_INVALID,	/* missing, malformed, badly signed, expired, not yet valid: 4401 / 401 */
 	AUTH_FORBIDDEN, /* valid, but for another order: 4403 / 403 */
 } auth_result_t;
 

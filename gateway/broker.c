@@ -26,14 +26,14 @@ struct broker_req {
 	broker_t *b;
 	broker_req_kind_t kind;
 	bool cancelled;
-	bool tried_eval;        /* EVALSHA met NOSCRIPT and was re-sent as EVAL */
+	bool tried_eval; /* EVALSHA met NOSCRIPT and was re-sent as EVAL */
 	union {
 		broker_apply_fn *apply;
 		broker_snapshot_fn *snapshot;
 		broker_resume_fn *resume;
 	} fn;
 	void *arg;
-	char *update;           /* is malloc'd: the update JSON of an apply */
+	char *update; /* is malloc'd: the update JSON of an apply */
 	size_t update_len;
 	/* The order; its key names are built when a command is sent (hiredis copies
 	 * them), which keeps a request small while thousands of joins wait. */
@@ -205,7 +205,8 @@ static void broker_apply_cb(redisAsyncContext *ac, void *r, void *privdata)
 		log_event(LOG_WARN, "redis_script_error", "order=%.128s error=\"%.200s\"",
 			  req->order_id, reply->str);
 		if (!strncmp(reply->str, "READONLY", 8) && b->cmd.ac && b->cmd.state == CONN_UP) {
-			/* A replica now (a failover behind a VIP or proxy): reconnect to the primary. */
+			/* A replica now (a failover behind a VIP or proxy): reconnect to the
+			 * primary. */
 			log_event(LOG_WARN, "redis_readonly", "action=reconnect");
 			redisAsyncDisconnect(b->cmd.ac);
 		}
@@ -383,7 +384,8 @@ static void broker_resume_cb(redisAsyncContext *ac, void *r, void *privdata)
 		goto done;
 	}
 	if (reply->type == REDIS_REPLY_ERROR) {
-		log_event(LOG_WARN, "redis_script_error", "script=resume error=\"%.200s\"", reply->str);
+		log_event(LOG_WARN, "redis_script_error", "script=resume error=\"%.200s\"",
+			  reply->str);
 		rc = BROKER_EREPLY;
 		goto done;
 	}

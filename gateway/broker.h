@@ -32,10 +32,10 @@ typedef struct broker_req broker_req_t;
 
 enum {
 	BROKER_OK = 0,
-	BROKER_EDOWN = -1,   /* the connection is not up: nothing was sent */
+	BROKER_EDOWN = -1, /* the connection is not up: nothing was sent */
 	BROKER_ENOMEM = -2,
-	BROKER_EREPLY = -3,  /* Redis answered with an error or an unexpected reply */
-	BROKER_ELOST = -4,   /* the connection went away before the reply */
+	BROKER_EREPLY = -3, /* Redis answered with an error or an unexpected reply */
+	BROKER_ELOST = -4,  /* the connection went away before the reply */
 };
 
 typedef enum broker_result {
@@ -74,13 +74,13 @@ typedef struct broker_stats {
  * strings too: nothing of it needs to outlive the call.
  */
 typedef struct broker_config {
-	const char *redis_unix;   /* a unix socket path; NULL or "" = TCP to host:port */
-	const char *redis_host;   /* a numeric address or a name to resolve */
+	const char *redis_unix; /* a unix socket path; NULL or "" = TCP to host:port */
+	const char *redis_host; /* a numeric address or a name to resolve */
 	int redis_port;
-	unsigned timeout_ms;      /* connect timeout of each connection */
-	unsigned ttl_active;      /* the apply script's arguments: key lifetimes (s), */
+	unsigned timeout_ms; /* connect timeout of each connection */
+	unsigned ttl_active; /* the apply script's arguments: key lifetimes (s), */
 	unsigned ttl_terminal;
-	unsigned log_maxlen;      /* the log's length, */
+	unsigned log_maxlen;		  /* the log's length, */
 	const char *courier_visible_from; /* and the status that shows the courier */
 } broker_config_t;
 

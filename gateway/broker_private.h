@@ -18,8 +18,8 @@
 #include "broker.h"
 
 typedef enum broker_conn_state {
-	CONN_IDLE = 0,   /* waiting for the retry timer */
-	CONN_RESOLVING,  /* uv_getaddrinfo in flight */
+	CONN_IDLE = 0,	 /* waiting for the retry timer */
+	CONN_RESOLVING,	 /* uv_getaddrinfo in flight */
 	CONN_CONNECTING, /* redisAsyncConnect* issued, no connect callback yet */
 	CONN_UP,
 	CONN_STOPPED,
@@ -27,28 +27,28 @@ typedef enum broker_conn_state {
 
 typedef struct broker_conn {
 	broker_t *b;
-	const char *name;       /* "subscriber" or "commands", for logs */
-	redisAsyncContext *ac;  /* owned by hiredis once connecting; NULL when none */
-	uv_timer_t timer;       /* retry delay and connect timeout */
+	const char *name;      /* "subscriber" or "commands", for logs */
+	redisAsyncContext *ac; /* owned by hiredis once connecting; NULL when none */
+	uv_timer_t timer;      /* retry delay and connect timeout */
 	uv_getaddrinfo_t gai;
 	broker_conn_state_t state;
-	unsigned attempt;       /* failures since the last success */
+	unsigned attempt; /* failures since the last success */
 	bool timer_closed;
 	bool gai_active;
-	bool was_up;            /* had been up before: a reconnect, not the first connect */
+	bool was_up; /* had been up before: a reconnect, not the first connect */
 } broker_conn_t;
 
 struct broker {
 	uv_loop_t *loop;
 	broker_events_t ev;
-	char *redis_unix;       /* is malloc'd (broker_free): "" = TCP */
-	char *redis_host;       /* is malloc'd (broker_free) */
+	char *redis_unix; /* is malloc'd (broker_free): "" = TCP */
+	char *redis_host; /* is malloc'd (broker_free) */
 	int redis_port;
 	unsigned timeout_ms;
 	char *courier_visible_from; /* is malloc'd (broker_free) */
 	broker_conn_t sub;
 	broker_conn_t cmd;
-	char sha[41];           /* the script's SHA1 from SCRIPT LOAD; "" until known */
+	char sha[41]; /* the script's SHA1 from SCRIPT LOAD; "" until known */
 	char ttl_active[16];
 	char ttl_terminal[16];
 	char maxlen[16];

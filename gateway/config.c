@@ -103,8 +103,10 @@ static int config_load_webhook_secrets(config_t *cfg)
 			size_t n;
 
 			if (!f) {
-				fprintf(stderr, "trackgated: cannot read the %s webhook secret-file %s: "
-						"%s\n", w->provider, w->secret_file, strerror(errno));
+				fprintf(stderr,
+					"trackgated: cannot read the %s webhook secret-file %s: "
+					"%s\n",
+					w->provider, w->secret_file, strerror(errno));
 				return CONFIG_EINVAL;
 			}
 			unsigned char buf[CONFIG_SECRET_MAX + 3];
@@ -115,7 +117,8 @@ static int config_load_webhook_secrets(config_t *cfg)
 			while (n && (buf[n - 1] == '\n' || buf[n - 1] == '\r'))
 				n--;
 			if (n > CONFIG_SECRET_MAX) {
-				fprintf(stderr, "trackgated: %s: a webhook secret is at most %d bytes\n",
+				fprintf(stderr,
+					"trackgated: %s: a webhook secret is at most %d bytes\n",
 					w->secret_file, CONFIG_SECRET_MAX);
 				return CONFIG_EINVAL;
 			}
@@ -123,8 +126,10 @@ static int config_load_webhook_secrets(config_t *cfg)
 			w->secret_len = n;
 		}
 		if (!w->secret_len) {
-			fprintf(stderr, "trackgated: the %s webhook has no secret (secret or "
-					"secret-file)\n", w->provider);
+			fprintf(stderr,
+				"trackgated: the %s webhook has no secret (secret or "
+				"secret-file)\n",
+				w->provider);
 			return CONFIG_EINVAL;
 		}
 	}
@@ -175,16 +180,16 @@ int config_set_token_key(config_t *cfg, const char *kid, const char *name, const
 	if (!strcmp(name, "alg")) {
 		if (auth_alg_parse(value, &key->alg) == 0)
 			return CONFIG_OK;
-		fprintf(stderr, "trackgated: %s: [token-key.%s] alg must be HS256 or ES256\n", origin,
-			kid);
+		fprintf(stderr, "trackgated: %s: [token-key.%s] alg must be HS256 or ES256\n",
+			origin, kid);
 		return CONFIG_EINVAL;
 	}
 	if (!strcmp(name, "secret")) {
 		size_t len = strlen(value);
 
 		if (!len || len > AUTH_KEY_MAX) {
-			fprintf(stderr, "trackgated: %s: [token-key.%s] bad secret length\n", origin,
-				kid);
+			fprintf(stderr, "trackgated: %s: [token-key.%s] bad secret length\n",
+				origin, kid);
 			return CONFIG_EINVAL;
 		}
 		memcpy(key->key, value, len);
@@ -198,8 +203,10 @@ int config_set_token_key(config_t *cfg, const char *kid, const char *name, const
 		config_copy(cfg->token_key_files[idx], CONFIG_PATH_MAX, value);
 		return CONFIG_OK;
 	}
-	fprintf(stderr, "trackgated: %s: [token-key.%s] knows alg, secret, secret-file and "
-			"public-key-file, not '%s'\n", origin, kid, name);
+	fprintf(stderr,
+		"trackgated: %s: [token-key.%s] knows alg, secret, secret-file and "
+		"public-key-file, not '%s'\n",
+		origin, kid, name);
 	return CONFIG_EINVAL;
 }
 
@@ -216,18 +223,21 @@ static int config_load_token_keys(config_t *cfg)
 			size_t n;
 
 			if (!f) {
-				fprintf(stderr, "trackgated: cannot read the key file of token key %s, "
-						"%s: %s\n", k->kid, path, strerror(errno));
+				fprintf(stderr,
+					"trackgated: cannot read the key file of token key %s, "
+					"%s: %s\n",
+					k->kid, path, strerror(errno));
 				return CONFIG_EINVAL;
 			}
 			n = fread(buf, 1, sizeof(buf), f);
 			fclose(f);
 			/* An HS secret loses its trailing newline; a PEM keeps its text. */
-			while (k->alg == AUTH_HS256 && n && (buf[n - 1] == '\n' || buf[n - 1] == '\r'))
+			while (k->alg == AUTH_HS256 && n &&
+			       (buf[n - 1] == '\n' || buf[n - 1] == '\r'))
 				n--;
 			if (n > AUTH_KEY_MAX) {
-				fprintf(stderr, "trackgated: %s: a token key is at most %d bytes\n", path,
-					AUTH_KEY_MAX);
+				fprintf(stderr, "trackgated: %s: a token key is at most %d bytes\n",
+					path, AUTH_KEY_MAX);
 				return CONFIG_EINVAL;
 			}
 			memcpy(k->key, buf, n);
@@ -243,8 +253,10 @@ static int config_load_token_keys(config_t *cfg)
 			return CONFIG_EINVAL;
 		}
 		if (k->alg == AUTH_HS256 && k->key_len < 32) {
-			fprintf(stderr, "trackgated: token key %s: an HS256 secret must be at least 32 "
-					"bytes\n", k->kid);
+			fprintf(stderr,
+				"trackgated: token key %s: an HS256 secret must be at least 32 "
+				"bytes\n",
+				k->kid);
 			return CONFIG_EINVAL;
 		}
 	}
@@ -286,7 +298,9 @@ static void config_names(char *buf, size_t len, config_reload_t r)
 	for (size_t i = 0; i < config_n_settings && used < len; i++)
 		if (config_settings[i].info.reload == r)
 			used += (size_t)snprintf(buf + used, len - used, "%s%s",
-						 !k++ ? "" : k == n ? " and " : ", ",
+						 !k++	  ? ""
+						 : k == n ? " and "
+							  : ", ",
 						 config_settings[i].info.name);
 }
 
@@ -327,7 +341,8 @@ void config_usage(void)
 		 "dropping a connection: it reads the command line and the config file again, and "
 		 "when they are valid applies %s, keys and secrets read again; it reads the files "
 		 "of %s again at their start-up paths. Other settings take a restart. With "
-		 "workers > 1 the parent forwards the signals to every worker.", live, files);
+		 "workers > 1 the parent forwards the signals to every worker.",
+		 live, files);
 	putchar('\n');
 	config_wrap(text, 0, 0);
 }
@@ -359,8 +374,8 @@ void config_apply_reload(config_t *live, const config_t *fresh, char *unapplied,
 				differs = true;
 		}
 		if (differs && s->info.reload != CONFIG_RELOAD_NONE && used + 1 < len)
-			used += (size_t)snprintf(unapplied + used, len - used, "%s%s", used ? "," : "",
-						 s->info.name);
+			used += (size_t)snprintf(unapplied + used, len - used, "%s%s",
+						 used ? "," : "", s->info.name);
 	}
 }
 
@@ -397,8 +412,10 @@ static int config_ini_handler(void *user, const char *section, const char *name,
 		return 1;
 	}
 	if (section && *section && strcmp(section, "trackgated") != 0) {
-		fprintf(stderr, "trackgated: %s: unknown section [%s] (use [trackgated] or "
-				"[webhook.PROVIDER])\n", origin, section);
+		fprintf(stderr,
+			"trackgated: %s: unknown section [%s] (use [trackgated] or "
+			"[webhook.PROVIDER])\n",
+			origin, section);
 		fc->failed = 1;
 		return 0;
 	}
@@ -415,7 +432,8 @@ static int config_load_file(config_t *cfg, const char *path)
 	int rc = ini_parse(path, config_ini_handler, &fc);
 
 	if (rc == -1) {
-		fprintf(stderr, "trackgated: cannot read config file %s: %s\n", path, strerror(errno));
+		fprintf(stderr, "trackgated: cannot read config file %s: %s\n", path,
+			strerror(errno));
 		return CONFIG_EINVAL;
 	}
 	if (fc.failed)
@@ -479,8 +497,10 @@ int config_load_keys(config_t *cfg)
 		}
 		for (size_t i = 0; i < len; i++) {
 			if (key[i] < 0x21 || key[i] > 0x7e) {
-				fprintf(stderr, "trackgated: %s:%d: a key must be printable ASCII "
-						"without spaces\n", cfg->ingest_key_file, lineno);
+				fprintf(stderr,
+					"trackgated: %s:%d: a key must be printable ASCII "
+					"without spaces\n",
+					cfg->ingest_key_file, lineno);
 				rc = CONFIG_EINVAL;
 				goto out;
 			}
@@ -515,16 +535,15 @@ int config_ingest_key_ok(const config_t *cfg, const char *key, size_t len)
 	return found;
 }
 
-
 int config_load(config_t *cfg, int argc, char **argv)
 {
 	struct option opts[CONFIG_SETTINGS_MAX + 1];
 	int rc, c, idx;
 
 	for (size_t i = 0; i < config_n_settings; i++)
-		opts[i] = (struct option){config_settings[i].info.name,
-					  config_settings[i].info.arg ? required_argument : no_argument,
-					  NULL, 0};
+		opts[i] = (struct option){
+		    config_settings[i].info.name,
+		    config_settings[i].info.arg ? required_argument : no_argument, NULL, 0};
 	opts[config_n_settings] = (struct option){NULL, 0, NULL, 0};
 
 	/*
@@ -579,8 +598,8 @@ int config_load(config_t *cfg, int argc, char **argv)
 		FILE *f = fopen(path, "r");
 
 		if (!f) {
-			fprintf(stderr, "trackgated: cannot read %s %s: %s\n", t ? "tls-key" : "tls-cert",
-				path, strerror(errno));
+			fprintf(stderr, "trackgated: cannot read %s %s: %s\n",
+				t ? "tls-key" : "tls-cert", path, strerror(errno));
 			return CONFIG_EINVAL;
 		}
 		fclose(f);

@@ -25,7 +25,7 @@
 #define CONFIG_HOST_MAX 256
 #define CONFIG_PATH_MAX 1024
 #define CONFIG_INGEST_KEYS_MAX 16
-#define CONFIG_INGEST_KEY_MIN 16  /* bytes; shorter keys are refused */
+#define CONFIG_INGEST_KEY_MIN 16 /* bytes; shorter keys are refused */
 #define CONFIG_INGEST_KEY_MAX 256
 
 #define CONFIG_WEBHOOKS_MAX 16
@@ -34,19 +34,19 @@
 /* A provider's webhook secret: inline in the config file, or read from a file. */
 typedef struct config_webhook {
 	char provider[33];
-	char secret_file[CONFIG_PATH_MAX];  /* "" when inline */
+	char secret_file[CONFIG_PATH_MAX];	 /* "" when inline */
 	unsigned char secret[CONFIG_SECRET_MAX]; /* secret, never logged */
 	size_t secret_len;
 } config_webhook_t;
 
-#define CONFIG_TILE_URL_MAX 255  /* page-tile-url */
+#define CONFIG_TILE_URL_MAX 255	 /* page-tile-url */
 #define CONFIG_TILE_ATTR_MAX 160 /* page-tile-attribution */
 
 typedef struct config {
 	char listen_host[CONFIG_HOST_MAX]; /* "" or "*" = all addresses */
 	int listen_port;
 	char metrics_host[CONFIG_HOST_MAX]; /* metrics-listen: GET /metrics only there */
-	int metrics_port;                   /* 0 = /metrics on the main address */
+	int metrics_port;		    /* 0 = /metrics on the main address */
 
 	/* redis: either TCP host:port or a unix socket path */
 	char redis_host[CONFIG_HOST_MAX];
@@ -55,34 +55,36 @@ typedef struct config {
 
 	char ingest_key_file[CONFIG_PATH_MAX];
 	char tls_cert[CONFIG_PATH_MAX]; /* PEM certificate chain; "" = plain HTTP */
-	char tls_key[CONFIG_PATH_MAX];  /* PEM private key */
+	char tls_key[CONFIG_PATH_MAX];	/* PEM private key */
 	char config_file[CONFIG_PATH_MAX];
 	log_level_t log_level;
 	log_format_t log_format;
-	bool check_only;          /* --check-config: validate, print, exit */
+	bool check_only; /* --check-config: validate, print, exit */
 
-	size_t body_limit;        /* bytes of one POST body */
-	size_t outq_limit;        /* bytes queued for one watcher before it is closed */
-	size_t send_buffer;       /* SO_SNDBUF of accepted sockets; 0 = kernel autotuning */
-	unsigned ttl_active;      /* seconds an order's keys live while active */
-	unsigned ttl_terminal;    /* ... once delivered/cancelled/returned/failed */
-	unsigned log_maxlen;      /* entries kept in an order's log stream */
+	size_t body_limit;	       /* bytes of one POST body */
+	size_t outq_limit;	       /* bytes queued for one watcher before it is closed */
+	size_t send_buffer;	       /* SO_SNDBUF of accepted sockets; 0 = kernel autotuning */
+	unsigned ttl_active;	       /* seconds an order's keys live while active */
+	unsigned ttl_terminal;	       /* ... once delivered/cancelled/returned/failed */
+	unsigned log_maxlen;	       /* entries kept in an order's log stream */
 	char courier_visible_from[24]; /* the status from which the courier's position is shown */
-	unsigned redis_timeout_ms; /* connect timeout of each Redis connection */
-	unsigned max_connections; /* sockets this process serves at once */
-	unsigned drain_timeout_s; /* longest graceful stop */
-	unsigned workers;         /* processes sharing the port; 1 = this process serves */
-	unsigned slow_timeout_s;  /* longest a watcher's queue may stay undrained */
-	unsigned max_per_client;  /* websockets per client address */
-	unsigned ping_interval_s; /* ping a websocket idle this long */
-	unsigned pong_timeout_s;  /* then close it when nothing came back in this long */
-	unsigned http_timeout_s;  /* headers + body of a request; idle keep-alive */
-	unsigned first_byte_timeout_s;   /* a new connection that sends nothing is closed after this */
-	unsigned max_pending_per_client; /* connections one address may hold before a whole request head */
+	unsigned redis_timeout_ms;     /* connect timeout of each Redis connection */
+	unsigned max_connections;      /* sockets this process serves at once */
+	unsigned drain_timeout_s;      /* longest graceful stop */
+	unsigned workers;	       /* processes sharing the port; 1 = this process serves */
+	unsigned slow_timeout_s;       /* longest a watcher's queue may stay undrained */
+	unsigned max_per_client;       /* websockets per client address */
+	unsigned ping_interval_s;      /* ping a websocket idle this long */
+	unsigned pong_timeout_s;       /* then close it when nothing came back in this long */
+	unsigned http_timeout_s;       /* headers + body of a request; idle keep-alive */
+	unsigned
+	    first_byte_timeout_s; /* a new connection that sends nothing is closed after this */
+	unsigned max_pending_per_client; /* connections one address may hold before a whole request
+					    head */
 	unsigned upgrade_rate, upgrade_burst; /* websocket upgrades per second per address */
 	unsigned ingest_rate, ingest_burst;   /* ingest/webhook requests per second per address */
-	char proxy_header[64];    /* e.g. "x-forwarded-for"; "" = none */
-	char trusted_proxies[16][48]; /* peers whose proxy_header is believed */
+	char proxy_header[64];		      /* e.g. "x-forwarded-for"; "" = none */
+	char trusted_proxies[16][48];	      /* peers whose proxy_header is believed */
 	unsigned n_trusted_proxies;
 
 	/* loaded from ingest_key_file; secret, never logged */
@@ -99,7 +101,7 @@ typedef struct config {
 	unsigned n_allowed_origins;
 
 	/* the tracking page (GET /t/{ID}): map tiles under it, when configured */
-	char page_tile_url[CONFIG_TILE_URL_MAX + 1];  /* "" = a plain map without tiles */
+	char page_tile_url[CONFIG_TILE_URL_MAX + 1]; /* "" = a plain map without tiles */
 	char page_tile_attribution[CONFIG_TILE_ATTR_MAX + 1];
 
 	/* [webhook.PROVIDER] sections and --webhook-secret-file PROVIDER=PATH */
@@ -110,18 +112,18 @@ typedef struct config {
 /* What SIGHUP does with a new value of a setting (the reload column of the table). */
 typedef enum config_reload {
 	CONFIG_RELOAD_RESTART = 0, /* nothing: a new value takes a restart */
-	CONFIG_RELOAD_LIVE,        /* applied, with the files it names read again */
-	CONFIG_RELOAD_FILES,       /* its files are read again, at the path given at start */
-	CONFIG_RELOAD_NONE,        /* not a setting: an action of the command line (--help) */
+	CONFIG_RELOAD_LIVE,	   /* applied, with the files it names read again */
+	CONFIG_RELOAD_FILES,	   /* its files are read again, at the path given at start */
+	CONFIG_RELOAD_NONE,	   /* not a setting: an action of the command line (--help) */
 } config_reload_t;
 
 /* One row of the settings table, as tests and documentation checks see it. */
 typedef struct config_setting_info {
-	const char *name;       /* --name, and name = in the file unless cli_only */
-	const char *arg;        /* the value's name in --help; NULL when it takes none */
-	const char *def;        /* the default as a value; NULL when there is none */
+	const char *name; /* --name, and name = in the file unless cli_only */
+	const char *arg;  /* the value's name in --help; NULL when it takes none */
+	const char *def;  /* the default as a value; NULL when there is none */
 	config_reload_t reload;
-	bool cli_only;          /* command line only (in the file: a section, or nothing) */
+	bool cli_only; /* command line only (in the file: a section, or nothing) */
 } config_setting_info_t;
 
 enum {

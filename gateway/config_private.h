@@ -30,11 +30,13 @@ typedef void config_print_fn(const config_t *cfg, const config_setting_t *s, FIL
 struct config_setting {
 	config_setting_info_t info;
 	const char *help;
-	config_parse_fn *parse;  /* NULL for --help and --version */
-	config_print_fn *print;  /* NULL: not in --check-config's output */
-	bool early;              /* taken in the first pass over the command line */
+	config_parse_fn *parse;	     /* NULL for --help and --version */
+	config_print_fn *print;	     /* NULL: not in --check-config's output */
+	bool early;		     /* taken in the first pass over the command line */
 	unsigned long long min, max; /* numbers: the range; lists: the number of items */
-	struct { size_t off, len; } field[4]; /* the fields of config_t it sets */
+	struct {
+		size_t off, len;
+	} field[4]; /* the fields of config_t it sets */
 };
 
 #define FIELD(cfg, s, i) ((char *)(cfg) + (s)->field[i].off)

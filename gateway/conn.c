@@ -79,7 +79,6 @@ bool conn_rate_ok(const config_t *cfg, ratelimit_t *rates, metrics_t *m, struct 
 	return false;
 }
 
-
 int conn_query(struct lws *wsi, query_t *q, char *buf, size_t cap)
 {
 	size_t used = 0;
@@ -87,11 +86,13 @@ int conn_query(struct lws *wsi, query_t *q, char *buf, size_t cap)
 	query_init(q);
 	for (int idx = 0;; idx++) {
 		int n = used < cap ? lws_hdr_copy_fragment(wsi, buf + used, (int)(cap - used),
-							   WSI_TOKEN_HTTP_URI_ARGS, idx) : -1;
+							   WSI_TOKEN_HTTP_URI_ARGS, idx)
+				   : -1;
 
 		if (n < 0) {
 			/* Past the last fragment, or one that did not fit. */
-			return lws_hdr_fragment_length(wsi, WSI_TOKEN_HTTP_URI_ARGS, idx) > 0 ? -1 : 0;
+			return lws_hdr_fragment_length(wsi, WSI_TOKEN_HTTP_URI_ARGS, idx) > 0 ? -1
+											      : 0;
 		}
 		query_add(q, buf + used, (size_t)n);
 		used += (size_t)n + 1;

@@ -78,7 +78,7 @@ typedef struct gateway_tls_reload {
 	gateway_t *g;
 	char *cert, *key; /* is malloc'd: the files' contents */
 	size_t cert_len, key_len;
-	int err;          /* errno of the failed read, 0 when both were read */
+	int err; /* errno of the failed read, 0 when both were read */
 } gateway_tls_reload_t;
 
 static char *gateway_read_file(const char *path, size_t *len, int *err)
@@ -148,13 +148,15 @@ static void gateway_tls_apply(uv_work_t *w, int status)
 					 r->cert_len, r->key, r->key_len) == 0)
 			log_event(LOG_INFO, "tls_reloaded", "cert=%s", g->cfg->tls_cert);
 		else
-			log_event(LOG_ERROR, "tls_reload_failed",
-				  "cert=%s error=\"not a valid certificate and key; the old pair stays\"",
-				  g->cfg->tls_cert);
+			log_event(
+			    LOG_ERROR, "tls_reload_failed",
+			    "cert=%s error=\"not a valid certificate and key; the old pair stays\"",
+			    g->cfg->tls_cert);
 	} else if (status == 0 && !g->finished) {
-		log_event(LOG_ERROR, "tls_reload_failed", "cert=%s error=\"%s; the old pair stays\"",
-			  g->cfg->tls_cert, r->err == EINVAL ? "not a PEM certificate and its key" :
-			  strerror(r->err));
+		log_event(LOG_ERROR, "tls_reload_failed",
+			  "cert=%s error=\"%s; the old pair stays\"", g->cfg->tls_cert,
+			  r->err == EINVAL ? "not a PEM certificate and its key"
+					   : strerror(r->err));
 	}
 	free(r->cert);
 	free(r->key);
@@ -199,7 +201,8 @@ static void gateway_reload_apply(uv_work_t *w, int status)
 		char unapplied[256];
 
 		config_apply_reload(live, r->fresh, unapplied, sizeof(unapplied));
-		log_event(LOG_INFO, "reload", "status=ok ingest_keys=%u webhooks=%u token_keys=%u%s%s",
+		log_event(LOG_INFO, "reload",
+			  "status=ok ingest_keys=%u webhooks=%u token_keys=%u%s%s",
 			  live->n_ingest_keys, live->n_webhooks, live->token_keys.n,
 			  unapplied[0] ? " needs_restart=" : "", unapplied);
 	}
@@ -318,7 +321,8 @@ static void gateway_loop_check_cb(uv_check_t *c)
 	if (g->loop_mark_ns) {
 		uint64_t span = now - g->loop_mark_ns, waited = idle - g->loop_idle_ns;
 
-		metrics_observe(&g->server.metrics.loop_busy, span > waited ? (double)(span - waited) / 1e6 : 0);
+		metrics_observe(&g->server.metrics.loop_busy,
+				span > waited ? (double)(span - waited) / 1e6 : 0);
 	}
 	g->loop_mark_ns = now;
 	g->loop_idle_ns = idle;
@@ -430,7 +434,8 @@ int gateway_start(gateway_t *g, uv_loop_t *loop, const config_t *cfg)
 	info.protocols = server_protocols;
 	info.vhost_name = "trackgate";
 	info.keepalive_timeout = (int)cfg->http_timeout_s;
-	info.timeout_secs_ah_idle = cfg->http_timeout_s; /* per vhost: a client holding a header table */
+	info.timeout_secs_ah_idle =
+	    cfg->http_timeout_s; /* per vhost: a client holding a header table */
 	info.retry_and_idle_policy = &g->retry;
 	g->vhost = lws_create_vhost(g->lws, &info);
 	if (!g->vhost) {
@@ -444,23 +449,26 @@ int gateway_start(gateway_t *g, uv_loop_t *loop, const config_t *cfg)
 	listener_set_send_buffer(g->listener, (int)cfg->send_buffer);
 	{
 		listener_lobby_t lobby = {
-			/* Never longer than a request head may take anyway. */
-			.first_byte_timeout_ms = (uint64_t)(cfg->first_byte_timeout_s < cfg->http_timeout_s ?
-							    cfg->first_byte_timeout_s :
-							    cfg->http_timeout_s) * 1000,
-			.head_timeout_ms = (uint64_t)cfg->http_timeout_s * 1000,
-			.max_per_client = cfg->max_pending_per_client,
-			.peek_only = cfg->tls_cert[0] != '\0',
-			.trusted = gateway_trusted_proxy,
-			.trusted_arg = (void *)cfg,
+		    /* Never longer than a request head may take anyway. */
+		    .first_byte_timeout_ms =
+			(uint64_t)(cfg->first_byte_timeout_s < cfg->http_timeout_s
+				       ? cfg->first_byte_timeout_s
+				       : cfg->http_timeout_s) *
+			1000,
+		    .head_timeout_ms = (uint64_t)cfg->http_timeout_s * 1000,
+		    .max_per_client = cfg->max_pending_per_client,
+		    .peek_only = cfg->tls_cert[0] != '\0',
+		    .trusted = gateway_trusted_proxy,
+		    .trusted_arg = (void *)cfg,
 		};
 
 		listener_set_lobby(g->listener, &lobby);
 		if (cfg->metrics_port) {
-			/* Same vhost: server.c tells a scrape by the local port (lws picks vhosts by Host). */
-			g->metrics_listener = listener_open(loop, cfg->metrics_host, cfg->metrics_port,
-							    cfg->workers > 1, g->vhost, gateway_admit,
-							    g);
+			/* Same vhost: server.c tells a scrape by the local port (lws picks vhosts
+			 * by Host). */
+			g->metrics_listener =
+			    listener_open(loop, cfg->metrics_host, cfg->metrics_port,
+					  cfg->workers > 1, g->vhost, gateway_admit, g);
 			if (!g->metrics_listener)
 				return -1;
 			listener_set_lobby(g->metrics_listener, &lobby);
@@ -492,7 +500,8 @@ void gateway_shutdown(gateway_t *g, const char *why)
 	listener_close(g->listener); /* stop accepting */
 	g->listener = NULL;
 	server_stop(&g->server);
-	uv_timer_start(&g->drain_timer, gateway_drain_cb, (uint64_t)g->cfg->drain_timeout_s * 1000, 0);
+	uv_timer_start(&g->drain_timer, gateway_drain_cb, (uint64_t)g->cfg->drain_timeout_s * 1000,
+		       0);
 	if (server_idle(&g->server))
 		gateway_finish(g);
 }

@@ -61,10 +61,10 @@ static void http_log(struct lws *wsi, unsigned status)
 		enum lws_token_indexes token;
 		const char *name;
 	} methods[] = {
-		{WSI_TOKEN_GET_URI, "GET"},     {WSI_TOKEN_POST_URI, "POST"},
-		{WSI_TOKEN_HEAD_URI, "HEAD"},   {WSI_TOKEN_PUT_URI, "PUT"},
-		{WSI_TOKEN_DELETE_URI, "DELETE"}, {WSI_TOKEN_PATCH_URI, "PATCH"},
-		{WSI_TOKEN_OPTIONS_URI, "OPTIONS"},
+	    {WSI_TOKEN_GET_URI, "GET"},		{WSI_TOKEN_POST_URI, "POST"},
+	    {WSI_TOKEN_HEAD_URI, "HEAD"},	{WSI_TOKEN_PUT_URI, "PUT"},
+	    {WSI_TOKEN_DELETE_URI, "DELETE"},	{WSI_TOKEN_PATCH_URI, "PATCH"},
+	    {WSI_TOKEN_OPTIONS_URI, "OPTIONS"},
 	};
 	char path[160] = "-", client[48] = "-";
 	const char *method = "-";
@@ -130,9 +130,9 @@ int http_reply_ex(struct lws *wsi, unsigned status, const char *content_type, co
 	    lws_add_http_header_by_token(wsi, WSI_TOKEN_HTTP_CONTENT_LENGTH,
 					 (const unsigned char *)clen, n, &p, end))
 		goto out;
-	if (!cache_set && lws_add_http_header_by_token(wsi, WSI_TOKEN_HTTP_CACHE_CONTROL,
-						       (const unsigned char *)"no-store", 8, &p,
-						       end))
+	if (!cache_set &&
+	    lws_add_http_header_by_token(wsi, WSI_TOKEN_HTTP_CACHE_CONTROL,
+					 (const unsigned char *)"no-store", 8, &p, end))
 		goto out;
 	for (size_t i = 0; i < n_hdrs; i++)
 		if (lws_add_http_header_by_name(wsi, (const unsigned char *)hdrs[i].name,
@@ -175,8 +175,8 @@ char *http_error_body(const char *code, const char *message)
 	return s;
 }
 
-int http_error(struct lws *wsi, unsigned status, const char *code, const char *message,
-	       bool close, const char *allow)
+int http_error(struct lws *wsi, unsigned status, const char *code, const char *message, bool close,
+	       const char *allow)
 {
 	char *body = http_error_body(code, message);
 	int rc;

@@ -7,9 +7,7 @@
 #include <stdbool.h>
 #include <stddef.h>
 
-
 struct lws;
-
 
 /*
  * Whether lws reads a body after this request's head: a Content-Length
@@ -67,8 +65,8 @@ int http_reply_ex(struct lws *wsi, unsigned status, const char *content_type, co
 		  size_t len, bool close, const http_header_t *hdrs, size_t n_hdrs);
 
 /* {"error":CODE,"message":MESSAGE} with the status. */
-int http_error(struct lws *wsi, unsigned status, const char *code, const char *message,
-	       bool close, const char *allow);
+int http_error(struct lws *wsi, unsigned status, const char *code, const char *message, bool close,
+	       const char *allow);
 
 /* The JSON error body, malloc'd; NULL on OOM. */
 char *http_error_body(const char *code, const char *message);

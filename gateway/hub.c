@@ -27,7 +27,7 @@ void hub_destroy(hub_t *hub)
 	hub_order_t *o, *tmp;
 
 	HASH_ITER(hh, hub->orders, o, tmp)
-		hub_order_free(hub, o);
+	hub_order_free(hub, o);
 }
 
 hub_order_t *hub_find(hub_t *hub, const char *id, size_t len)
@@ -224,7 +224,8 @@ static void hub_feed(hub_t *hub, watcher_t *w, frame_t *f, uint64_t now_ms)
 		 * against the watcher's speed either.
 		 */
 		if (outq_push(&w->q, f, hub->outq_limit) != OUTQ_OK) {
-			hub_drop(hub, w, 4408, "too slow: output queue full, resume with your cursor");
+			hub_drop(hub, w, 4408,
+				 "too slow: output queue full, resume with your cursor");
 			return;
 		}
 		w->held++;
@@ -332,7 +333,8 @@ void hub_commands_up(hub_t *hub)
 	hub_order_t *o, *tmp;
 	watcher_t *w;
 
-	HASH_ITER(hh, hub->orders, o, tmp) {
+	HASH_ITER(hh, hub->orders, o, tmp)
+	{
 		if (o->sub != HUB_SUB_ACTIVE)
 			continue; /* hub_subscribed() asks when the subscription is back */
 		for (w = o->watchers; w; w = w->next)
@@ -347,7 +349,8 @@ void hub_redis_down(hub_t *hub)
 	watcher_t *w;
 
 	hub->redis_up = false;
-	HASH_ITER(hh, hub->orders, o, tmp) {
+	HASH_ITER(hh, hub->orders, o, tmp)
+	{
 		if (!o->n_watchers) {
 			hub_order_free(hub, o);
 			continue;
@@ -372,7 +375,8 @@ void hub_redis_up(hub_t *hub)
 	hub_order_t *o, *tmp;
 
 	hub->redis_up = true;
-	HASH_ITER(hh, hub->orders, o, tmp) {
+	HASH_ITER(hh, hub->orders, o, tmp)
+	{
 		if (o->sub == HUB_SUB_NONE)
 			hub_subscribe(hub, o);
 	}

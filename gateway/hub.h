@@ -40,38 +40,39 @@
 typedef enum hub_sub_state {
 	HUB_SUB_NONE = 0,     /* not subscribed (Redis down) */
 	HUB_SUB_PENDING,      /* SUBSCRIBE sent, no ack yet */
-	HUB_SUB_ACTIVE,       /* ack received: messages flow */
+	HUB_SUB_ACTIVE,	      /* ack received: messages flow */
 	HUB_SUB_UNSUBSCRIBING /* UNSUBSCRIBE sent; the order is freed on its ack */
 } hub_sub_state_t;
 
 typedef enum watcher_state {
 	WATCHER_JOINING = 0, /* waiting for its snapshot or replay; new frames are held */
-	WATCHER_LIVE,        /* synced; frames flow */
+	WATCHER_LIVE,	     /* synced; frames flow */
 	WATCHER_CLOSING,     /* being closed; takes no more frames */
 } watcher_state_t;
 
 struct hub_order;
 
 typedef struct watcher {
-	struct hub_order *order; /* NULL when not joined */
+	struct hub_order *order;     /* NULL when not joined */
 	struct watcher *prev, *next; /* in order->watchers */
-	void *conn;              /* the transport's handle (struct lws *) */
-	void *sync_req;          /* the in-flight snapshot/replay request, owned by the broker */
+	void *conn;		     /* the transport's handle (struct lws *) */
+	void *sync_req; /* the in-flight snapshot/replay request, owned by the broker */
 	outq_t q;
-	proto_cursor_t last;     /* newest cursor queued to it (or asked for with since); 0-0 = none */
-	uint64_t behind_since;   /* the now_ms since which its queue is not empty; 0 = drained */
-	struct watcher *exp_prev, *exp_next; /* in the gateway's expiry wheel while a token applies */
-	int64_t exp_s;           /* the token's expiry (unix s); 0 = none */
-	uint16_t held;           /* frames at the tail of q held until the sync arrives */
-	uint8_t state;           /* watcher_state_t */
-	uint8_t sync_again;      /* the in-flight request predates the subscription: ask again */
+	proto_cursor_t last; /* newest cursor queued to it (or asked for with since); 0-0 = none */
+	uint64_t behind_since; /* the now_ms since which its queue is not empty; 0 = drained */
+	struct watcher *exp_prev,
+	    *exp_next;	    /* in the gateway's expiry wheel while a token applies */
+	int64_t exp_s;	    /* the token's expiry (unix s); 0 = none */
+	uint16_t held;	    /* frames at the tail of q held until the sync arrives */
+	uint8_t state;	    /* watcher_state_t */
+	uint8_t sync_again; /* the in-flight request predates the subscription: ask again */
 } watcher_t;
 
 typedef struct hub_order {
 	UT_hash_handle hh;
 	watcher_t *watchers; /* doubly linked, not owned */
 	uint32_t n_watchers;
-	uint8_t sub;         /* hub_sub_state_t */
+	uint8_t sub; /* hub_sub_state_t */
 	uint8_t id_len;
 	char id[PROTO_ORDER_ID_MAX + 1];
 } hub_order_t;
@@ -103,10 +104,10 @@ typedef struct hub_ops {
 } hub_ops_t;
 
 typedef struct hub_stats {
-	uint64_t frames_in;   /* messages received from Redis */
-	uint64_t frames_out;  /* frames queued on watchers */
-	uint64_t coalesced;   /* queued location frames replaced by a newer one */
-	uint64_t dropped;     /* watchers closed for falling behind (4408) */
+	uint64_t frames_in;  /* messages received from Redis */
+	uint64_t frames_out; /* frames queued on watchers */
+	uint64_t coalesced;  /* queued location frames replaced by a newer one */
+	uint64_t dropped;    /* watchers closed for falling behind (4408) */
 } hub_stats_t;
 
 typedef struct hub {

@@ -12,16 +12,16 @@
 
 typedef enum item_state {
 	ITEM_INVALID = 0, /* failed validation: err holds why */
-	ITEM_PENDING,     /* sent to Redis */
-	ITEM_DONE,        /* Redis answered: result / cursor */
-	ITEM_FAILED,      /* Redis could not take it */
+	ITEM_PENDING,	  /* sent to Redis */
+	ITEM_DONE,	  /* Redis answered: result / cursor */
+	ITEM_FAILED,	  /* Redis could not take it */
 } item_state_t;
 
 typedef struct ingest_item {
-	struct ingest *in;          /* the request this item belongs to */
+	struct ingest *in; /* the request this item belongs to */
 	item_state_t state;
 	broker_result_t result;
-	broker_req_t *req;          /* while PENDING; owned by the broker */
+	broker_req_t *req; /* while PENDING; owned by the broker */
 	char order_id[PROTO_ORDER_ID_MAX + 1];
 	char cursor[PROTO_CURSOR_MAX + 1];
 	proto_error_t err;
@@ -31,19 +31,19 @@ struct ingest {
 	broker_t *broker;
 	ingest_ready_fn *ready;
 	void *ready_arg;
-	char *body;                 /* is malloc'd: the request body */
+	char *body; /* is malloc'd: the request body */
 	size_t body_len;
 	size_t body_cap;
-	ingest_item_t *items;       /* is malloc'd: one per update */
+	ingest_item_t *items; /* is malloc'd: one per update */
 	unsigned n_items;
 	unsigned n_pending;
-	bool batch;                 /* the body was an array */
-	bool webhook;               /* POST /v1/webhooks/{provider} */
+	bool batch;   /* the body was an array */
+	bool webhook; /* POST /v1/webhooks/{provider} */
 	unsigned status;
-	unsigned provider;          /* metrics index: 0 = /v1/updates, else the adapter's */
+	unsigned provider; /* metrics index: 0 = /v1/updates, else the adapter's */
 	unsigned results[RESULT__COUNT];
-	uint64_t start_ns;          /* uv_hrtime() when the body was complete */
-	char *response;             /* is malloc'd: the answer's body */
+	uint64_t start_ns; /* uv_hrtime() when the body was complete */
+	char *response;	   /* is malloc'd: the answer's body */
 	size_t response_len;
 };
 
@@ -151,10 +151,11 @@ static void ingest_build_response(ingest_t *in)
 	in->results[RESULT_WITHHELD] = counts[BROKER_WITHHELD];
 	in->results[RESULT_INVALID] = invalid;
 	in->results[RESULT_UNAVAILABLE] = failed;
-	log_event(LOG_INFO, in->webhook ? "webhook" : "ingest", "status=%u items=%u applied=%u stale=%u duplicate=%u "
-		  "withheld=%u invalid=%u unavailable=%u", in->status, in->n_items, counts[BROKER_APPLIED],
-		  counts[BROKER_STALE], counts[BROKER_DUPLICATE], counts[BROKER_WITHHELD], invalid,
-		  failed);
+	log_event(LOG_INFO, in->webhook ? "webhook" : "ingest",
+		  "status=%u items=%u applied=%u stale=%u duplicate=%u "
+		  "withheld=%u invalid=%u unavailable=%u",
+		  in->status, in->n_items, counts[BROKER_APPLIED], counts[BROKER_STALE],
+		  counts[BROKER_DUPLICATE], counts[BROKER_WITHHELD], invalid, failed);
 	return;
 oom:
 	cJSON_Delete(root);
@@ -209,8 +210,8 @@ static void ingest_submit(ingest_t *in, ingest_item_t *it, const proto_update_t 
 		it->state = ITEM_FAILED;
 		return;
 	}
-	rc = broker_apply(in->broker, u->order_id, json, strlen(json), ingest_applied, it,
-			  &it->req);
+	rc =
+	    broker_apply(in->broker, u->order_id, json, strlen(json), ingest_applied, it, &it->req);
 	free(json);
 	if (rc != BROKER_OK) {
 		it->state = ITEM_FAILED;
@@ -234,13 +235,13 @@ bool ingest_finish_webhook(ingest_t *in, const adapter_ops_t *adapter, const uns
 			   void *header_ctx, int64_t now_ms)
 {
 	adapter_request_t req = {
-		.body = in->body,
-		.body_len = in->body_len,
-		.header = header,
-		.header_ctx = header_ctx,
-		.secret = secret,
-		.secret_len = secret_len,
-		.now_ms = now_ms,
+	    .body = in->body,
+	    .body_len = in->body_len,
+	    .header = header,
+	    .header_ctx = header_ctx,
+	    .secret = secret,
+	    .secret_len = secret_len,
+	    .now_ms = now_ms,
 	};
 	proto_update_t updates[ADAPTER_UPDATES_MAX];
 	proto_error_t err = {{0}, {0}};
@@ -261,14 +262,18 @@ bool ingest_finish_webhook(ingest_t *in, const adapter_ops_t *adapter, const uns
 
 		snprintf(msg, sizeof(msg), "%s%s%s", err.field, err.field[0] ? ": " : "",
 			 err.message[0] ? err.message : "missing or wrong signature");
-		ingest_set_error(in, status, status == 401 ? "unauthorized" : status == 503 ?
-				 "out_of_memory" : "invalid_webhook", msg);
+		ingest_set_error(in, status,
+				 status == 401	 ? "unauthorized"
+				 : status == 503 ? "out_of_memory"
+						 : "invalid_webhook",
+				 msg);
 		log_event(LOG_INFO, "webhook", "provider=%s status=%u", adapter->name, status);
 		return true;
 	}
 	rc = adapter->parse(&req, updates, ADAPTER_UPDATES_MAX, &n, &err);
 	if (rc != ADAPTER_OK || n < 0 || n > ADAPTER_UPDATES_MAX) {
-		snprintf(msg, sizeof(msg), "%s%s%s", err.field, err.field[0] ? ": " : "", err.message);
+		snprintf(msg, sizeof(msg), "%s%s%s", err.field, err.field[0] ? ": " : "",
+			 err.message);
 		ingest_set_error(in, rc == ADAPTER_ENOMEM ? 503 : 400, "invalid_webhook", msg);
 		log_event(LOG_INFO, "webhook", "provider=%s status=400 field=%s", adapter->name,
 			  err.field);
@@ -365,11 +370,13 @@ bool ingest_finish(ingest_t *in)
 		it->in = in;
 		if (proto_update_from_json(el, &u, &it->err) != PROTO_OK) {
 			it->state = ITEM_INVALID;
-			cJSON *oid = cJSON_IsObject(el) ? cJSON_GetObjectItemCaseSensitive(el, "order_id")
-							: NULL;
-			if (cJSON_IsString(oid) && proto_order_id_valid(oid->valuestring,
-									 strlen(oid->valuestring)))
-				snprintf(it->order_id, sizeof(it->order_id), "%s", oid->valuestring);
+			cJSON *oid = cJSON_IsObject(el)
+					 ? cJSON_GetObjectItemCaseSensitive(el, "order_id")
+					 : NULL;
+			if (cJSON_IsString(oid) &&
+			    proto_order_id_valid(oid->valuestring, strlen(oid->valuestring)))
+				snprintf(it->order_id, sizeof(it->order_id), "%s",
+					 oid->valuestring);
 			continue;
 		}
 		ingest_submit(in, it, &u);

@@ -21,12 +21,14 @@
 #define LISTENER_BACKLOG 1024
 #define LISTENER_ACCEPTS_PER_EVENT 64 /* so a connect storm cannot starve the loop */
 #define LISTENER_EMFILE_PAUSE_MS 100
-#define LOBBY_PEEK_MAX 8192    /* more than lws's 4 KiB of headers: it then refuses them itself */
+#define LOBBY_PEEK_MAX 8192 /* more than lws's 4 KiB of headers: it then refuses them itself */
 #define LOBBY_SWEEP_MS 100
 /* Closes at most this many per sweep, so thousands that came together and expire
  * together cannot stall the loop in one turn (the rest go on the next sweeps). */
 #define LOBBY_SWEEP_BATCH 256
-#define LOBBY_REPEEK_MS 25     /* a request head still incomplete is looked at again this much later */
+#define LOBBY_REPEEK_MS                                                                            \
+	25 /* a request head still incomplete is looked at again this much later                   \
+	    */
 
 /*
  * A connection that has not yet sent a whole request head.  It holds no lws
@@ -54,14 +56,14 @@ typedef struct lobby_addr {
 typedef struct lobby_conn {
 	uv_poll_t poll;
 	listener_t *l;
-	struct lobby_conn *prev, *next; /* in l->head[list] */
+	struct lobby_conn *prev, *next;		      /* in l->head[list] */
 	struct lobby_conn *repeek_prev, *repeek_next; /* in l->repeek while its poll is stopped */
-	lobby_addr_t *from;             /* NULL for a trusted proxy: not capped */
+	lobby_addr_t *from;			      /* NULL for a trusted proxy: not capped */
 	uint64_t due_ms;
-	uint64_t repeek_ms;             /* when to look at its head again */
-	uint8_t list;                   /* LOBBY_SILENT or LOBBY_HEAD */
-	uint8_t gone;                   /* adopted or closed: only its handle is left */
-	uint8_t repeeking;              /* in l->repeek */
+	uint64_t repeek_ms; /* when to look at its head again */
+	uint8_t list;	    /* LOBBY_SILENT or LOBBY_HEAD */
+	uint8_t gone;	    /* adopted or closed: only its handle is left */
+	uint8_t repeeking;  /* in l->repeek */
 	int fd;
 } lobby_conn_t;
 
@@ -69,19 +71,19 @@ enum { LOBBY_SILENT = 0, LOBBY_HEAD = 1 };
 
 struct listener {
 	uv_poll_t poll;
-	uv_timer_t pause;     /* resumes accepting after running out of descriptors */
+	uv_timer_t pause; /* resumes accepting after running out of descriptors */
 	int fd;
-	int open_handles;     /* handles still to be closed */
+	int open_handles; /* handles still to be closed */
 	struct lws_vhost *vhost;
 	listener_admit_fn *admit;
 	void *arg;
-	int send_buffer;      /* SO_SNDBUF of accepted sockets; 0 = the kernel's autotuning */
-	uv_timer_t sweep;     /* closes lobby connections past their time */
+	int send_buffer;  /* SO_SNDBUF of accepted sockets; 0 = the kernel's autotuning */
+	uv_timer_t sweep; /* closes lobby connections past their time */
 	uv_loop_t *loop;
-	lobby_conn_t *head[2], *tail[2]; /* the lobby, by list, each in due order */
+	lobby_conn_t *head[2], *tail[2];    /* the lobby, by list, each in due order */
 	lobby_conn_t *repeek, *repeek_tail; /* incomplete heads to look at again, in due order */
 	uv_timer_t repeek_timer;
-	lobby_addr_t *addrs;             /* lobby connections per client address */
+	lobby_addr_t *addrs; /* lobby connections per client address */
 	listener_lobby_t cfg;
 	listener_stats_t stats;
 	bool closing;
@@ -290,7 +292,8 @@ static bool lobby_enter(listener_t *l, int fd, const struct sockaddr_storage *pe
 	lobby_conn_t *c;
 
 	if (peer->ss_family == AF_INET)
-		inet_ntop(AF_INET, &((const struct sockaddr_in *)peer)->sin_addr, addr, sizeof(addr));
+		inet_ntop(AF_INET, &((const struct sockaddr_in *)peer)->sin_addr, addr,
+			  sizeof(addr));
 	else if (peer->ss_family == AF_INET6)
 		inet_ntop(AF_INET6, &((const struct sockaddr_in6 *)peer)->sin6_addr, addr,
 			  sizeof(addr));
@@ -356,19 +359,22 @@ static void listener_poll_cb(uv_poll_t *h, int status, int events)
 	for (int i = 0; i < LISTENER_ACCEPTS_PER_EVENT; i++) {
 		struct sockaddr_storage peer;
 		socklen_t plen = sizeof(peer);
-		int fd = accept4(l->fd, (struct sockaddr *)&peer, &plen, SOCK_NONBLOCK | SOCK_CLOEXEC);
+		int fd =
+		    accept4(l->fd, (struct sockaddr *)&peer, &plen, SOCK_NONBLOCK | SOCK_CLOEXEC);
 
 		if (fd < 0) {
 			if (errno == EMFILE || errno == ENFILE) {
-				/* The pending connection stays in the backlog; try again shortly. */
+				/* The pending connection stays in the backlog; try again shortly.
+				 */
 				log_event(LOG_ERROR, "accept_out_of_descriptors", "error=\"%s\"",
 					  strerror(errno));
 				uv_poll_stop(&l->poll);
-				uv_timer_start(&l->pause, listener_resume_cb, LISTENER_EMFILE_PAUSE_MS,
-					       0);
+				uv_timer_start(&l->pause, listener_resume_cb,
+					       LISTENER_EMFILE_PAUSE_MS, 0);
 			} else if (errno != EAGAIN && errno != EWOULDBLOCK && errno != EINTR &&
 				   errno != ECONNABORTED) {
-				log_event(LOG_WARN, "accept_failed", "error=\"%s\"", strerror(errno));
+				log_event(LOG_WARN, "accept_failed", "error=\"%s\"",
+					  strerror(errno));
 			}
 			return;
 		}
@@ -417,9 +423,9 @@ listener_t *listener_open(uv_loop_t *loop, const char *host, int port, bool reus
 			  struct lws_vhost *vhost, listener_admit_fn *admit, void *arg)
 {
 	struct addrinfo hints = {
-		.ai_family = AF_UNSPEC,
-		.ai_socktype = SOCK_STREAM,
-		.ai_flags = AI_PASSIVE | AI_NUMERICHOST | AI_NUMERICSERV,
+	    .ai_family = AF_UNSPEC,
+	    .ai_socktype = SOCK_STREAM,
+	    .ai_flags = AI_PASSIVE | AI_NUMERICHOST | AI_NUMERICSERV,
 	};
 	struct addrinfo *res = NULL;
 	char portstr[8];

@@ -29,20 +29,21 @@ typedef bool listener_admit_fn(void *arg, unsigned pending);
 /* How the lobby (listener.c) treats connections that have not sent a whole request head. */
 typedef struct listener_lobby {
 	uint64_t first_byte_timeout_ms; /* closed when nothing came within this */
-	uint64_t head_timeout_ms;       /* closed when no whole head came this long after the first byte */
-	unsigned max_per_client;        /* lobby connections one address may hold */
-	bool peek_only;                 /* TLS: adopt at the first byte, read nothing */
+	uint64_t
+	    head_timeout_ms;	 /* closed when no whole head came this long after the first byte */
+	unsigned max_per_client; /* lobby connections one address may hold */
+	bool peek_only;		 /* TLS: adopt at the first byte, read nothing */
 	/* Addresses exempt from max_per_client (trusted proxies); NULL: none. */
 	bool (*trusted)(void *arg, const char *addr);
 	void *trusted_arg;
 } listener_lobby_t;
 
 typedef struct listener_stats {
-	unsigned pending;            /* connections in the lobby now */
+	unsigned pending;	      /* connections in the lobby now */
 	uint64_t first_byte_timeouts; /* closed: nothing within first-byte-timeout */
-	uint64_t head_timeouts;      /* closed: no whole request head within http-timeout */
+	uint64_t head_timeouts;	      /* closed: no whole request head within http-timeout */
 	uint64_t refused_per_client; /* closed at accept: the address held max-pending-per-client */
-	uint64_t adopt_failed;       /* lws did not take a socket (out of memory or descriptors) */
+	uint64_t adopt_failed;	     /* lws did not take a socket (out of memory or descriptors) */
 } listener_stats_t;
 
 void listener_set_lobby(listener_t *l, const listener_lobby_t *cfg);

@@ -158,16 +158,19 @@ void log_event(log_level_t level, const char *event, const char *fmt, ...)
 		va_end(ap);
 	}
 	if (log_format == LOG_FORMAT_JSON) {
-		n = (size_t)snprintf(line, sizeof(line), "{\"ts\":\"%s\",\"level\":\"%s\",\"event\":\"",
-				     ts, log_level_name(level));
+		n = (size_t)snprintf(line, sizeof(line),
+				     "{\"ts\":\"%s\",\"level\":\"%s\",\"event\":\"", ts,
+				     log_level_name(level));
 		n = log_json_escape(line, sizeof(line), n, event, strlen(event));
 		line[n++] = '"';
 		if (log_worker >= 0)
-			n += (size_t)snprintf(line + n, sizeof(line) - n, ",\"worker\":%d", log_worker);
+			n += (size_t)snprintf(line + n, sizeof(line) - n, ",\"worker\":%d",
+					      log_worker);
 		n = log_json_fields(line, sizeof(line) - 2, n, fields);
 		line[n++] = '}';
 	} else {
-		n = (size_t)snprintf(line, sizeof(line), "%s %s %s", ts, log_level_name(level), event);
+		n = (size_t)snprintf(line, sizeof(line), "%s %s %s", ts, log_level_name(level),
+				     event);
 		if (log_worker >= 0 && n < sizeof(line))
 			n += (size_t)snprintf(line + n, sizeof(line) - n, " worker=%d", log_worker);
 		if (fields[0] && n < sizeof(line))
@@ -192,8 +195,10 @@ static void log_lws_emit(int level, const char *line)
 	    strstr(line, "adopt_socket_readbuf: deferring handling ah"))
 		return;
 	/* lws prefixes its own timestamp; keep its text as one field. */
-	log_event(level == LLL_ERR ? LOG_ERROR : level == LLL_WARN ? LOG_WARN : LOG_INFO, "lws",
-		  "msg=\"%.*s\"", (int)len, line);
+	log_event(level == LLL_ERR    ? LOG_ERROR
+		  : level == LLL_WARN ? LOG_WARN
+				      : LOG_INFO,
+		  "lws", "msg=\"%.*s\"", (int)len, line);
 }
 
 void log_route_lws(void)

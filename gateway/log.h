@@ -37,7 +37,7 @@ int log_enabled(log_level_t level);
  * become members: numbers stay numbers, everything else a string.
  */
 void log_event(log_level_t level, const char *event, const char *fmt, ...)
-	__attribute__((format(printf, 3, 4)));
+    __attribute__((format(printf, 3, 4)));
 
 /* Routes libwebsockets' own log lines (warnings and errors) through log_event. */
 void log_route_lws(void);

@@ -11,26 +11,27 @@
 #include "listener.h"
 
 static const double metrics_bounds[METRICS_BUCKETS] = {
-	1, 2, 5, 10, 25, 50, 100, 250, 500, 1000, 2500, 5000, 10000, 60000,
+    1, 2, 5, 10, 25, 50, 100, 250, 500, 1000, 2500, 5000, 10000, 60000,
 };
 
 static const unsigned metrics_statuses[METRICS_STATUSES] = {
-	200, 202, 400, 401, 404, 405, 411, 413, 415, 429, 503, 0 /* any other */
+    200, 202, 400, 401, 404, 405, 411, 413, 415, 429, 503, 0 /* any other */
 };
 
 static const char *const metrics_refusal_names[REFUSE__COUNT] = {
-	"accept_limit", "overloaded",  "max_per_client", "stopping",
-	"not_found",    "order_id",    "cursor",         "client_message",
-	"token",        "token_order", "origin",         "rate",
-	"query",        "pipelined",
+    "accept_limit", "overloaded", "max_per_client", "stopping",	 "not_found",
+    "order_id",	    "cursor",	  "client_message", "token",	 "token_order",
+    "origin",	    "rate",	  "query",	    "pipelined",
 };
 
 static const char *const metrics_resume_names[RESUME__COUNT] = {
-	"replayed", "nothing_missed", "reset",
+    "replayed",
+    "nothing_missed",
+    "reset",
 };
 
 static const char *const metrics_result_names[RESULT__COUNT] = {
-	"applied", "stale", "duplicate", "withheld", "invalid", "unavailable",
+    "applied", "stale", "duplicate", "withheld", "invalid", "unavailable",
 };
 
 void metrics_observe(metrics_hist_t *h, double ms)
@@ -80,7 +81,7 @@ typedef struct metrics_buf {
 } metrics_buf_t;
 
 static void metrics_printf(metrics_buf_t *b, const char *fmt, ...)
-	__attribute__((format(printf, 2, 3)));
+    __attribute__((format(printf, 2, 3)));
 
 static void metrics_printf(metrics_buf_t *b, const char *fmt, ...)
 {
@@ -143,7 +144,7 @@ char *metrics_render(const metrics_view_t *v, size_t *len)
 	if (!b.p)
 		return NULL;
 	HASH_ITER(hh, v->hub->orders, o, tmp)
-		subs += o->sub == HUB_SUB_ACTIVE;
+	subs += o->sub == HUB_SUB_ACTIVE;
 
 	{
 		/* glibc's view of the heap: what is allocated, and what is free but kept. */
@@ -163,21 +164,26 @@ char *metrics_render(const metrics_view_t *v, size_t *len)
 		const listener_stats_t *p = &v->pending;
 
 		metrics_printf(&b, "trackgate_connections{state=\"pending\"} %u\n", p->pending);
-		metrics_head(&b, "trackgate_pending_closed_total", "counter",
-			     "Connections closed before they sent a whole request head, by reason.");
-		metrics_printf(&b, "trackgate_pending_closed_total{reason=\"first_byte_timeout\"} %llu\n",
-			       (unsigned long long)p->first_byte_timeouts);
+		metrics_head(
+		    &b, "trackgate_pending_closed_total", "counter",
+		    "Connections closed before they sent a whole request head, by reason.");
+		metrics_printf(
+		    &b, "trackgate_pending_closed_total{reason=\"first_byte_timeout\"} %llu\n",
+		    (unsigned long long)p->first_byte_timeouts);
 		metrics_printf(&b, "trackgate_pending_closed_total{reason=\"head_timeout\"} %llu\n",
 			       (unsigned long long)p->head_timeouts);
-		metrics_printf(&b, "trackgate_pending_closed_total{reason=\"max_pending_per_client\"} "
+		metrics_printf(&b,
+			       "trackgate_pending_closed_total{reason=\"max_pending_per_client\"} "
 			       "%llu\n",
 			       (unsigned long long)p->refused_per_client);
 		metrics_printf(&b, "trackgate_pending_closed_total{reason=\"adopt_failed\"} %llu\n",
 			       (unsigned long long)p->adopt_failed);
 	}
-	metrics_head(&b, "trackgate_watched_orders", "gauge", "Orders with watchers in this process.");
+	metrics_head(&b, "trackgate_watched_orders", "gauge",
+		     "Orders with watchers in this process.");
 	metrics_printf(&b, "trackgate_watched_orders %u\n", v->hub->n_orders);
-	metrics_head(&b, "trackgate_redis_subscriptions", "gauge", "Active SUBSCRIBEs (one per order).");
+	metrics_head(&b, "trackgate_redis_subscriptions", "gauge",
+		     "Active SUBSCRIBEs (one per order).");
 	metrics_printf(&b, "trackgate_redis_subscriptions %u\n", subs);
 	metrics_head(&b, "trackgate_redis_up", "gauge", "1 while both Redis connections are up.");
 	metrics_printf(&b, "trackgate_redis_up %d\n", v->redis_up ? 1 : 0);
@@ -190,7 +196,8 @@ char *metrics_render(const metrics_view_t *v, size_t *len)
 	metrics_printf(&b, "trackgate_redis_bad_replies_total %llu\n",
 		       (unsigned long long)bs->bad_replies);
 
-	metrics_head(&b, "trackgate_frames_in_total", "counter", "Update frames received from Redis.");
+	metrics_head(&b, "trackgate_frames_in_total", "counter",
+		     "Update frames received from Redis.");
 	metrics_printf(&b, "trackgate_frames_in_total %llu\n", (unsigned long long)hs->frames_in);
 	metrics_head(&b, "trackgate_frames_queued_total", "counter",
 		     "Frames queued on watchers (snapshots, replays, updates).");
@@ -227,8 +234,9 @@ char *metrics_render(const metrics_view_t *v, size_t *len)
 		metrics_printf(&b, "trackgate_resumes_total{result=\"%s\"} %llu\n",
 			       metrics_resume_names[r], (unsigned long long)m->resumes[r]);
 
-	metrics_head(&b, "trackgate_ingest_requests_total", "counter",
-		     "POST /v1/updates and /v1/webhooks/{provider} answers, by provider and status.");
+	metrics_head(
+	    &b, "trackgate_ingest_requests_total", "counter",
+	    "POST /v1/updates and /v1/webhooks/{provider} answers, by provider and status.");
 	for (unsigned p = 0; p < METRICS_PROVIDERS; p++) {
 		for (int s = 0; s < METRICS_STATUSES; s++) {
 			char status[16] = "other";
@@ -237,8 +245,10 @@ char *metrics_render(const metrics_view_t *v, size_t *len)
 				continue;
 			if (metrics_statuses[s])
 				snprintf(status, sizeof(status), "%u", metrics_statuses[s]);
-			metrics_printf(&b, "trackgate_ingest_requests_total{provider=\"%s\","
-					   "status=\"%s\"} %llu\n", metrics_provider_name(p), status,
+			metrics_printf(&b,
+				       "trackgate_ingest_requests_total{provider=\"%s\","
+				       "status=\"%s\"} %llu\n",
+				       metrics_provider_name(p), status,
 				       (unsigned long long)m->requests[p][s]);
 		}
 	}
@@ -247,19 +257,22 @@ char *metrics_render(const metrics_view_t *v, size_t *len)
 	for (unsigned p = 0; p < METRICS_PROVIDERS; p++)
 		for (int r = 0; r < RESULT__COUNT; r++)
 			if (m->updates[p][r] || p == 0)
-				metrics_printf(&b, "trackgate_ingest_updates_total{provider=\"%s\","
-						   "result=\"%s\"} %llu\n",
+				metrics_printf(&b,
+					       "trackgate_ingest_updates_total{provider=\"%s\","
+					       "result=\"%s\"} %llu\n",
 					       metrics_provider_name(p), metrics_result_names[r],
 					       (unsigned long long)m->updates[p][r]);
 
 	metrics_hist_render(&b, "trackgate_ingest_latency_ms",
 			    "Ingest request complete to answer ready, in ms.", &m->ingest_latency);
 	metrics_hist_render(&b, "trackgate_update_age_ms",
-			    "Update ts to its frame written to a websocket, in ms.", &m->update_age);
-	metrics_hist_render(&b, "trackgate_loop_busy_ms",
-			    "Work of one event-loop iteration, its wait for events excluded, in ms: "
-			    "how long any connection's next event may wait behind it.",
-			    &m->loop_busy);
+			    "Update ts to its frame written to a websocket, in ms.",
+			    &m->update_age);
+	metrics_hist_render(
+	    &b, "trackgate_loop_busy_ms",
+	    "Work of one event-loop iteration, its wait for events excluded, in ms: "
+	    "how long any connection's next event may wait behind it.",
+	    &m->loop_busy);
 	if (b.oom) {
 		free(b.p);
 		return NULL;

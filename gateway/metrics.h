@@ -22,19 +22,19 @@
 
 typedef enum metrics_refusal {
 	REFUSE_ACCEPT_LIMIT = 0, /* closed at accept: far past max-connections, or stopping */
-	REFUSE_OVERLOADED,       /* 503 / 1013 past max-connections */
-	REFUSE_PER_CLIENT,       /* 1008 past max-per-client */
-	REFUSE_STOPPING,         /* 1001 to a websocket opened while draining */
-	REFUSE_NOT_FOUND,        /* 4404: no such websocket endpoint */
-	REFUSE_ORDER_ID,         /* 4400: invalid order id */
-	REFUSE_CURSOR,           /* 4400: invalid since */
-	REFUSE_CLIENT_MESSAGE,   /* 1009: a client message too large */
-	REFUSE_TOKEN,            /* 4401 / 401: no, bad or expired token */
-	REFUSE_TOKEN_ORDER,      /* 4403 / 403: a token for another order */
-	REFUSE_ORIGIN,           /* 1008: an Origin not in allowed-origins */
-	REFUSE_RATE,             /* 429 / 1013: over the per-address rate */
-	REFUSE_QUERY,            /* 4400 / 400: a query argument given twice, or too many */
-	REFUSE_PIPELINED,        /* 503: a request lws offered with more pipelined behind it */
+	REFUSE_OVERLOADED,	 /* 503 / 1013 past max-connections */
+	REFUSE_PER_CLIENT,	 /* 1008 past max-per-client */
+	REFUSE_STOPPING,	 /* 1001 to a websocket opened while draining */
+	REFUSE_NOT_FOUND,	 /* 4404: no such websocket endpoint */
+	REFUSE_ORDER_ID,	 /* 4400: invalid order id */
+	REFUSE_CURSOR,		 /* 4400: invalid since */
+	REFUSE_CLIENT_MESSAGE,	 /* 1009: a client message too large */
+	REFUSE_TOKEN,		 /* 4401 / 401: no, bad or expired token */
+	REFUSE_TOKEN_ORDER,	 /* 4403 / 403: a token for another order */
+	REFUSE_ORIGIN,		 /* 1008: an Origin not in allowed-origins */
+	REFUSE_RATE,		 /* 429 / 1013: over the per-address rate */
+	REFUSE_QUERY,		 /* 4400 / 400: a query argument given twice, or too many */
+	REFUSE_PIPELINED,	 /* 503: a request lws offered with more pipelined behind it */
 	REFUSE__COUNT
 } metrics_refusal_t;
 
@@ -42,7 +42,7 @@ typedef enum metrics_refusal {
 typedef enum metrics_resume {
 	RESUME_REPLAYED = 0,   /* the missed frames were sent */
 	RESUME_NOTHING_MISSED, /* the cursor was the newest: nothing to send */
-	RESUME_RESET,          /* the log could not serve the cursor whole: a reset snapshot */
+	RESUME_RESET,	       /* the log could not serve the cursor whole: a reset snapshot */
 	RESUME__COUNT
 } metrics_resume_t;
 
@@ -69,13 +69,13 @@ typedef struct metrics {
 	uint64_t refused[REFUSE__COUNT];
 	uint64_t resumes[RESUME__COUNT];
 	uint64_t requests[METRICS_PROVIDERS][METRICS_STATUSES]; /* by provider and answer status */
-	uint64_t updates[METRICS_PROVIDERS][RESULT__COUNT];     /* by provider and result */
-	uint64_t frames_written;      /* websocket frames written */
-	uint64_t frames_dropped;      /* frames discarded when a watcher was closed behind */
-	uint64_t pong_timeouts;       /* websockets hung up on: no pong within pong-timeout */
+	uint64_t updates[METRICS_PROVIDERS][RESULT__COUNT];	/* by provider and result */
+	uint64_t frames_written;				/* websocket frames written */
+	uint64_t frames_dropped;       /* frames discarded when a watcher was closed behind */
+	uint64_t pong_timeouts;	       /* websockets hung up on: no pong within pong-timeout */
 	metrics_hist_t ingest_latency; /* request complete -> answer ready (ms) */
 	metrics_hist_t update_age;     /* update ts -> frame written to a websocket (ms) */
-	metrics_hist_t loop_busy;      /* one loop iteration's work, its wait for events excluded (ms) */
+	metrics_hist_t loop_busy; /* one loop iteration's work, its wait for events excluded (ms) */
 } metrics_t;
 
 void metrics_observe(metrics_hist_t *h, double ms);
@@ -96,8 +96,8 @@ typedef struct metrics_view {
 	const hub_t *hub;
 	const broker_stats_t *broker;
 	bool redis_up;
-	unsigned n_conns;          /* sockets lws holds */
-	listener_stats_t pending;  /* the listeners' lobbies, summed */
+	unsigned n_conns;	  /* sockets lws holds */
+	listener_stats_t pending; /* the listeners' lobbies, summed */
 } metrics_view_t;
 
 /* The whole exposition, malloc'd (the caller frees); NULL on OOM. */

@@ -27,13 +27,13 @@ typedef enum frame_kind {
 } frame_kind_t;
 
 typedef struct frame {
-	uint32_t refs;         /* owners: the creator until it unrefs, then each outq */
-	uint32_t len;          /* payload bytes */
+	uint32_t refs;	       /* owners: the creator until it unrefs, then each outq */
+	uint32_t len;	       /* payload bytes */
 	proto_cursor_t cursor; /* of an update or snapshot frame; 0-0 when none */
-	int64_t ts_ms;         /* an update frame's update ts (ms since epoch); 0 = unknown */
-	uint8_t kind;          /* frame_kind_t */
-	uint8_t coalesce;      /* an update with a location and nothing else: a newer one replaces it */
-	unsigned char buf[];   /* LWS_PRE headroom, then the payload */
+	int64_t ts_ms;	       /* an update frame's update ts (ms since epoch); 0 = unknown */
+	uint8_t kind;	       /* frame_kind_t */
+	uint8_t coalesce; /* an update with a location and nothing else: a newer one replaces it */
+	unsigned char buf[]; /* LWS_PRE headroom, then the payload */
 } frame_t;
 
 /* A frame with refs = 1 and room for len payload bytes; NULL on OOM. */
@@ -46,15 +46,15 @@ void frame_unref(frame_t *f);
 
 enum {
 	OUTQ_OK = 0,
-	OUTQ_EFULL = -1,  /* the byte bound would be passed */
+	OUTQ_EFULL = -1, /* the byte bound would be passed */
 	OUTQ_ENOMEM = -2,
 };
 
 typedef struct outq {
-	frame_t **ring;   /* is malloc'd while non-empty; owns one ref per slot */
-	uint32_t bytes;   /* payload bytes queued */
-	uint16_t cap;     /* slots in ring, a power of two */
-	uint16_t head;    /* index of the oldest frame */
+	frame_t **ring; /* is malloc'd while non-empty; owns one ref per slot */
+	uint32_t bytes; /* payload bytes queued */
+	uint16_t cap;	/* slots in ring, a power of two */
+	uint16_t head;	/* index of the oldest frame */
 	uint16_t count;
 } outq_t;
 

@@ -28,7 +28,8 @@ void ratelimit_free(ratelimit_t *rl)
 {
 	ratelimit_bucket_t *b, *tmp;
 
-	HASH_ITER(hh, rl->table, b, tmp) {
+	HASH_ITER(hh, rl->table, b, tmp)
+	{
 		HASH_DEL(rl->table, b);
 		free(b);
 	}
@@ -69,7 +70,8 @@ bool ratelimit_take(ratelimit_t *rl, const char *addr, ratelimit_kind_t kind, ui
 		b->tokens[kind] -= 1.0;
 		return true;
 	}
-	*retry_s = (unsigned)ceil((1.0 - b->tokens[kind]) / (rl->rate[kind] > 0 ? rl->rate[kind] : 1));
+	*retry_s =
+	    (unsigned)ceil((1.0 - b->tokens[kind]) / (rl->rate[kind] > 0 ? rl->rate[kind] : 1));
 	if (*retry_s < 1)
 		*retry_s = 1;
 	return false;
@@ -79,7 +81,8 @@ void ratelimit_sweep(ratelimit_t *rl, uint64_t now_ms)
 {
 	ratelimit_bucket_t *b, *tmp;
 
-	HASH_ITER(hh, rl->table, b, tmp) {
+	HASH_ITER(hh, rl->table, b, tmp)
+	{
 		bool full = true;
 
 		ratelimit_refill(rl, b, now_ms);

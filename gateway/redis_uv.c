@@ -5,8 +5,8 @@
 typedef struct redis_uv {
 	redisAsyncContext *ac; /* NULL once hiredis has let go of us */
 	uv_poll_t poll;
-	int events;            /* UV_READABLE | UV_WRITABLE wanted by hiredis */
-	int active;            /* the events the poll handle was last started with */
+	int events; /* UV_READABLE | UV_WRITABLE wanted by hiredis */
+	int active; /* the events the poll handle was last started with */
 } redis_uv_t;
 
 static void redis_uv_poll_cb(uv_poll_t *h, int status, int events)

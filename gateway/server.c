@@ -14,8 +14,8 @@
 
 #include "log.h"
 
-#define WS_RX_BUFFER 128          /* clients send nothing but control frames (<= 125 bytes) */
-#define WS_TX_PACKET 65536        /* the most one send() may carry */
+#define WS_RX_BUFFER 128   /* clients send nothing but control frames (<= 125 bytes) */
+#define WS_TX_PACKET 65536 /* the most one send() may carry */
 
 typedef enum session_kind {
 	SESSION_NONE = 0, /* lws has not said yet */
@@ -41,8 +41,8 @@ static void server_set_wall_offset(server_t *sv)
 	struct timespec now;
 
 	clock_gettime(CLOCK_REALTIME, &now);
-	sv->wall_offset_ms = (int64_t)now.tv_sec * 1000 + now.tv_nsec / 1000000 -
-			     (int64_t)uv_now(sv->loop);
+	sv->wall_offset_ms =
+	    (int64_t)now.tv_sec * 1000 + now.tv_nsec / 1000000 - (int64_t)uv_now(sv->loop);
 }
 
 int server_init(server_t *sv, uv_loop_t *loop, const config_t *cfg, const server_events_t *ev)
@@ -55,25 +55,25 @@ int server_init(server_t *sv, uv_loop_t *loop, const config_t *cfg, const server
 	ratelimit_init(&sv->rates, cfg->upgrade_rate, cfg->upgrade_burst, cfg->ingest_rate,
 		       cfg->ingest_burst);
 	sv->ws = (ws_t){
-		.loop = loop,
-		.cfg = cfg,
-		.hub = &sv->hub,
-		.metrics = &sv->metrics,
-		.rates = &sv->rates,
-		.stopping = &sv->stopping,
-		.n_conns = &sv->n_conns,
-		.wall_offset_ms = &sv->wall_offset_ms,
+	    .loop = loop,
+	    .cfg = cfg,
+	    .hub = &sv->hub,
+	    .metrics = &sv->metrics,
+	    .rates = &sv->rates,
+	    .stopping = &sv->stopping,
+	    .n_conns = &sv->n_conns,
+	    .wall_offset_ms = &sv->wall_offset_ms,
 	};
 	sv->http = (http_t){
-		.loop = loop,
-		.cfg = cfg,
-		.hub = &sv->hub,
-		.metrics = &sv->metrics,
-		.rates = &sv->rates,
-		.stopping = &sv->stopping,
-		.n_conns = &sv->n_conns,
-		.pending = ev->pending,
-		.pending_arg = ev->arg,
+	    .loop = loop,
+	    .cfg = cfg,
+	    .hub = &sv->hub,
+	    .metrics = &sv->metrics,
+	    .rates = &sv->rates,
+	    .stopping = &sv->stopping,
+	    .n_conns = &sv->n_conns,
+	    .pending = ev->pending,
+	    .pending_arg = ev->arg,
 	};
 	server_set_wall_offset(sv);
 	if (page_init(&sv->http.page, cfg)) {
@@ -120,23 +120,23 @@ int server_start(server_t *sv)
 {
 	const config_t *cfg = sv->cfg;
 	const broker_config_t bcfg = {
-		.redis_unix = cfg->redis_unix,
-		.redis_host = cfg->redis_host,
-		.redis_port = cfg->redis_port,
-		.timeout_ms = cfg->redis_timeout_ms,
-		.ttl_active = cfg->ttl_active,
-		.ttl_terminal = cfg->ttl_terminal,
-		.log_maxlen = cfg->log_maxlen,
-		.courier_visible_from = cfg->courier_visible_from,
+	    .redis_unix = cfg->redis_unix,
+	    .redis_host = cfg->redis_host,
+	    .redis_port = cfg->redis_port,
+	    .timeout_ms = cfg->redis_timeout_ms,
+	    .ttl_active = cfg->ttl_active,
+	    .ttl_terminal = cfg->ttl_terminal,
+	    .log_maxlen = cfg->log_maxlen,
+	    .courier_visible_from = cfg->courier_visible_from,
 	};
 	const broker_events_t ev = {
-		.message = server_on_message,
-		.subscribed = server_on_subscribed,
-		.unsubscribed = server_on_unsubscribed,
-		.subscriber_up = server_on_subscriber_up,
-		.subscriber_down = server_on_subscriber_down,
-		.commands_up = server_on_commands_up,
-		.arg = &sv->hub,
+	    .message = server_on_message,
+	    .subscribed = server_on_subscribed,
+	    .unsubscribed = server_on_unsubscribed,
+	    .subscriber_up = server_on_subscriber_up,
+	    .subscriber_down = server_on_subscriber_down,
+	    .commands_up = server_on_commands_up,
+	    .arg = &sv->hub,
 	};
 
 	sv->broker = broker_new(sv->loop, &bcfg, &ev);
@@ -199,8 +199,8 @@ void server_free(server_t *sv)
 
 /* --- the protocol callback --------------------------------------------------- */
 
-static int server_callback(struct lws *wsi, enum lws_callback_reasons reason, void *user,
-			   void *in, size_t len)
+static int server_callback(struct lws *wsi, enum lws_callback_reasons reason, void *user, void *in,
+			   size_t len)
 {
 	session_t *s = user;
 	server_t *sv;
@@ -217,7 +217,8 @@ static int server_callback(struct lws *wsi, enum lws_callback_reasons reason, vo
 
 	case LWS_CALLBACK_HTTP:
 		s->kind = SESSION_HTTP;
-		return http_on_head(&server_of(wsi)->http, wsi, &s->u.http, in ? (const char *)in : "");
+		return http_on_head(&server_of(wsi)->http, wsi, &s->u.http,
+				    in ? (const char *)in : "");
 	case LWS_CALLBACK_HTTP_BODY:
 		return s->kind == SESSION_HTTP ? http_on_body(&s->u.http, in, len) : -1;
 	case LWS_CALLBACK_HTTP_BODY_COMPLETION:
@@ -258,14 +259,14 @@ static int server_callback(struct lws *wsi, enum lws_callback_reasons reason, vo
 }
 
 const struct lws_protocols server_protocols[] = {
-	{
-		.name = "trackgate",
-		.callback = server_callback,
-		.per_session_data_size = sizeof(session_t),
-		.rx_buffer_size = WS_RX_BUFFER,
-		/* Without it lws 4.1 cuts every send to rx_buffer_size + LWS_PRE + 4 bytes:
-		 * a 250-byte frame went out in two send()s and a wait for POLLOUT. */
-		.tx_packet_size = WS_TX_PACKET,
-	},
-	{NULL, NULL, 0, 0, 0, NULL, 0},
+    {
+	.name = "trackgate",
+	.callback = server_callback,
+	.per_session_data_size = sizeof(session_t),
+	.rx_buffer_size = WS_RX_BUFFER,
+	/* Without it lws 4.1 cuts every send to rx_buffer_size + LWS_PRE + 4 bytes:
+	 * a 250-byte frame went out in two send()s and a wait for POLLOUT. */
+	.tx_packet_size = WS_TX_PACKET,
+    },
+    {NULL, NULL, 0, 0, 0, NULL, 0},
 };

@@ -35,13 +35,14 @@ typedef struct server {
 	broker_t *broker;
 	hub_t hub;
 	metrics_t metrics;
-	ratelimit_t rates;        /* per-address token buckets, HTTP and websockets */
-	ws_t ws;                  /* the websockets (ws/) */
-	http_t http;              /* plain HTTP (http/) */
-	bool stopping;            /* draining: new requests are refused */
-	unsigned n_conns;         /* sockets lws holds (HTTP and websocket) */
+	ratelimit_t rates; /* per-address token buckets, HTTP and websockets */
+	ws_t ws;	   /* the websockets (ws/) */
+	http_t http;	   /* plain HTTP (http/) */
+	bool stopping;	   /* draining: new requests are refused */
+	unsigned n_conns;  /* sockets lws holds (HTTP and websocket) */
 	unsigned ticks;
-	int64_t wall_offset_ms;   /* wall clock (ms since the epoch) minus uv_now(), set by the tick */
+	int64_t
+	    wall_offset_ms; /* wall clock (ms since the epoch) minus uv_now(), set by the tick */
 } server_t;
 
 /* The loop's current time on the wall clock, in ms since the epoch (no clock read). */

@@ -76,7 +76,8 @@ static int config_numeric_host(const char *host)
 {
 	unsigned char buf[sizeof(struct in6_addr)];
 
-	return !host[0] || inet_pton(AF_INET, host, buf) == 1 || inet_pton(AF_INET6, host, buf) == 1;
+	return !host[0] || inet_pton(AF_INET, host, buf) == 1 ||
+	       inet_pton(AF_INET6, host, buf) == 1;
 }
 
 /*
@@ -99,7 +100,8 @@ const char *config_tile_url_check(const char *url)
 	if (!*host || *host == '/' || !strchr(host, '/'))
 		return "expected http(s)://HOST/PATH";
 	if (memchr(host, '{', (size_t)(strchr(host, '/') - host)))
-		return "the host must be a plain name (no {s} subdomains): the page's policy names it";
+		return "the host must be a plain name (no {s} subdomains): the page's policy names "
+		       "it";
 	for (const char *c = url; *c; c++)
 		if (*c <= ' ' || *c > '~' || strchr("\"'<>\\`^|", *c))
 			return "only URL characters (no spaces, quotes, <, >, \\, `, ^ or |)";
@@ -272,7 +274,8 @@ static const char *config_parse_log_format(config_t *cfg, const config_setting_t
 
 static void config_print_log_format(const config_t *cfg, const config_setting_t *s, FILE *out)
 {
-	fprintf(out, "%s = %s\n", s->info.name, cfg->log_format == LOG_FORMAT_JSON ? "json" : "text");
+	fprintf(out, "%s = %s\n", s->info.name,
+		cfg->log_format == LOG_FORMAT_JSON ? "json" : "text");
 }
 
 static const char *config_parse_visible_from(config_t *cfg, const config_setting_t *s,
@@ -339,7 +342,8 @@ static void config_print_list(const config_t *cfg, const config_setting_t *s, FI
 		return;
 	fprintf(out, "%s =", s->info.name);
 	for (unsigned i = 0; i < n; i++)
-		fprintf(out, "%s%s", i ? ", " : " ", CFIELD(cfg, s, 0) + i * (s->field[0].len / s->max));
+		fprintf(out, "%s%s", i ? ", " : " ",
+			CFIELD(cfg, s, 0) + i * (s->field[0].len / s->max));
 	fprintf(out, "\n");
 }
 
@@ -352,8 +356,7 @@ static const char *config_parse_tile_url(config_t *cfg, const config_setting_t *
 	return why;
 }
 
-static const char *config_parse_attribution(config_t *cfg, const config_setting_t *s,
-					    const char *v)
+static const char *config_parse_attribution(config_t *cfg, const config_setting_t *s, const char *v)
 {
 	if (strlen(v) > CONFIG_TILE_ATTR_MAX)
 		return "at most 160 bytes";
@@ -365,8 +368,7 @@ static const char *config_parse_attribution(config_t *cfg, const config_setting_
 }
 
 /* --webhook-secret-file PROVIDER=PATH */
-static const char *config_parse_webhook_arg(config_t *cfg, const config_setting_t *s,
-					    const char *v)
+static const char *config_parse_webhook_arg(config_t *cfg, const config_setting_t *s, const char *v)
 {
 	char provider[33];
 	const char *eq = strchr(v, '=');
@@ -377,7 +379,8 @@ static const char *config_parse_webhook_arg(config_t *cfg, const config_setting_
 	memcpy(provider, v, (size_t)(eq - v));
 	provider[eq - v] = '\0';
 	return config_set_webhook(cfg, provider, "secret-file", eq + 1, "command line")
-		       ? config_printed : NULL;
+		   ? config_printed
+		   : NULL;
 }
 
 /* Each webhook as its [webhook.PROVIDER] section; an inline secret only as a comment. */
@@ -449,23 +452,46 @@ static const char *config_parse_check(config_t *cfg, const config_setting_t *s, 
 	return NULL;
 }
 
-#define F(f) {offsetof(config_t, f), sizeof(((config_t *)0)->f)}
+#define F(f)                                                                                       \
+	{                                                                                          \
+		offsetof(config_t, f), sizeof(((config_t *)0)->f)                                  \
+	}
 #define RESTART CONFIG_RELOAD_RESTART
 #define LIVE CONFIG_RELOAD_LIVE
 #define FILES CONFIG_RELOAD_FILES
 /* A setting of the file and the command line. */
-#define SET(name, arg, def, reload, parse, print, help, ...) \
-	{{name, arg, def, reload, false}, help, parse, print, false, 0, 0, {__VA_ARGS__}}
+#define SET(name, arg, def, reload, parse, print, help, ...)                                       \
+	{                                                                                          \
+		{name, arg, def, reload, false}, help, parse, print, false, 0, 0,                  \
+		{                                                                                  \
+			__VA_ARGS__                                                                \
+		}                                                                                  \
+	}
 /* A whole number in lo..hi; a new value takes a restart. */
-#define NUM(name, arg, def, field, lo, hi, help) \
-	{{name, arg, def, RESTART, false}, help, config_parse_number, config_print_number, false, \
-	 lo, hi, {F(field)}}
-#define LIST(name, parse, reload, field, count, help) \
-	{{name, "LIST", NULL, reload, false}, help, parse, config_print_list, false, 16, 16, \
-	 {F(field), F(count)}}
+#define NUM(name, arg, def, field, lo, hi, help)                                                   \
+	{                                                                                          \
+		{name, arg, def, RESTART, false}, help, config_parse_number, config_print_number,  \
+		    false, lo, hi,                                                                 \
+		{                                                                                  \
+			F(field)                                                                   \
+		}                                                                                  \
+	}
+#define LIST(name, parse, reload, field, count, help)                                              \
+	{                                                                                          \
+		{name, "LIST", NULL, reload, false}, help, parse, config_print_list, false, 16,    \
+		    16,                                                                            \
+		{                                                                                  \
+			F(field), F(count)                                                         \
+		}                                                                                  \
+	}
 /* Command line only; early ones are taken before the config file is read. */
-#define CLI(name, arg, reload, early, parse, print, help, ...) \
-	{{name, arg, NULL, reload, true}, help, parse, print, early, 0, 0, {__VA_ARGS__}}
+#define CLI(name, arg, reload, early, parse, print, help, ...)                                     \
+	{                                                                                          \
+		{name, arg, NULL, reload, true}, help, parse, print, early, 0, 0,                  \
+		{                                                                                  \
+			__VA_ARGS__                                                                \
+		}                                                                                  \
+	}
 
 /*
  * In --help order, which is also --check-config's: the rows that print
@@ -473,110 +499,124 @@ static const char *config_parse_check(config_t *cfg, const config_setting_t *s, 
  * would be read back as keys of the last section.
  */
 const config_setting_t config_settings[] = {
-	CLI("config", "FILE", FILES, true, config_parse_path, config_print_config_file,
-	    "read settings from FILE: INI lines `setting = value` with the names below minus "
-	    "the leading --, '-' and '_' alike; the command line wins over the file",
-	    F(config_file)),
-	SET("listen", "HOST:PORT", "127.0.0.1:8080", RESTART, config_parse_address,
-	    config_print_address, "address to serve HTTP and websockets on; *:PORT or "
-	    "0.0.0.0:PORT for all addresses", F(listen_host), F(listen_port)),
-	SET("metrics-listen", "HOST:PORT", NULL, RESTART, config_parse_address,
-	    config_print_address, "serve GET /metrics on this address only (default: on the main "
-	    "address)", F(metrics_host), F(metrics_port)),
-	SET("redis", "URL", "redis://127.0.0.1:6379", RESTART, config_parse_redis_url,
-	    config_print_redis, "redis://HOST:PORT or unix:///PATH", F(redis_host), F(redis_port),
-	    F(redis_unix)),
-	SET("ingest-key-file", "PATH", NULL, LIVE, config_parse_path, config_print_key_file,
-	    "file of bearer keys for POST /v1/updates, one per line, each 16..256 printable "
-	    "bytes; '#' starts a comment (required)", F(ingest_key_file), F(ingest_keys),
-	    F(ingest_key_len), F(n_ingest_keys)),
-	SET("tls-cert", "PATH", NULL, FILES, config_parse_path, config_print_string,
-	    "serve HTTPS/WSS with this PEM certificate chain (with tls-key)", F(tls_cert)),
-	SET("tls-key", "PATH", NULL, FILES, config_parse_path, config_print_string,
-	    "the PEM private key of tls-cert", F(tls_key)),
-	LIST("allowed-origins", config_parse_origins, LIVE, allowed_origins, n_allowed_origins,
-	     "comma-separated Origin values allowed to open websockets (default: any)"),
-	SET("page-tile-url", "URL", NULL, RESTART, config_parse_tile_url, config_print_string,
-	    "map tiles for the tracking page, an http(s) URL template with {z}, {x} and {y}, e.g. "
-	    "https://tile.example/{z}/{x}/{y}.png (default: a plain map without tiles)",
-	    F(page_tile_url)),
-	SET("page-tile-attribution", "TEXT", NULL, RESTART, config_parse_attribution,
-	    config_print_string, "the tiles' attribution, shown on the map (e.g. \"(c) "
-	    "OpenStreetMap contributors\")", F(page_tile_attribution)),
-	SET("log-level", "LEVEL", "info", RESTART, config_parse_log_level, config_print_log_level,
-	    "error, warn, info or debug", F(log_level)),
-	SET("log-format", "FORMAT", "text", RESTART, config_parse_log_format,
-	    config_print_log_format, "text or json: one JSON object per line with ts, level, event "
-	    "and the event's fields", F(log_format)),
-	NUM("workers", "N", "1", workers, 1, 64, "processes sharing the listening port "
-	    "(SO_REUSEPORT), each with its own loop and Redis connections; 1 = no parent"),
-	NUM("body-limit", "BYTES", "65536", body_limit, 1024, 16u << 20,
-	    "largest accepted POST body"),
-	NUM("outq-limit", "BYTES", "262144", outq_limit, 4096, 64u << 20,
-	    "bytes queued for one watcher before it is closed with 4408"),
-	NUM("send-buffer", "BYTES", "65536", send_buffer, 0, 16u << 20,
-	    "kernel send buffer (SO_SNDBUF) of each accepted socket, so that a client that stops "
-	    "reading pushes back within this much; 0 = the kernel's autotuning, up to tcp_wmem"),
-	NUM("slow-timeout", "SECONDS", "30", slow_timeout_s, 1, 3600,
-	    "a watcher whose queue has not drained for this long is closed with 4408"),
-	NUM("ttl-active", "SECONDS", "86400", ttl_active, 60, 30u * 86400,
-	    "lifetime of an order's Redis keys while active"),
-	NUM("ttl-terminal", "SECONDS", "3600", ttl_terminal, 1, 30u * 86400,
-	    "lifetime after delivered/cancelled/returned/failed"),
-	NUM("log-maxlen", "N", "1000", log_maxlen, 1, 100000,
-	    "update frames kept per order for resuming"),
-	SET("courier-visible-from", "STATUS", "courier_assigned", RESTART,
-	    config_parse_visible_from, config_print_string, "the status from which the courier's "
-	    "position is stored and shown (created = always); never after delivered, cancelled, "
-	    "returned or failed", F(courier_visible_from)),
-	NUM("redis-timeout", "MS", "2000", redis_timeout_ms, 10, 60000,
-	    "Redis connect timeout in milliseconds"),
-	NUM("max-connections", "N", "18000", max_connections, 1, 1000000,
-	    "sockets one process serves at once; more get 503 or close 1013"),
-	NUM("max-per-client", "N", "200", max_per_client, 1, 1000000,
-	    "websockets one client address may hold"),
-	NUM("ping-interval", "SECONDS", "30", ping_interval_s, 1, 3600,
-	    "ping each websocket this long after its last pong"),
-	NUM("pong-timeout", "SECONDS", "30", pong_timeout_s, 1, 3600,
-	    "drop a websocket silent this long after a ping"),
-	NUM("http-timeout", "SECONDS", "10", http_timeout_s, 1, 3600,
-	    "time allowed for a request's headers and body, and for an idle keep-alive "
-	    "connection"),
-	NUM("first-byte-timeout", "SECONDS", "5", first_byte_timeout_s, 1, 3600,
-	    "a new connection that sends nothing for this long is closed before it holds any "
-	    "server state"),
-	NUM("max-pending-per-client", "N", "64", max_pending_per_client, 1, 1000000,
-	    "connections one client address may hold that have not sent a whole request head; "
-	    "more are closed at accept (trusted-proxies are exempt)"),
-	NUM("upgrade-rate", "N", "50", upgrade_rate, 1, 1000000,
-	    "websocket upgrades per second per client address; more get close 1013"),
-	NUM("upgrade-burst", "N", "200", upgrade_burst, 1, 1000000,
-	    "upgrades one address may make at once"),
-	NUM("ingest-rate", "N", "5000", ingest_rate, 1, 1000000,
-	    "ingest and webhook requests per second per client address; more get 429"),
-	NUM("ingest-burst", "N", "10000", ingest_burst, 1, 1000000,
-	    "ingest requests one address may make at once"),
-	SET("proxy-header", "NAME", NULL, RESTART, config_parse_header, config_print_string,
-	    "the header a trusted proxy puts the client address in, e.g. X-Forwarded-For "
-	    "(default: none)", F(proxy_header)),
-	LIST("trusted-proxies", config_parse_proxies, RESTART, trusted_proxies, n_trusted_proxies,
-	     "comma-separated proxy addresses whose proxy-header is believed"),
-	NUM("drain-timeout", "SECONDS", "10", drain_timeout_s, 1, 3600,
-	    "longest wait on SIGTERM for watchers to close and ingest requests to finish"),
-	CLI("webhook-secret-file", "PROVIDER=PATH", LIVE, false, config_parse_webhook_arg,
-	    config_print_webhooks, "the secret of POST /v1/webhooks/PROVIDER, read from PATH; in "
-	    "the config file: [webhook.PROVIDER] with secret = VALUE or secret-file = PATH. "
-	    "Providers not configured get 404", F(webhooks), F(n_webhooks)),
-	CLI("token-key-file", "KID=ALG:PATH", LIVE, false, config_parse_token_arg,
-	    config_print_token_keys, "a key for tracking-link tokens (ALG HS256: the secret; "
-	    "ES256: a PEM public key); with none, links are unchecked. In the file: "
-	    "[token-key.KID] alg = .., secret-file = ..", F(token_keys), F(token_key_files)),
-	CLI("check-config", NULL, CONFIG_RELOAD_NONE, true, config_parse_check, NULL,
-	    "validate the settings, print them as a config file (secrets masked) and exit 0, or "
-	    "print what is wrong and exit 1", F(check_only)),
-	CLI("help", NULL, CONFIG_RELOAD_NONE, true, NULL, NULL, "print this and exit", {0, 0}),
-	CLI("version", NULL, CONFIG_RELOAD_NONE, true, NULL, NULL, "print the version and exit",
-	    {0, 0}),
+    CLI("config", "FILE", FILES, true, config_parse_path, config_print_config_file,
+	"read settings from FILE: INI lines `setting = value` with the names below minus "
+	"the leading --, '-' and '_' alike; the command line wins over the file",
+	F(config_file)),
+    SET("listen", "HOST:PORT", "127.0.0.1:8080", RESTART, config_parse_address,
+	config_print_address,
+	"address to serve HTTP and websockets on; *:PORT or "
+	"0.0.0.0:PORT for all addresses",
+	F(listen_host), F(listen_port)),
+    SET("metrics-listen", "HOST:PORT", NULL, RESTART, config_parse_address, config_print_address,
+	"serve GET /metrics on this address only (default: on the main "
+	"address)",
+	F(metrics_host), F(metrics_port)),
+    SET("redis", "URL", "redis://127.0.0.1:6379", RESTART, config_parse_redis_url,
+	config_print_redis, "redis://HOST:PORT or unix:///PATH", F(redis_host), F(redis_port),
+	F(redis_unix)),
+    SET("ingest-key-file", "PATH", NULL, LIVE, config_parse_path, config_print_key_file,
+	"file of bearer keys for POST /v1/updates, one per line, each 16..256 printable "
+	"bytes; '#' starts a comment (required)",
+	F(ingest_key_file), F(ingest_keys), F(ingest_key_len), F(n_ingest_keys)),
+    SET("tls-cert", "PATH", NULL, FILES, config_parse_path, config_print_string,
+	"serve HTTPS/WSS with this PEM certificate chain (with tls-key)", F(tls_cert)),
+    SET("tls-key", "PATH", NULL, FILES, config_parse_path, config_print_string,
+	"the PEM private key of tls-cert", F(tls_key)),
+    LIST("allowed-origins", config_parse_origins, LIVE, allowed_origins, n_allowed_origins,
+	 "comma-separated Origin values allowed to open websockets (default: any)"),
+    SET("page-tile-url", "URL", NULL, RESTART, config_parse_tile_url, config_print_string,
+	"map tiles for the tracking page, an http(s) URL template with {z}, {x} and {y}, e.g. "
+	"https://tile.example/{z}/{x}/{y}.png (default: a plain map without tiles)",
+	F(page_tile_url)),
+    SET("page-tile-attribution", "TEXT", NULL, RESTART, config_parse_attribution,
+	config_print_string,
+	"the tiles' attribution, shown on the map (e.g. \"(c) "
+	"OpenStreetMap contributors\")",
+	F(page_tile_attribution)),
+    SET("log-level", "LEVEL", "info", RESTART, config_parse_log_level, config_print_log_level,
+	"error, warn, info or debug", F(log_level)),
+    SET("log-format", "FORMAT", "text", RESTART, config_parse_log_format, config_print_log_format,
+	"text or json: one JSON object per line with ts, level, event "
+	"and the event's fields",
+	F(log_format)),
+    NUM("workers", "N", "1", workers, 1, 64,
+	"processes sharing the listening port "
+	"(SO_REUSEPORT), each with its own loop and Redis connections; 1 = no parent"),
+    NUM("body-limit", "BYTES", "65536", body_limit, 1024, 16u << 20, "largest accepted POST body"),
+    NUM("outq-limit", "BYTES", "262144", outq_limit, 4096, 64u << 20,
+	"bytes queued for one watcher before it is closed with 4408"),
+    NUM("send-buffer", "BYTES", "65536", send_buffer, 0, 16u << 20,
+	"kernel send buffer (SO_SNDBUF) of each accepted socket, so that a client that stops "
+	"reading pushes back within this much; 0 = the kernel's autotuning, up to tcp_wmem"),
+    NUM("slow-timeout", "SECONDS", "30", slow_timeout_s, 1, 3600,
+	"a watcher whose queue has not drained for this long is closed with 4408"),
+    NUM("ttl-active", "SECONDS", "86400", ttl_active, 60, 30u * 86400,
+	"lifetime of an order's Redis keys while active"),
+    NUM("ttl-terminal", "SECONDS", "3600", ttl_terminal, 1, 30u * 86400,
+	"lifetime after delivered/cancelled/returned/failed"),
+    NUM("log-maxlen", "N", "1000", log_maxlen, 1, 100000,
+	"update frames kept per order for resuming"),
+    SET("courier-visible-from", "STATUS", "courier_assigned", RESTART, config_parse_visible_from,
+	config_print_string,
+	"the status from which the courier's "
+	"position is stored and shown (created = always); never after delivered, cancelled, "
+	"returned or failed",
+	F(courier_visible_from)),
+    NUM("redis-timeout", "MS", "2000", redis_timeout_ms, 10, 60000,
+	"Redis connect timeout in milliseconds"),
+    NUM("max-connections", "N", "18000", max_connections, 1, 1000000,
+	"sockets one process serves at once; more get 503 or close 1013"),
+    NUM("max-per-client", "N", "200", max_per_client, 1, 1000000,
+	"websockets one client address may hold"),
+    NUM("ping-interval", "SECONDS", "30", ping_interval_s, 1, 3600,
+	"ping each websocket this long after its last pong"),
+    NUM("pong-timeout", "SECONDS", "30", pong_timeout_s, 1, 3600,
+	"drop a websocket silent this long after a ping"),
+    NUM("http-timeout", "SECONDS", "10", http_timeout_s, 1, 3600,
+	"time allowed for a request's headers and body, and for an idle keep-alive "
+	"connection"),
+    NUM("first-byte-timeout", "SECONDS", "5", first_byte_timeout_s, 1, 3600,
+	"a new connection that sends nothing for this long is closed before it holds any "
+	"server state"),
+    NUM("max-pending-per-client", "N", "64", max_pending_per_client, 1, 1000000,
+	"connections one client address may hold that have not sent a whole request head; "
+	"more are closed at accept (trusted-proxies are exempt)"),
+    NUM("upgrade-rate", "N", "50", upgrade_rate, 1, 1000000,
+	"websocket upgrades per second per client address; more get close 1013"),
+    NUM("upgrade-burst", "N", "200", upgrade_burst, 1, 1000000,
+	"upgrades one address may make at once"),
+    NUM("ingest-rate", "N", "5000", ingest_rate, 1, 1000000,
+	"ingest and webhook requests per second per client address; more get 429"),
+    NUM("ingest-burst", "N", "10000", ingest_burst, 1, 1000000,
+	"ingest requests one address may make at once"),
+    SET("proxy-header", "NAME", NULL, RESTART, config_parse_header, config_print_string,
+	"the header a trusted proxy puts the client address in, e.g. X-Forwarded-For "
+	"(default: none)",
+	F(proxy_header)),
+    LIST("trusted-proxies", config_parse_proxies, RESTART, trusted_proxies, n_trusted_proxies,
+	 "comma-separated proxy addresses whose proxy-header is believed"),
+    NUM("drain-timeout", "SECONDS", "10", drain_timeout_s, 1, 3600,
+	"longest wait on SIGTERM for watchers to close and ingest requests to finish"),
+    CLI("webhook-secret-file", "PROVIDER=PATH", LIVE, false, config_parse_webhook_arg,
+	config_print_webhooks,
+	"the secret of POST /v1/webhooks/PROVIDER, read from PATH; in "
+	"the config file: [webhook.PROVIDER] with secret = VALUE or secret-file = PATH. "
+	"Providers not configured get 404",
+	F(webhooks), F(n_webhooks)),
+    CLI("token-key-file", "KID=ALG:PATH", LIVE, false, config_parse_token_arg,
+	config_print_token_keys,
+	"a key for tracking-link tokens (ALG HS256: the secret; "
+	"ES256: a PEM public key); with none, links are unchecked. In the file: "
+	"[token-key.KID] alg = .., secret-file = ..",
+	F(token_keys), F(token_key_files)),
+    CLI("check-config", NULL, CONFIG_RELOAD_NONE, true, config_parse_check, NULL,
+	"validate the settings, print them as a config file (secrets masked) and exit 0, or "
+	"print what is wrong and exit 1",
+	F(check_only)),
+    CLI("help", NULL, CONFIG_RELOAD_NONE, true, NULL, NULL, "print this and exit", {0, 0}),
+    CLI("version", NULL, CONFIG_RELOAD_NONE, true, NULL, NULL, "print the version and exit",
+	{0, 0}),
 };
 
 #define CONFIG_N_SETTINGS (sizeof(config_settings) / sizeof(config_settings[0]))
@@ -611,8 +651,10 @@ int config_apply(config_t *cfg, const config_setting_t *s, const char *value, co
 
 	/* The value of a setting is never a secret (keys live in files). */
 	if (why == config_out_of_range)
-		fprintf(stderr, "trackgated: %s: bad %s '%s': expected a whole number in "
-				"%llu..%llu\n", origin, s->info.name, value, s->min, s->max);
+		fprintf(stderr,
+			"trackgated: %s: bad %s '%s': expected a whole number in "
+			"%llu..%llu\n",
+			origin, s->info.name, value, s->min, s->max);
 	else if (why && why != config_printed)
 		fprintf(stderr, "trackgated: %s: bad %s '%s': %s\n", origin, s->info.name, value,
 			why);
@@ -628,7 +670,8 @@ int config_set(config_t *cfg, const char *name, const char *value, const char *o
 	const config_setting_t *s = config_find(name);
 
 	if (!s || !s->parse) {
-		fprintf(stderr, "trackgated: %s: unknown setting '%s' (see --help)\n", origin, name);
+		fprintf(stderr, "trackgated: %s: unknown setting '%s' (see --help)\n", origin,
+			name);
 		return CONFIG_EINVAL;
 	}
 	if (s->info.cli_only) {
@@ -644,5 +687,6 @@ void config_defaults(config_t *cfg)
 	memset(cfg, 0, sizeof(*cfg));
 	for (size_t i = 0; i < CONFIG_N_SETTINGS; i++)
 		if (config_settings[i].info.def)
-			config_settings[i].parse(cfg, &config_settings[i], config_settings[i].info.def);
+			config_settings[i].parse(cfg, &config_settings[i],
+						 config_settings[i].info.def);
 }

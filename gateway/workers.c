@@ -147,8 +147,7 @@ static void workers_child(workers_t *w, const worker_slot_t *s)
 		if (getenv("WATCHDOG_USEC"))
 			setenv("WATCHDOG_PID", pid, 1);
 	}
-	log_event(LOG_INFO, "worker_started", "pid=%d starts=%u", (int)getpid(),
-		  s->starts);
+	log_event(LOG_INFO, "worker_started", "pid=%d starts=%u", (int)getpid(), s->starts);
 	/* A forwarded SIGHUP does nothing until the gateway can reload. */
 	signal(SIGHUP, SIG_IGN);
 	mask = w->saved_mask;

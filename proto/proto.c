@@ -18,18 +18,18 @@
 /* --- identifiers ------------------------------------------------------- */
 
 static const char *const status_names[PROTO_STATUS__COUNT] = {
-	[PROTO_STATUS_NONE] = NULL,
-	[PROTO_STATUS_CREATED] = "created",
-	[PROTO_STATUS_COURIER_ASSIGNED] = "courier_assigned",
-	[PROTO_STATUS_EN_ROUTE_TO_PICKUP] = "en_route_to_pickup",
-	[PROTO_STATUS_AT_PICKUP] = "at_pickup",
-	[PROTO_STATUS_PICKED_UP] = "picked_up",
-	[PROTO_STATUS_EN_ROUTE_TO_DROPOFF] = "en_route_to_dropoff",
-	[PROTO_STATUS_AT_DROPOFF] = "at_dropoff",
-	[PROTO_STATUS_DELIVERED] = "delivered",
-	[PROTO_STATUS_CANCELLED] = "cancelled",
-	[PROTO_STATUS_RETURNED] = "returned",
-	[PROTO_STATUS_FAILED] = "failed",
+    [PROTO_STATUS_NONE] = NULL,
+    [PROTO_STATUS_CREATED] = "created",
+    [PROTO_STATUS_COURIER_ASSIGNED] = "courier_assigned",
+    [PROTO_STATUS_EN_ROUTE_TO_PICKUP] = "en_route_to_pickup",
+    [PROTO_STATUS_AT_PICKUP] = "at_pickup",
+    [PROTO_STATUS_PICKED_UP] = "picked_up",
+    [PROTO_STATUS_EN_ROUTE_TO_DROPOFF] = "en_route_to_dropoff",
+    [PROTO_STATUS_AT_DROPOFF] = "at_dropoff",
+    [PROTO_STATUS_DELIVERED] = "delivered",
+    [PROTO_STATUS_CANCELLED] = "cancelled",
+    [PROTO_STATUS_RETURNED] = "returned",
+    [PROTO_STATUS_FAILED] = "failed",
 };
 
 static bool order_id_char(unsigned char c)
@@ -139,8 +139,8 @@ int proto_cursor_cmp(const proto_cursor_t *a, const proto_cursor_t *b)
 #define MSG_STRING "must be a string"
 #define MSG_OBJECT "must be an object"
 #define MSG_INT_MS "must be an integer in [1, 99999999999999] (ms since epoch)"
-#define MSG_STATUS                                                                             \
-	"must be one of created, courier_assigned, en_route_to_pickup, at_pickup, picked_up, " \
+#define MSG_STATUS                                                                                 \
+	"must be one of created, courier_assigned, en_route_to_pickup, at_pickup, picked_up, "     \
 	"en_route_to_dropoff, at_dropoff, delivered, cancelled, returned, failed"
 
 _Static_assert(sizeof(MSG_STATUS) <= sizeof(((proto_error_t *)0)->message),
@@ -442,7 +442,7 @@ static int decode_courier_string(const cJSON *courier, const char *path, size_t 
 }
 
 _Static_assert(PROTO_COURIER_ID_MAX == 128 && PROTO_COURIER_NAME_MAX == 128 &&
-		       PROTO_COURIER_VEHICLE_MAX == 32,
+		   PROTO_COURIER_VEHICLE_MAX == 32,
 	       "decode_courier_string's messages state these limits");
 
 static int decode_courier(const cJSON *courier, proto_courier_t *out, proto_error_t *err)
@@ -650,7 +650,7 @@ static int parse_json(const char *json, size_t len, cJSON **root, proto_error_t 
 	*root = cJSON_ParseWithLengthOpts(copy, len, &end, false);
 	if (*root == NULL) {
 		size_t at =
-			end != NULL && end >= copy && end <= copy + len ? (size_t)(end - copy) : 0;
+		    end != NULL && end >= copy && end <= copy + len ? (size_t)(end - copy) : 0;
 		snprintf(msg, sizeof(msg), "is not valid JSON (at byte %zu)", at);
 		rc = fail(err, PROTO_EJSON, "", msg);
 		goto out;
@@ -788,9 +788,9 @@ static bool update_encodable(const proto_update_t *u)
 				(l->has_accuracy && !isfinite(l->accuracy_m))))
 		return false;
 	if (u->has_places && ((u->places.has_pickup && (!isfinite(u->places.pickup.lat) ||
-							  !isfinite(u->places.pickup.lng))) ||
+							!isfinite(u->places.pickup.lng))) ||
 			      (u->places.has_dropoff && (!isfinite(u->places.dropoff.lat) ||
-							   !isfinite(u->places.dropoff.lng)))))
+							 !isfinite(u->places.dropoff.lng)))))
 		return false;
 	return true;
 }

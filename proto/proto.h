@@ -20,13 +20,13 @@
 
 #define PROTO_VERSION 1
 
-#define PROTO_ORDER_ID_MAX 128   /* 1..128 chars of [A-Za-z0-9._~-] */
-#define PROTO_PROVIDER_MAX 64    /* 1..64 chars of [a-z0-9_-] */
-#define PROTO_EVENT_ID_MAX 128   /* 1..128 printable ASCII chars */
+#define PROTO_ORDER_ID_MAX 128	 /* 1..128 chars of [A-Za-z0-9._~-] */
+#define PROTO_PROVIDER_MAX 64	 /* 1..64 chars of [a-z0-9_-] */
+#define PROTO_EVENT_ID_MAX 128	 /* 1..128 printable ASCII chars */
 #define PROTO_COURIER_ID_MAX 128 /* 1..128 UTF-8 bytes, no control chars */
 #define PROTO_COURIER_NAME_MAX 128
 #define PROTO_COURIER_VEHICLE_MAX 32
-#define PROTO_CURSOR_MAX 41      /* "<ms>-<seq>", two uint64 and a dash; no NUL counted */
+#define PROTO_CURSOR_MAX 41 /* "<ms>-<seq>", two uint64 and a dash; no NUL counted */
 
 /* Largest integer a JSON number carries exactly (2^53). */
 #define PROTO_INT_MAX 9007199254740992LL
@@ -40,13 +40,13 @@
 
 enum {
 	PROTO_OK = 0,
-	PROTO_EJSON = -1,    /* not JSON, or not the expected JSON type */
-	PROTO_EINVAL = -2,   /* a field is missing, of the wrong type or out of range */
+	PROTO_EJSON = -1,  /* not JSON, or not the expected JSON type */
+	PROTO_EINVAL = -2, /* a field is missing, of the wrong type or out of range */
 	PROTO_ENOMEM = -3,
 };
 
 typedef struct proto_error {
-	char field[64];    /* JSON path of the failing field, e.g. "location.lat" */
+	char field[64];	   /* JSON path of the failing field, e.g. "location.lat" */
 	char message[160]; /* why, in one readable sentence fragment */
 } proto_error_t;
 
@@ -67,8 +67,8 @@ typedef enum proto_status {
 } proto_status_t;
 
 typedef struct proto_location {
-	double lat;         /* [-90, 90] */
-	double lng;         /* [-180, 180] */
+	double lat;	    /* [-90, 90] */
+	double lng;	    /* [-180, 180] */
 	double heading_deg; /* [0, 360) */
 	double speed_mps;   /* >= 0 */
 	double accuracy_m;  /* >= 0 */
@@ -84,7 +84,7 @@ typedef struct proto_courier {
 } proto_courier_t;
 
 typedef struct proto_eta {
-	int64_t pickup;  /* ms since epoch */
+	int64_t pickup;	 /* ms since epoch */
 	int64_t dropoff; /* ms since epoch */
 	bool has_pickup;
 	bool has_dropoff;
@@ -109,7 +109,7 @@ typedef struct proto_update {
 	char order_id[PROTO_ORDER_ID_MAX + 1];
 	char provider[PROTO_PROVIDER_MAX + 1];
 	char event_id[PROTO_EVENT_ID_MAX + 1]; /* "" when absent */
-	int64_t ts;                            /* ms since epoch, > 0 */
+	int64_t ts;			       /* ms since epoch, > 0 */
 	proto_location_t location;
 	proto_status_t status; /* PROTO_STATUS_NONE when absent */
 	proto_courier_t courier;

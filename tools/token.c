@@ -36,10 +36,10 @@ static void token_usage(FILE *f)
 int main(int argc, char **argv)
 {
 	static const struct option opts[] = {
-		{"key-file", required_argument, NULL, 'k'}, {"alg", required_argument, NULL, 'a'},
-		{"kid", required_argument, NULL, 'i'},      {"ttl", required_argument, NULL, 't'},
-		{"nbf", required_argument, NULL, 'n'},      {"base-url", required_argument, NULL, 'b'},
-		{"help", no_argument, NULL, 'h'},           {NULL, 0, NULL, 0},
+	    {"key-file", required_argument, NULL, 'k'}, {"alg", required_argument, NULL, 'a'},
+	    {"kid", required_argument, NULL, 'i'},	{"ttl", required_argument, NULL, 't'},
+	    {"nbf", required_argument, NULL, 'n'},	{"base-url", required_argument, NULL, 'b'},
+	    {"help", no_argument, NULL, 'h'},		{NULL, 0, NULL, 0},
 	};
 	const char *key_file = NULL, *alg = "HS256", *kid = NULL, *base = NULL, *id;
 	long ttl = 86400, nbf = 0;
@@ -52,14 +52,30 @@ int main(int argc, char **argv)
 
 	while ((c = getopt_long(argc, argv, "", opts, NULL)) != -1) {
 		switch (c) {
-		case 'k': key_file = optarg; break;
-		case 'a': alg = optarg; break;
-		case 'i': kid = optarg; break;
-		case 't': ttl = strtol(optarg, NULL, 10); break;
-		case 'n': nbf = strtol(optarg, NULL, 10); break;
-		case 'b': base = optarg; break;
-		case 'h': token_usage(stdout); return 0;
-		default: token_usage(stderr); return 2;
+		case 'k':
+			key_file = optarg;
+			break;
+		case 'a':
+			alg = optarg;
+			break;
+		case 'i':
+			kid = optarg;
+			break;
+		case 't':
+			ttl = strtol(optarg, NULL, 10);
+			break;
+		case 'n':
+			nbf = strtol(optarg, NULL, 10);
+			break;
+		case 'b':
+			base = optarg;
+			break;
+		case 'h':
+			token_usage(stdout);
+			return 0;
+		default:
+			token_usage(stderr);
+			return 2;
 		}
 	}
 	if (optind != argc - 1 || !key_file || ttl <= 0 ||
@@ -90,7 +106,8 @@ int main(int argc, char **argv)
 	    (kid && jwt_add_header(jwt, "kid", kid)) ||
 	    jwt_set_alg(jwt, !strcmp(alg, "HS256") ? JWT_ALG_HS256 : JWT_ALG_ES256, key,
 			(int)key_len)) {
-		fprintf(stderr, "trackgate-token: cannot build the token (is the key right for %s?)\n",
+		fprintf(stderr,
+			"trackgate-token: cannot build the token (is the key right for %s?)\n",
 			alg);
 		jwt_free(jwt);
 		return 1;
@@ -98,8 +115,8 @@ int main(int argc, char **argv)
 	token = jwt_encode_str(jwt);
 	jwt_free(jwt);
 	if (!token) {
-		fprintf(stderr, "trackgate-token: cannot sign the token (is the key right for %s?)\n",
-			alg);
+		fprintf(stderr,
+			"trackgate-token: cannot sign the token (is the key right for %s?)\n", alg);
 		return 1;
 	}
 	if (base)

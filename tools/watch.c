@@ -28,13 +28,13 @@
 #include "proto.h"
 
 typedef struct watch {
-	char *msg;            /* is malloc'd: the message being reassembled */
+	char *msg; /* is malloc'd: the message being reassembled */
 	size_t len, cap;
-	long count;           /* frames printed */
-	long max_count;       /* stop after this many; 0 = no limit */
+	long count;	/* frames printed */
+	long max_count; /* stop after this many; 0 = no limit */
 	int close_code;
-	int refused;          /* an error frame came: the exit status is 1 */
-	int status;           /* exit status */
+	int refused; /* an error frame came: the exit status is 1 */
+	int status;  /* exit status */
 	int done;
 	int pretty;
 } watch_t;
@@ -78,7 +78,8 @@ static void watch_print(watch_t *wt)
 	if (cJSON_IsString(type) && !strcmp(type->valuestring, "resumed")) {
 		replayed = cJSON_GetObjectItemCaseSensitive(frame, "replayed");
 		cursor = cJSON_GetObjectItemCaseSensitive(frame, "cursor");
-		fprintf(stderr, "trackgate-watch: resumed: %.0f missed frame(s) replayed, live after %s\n",
+		fprintf(stderr,
+			"trackgate-watch: resumed: %.0f missed frame(s) replayed, live after %s\n",
 			cJSON_IsNumber(replayed) ? replayed->valuedouble : 0.0,
 			cJSON_IsString(cursor) ? cursor->valuestring : "?");
 	}
@@ -129,12 +130,13 @@ static int watch_callback(struct lws *wsi, enum lws_callback_reasons reason, voi
 
 		if (len >= 2) {
 			wt->close_code = (p[0] << 8) | p[1];
-			fprintf(stderr, "trackgate-watch: closed by server: %d %.*s\n", wt->close_code,
-				(int)(len - 2), (const char *)p + 2);
+			fprintf(stderr, "trackgate-watch: closed by server: %d %.*s\n",
+				wt->close_code, (int)(len - 2), (const char *)p + 2);
 		} else {
 			fprintf(stderr, "trackgate-watch: closed by server without a code\n");
 		}
-		wt->status = !wt->refused && (wt->close_code == 1000 || wt->close_code == 1001) ? 0 : 1;
+		wt->status =
+		    !wt->refused && (wt->close_code == 1000 || wt->close_code == 1001) ? 0 : 1;
 		break;
 	}
 	case LWS_CALLBACK_CLIENT_CLOSED:
@@ -151,31 +153,32 @@ static int watch_callback(struct lws *wsi, enum lws_callback_reasons reason, voi
 }
 
 static const struct lws_protocols watch_protocols[] = {
-	{"trackgate-watch", watch_callback, 0, 4096, 0, NULL, 0},
-	{NULL, NULL, 0, 0, 0, NULL, 0},
+    {"trackgate-watch", watch_callback, 0, 4096, 0, NULL, 0},
+    {NULL, NULL, 0, 0, 0, NULL, 0},
 };
 
 static void watch_usage(FILE *f)
 {
-	fprintf(f, "usage: trackgate-watch [--server HOST:PORT] [--since CURSOR] [--token T] [--count N]\n"
-		   "                       [--timeout SECONDS] [--pretty] ORDER_ID\n"
-		   "Prints each frame of the order's tracking websocket as one line of JSON.\n"
-		   "  --server    trackgated's address (default 127.0.0.1:8080)\n"
-		   "  --since     resume after CURSOR\n"
-		   "  --token     the tracking link's token (when trackgated checks tokens)\n"
-		   "  --count     exit 0 after N frames (snapshot, update, resumed)\n"
-		   "  --timeout   exit 1 after SECONDS without finishing\n"
-		   "  --pretty    prefix each line with the local time\n");
+	fprintf(
+	    f,
+	    "usage: trackgate-watch [--server HOST:PORT] [--since CURSOR] [--token T] [--count N]\n"
+	    "                       [--timeout SECONDS] [--pretty] ORDER_ID\n"
+	    "Prints each frame of the order's tracking websocket as one line of JSON.\n"
+	    "  --server    trackgated's address (default 127.0.0.1:8080)\n"
+	    "  --since     resume after CURSOR\n"
+	    "  --token     the tracking link's token (when trackgated checks tokens)\n"
+	    "  --count     exit 0 after N frames (snapshot, update, resumed)\n"
+	    "  --timeout   exit 1 after SECONDS without finishing\n"
+	    "  --pretty    prefix each line with the local time\n");
 }
 
 int main(int argc, char **argv)
 {
 	static const struct option opts[] = {
-		{"server", required_argument, NULL, 's'}, {"since", required_argument, NULL, 'c'},
-		{"count", required_argument, NULL, 'n'}, {"timeout", required_argument, NULL, 't'},
-		{"pretty", no_argument, NULL, 'p'},       {"help", no_argument, NULL, 'h'},
-		{"token", required_argument, NULL, 'T'},
-		{NULL, 0, NULL, 0},
+	    {"server", required_argument, NULL, 's'}, {"since", required_argument, NULL, 'c'},
+	    {"count", required_argument, NULL, 'n'},  {"timeout", required_argument, NULL, 't'},
+	    {"pretty", no_argument, NULL, 'p'},	      {"help", no_argument, NULL, 'h'},
+	    {"token", required_argument, NULL, 'T'},  {NULL, 0, NULL, 0},
 	};
 	struct lws_context_creation_info info;
 	struct lws_client_connect_info ci;

@@ -30,17 +30,17 @@
 struct order_read;
 
 typedef struct http_session {
-	struct http *http;        /* the module it belongs to */
+	struct http *http; /* the module it belongs to */
 	struct lws *wsi;
-	ingest_t *ingest;         /* the POST in progress, owned here */
-	struct order_read *read;  /* a GET /v1/orders/{ID} in progress, owned here */
-	uint8_t route;            /* router_route_t, decided from the request line */
-	uint8_t phase;            /* http_phase_t of the request in progress */
-	uint8_t held;             /* input paused (rx flow control) while it waits */
-	uint8_t pipelined;        /* lws offered input behind it: answer, then close */
-	uint8_t body_seen;        /* a body chunk of this request came */
-	uint8_t reoffers;         /* body completions offered again while HTTP_QUEUED */
-	uint8_t in_redis;         /* its ingest is counted in http->n_ingest */
+	ingest_t *ingest;	 /* the POST in progress, owned here */
+	struct order_read *read; /* a GET /v1/orders/{ID} in progress, owned here */
+	uint8_t route;		 /* router_route_t, decided from the request line */
+	uint8_t phase;		 /* http_phase_t of the request in progress */
+	uint8_t held;		 /* input paused (rx flow control) while it waits */
+	uint8_t pipelined;	 /* lws offered input behind it: answer, then close */
+	uint8_t body_seen;	 /* a body chunk of this request came */
+	uint8_t reoffers;	 /* body completions offered again while HTTP_QUEUED */
+	uint8_t in_redis;	 /* its ingest is counted in http->n_ingest */
 	struct http_session *queue_prev, *queue_next; /* in http->queue while HTTP_QUEUED */
 } http_session_t;
 
@@ -52,13 +52,13 @@ typedef struct http {
 	const hub_t *hub;
 	metrics_t *metrics;
 	ratelimit_t *rates;
-	const bool *stopping;      /* the server's: draining */
-	const unsigned *n_conns;   /* the server's: sockets lws holds */
+	const bool *stopping;			/* the server's: draining */
+	const unsigned *n_conns;		/* the server's: sockets lws holds */
 	listener_stats_t (*pending)(void *arg); /* the listeners' lobbies, for /metrics */
 	void *pending_arg;
-	page_t page;               /* the tracking page, GET /t/{ID} */
-	unsigned n_ingest;         /* requests handed to Redis and not yet answered */
-	http_session_t *queue;     /* bodies complete this loop turn (see session.c) */
+	page_t page;		    /* the tracking page, GET /t/{ID} */
+	unsigned n_ingest;	    /* requests handed to Redis and not yet answered */
+	http_session_t *queue;	    /* bodies complete this loop turn (see session.c) */
 	unsigned last_error_status; /* the status of the last error answered */
 } http_t;
 
@@ -70,8 +70,7 @@ int http_on_writeable(http_session_t *s);
 void http_on_closed(http_session_t *s);
 
 /* An answer refusing a request at once (503 overloaded, ...): see http_reply.h. */
-int http_refuse(http_t *h, struct lws *wsi, unsigned status, const char *code,
-		const char *message);
+int http_refuse(http_t *h, struct lws *wsi, unsigned status, const char *code, const char *message);
 
 /* At the end of each loop turn: hands the bodies completed in it to ingest. */
 void http_after_io(http_t *h);

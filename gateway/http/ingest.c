@@ -52,8 +52,7 @@ static void http_ingest_ready(void *arg)
  */
 static int http_body_check(http_t *h, struct lws *wsi, http_session_t *s, bool bearer);
 
-int http_body_start(http_t *h, struct lws *wsi, http_session_t *s, unsigned provider,
-			     bool bearer)
+int http_body_start(http_t *h, struct lws *wsi, http_session_t *s, unsigned provider, bool bearer)
 {
 	static const unsigned none[RESULT__COUNT];
 	int rc;
@@ -63,13 +62,16 @@ int http_body_start(http_t *h, struct lws *wsi, http_session_t *s, unsigned prov
 		unsigned retry;
 		char secs[16];
 
-		if (!conn_rate_ok(h->cfg, h->rates, h->metrics, wsi, RATELIMIT_INGEST, uv_now(h->loop), &retry)) {
-			char *body = http_error_body("rate_limited", "too many requests from your "
-						     "address; retry after the Retry-After seconds");
+		if (!conn_rate_ok(h->cfg, h->rates, h->metrics, wsi, RATELIMIT_INGEST,
+				  uv_now(h->loop), &retry)) {
+			char *body = http_error_body(
+			    "rate_limited", "too many requests from your "
+					    "address; retry after the Retry-After seconds");
 
 			snprintf(secs, sizeof(secs), "%u", retry);
-			rc = body ? http_reply_hdr(wsi, 429, "application/json", body, strlen(body), true,
-						   "retry-after:", secs) : -1;
+			rc = body ? http_reply_hdr(wsi, 429, "application/json", body, strlen(body),
+						   true, "retry-after:", secs)
+				  : -1;
 			free(body);
 			metrics_request(h->metrics, provider, 429, none, -1);
 			return rc;
@@ -90,13 +92,13 @@ static int http_body_check(http_t *h, struct lws *wsi, http_session_t *s, bool b
 
 	if (bearer && !http_authorized(h, wsi))
 		return http_fail(h, wsi, 401, "unauthorized",
-				    "missing or wrong `Authorization: Bearer KEY`", true, NULL);
+				 "missing or wrong `Authorization: Bearer KEY`", true, NULL);
 	if (!http_is_json(wsi))
 		return http_fail(h, wsi, 415, "unsupported_media_type",
-				    "the body must be application/json", true, NULL);
+				 "the body must be application/json", true, NULL);
 	if (lws_hdr_copy(wsi, clen, sizeof(clen), WSI_TOKEN_HTTP_CONTENT_LENGTH) <= 0)
 		return http_fail(h, wsi, 411, "length_required",
-				    "a Content-Length header is required", true, NULL);
+				 "a Content-Length header is required", true, NULL);
 	len = strtoull(clen, &end, 10);
 	if (*end || clen[0] == '-' || clen[0] == '+')
 		return http_fail(h, wsi, 400, "bad_request", "bad Content-Length", true, NULL);
@@ -129,7 +131,7 @@ static unsigned http_provider_index(const char *provider)
 
 /* The adapter and configured secret of /v1/webhooks/{provider}; NULLs when either is missing. */
 static const adapter_ops_t *http_webhook_of(http_t *h, const char *provider,
-					      const config_webhook_t **w)
+					    const config_webhook_t **w)
 {
 	const adapter_ops_t *a = adapter_find(provider);
 
@@ -162,11 +164,12 @@ int http_webhook_start(http_t *h, struct lws *wsi, http_session_t *s, const rout
 
 		if (conn_query(wsi, &query, qbuf, sizeof(qbuf)) != 0 ||
 		    !query_arg(&query, "check", &check, &check_len, &rc))
-			return http_fail(h, wsi, 400, "invalid_query", query_problem(rc, "check"), false,
-					 NULL);
+			return http_fail(h, wsi, 400, "invalid_query", query_problem(rc, "check"),
+					 false, NULL);
 		if (!check)
 			return http_fail(h, wsi, 400, "bad_request",
-					 "Onfleet's validation request carries ?check=VALUE", false, NULL);
+					 "Onfleet's validation request carries ?check=VALUE", false,
+					 NULL);
 		return http_reply(wsi, 200, "text/plain", check, check_len, false, NULL);
 	}
 	return http_body_start(h, wsi, s, http_provider_index(r->provider), false);
@@ -214,8 +217,9 @@ bool http_webhook_finish(http_t *h, struct lws *wsi, http_session_t *s)
 
 	if (lws_hdr_copy(wsi, uri, sizeof(uri), WSI_TOKEN_POST_URI) <= 13 ||
 	    !(a = http_webhook_of(h, uri + 13, &w))) {
-		ingest_fail(s->ingest, 404, "unknown_provider", "no webhook is configured for this "
-							       "provider");
+		ingest_fail(s->ingest, 404, "unknown_provider",
+			    "no webhook is configured for this "
+			    "provider");
 		return true;
 	}
 	headers = calloc(1, sizeof(*headers));
@@ -242,4 +246,3 @@ int http_ingest_write(http_t *h, struct lws *wsi, const ingest_t *ing, bool clos
 	ingest_account(ing, h->metrics, status);
 	return http_reply(wsi, status, "application/json", body, len, close, NULL);
 }
-

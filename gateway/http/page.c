@@ -27,8 +27,7 @@
 
 /* Generated from gateway/http/page/ by CMake (proto/embed.cmake). */
 extern const char page_track_html[], page_track_css[], page_track_js[], page_view_js[];
-extern const size_t page_track_html_len, page_track_css_len, page_track_js_len,
-	page_view_js_len;
+extern const size_t page_track_html_len, page_track_css_len, page_track_js_len, page_view_js_len;
 
 static void page_etag(const char *data, size_t len, char out[20])
 {
@@ -48,12 +47,23 @@ static size_t page_escape(char *dst, size_t at, const char *s)
 		const char *e = NULL;
 
 		switch (*s) {
-		case '&': e = "&amp;"; break;
-		case '<': e = "&lt;"; break;
-		case '>': e = "&gt;"; break;
-		case '"': e = "&quot;"; break;
-		case '\'': e = "&#39;"; break;
-		default: break;
+		case '&':
+			e = "&amp;";
+			break;
+		case '<':
+			e = "&lt;";
+			break;
+		case '>':
+			e = "&gt;";
+			break;
+		case '"':
+			e = "&quot;";
+			break;
+		case '\'':
+			e = "&#39;";
+			break;
+		default:
+			break;
 		}
 		if (e) {
 			if (dst)
@@ -114,9 +124,9 @@ int page_init(page_t *p, const config_t *cfg)
 	const char *values[] = {cfg->page_tile_url, cfg->page_tile_attribution};
 	char origin[CONFIG_TILE_URL_MAX + 1] = "";
 	const page_asset_t assets[] = {
-		{"track.css", "text/css; charset=utf-8", page_track_css, page_track_css_len, ""},
-		{"track.js", "text/javascript; charset=utf-8", page_track_js, page_track_js_len, ""},
-		{"view.js", "text/javascript; charset=utf-8", page_view_js, page_view_js_len, ""},
+	    {"track.css", "text/css; charset=utf-8", page_track_css, page_track_css_len, ""},
+	    {"track.js", "text/javascript; charset=utf-8", page_track_js, page_track_js_len, ""},
+	    {"view.js", "text/javascript; charset=utf-8", page_view_js, page_view_js_len, ""},
 	};
 
 	memset(p, 0, sizeof(*p));
@@ -136,10 +146,11 @@ int page_init(page_t *p, const config_t *cfg)
 		memcpy(origin, cfg->page_tile_url, n);
 		origin[n] = '\0';
 	}
-	snprintf(p->csp, sizeof(p->csp),
-		 "default-src 'none'; script-src 'self'; style-src 'self'; img-src 'self' data:%s%s; "
-		 "connect-src 'self'; base-uri 'none'; form-action 'none'",
-		 origin[0] ? " " : "", origin);
+	snprintf(
+	    p->csp, sizeof(p->csp),
+	    "default-src 'none'; script-src 'self'; style-src 'self'; img-src 'self' data:%s%s; "
+	    "connect-src 'self'; base-uri 'none'; form-action 'none'",
+	    origin[0] ? " " : "", origin);
 	return 0;
 }
 
@@ -190,8 +201,8 @@ int page_serve(const page_t *p, struct lws *wsi, const char *rest, bool get_or_h
 		/* Public files: a merchant's own page may import track.js from here
 		 * (a cross-origin module script needs CORS). */
 		const http_header_t h[] = {
-			{"cache-control:", "no-cache"},
-			{"access-control-allow-origin:", "*"},
+		    {"cache-control:", "no-cache"},
+		    {"access-control-allow-origin:", "*"},
 		};
 
 		for (size_t i = 0; i < sizeof(p->assets) / sizeof(p->assets[0]); i++)
@@ -203,11 +214,11 @@ int page_serve(const page_t *p, struct lws *wsi, const char *rest, bool get_or_h
 	}
 	if (!proto_order_id_valid(rest, strlen(rest))) {
 		static const char body[] =
-			"<!doctype html><meta charset=utf-8><title>Not a tracking link</title>"
-			"<p>This is not a valid tracking link: the order id must be 1-128 characters "
-			"of A-Z a-z 0-9 . _ ~ -.</p>\n";
-		return http_reply(wsi, 400, "text/html; charset=utf-8", body, sizeof(body) - 1, false,
-				  NULL);
+		    "<!doctype html><meta charset=utf-8><title>Not a tracking link</title>"
+		    "<p>This is not a valid tracking link: the order id must be 1-128 characters "
+		    "of A-Z a-z 0-9 . _ ~ -.</p>\n";
+		return http_reply(wsi, 400, "text/html; charset=utf-8", body, sizeof(body) - 1,
+				  false, NULL);
 	}
 	{
 		/* The page reads the token from its URL; one given twice is refused here as
@@ -222,17 +233,17 @@ int page_serve(const page_t *p, struct lws *wsi, const char *rest, bool get_or_h
 			rc = query_get(&query, "token", &token, &token_len);
 		if (rc != QUERY_OK && rc != QUERY_ABSENT) {
 			static const char body[] =
-				"<!doctype html><meta charset=utf-8><title>Not a tracking link</title>"
-				"<p>This is not a valid tracking link: it gives the token more than "
-				"once.</p>\n";
-			return http_reply(wsi, 400, "text/html; charset=utf-8", body, sizeof(body) - 1,
-					  false, NULL);
+			    "<!doctype html><meta charset=utf-8><title>Not a tracking link</title>"
+			    "<p>This is not a valid tracking link: it gives the token more than "
+			    "once.</p>\n";
+			return http_reply(wsi, 400, "text/html; charset=utf-8", body,
+					  sizeof(body) - 1, false, NULL);
 		}
 	}
 	const http_header_t h[] = {
-		{"content-security-policy:", p->csp},
-		{"referrer-policy:", "no-referrer"},
-		{"cache-control:", "no-store"},
+	    {"content-security-policy:", p->csp},
+	    {"referrer-policy:", "no-referrer"},
+	    {"cache-control:", "no-store"},
 	};
 	return page_send(wsi, "text/html; charset=utf-8", p->html, p->html_len, p->html_etag, h,
 			 sizeof(h) / sizeof(h[0]));

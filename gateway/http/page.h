@@ -13,18 +13,18 @@ struct lws;
 struct config;
 
 typedef struct page_asset {
-	const char *name;  /* "track.js": served at /t/assets/NAME */
-	const char *type;  /* Content-Type */
+	const char *name; /* "track.js": served at /t/assets/NAME */
+	const char *type; /* Content-Type */
 	const char *data;
 	size_t len;
-	char etag[20];     /* "\"" 16 hex digits "\"" */
+	char etag[20]; /* "\"" 16 hex digits "\"" */
 } page_asset_t;
 
 typedef struct page {
-	char *html;        /* track.html with the tile settings filled in, malloc'd */
+	char *html; /* track.html with the tile settings filled in, malloc'd */
 	size_t html_len;
 	char html_etag[20];
-	char csp[512];     /* the page's Content-Security-Policy */
+	char csp[512]; /* the page's Content-Security-Policy */
 	page_asset_t assets[3];
 } page_t;
 

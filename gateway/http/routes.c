@@ -33,11 +33,11 @@ static int http_reply_json(struct lws *wsi, unsigned status, const char *body)
 static char *http_metrics(const http_t *h, size_t *len)
 {
 	metrics_view_t v = {
-		.m = h->metrics,
-		.hub = h->hub,
-		.broker = broker_stats(h->broker),
-		.redis_up = broker_ready(h->broker),
-		.n_conns = *h->n_conns,
+	    .m = h->metrics,
+	    .hub = h->hub,
+	    .broker = broker_stats(h->broker),
+	    .redis_up = broker_ready(h->broker),
+	    .n_conns = *h->n_conns,
 	};
 
 	if (h->pending)
@@ -69,7 +69,8 @@ int http_route(http_t *h, struct lws *wsi, http_session_t *s, const char *path)
 	if (*h->stopping && !r.drain_exempt)
 		/* Requests read before the drain began are answered; later ones go elsewhere. */
 		return http_fail(h, wsi, 503, "shutting_down",
-				 "this node is shutting down; retry (another node answers)", true, NULL);
+				 "this node is shutting down; retry (another node answers)", true,
+				 NULL);
 	if ((m == ROUTER_METHOD_GET || m == ROUTER_METHOD_HEAD) && http_body_declared(wsi))
 		/* Its answer could only come after the body: refuse it at the head (and close). */
 		return http_fail(h, wsi, 400, "body_not_allowed",
@@ -89,8 +90,8 @@ int http_route(http_t *h, struct lws *wsi, http_session_t *s, const char *path)
 		if (*h->stopping)
 			return http_fail(h, wsi, 503, "shutting_down", "draining", true, NULL);
 		if (!broker_ready(h->broker))
-			return http_fail(h, wsi, 503, "redis_unavailable", "a Redis connection is down",
-					 false, NULL);
+			return http_fail(h, wsi, 503, "redis_unavailable",
+					 "a Redis connection is down", false, NULL);
 		return http_reply_json(wsi, 200, "{\"status\":\"ready\"}");
 	case ROUTER_METRICS: {
 		size_t tlen;

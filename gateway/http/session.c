@@ -87,7 +87,6 @@ void http_ready(struct lws *wsi, http_session_t *s)
 	lws_callback_on_writable(wsi);
 }
 
-
 /* Frees s's ingest, and counts it out of what the drain waits for. */
 void http_ingest_drop(http_session_t *s)
 {
@@ -141,9 +140,9 @@ static int http_refuse_pipelined(http_t *h, struct lws *wsi, http_session_t *s)
 	h->metrics->refused[REFUSE_PIPELINED]++;
 	log_event(LOG_INFO, "http_pipelined", "action=refused");
 	return http_fail(h, wsi, 503, "pipelined",
-			  "requests were pipelined behind this one; nothing was stored: "
-			  "send each request after the answer to the one before",
-			  true, NULL);
+			 "requests were pipelined behind this one; nothing was stored: "
+			 "send each request after the answer to the one before",
+			 true, NULL);
 }
 
 /* lws offers input while s's answer is pending: bytes pipelined behind the request. */
@@ -190,8 +189,8 @@ void http_after_io(http_t *h)
 
 		http_queue_del(s);
 		s->phase = HTTP_WAITING;
-		now = s->route == ROUTER_WEBHOOK ? http_webhook_finish(h, wsi, s) :
-						   ingest_finish(s->ingest);
+		now = s->route == ROUTER_WEBHOOK ? http_webhook_finish(h, wsi, s)
+						 : ingest_finish(s->ingest);
 		if (now) {
 			http_ready(wsi, s);
 		} else {
@@ -215,7 +214,7 @@ int http_on_head(http_t *h, struct lws *wsi, http_session_t *s, const char *path
 	s->wsi = wsi;
 	if (*h->n_conns > h->cfg->max_connections)
 		return http_fail(h, wsi, 503, "overloaded", "server full, try again later", true,
-				  NULL);
+				 NULL);
 	http_head_begin(wsi); /* an answer before the body closes (see http_reply.h) */
 	rc = http_route(h, wsi, s, path);
 	http_head_end();
@@ -231,7 +230,7 @@ int http_on_body(http_session_t *s, const void *in, size_t len)
 		return http_refuse_pipelined(s->http, s->wsi, s);
 	if (ingest_body(s->ingest, in, len))
 		return http_fail(s->http, s->wsi, 400, "bad_request",
-				  "the body is longer than its Content-Length", true, NULL);
+				 "the body is longer than its Content-Length", true, NULL);
 	return 0;
 }
 

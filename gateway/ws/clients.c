@@ -63,7 +63,8 @@ void ws_free(ws_t *ws)
 {
 	ws_client_t *c, *tmp;
 
-	HASH_ITER(hh, ws->clients, c, tmp) {
+	HASH_ITER(hh, ws->clients, c, tmp)
+	{
 		HASH_DEL(ws->clients, c);
 		free(c);
 	}

@@ -33,7 +33,7 @@ static int ws_hub_unsubscribe(void *ctx, hub_order_t *order)
  * too, so it is checked before a browser sees it.
  */
 static frame_t *ws_snapshot_frame(const watcher_t *w, const char *state, size_t state_len,
-				      const char *cursor, size_t cursor_len, bool reset)
+				  const char *cursor, size_t cursor_len, bool reset)
 {
 	proto_cursor_t c = {0, 0};
 	frame_t *f;
@@ -49,7 +49,8 @@ static frame_t *ws_snapshot_frame(const watcher_t *w, const char *state, size_t 
 
 		cJSON_Delete(doc);
 		if (!ok) {
-			log_event(LOG_ERROR, "bad_stored_state", "order=%s what=state", w->order->id);
+			log_event(LOG_ERROR, "bad_stored_state", "order=%s what=state",
+				  w->order->id);
 			return NULL;
 		}
 	}
@@ -66,7 +67,7 @@ static frame_t *ws_snapshot_frame(const watcher_t *w, const char *state, size_t 
 }
 
 static void ws_snapshot_done(void *arg, int rc, const char *state, size_t state_len,
-				 const char *cursor, size_t cursor_len)
+			     const char *cursor, size_t cursor_len)
 {
 	watcher_t *w = arg;
 	ws_t *ws = WS_OF(w)->ws;
@@ -130,7 +131,7 @@ static void ws_resume_done(void *arg, int rc, const broker_resume_result_t *r)
 		frames = calloc(1, sizeof(*frames));
 		if (frames)
 			frames[0] = ws_snapshot_frame(w, r->state, r->state_len, r->cursor,
-							  r->cursor_len, true);
+						      r->cursor_len, true);
 		if (!frames || !frames[0])
 			goto done;
 		n = 1;
@@ -148,7 +149,8 @@ static void ws_resume_done(void *arg, int rc, const broker_resume_result_t *r)
 			goto done;
 		if (proto_frame_update_cursor(r->frames[n], r->frame_lens[n], &frames[n]->cursor) !=
 		    PROTO_OK) {
-			log_event(LOG_ERROR, "bad_stored_log", "order=%s entry=%zu", w->order->id, n);
+			log_event(LOG_ERROR, "bad_stored_log", "order=%s entry=%zu", w->order->id,
+				  n);
 			n++;
 			goto done;
 		}
@@ -166,8 +168,9 @@ done:
 	joining = w->state == WATCHER_JOINING;
 	hub_synced(ws->hub, w, ok, frames, ok ? n : 0, &upto, uv_now(ws->loop));
 	if (joining && w->state == WATCHER_LIVE) {
-		ws->metrics->resumes[r->reset ? RESUME_RESET :
-				   replayed ? RESUME_REPLAYED : RESUME_NOTHING_MISSED]++;
+		ws->metrics->resumes[r->reset	? RESUME_RESET
+				     : replayed ? RESUME_REPLAYED
+						: RESUME_NOTHING_MISSED]++;
 		/* Once live, later resyncs (after a Redis outage) are the gateway's own. */
 		s->resume_signal = 0;
 	}
@@ -208,8 +211,7 @@ static int ws_hub_sync(void *ctx, watcher_t *w)
  */
 static bool ws_can_send_now(watcher_t *w)
 {
-	return w->state == WATCHER_LIVE && !ws_closing(WS_OF(w)) &&
-	       !lws_partial_buffered(w->conn);
+	return w->state == WATCHER_LIVE && !ws_closing(WS_OF(w)) && !lws_partial_buffered(w->conn);
 }
 
 static bool ws_hub_send_now(void *ctx, watcher_t *w, frame_t *f)
@@ -253,12 +255,12 @@ static void ws_hub_drop(void *ctx, watcher_t *w, int close_code, const char *rea
 }
 
 const hub_ops_t ws_hub_ops = {
-	.subscribe = ws_hub_subscribe,
-	.unsubscribe = ws_hub_unsubscribe,
-	.sync = ws_hub_sync,
-	.wake = ws_hub_wake,
-	.send_now = ws_hub_send_now,
-	.drop = ws_hub_drop,
+    .subscribe = ws_hub_subscribe,
+    .unsubscribe = ws_hub_unsubscribe,
+    .sync = ws_hub_sync,
+    .wake = ws_hub_wake,
+    .send_now = ws_hub_send_now,
+    .drop = ws_hub_drop,
 };
 
 /*

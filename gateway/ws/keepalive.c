@@ -71,7 +71,8 @@ void ws_keepalive(ws_t *ws, uint64_t now_ms)
 		ws->metrics->pong_timeouts++;
 		/* A silent peer takes no close handshake (and may never be writeable): drop
 		 * the socket through an lws timeout that is due at once. */
-		lws_set_timeout(s->w.conn, PENDING_TIMEOUT_WS_PONG_CHECK_GET_PONG, LWS_TO_KILL_ASYNC);
+		lws_set_timeout(s->w.conn, PENDING_TIMEOUT_WS_PONG_CHECK_GET_PONG,
+				LWS_TO_KILL_ASYNC);
 		killed = lws_get_context(s->w.conn);
 	}
 	/* lws looks at its timers after it handles an event: make one, or the kill

@@ -64,7 +64,6 @@ void ws_kill(ws_session_t *s)
 	lws_cancel_service(lws_get_context(s->w.conn));
 }
 
-
 /*
  * Close reasons must outlive the callback (they are sent later): the few
  * auth_check can give are matched to static strings here.
@@ -72,19 +71,19 @@ void ws_kill(ws_session_t *s)
 static const char *ws_static_reason(const char *why)
 {
 	static const char *const reasons[] = {
-		"a token is required (?token=)",
-		"the token is malformed",
-		"the token's key (kid) is unknown",
-		"the token names no key (kid)",
-		"the token's algorithm is not allowed for its key",
-		"the token's signature is not valid",
-		"the token has no expiry (exp)",
-		"the token's expiry (exp) is not a number",
-		"the token's start (nbf) is not a number",
-		"the token's issue time (iat) is not a number",
-		"the tracking link has expired",
-		"the tracking link is not valid yet",
-		"the token names no order (order_id)",
+	    "a token is required (?token=)",
+	    "the token is malformed",
+	    "the token's key (kid) is unknown",
+	    "the token names no key (kid)",
+	    "the token's algorithm is not allowed for its key",
+	    "the token's signature is not valid",
+	    "the token has no expiry (exp)",
+	    "the token's expiry (exp) is not a number",
+	    "the token's start (nbf) is not a number",
+	    "the token's issue time (iat) is not a number",
+	    "the tracking link has expired",
+	    "the tracking link is not valid yet",
+	    "the token names no order (order_id)",
 	};
 
 	for (size_t i = 0; i < sizeof(reasons) / sizeof(reasons[0]); i++)
@@ -126,8 +125,9 @@ void ws_established(ws_t *ws, struct lws *wsi, ws_session_t *s)
 	n = lws_hdr_copy(wsi, uri, sizeof(uri), WSI_TOKEN_GET_URI);
 	router_websocket(uri, n > 0 ? (size_t)n : 0, conn_on_metrics_port(ws->cfg, wsi), &route);
 	if (route.refusal.status)
-		return ws_refuse(s, route.route == ROUTER_TRACK ? REFUSE_ORDER_ID : REFUSE_NOT_FOUND,
-				 (int)route.refusal.status, route.refusal.code, route.refusal.message);
+		return ws_refuse(
+		    s, route.route == ROUTER_TRACK ? REFUSE_ORDER_ID : REFUSE_NOT_FOUND,
+		    (int)route.refusal.status, route.refusal.code, route.refusal.message);
 	if (*ws->stopping) {
 		ws->metrics->refused[REFUSE_STOPPING]++;
 		ws_close_async(s, 1001, "server shutting down, reconnect");
@@ -144,16 +144,18 @@ void ws_established(ws_t *ws, struct lws *wsi, ws_session_t *s)
 	if (*ws->n_conns > ws->cfg->max_connections)
 		return ws_refuse(s, REFUSE_OVERLOADED, 1013, "overloaded",
 				 "server full, try again later");
-	if (!conn_rate_ok(ws->cfg, ws->rates, ws->metrics, wsi, RATELIMIT_UPGRADE,
-			  uv_now(ws->loop), &retry))
+	if (!conn_rate_ok(ws->cfg, ws->rates, ws->metrics, wsi, RATELIMIT_UPGRADE, uv_now(ws->loop),
+			  &retry))
 		return ws_refuse(s, REFUSE__COUNT, 1013, "rate_limited",
 				 "too many connections from your address, try again later");
 	if (ws_client_acquire(s, wsi) != 0)
 		return ws_refuse(s, REFUSE_PER_CLIENT, 1008, "too_many_connections",
 				 "too many connections from your address");
-	if (!config_origin_ok(ws->cfg, lws_hdr_total_length(wsi, WSI_TOKEN_ORIGIN) > 0 &&
-			      lws_hdr_copy(wsi, origin, sizeof(origin), WSI_TOKEN_ORIGIN) > 0 ?
-			      origin : NULL))
+	if (!config_origin_ok(
+		ws->cfg, lws_hdr_total_length(wsi, WSI_TOKEN_ORIGIN) > 0 &&
+				 lws_hdr_copy(wsi, origin, sizeof(origin), WSI_TOKEN_ORIGIN) > 0
+			     ? origin
+			     : NULL))
 		return ws_refuse(s, REFUSE_ORIGIN, 1008, "origin_not_allowed",
 				 "this page may not open the stream");
 	if (ws->cfg->token_keys.n) {
@@ -168,7 +170,8 @@ void ws_established(ws_t *ws, struct lws *wsi, ws_session_t *s)
 			return ws_refuse(s, REFUSE_TOKEN_ORDER, 4403, "forbidden",
 					 "the token is for another order");
 		if (ar != AUTH_OK)
-			return ws_refuse(s, REFUSE_TOKEN, 4401, "unauthorized", ws_static_reason(why));
+			return ws_refuse(s, REFUSE_TOKEN, 4401, "unauthorized",
+					 ws_static_reason(why));
 		ws_wheel_add(s, exp);
 	}
 	s->resume_signal = since != NULL;
@@ -255,7 +258,8 @@ int ws_receive(ws_session_t *s, const void *in, size_t len)
 		return 0;
 	}
 	/* RFC 6455 8.1: a text message that is not UTF-8 fails the connection (1007). */
-	if (!lws_frame_is_binary(wsi) && (!proto_utf8_feed(&s->utf8, in, len) || (end && s->utf8))) {
+	if (!lws_frame_is_binary(wsi) &&
+	    (!proto_utf8_feed(&s->utf8, in, len) || (end && s->utf8))) {
 		ws_close_async(s, 1007, "a text message that is not UTF-8");
 		outq_clear(&s->w.q);
 		return 0;
@@ -334,7 +338,8 @@ void ws_close_all(ws_t *ws, int close_code, const char *reason)
 	hub_order_t *o, *tmp;
 	watcher_t *w;
 
-	HASH_ITER(hh, ws->hub->orders, o, tmp) {
+	HASH_ITER(hh, ws->hub->orders, o, tmp)
+	{
 		for (w = o->watchers; w; w = w->next) {
 			outq_clear(&w->q);
 			ws_close_async(WS_OF(w), close_code, reason);

@@ -45,19 +45,19 @@ typedef enum ws_state {
 typedef struct ws ws_t;
 
 typedef struct ws_session {
-	watcher_t w;              /* the watcher, linked by the hub */
-	ws_t *ws;                 /* the module it belongs to */
+	watcher_t w;		  /* the watcher, linked by the hub */
+	ws_t *ws;		  /* the module it belongs to */
 	struct ws_client *client; /* its row in the per-address count */
 	const char *close_reason; /* static text sent with close_code */
-	uint16_t close_code;      /* the close to send once the queue is flushed */
-	uint16_t rx_len;          /* bytes of the client message being received */
-	uint8_t state;            /* ws_state_t */
-	uint8_t utf8;             /* UTF-8 state of the text message being received */
-	uint8_t ka_state;         /* which keepalive queue it is in (ws/keepalive.c) */
-	uint8_t ping_pending;     /* a ping is due: the next writeable sends it first */
-	uint8_t resume_signal;    /* joined with since: its replay ends with a resumed frame */
+	uint16_t close_code;	  /* the close to send once the queue is flushed */
+	uint16_t rx_len;	  /* bytes of the client message being received */
+	uint8_t state;		  /* ws_state_t */
+	uint8_t utf8;		  /* UTF-8 state of the text message being received */
+	uint8_t ka_state;	  /* which keepalive queue it is in (ws/keepalive.c) */
+	uint8_t ping_pending;	  /* a ping is due: the next writeable sends it first */
+	uint8_t resume_signal;	  /* joined with since: its replay ends with a resumed frame */
 	struct ws_session *ka_prev, *ka_next; /* in ws->ka_head[ka_state - 1] */
-	uint64_t ka_due_ms;       /* loop time its ping, or its pong, is due */
+	uint64_t ka_due_ms;		      /* loop time its ping, or its pong, is due */
 } ws_session_t;
 
 /* The websocket side of the server: what it owns, and what it reads of the server's. */
@@ -68,16 +68,16 @@ struct ws {
 	broker_t *broker;
 	metrics_t *metrics;
 	ratelimit_t *rates;
-	const bool *stopping;       /* the server's: draining */
-	const unsigned *n_conns;    /* the server's: sockets lws holds */
+	const bool *stopping;	       /* the server's: draining */
+	const unsigned *n_conns;       /* the server's: sockets lws holds */
 	const int64_t *wall_offset_ms; /* the server's: wall clock minus uv_now() */
 	/* Keepalive: [0] waiting to be pinged, [1] waiting for a pong.  FIFO queues, each
 	 * in due order since all of its entries get the same delay. */
 	ws_session_t *ka_head[2], *ka_tail[2];
 	/* Watchers by token expiry second, WS_WHEEL buckets; the tick closes the due ones. */
 	watcher_t *exp_wheel[WS_WHEEL];
-	int64_t exp_swept_s;        /* the last second whose bucket was swept */
-	struct ws_client *clients;  /* websockets per client address (uthash by address) */
+	int64_t exp_swept_s;	   /* the last second whose bucket was swept */
+	struct ws_client *clients; /* websockets per client address (uthash by address) */
 };
 
 /* The hub's hooks; their ctx is the ws_t. */

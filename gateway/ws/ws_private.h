@@ -7,7 +7,7 @@
 
 #include "ws.h"
 
-#define WS_OF(watcher) ((ws_session_t *)((char *)(watcher) - offsetof(ws_session_t, w)))
+#define WS_OF(watcher) ((ws_session_t *)((char *)(watcher)-offsetof(ws_session_t, w)))
 
 /*
  * The one transition function (see ws_state_t); CLOSING and later also stop

@@ -82,15 +82,18 @@ static char *check_query_arg(const char *qs, const char *name)
 	query_parse(&q, qs, strlen(qs));
 	rc = query_get(&q, name, &v, &len);
 	if (n_args > QUERY_ARGS_MAX) {
-		FUZZ_CHECK(rc == QUERY_TOO_MANY, "%zu arguments: query_get(%s) gave %d", n_args, name,
-			   rc);
+		FUZZ_CHECK(rc == QUERY_TOO_MANY, "%zu arguments: query_get(%s) gave %d", n_args,
+			   name, rc);
 		return NULL;
 	}
-	FUZZ_CHECK(rc == (count == 0 ? QUERY_ABSENT : count == 1 ? QUERY_OK : QUERY_REPEATED),
+	FUZZ_CHECK(rc == (count == 0   ? QUERY_ABSENT
+			  : count == 1 ? QUERY_OK
+				       : QUERY_REPEATED),
 		   "%s given %zu times: query_get gave %d", name, count, rc);
 	if (rc != QUERY_OK)
 		return NULL;
-	FUZZ_CHECK(len == want_len && !memcmp(v, want, len), "the value of %s is not its own", name);
+	FUZZ_CHECK(len == want_len && !memcmp(v, want, len), "the value of %s is not its own",
+		   name);
 	return fuzz_strndup((const uint8_t *)v, len);
 }
 

@@ -44,8 +44,9 @@ static bool same_update(const proto_update_t *a, const proto_update_t *b)
 	     a->places.has_dropoff != b->places.has_dropoff ||
 	     (a->places.has_pickup && (!same_double(a->places.pickup.lat, b->places.pickup.lat) ||
 				       !same_double(a->places.pickup.lng, b->places.pickup.lng))) ||
-	     (a->places.has_dropoff && (!same_double(a->places.dropoff.lat, b->places.dropoff.lat) ||
-					!same_double(a->places.dropoff.lng, b->places.dropoff.lng)))))
+	     (a->places.has_dropoff &&
+	      (!same_double(a->places.dropoff.lat, b->places.dropoff.lat) ||
+	       !same_double(a->places.dropoff.lng, b->places.dropoff.lng)))))
 		return false;
 	if (a->has_location && !same_location(&a->location, &b->location))
 		return false;

@@ -27,10 +27,10 @@
 static auth_keys_t fuzz_keys;
 
 static const char fuzz_ec_public[] =
-	"-----BEGIN PUBLIC KEY-----\n"
-	"MFkwEwYHKoZIzj0CAQYIKoZIzj0DAQcDQgAEMIgvOAczf4pa6RrMRGc3ULWKE/sa\n"
-	"m/CNk9zmmMLkgFy43zC5zg9P1j8yTAW4Mm7H+0L42u/5VfLFOg2KQDWYpQ==\n"
-	"-----END PUBLIC KEY-----\n";
+    "-----BEGIN PUBLIC KEY-----\n"
+    "MFkwEwYHKoZIzj0CAQYIKoZIzj0DAQcDQgAEMIgvOAczf4pa6RrMRGc3ULWKE/sa\n"
+    "m/CNk9zmmMLkgFy43zC5zg9P1j8yTAW4Mm7H+0L42u/5VfLFOg2KQDWYpQ==\n"
+    "-----END PUBLIC KEY-----\n";
 
 static void fuzz_keys_init(void)
 {
@@ -68,7 +68,8 @@ static auth_result_t fuzz_check_token(const char *token, size_t len)
 {
 	char why[96];
 	int64_t exp = 0;
-	auth_result_t r = auth_check(&fuzz_keys, token, len, "A1", FUZZ_NOW, &exp, why, sizeof(why));
+	auth_result_t r =
+	    auth_check(&fuzz_keys, token, len, "A1", FUZZ_NOW, &exp, why, sizeof(why));
 
 	FUZZ_CHECK(r == AUTH_OK || r == AUTH_INVALID || r == AUTH_FORBIDDEN, "result %d", (int)r);
 	if (r == AUTH_OK)
@@ -95,7 +96,8 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	} else if (jwt_new(&jwt) == 0) {
 		/* text as the claims, then a valid HS256 signature over them */
 		if (jwt_add_grants_json(jwt, text) == 0 &&
-		    (data[1] % 3 == 0 || jwt_add_header(jwt, "kid", data[1] % 3 == 1 ? "hs" : "x") == 0) &&
+		    (data[1] % 3 == 0 ||
+		     jwt_add_header(jwt, "kid", data[1] % 3 == 1 ? "hs" : "x") == 0) &&
 		    jwt_set_alg(jwt, JWT_ALG_HS256, (const unsigned char *)FUZZ_SECRET,
 				(int)strlen(FUZZ_SECRET)) == 0) {
 			token = jwt_encode_str(jwt);

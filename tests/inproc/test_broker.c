@@ -92,7 +92,7 @@ static void fx_snapshot_cb(void *arg, int rc, const char *state, size_t state_le
 			assert_int_equal(proto_cursor_parse(cursor, cursor_len, &upto), 0);
 		s->fx->synced++;
 		hub_synced(&s->fx->hub, s->w, rc == BROKER_OK, NULL, 0, &upto,
-			      uv_now(&s->fx->l.loop));
+			   uv_now(&s->fx->l.loop));
 	}
 	free(s);
 }

@@ -147,7 +147,8 @@ static void the_task_destination_is_its_place(void **state)
 	assert_int_equal(run_fixture("task_started.json", u, &n, &err), ADAPTER_OK);
 	assert_int_equal(n, 1);
 	assert_true(u[0].has_places && u[0].places.has_dropoff && !u[0].places.has_pickup);
-	assert_true(u[0].places.dropoff.lat == 33.8078456 && u[0].places.dropoff.lng == -117.8764687);
+	assert_true(u[0].places.dropoff.lat == 33.8078456 &&
+		    u[0].places.dropoff.lng == -117.8764687);
 	assert_int_equal(run_fixture("task_arrival_pickup.json", u, &n, &err), ADAPTER_OK);
 	assert_true(u[0].has_places && u[0].places.has_pickup && !u[0].places.has_dropoff);
 	assert_true(u[0].places.pickup.lat == 33.8078456 && u[0].places.pickup.lng == -117.8764687);

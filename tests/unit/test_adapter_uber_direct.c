@@ -231,27 +231,29 @@ static void a_bad_place_is_left_out_not_refused(void **state)
 
 	(void)state;
 	/* Uber's own sample carries lat 99.99999; a string that is no number; half a pair. */
-	assert_int_equal(parse(STATUS_EVENT("pickup",
-					    "\"pickup\":{\"location\":{\"lat\":99.99999,\"lng\":-99.99999}},"
-					    "\"dropoff\":{\"location\":{\"lat\":\"north\",\"lng\":2}}"),
-			       &u, &n, &err),
-			 ADAPTER_OK);
+	assert_int_equal(
+	    parse(STATUS_EVENT("pickup",
+			       "\"pickup\":{\"location\":{\"lat\":99.99999,\"lng\":-99.99999}},"
+			       "\"dropoff\":{\"location\":{\"lat\":\"north\",\"lng\":2}}"),
+		  &u, &n, &err),
+	    ADAPTER_OK);
 	assert_int_equal(n, 1);
 	assert_int_equal(u.status, PROTO_STATUS_EN_ROUTE_TO_PICKUP);
 	assert_false(u.has_places || u.places.has_pickup || u.places.has_dropoff);
-	assert_int_equal(parse(STATUS_EVENT("pickup",
-					    "\"pickup\":{\"location\":{\"lat\":0,\"lng\":0}},"
-					    "\"dropoff\":{\"location\":{\"lat\":52.5}}"),
-			       &u, &n, &err),
-			 ADAPTER_OK);
+	assert_int_equal(
+	    parse(STATUS_EVENT("pickup", "\"pickup\":{\"location\":{\"lat\":0,\"lng\":0}},"
+					 "\"dropoff\":{\"location\":{\"lat\":52.5}}"),
+		  &u, &n, &err),
+	    ADAPTER_OK);
 	assert_int_equal(n, 1);
 	assert_false(u.has_places); /* 0,0 is a placeholder; a lat alone is half a place */
 	/* One good place is kept alone. */
-	assert_int_equal(parse(STATUS_EVENT("pickup",
-					    "\"pickup\":{\"location\":null},"
-					    "\"dropoff\":{\"location\":{\"lat\":\"52.5\",\"lng\":13.4}}"),
-			       &u, &n, &err),
-			 ADAPTER_OK);
+	assert_int_equal(
+	    parse(STATUS_EVENT("pickup",
+			       "\"pickup\":{\"location\":null},"
+			       "\"dropoff\":{\"location\":{\"lat\":\"52.5\",\"lng\":13.4}}"),
+		  &u, &n, &err),
+	    ADAPTER_OK);
 	assert_true(u.has_places && !u.places.has_pickup && u.places.has_dropoff);
 	assert_true(u.places.dropoff.lat == 52.5 && u.places.dropoff.lng == 13.4);
 }
@@ -363,10 +365,11 @@ static void an_unknown_status_is_left_out(void **state)
 	assert_int_equal(u.status, PROTO_STATUS_NONE);
 	assert_true(u.has_eta && !u.eta.has_pickup && u.eta.has_dropoff);
 	/* Places alone are something to track. */
-	assert_int_equal(parse(STATUS_EVENT("scheduled",
-					    "\"dropoff\":{\"location\":{\"lat\":52.5,\"lng\":13.4}}"),
-			       &u, &n, &err),
-			 ADAPTER_OK);
+	assert_int_equal(
+	    parse(
+		STATUS_EVENT("scheduled", "\"dropoff\":{\"location\":{\"lat\":52.5,\"lng\":13.4}}"),
+		&u, &n, &err),
+	    ADAPTER_OK);
 	assert_int_equal(n, 1);
 	assert_int_equal(u.status, PROTO_STATUS_NONE);
 	assert_true(u.has_places && u.places.has_dropoff && !u.has_eta && !u.has_location);

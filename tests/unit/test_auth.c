@@ -43,7 +43,8 @@ static int setup(void **state)
 	keys.keys[0].key_len = strlen(HS_SECRET);
 	snprintf(keys.keys[1].kid, sizeof(keys.keys[1].kid), "ec1");
 	keys.keys[1].alg = AUTH_ES256;
-	keys.keys[1].key_len = read_fixture("ec_public.pem", (char *)keys.keys[1].key, AUTH_KEY_MAX);
+	keys.keys[1].key_len =
+	    read_fixture("ec_public.pem", (char *)keys.keys[1].key, AUTH_KEY_MAX);
 	keys.n = 2;
 	read_fixture("ec_private.pem", ec_private, sizeof(ec_private));
 	read_fixture("other_private.pem", other_private, sizeof(other_private));
@@ -51,8 +52,8 @@ static int setup(void **state)
 }
 
 /* A token: alg, kid (NULL = none), the key to sign with, claims. exp/nbf 0 = absent. */
-static char *mint(jwt_alg_t alg, const char *kid, const char *key, const char *order_id,
-		  long exp, long nbf)
+static char *mint(jwt_alg_t alg, const char *kid, const char *key, const char *order_id, long exp,
+		  long nbf)
 {
 	jwt_t *jwt = NULL;
 	char *t;
@@ -66,8 +67,8 @@ static char *mint(jwt_alg_t alg, const char *kid, const char *key, const char *o
 		assert_int_equal(jwt_add_grant_int(jwt, "nbf", nbf), 0);
 	if (kid)
 		assert_int_equal(jwt_add_header(jwt, "kid", kid), 0);
-	assert_int_equal(jwt_set_alg(jwt, alg, (const unsigned char *)key,
-				     key ? (int)strlen(key) : 0), 0);
+	assert_int_equal(
+	    jwt_set_alg(jwt, alg, (const unsigned char *)key, key ? (int)strlen(key) : 0), 0);
 	t = jwt_encode_str(jwt);
 	jwt_free(jwt);
 	assert_non_null(t);
@@ -124,7 +125,8 @@ static void valid_hs256_token_is_accepted(void **state)
 	char why[96], *t = mint(JWT_ALG_HS256, "hs1", HS_SECRET, "A1", NOW + 60, 0);
 	int64_t exp = 0;
 
-	assert_int_equal(auth_check(&keys, t, strlen(t), "A1", NOW, &exp, why, sizeof(why)), AUTH_OK);
+	assert_int_equal(auth_check(&keys, t, strlen(t), "A1", NOW, &exp, why, sizeof(why)),
+			 AUTH_OK);
 	assert_int_equal(exp, NOW + 60);
 	free(t);
 }
@@ -177,7 +179,8 @@ static void not_yet_valid_token_is_invalid(void **state)
 static void wrong_key_unknown_kid_and_missing_kid_are_invalid(void **state)
 {
 	char why[96];
-	char *wrong = mint(JWT_ALG_HS256, "hs1", "another-secret-another-secret-x", "A1", NOW + 60, 0);
+	char *wrong =
+	    mint(JWT_ALG_HS256, "hs1", "another-secret-another-secret-x", "A1", NOW + 60, 0);
 	char *unknown = mint(JWT_ALG_HS256, "nope", HS_SECRET, "A1", NOW + 60, 0);
 	char *nokid = mint(JWT_ALG_HS256, NULL, HS_SECRET, "A1", NOW + 60, 0);
 	char *ec_wrong = mint(JWT_ALG_ES256, "ec1", other_private, "A1", NOW + 60, 0);
@@ -231,7 +234,8 @@ static void tampered_payload_or_signature_is_refused(void **state)
 static void garbage_and_missing_tokens_are_invalid(void **state)
 {
 	char why[96];
-	static const char *const bad[] = {"", "a", "a.b", "a.b.c", "....", "e30.e30.", "%%%.%%%.%%%"};
+	static const char *const bad[] = {"",	  "a",	      "a.b",	    "a.b.c",
+					  "....", "e30.e30.", "%%%.%%%.%%%"};
 
 	assert_int_equal(check(NULL, "A1", why), AUTH_INVALID);
 	for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++)
@@ -244,7 +248,8 @@ static void single_key_needs_no_kid_and_rotation_accepts_both_kids(void **state)
 	auth_keys_t one = keys;
 
 	one.n = 1;
-	assert_int_equal(auth_check(&one, t, strlen(t), "A1", NOW, &(int64_t){0}, why, 96), AUTH_OK);
+	assert_int_equal(auth_check(&one, t, strlen(t), "A1", NOW, &(int64_t){0}, why, 96),
+			 AUTH_OK);
 	free(t);
 	/* rotation: hs1 and hs2 at once */
 	one = keys;
@@ -253,10 +258,12 @@ static void single_key_needs_no_kid_and_rotation_accepts_both_kids(void **state)
 	memcpy(one.keys[1].key, "second-secret-second-secret-second", 34);
 	one.keys[1].key_len = 34;
 	t = mint(JWT_ALG_HS256, "hs2", "second-secret-second-secret-second", "A1", NOW + 60, 0);
-	assert_int_equal(auth_check(&one, t, strlen(t), "A1", NOW, &(int64_t){0}, why, 96), AUTH_OK);
+	assert_int_equal(auth_check(&one, t, strlen(t), "A1", NOW, &(int64_t){0}, why, 96),
+			 AUTH_OK);
 	free(t);
 	t = mint(JWT_ALG_HS256, "hs1", HS_SECRET, "A1", NOW + 60, 0);
-	assert_int_equal(auth_check(&one, t, strlen(t), "A1", NOW, &(int64_t){0}, why, 96), AUTH_OK);
+	assert_int_equal(auth_check(&one, t, strlen(t), "A1", NOW, &(int64_t){0}, why, 96),
+			 AUTH_OK);
 	free(t);
 }
 
@@ -264,8 +271,8 @@ static void exp_nbf_or_iat_that_is_not_a_number_is_invalid_and_says_which(void *
 {
 	/* RFC 7519 NumericDate: a JSON number.  libjwt reads each of these as 0. */
 	static const char *const values[] = {
-		"\"1800000060\"", "\"\"", "true", "false", "null", "{}", "{\"n\":1800000060}",
-		"[1800000060]",
+	    "\"1800000060\"",	  "\"\"",	  "true", "false", "null", "{}",
+	    "{\"n\":1800000060}", "[1800000060]",
 	};
 	static const struct {
 		const char *claim, *word;
@@ -399,24 +406,24 @@ static void header_that_is_not_unpadded_base64url_is_malformed(void **state)
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
-		cmocka_unit_test(valid_hs256_token_is_accepted),
-		cmocka_unit_test(valid_es256_token_is_accepted),
-		cmocka_unit_test(token_for_another_order_is_forbidden),
-		cmocka_unit_test(expired_token_is_invalid_after_the_leeway),
-		cmocka_unit_test(token_without_exp_is_invalid),
-		cmocka_unit_test(not_yet_valid_token_is_invalid),
-		cmocka_unit_test(wrong_key_unknown_kid_and_missing_kid_are_invalid),
-		cmocka_unit_test(alg_none_is_refused),
-		cmocka_unit_test(hs_token_for_the_es_key_is_refused),
-		cmocka_unit_test(tampered_payload_or_signature_is_refused),
-		cmocka_unit_test(garbage_and_missing_tokens_are_invalid),
-		cmocka_unit_test(header_that_is_not_unpadded_base64url_is_malformed),
-		cmocka_unit_test(single_key_needs_no_kid_and_rotation_accepts_both_kids),
-		cmocka_unit_test(exp_nbf_or_iat_that_is_not_a_number_is_invalid_and_says_which),
-		cmocka_unit_test(a_string_nbf_far_in_the_future_does_not_pass_as_absent),
-		cmocka_unit_test(fractional_numeric_dates_are_accepted),
-		cmocka_unit_test(fractional_exp_and_nbf_are_compared_to_the_leeway_exactly),
-		cmocka_unit_test(extreme_numeric_dates_neither_overflow_nor_pass),
+	    cmocka_unit_test(valid_hs256_token_is_accepted),
+	    cmocka_unit_test(valid_es256_token_is_accepted),
+	    cmocka_unit_test(token_for_another_order_is_forbidden),
+	    cmocka_unit_test(expired_token_is_invalid_after_the_leeway),
+	    cmocka_unit_test(token_without_exp_is_invalid),
+	    cmocka_unit_test(not_yet_valid_token_is_invalid),
+	    cmocka_unit_test(wrong_key_unknown_kid_and_missing_kid_are_invalid),
+	    cmocka_unit_test(alg_none_is_refused),
+	    cmocka_unit_test(hs_token_for_the_es_key_is_refused),
+	    cmocka_unit_test(tampered_payload_or_signature_is_refused),
+	    cmocka_unit_test(garbage_and_missing_tokens_are_invalid),
+	    cmocka_unit_test(header_that_is_not_unpadded_base64url_is_malformed),
+	    cmocka_unit_test(single_key_needs_no_kid_and_rotation_accepts_both_kids),
+	    cmocka_unit_test(exp_nbf_or_iat_that_is_not_a_number_is_invalid_and_says_which),
+	    cmocka_unit_test(a_string_nbf_far_in_the_future_does_not_pass_as_absent),
+	    cmocka_unit_test(fractional_numeric_dates_are_accepted),
+	    cmocka_unit_test(fractional_exp_and_nbf_are_compared_to_the_leeway_exactly),
+	    cmocka_unit_test(extreme_numeric_dates_neither_overflow_nor_pass),
 	};
 
 	return cmocka_run_group_tests(tests, setup, NULL);

@@ -146,8 +146,8 @@ static void command_line_wins_over_the_file(void **state)
 	char cpath[128];
 
 	snprintf(cpath, sizeof(cpath), "%s", conf);
-	const char *argv[] = {"trackgated", "--config", cpath, "--ingest-key-file", kpath,
-			      "--listen", "127.0.0.1:7001"};
+	const char *argv[] = {"trackgated", "--config", cpath,		 "--ingest-key-file",
+			      kpath,	    "--listen", "127.0.0.1:7001"};
 
 	assert_int_equal(load(&cfg, 7, argv), CONFIG_OK);
 	assert_int_equal(cfg.listen_port, 7001);
@@ -176,19 +176,25 @@ static void bad_values_are_errors(void **state)
 
 	snprintf(kpath, sizeof(kpath), "%s", write_file("keys", "0123456789abcdef\n"));
 	const char *bad[][2] = {
-		{"--body-limit", "12"},   {"--body-limit", "-5"}, {"--log-level", "loud"},
-		{"--ttl-active", "0"},    {"--redis", "nope"},    {"--max-connections", "x"},
-		{"--page-tile-url", "ftp://t.example/{z}/{x}/{y}.png"},
-		{"--page-tile-url", "https://t.example/{z}/{x}.png"},
-		{"--page-tile-url", "https://t.example/{z}/{x}/{y}.png\"onerror=\"x"},
-		{"--page-tile-url", "https://t.example/a b/{z}/{x}/{y}"},
-		{"--page-tile-url", "https:///{z}/{x}/{y}"},
-		{"--page-tile-url", "https://{s}.t.example/{z}/{x}/{y}.png"},
-		{"--page-tile-attribution", "line\nbreak"},
-		{"--send-buffer", "-1"},  {"--send-buffer", "17000000"},
+	    {"--body-limit", "12"},
+	    {"--body-limit", "-5"},
+	    {"--log-level", "loud"},
+	    {"--ttl-active", "0"},
+	    {"--redis", "nope"},
+	    {"--max-connections", "x"},
+	    {"--page-tile-url", "ftp://t.example/{z}/{x}/{y}.png"},
+	    {"--page-tile-url", "https://t.example/{z}/{x}.png"},
+	    {"--page-tile-url", "https://t.example/{z}/{x}/{y}.png\"onerror=\"x"},
+	    {"--page-tile-url", "https://t.example/a b/{z}/{x}/{y}"},
+	    {"--page-tile-url", "https:///{z}/{x}/{y}"},
+	    {"--page-tile-url", "https://{s}.t.example/{z}/{x}/{y}.png"},
+	    {"--page-tile-attribution", "line\nbreak"},
+	    {"--send-buffer", "-1"},
+	    {"--send-buffer", "17000000"},
 	};
 	for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
-		const char *argv[] = {"trackgated", "--ingest-key-file", kpath, bad[i][0], bad[i][1]};
+		const char *argv[] = {"trackgated", "--ingest-key-file", kpath, bad[i][0],
+				      bad[i][1]};
 
 		assert_int_equal(load(&cfg, 5, argv), CONFIG_EINVAL);
 	}
@@ -201,11 +207,16 @@ static void page_tile_settings_are_kept(void **state)
 
 	(void)state;
 	snprintf(kpath, sizeof(kpath), "%s", write_file("keys", "0123456789abcdef\n"));
-	const char *argv[] = {"trackgated", "--ingest-key-file", kpath, "--page-tile-url",
+	const char *argv[] = {"trackgated",
+			      "--ingest-key-file",
+			      kpath,
+			      "--page-tile-url",
 			      "https://tile.example.org:8443/osm/{z}/{x}/{y}.png?key=k",
-			      "--page-tile-attribution", "(c) OpenStreetMap contributors"};
+			      "--page-tile-attribution",
+			      "(c) OpenStreetMap contributors"};
 	assert_int_equal(load(&cfg, 7, argv), CONFIG_OK);
-	assert_string_equal(cfg.page_tile_url, "https://tile.example.org:8443/osm/{z}/{x}/{y}.png?key=k");
+	assert_string_equal(cfg.page_tile_url,
+			    "https://tile.example.org:8443/osm/{z}/{x}/{y}.png?key=k");
 	assert_string_equal(cfg.page_tile_attribution, "(c) OpenStreetMap contributors");
 }
 
@@ -265,13 +276,15 @@ static void webhook_secrets_come_from_sections_and_files(void **state)
 
 	snprintf(kpath, sizeof(kpath), "%s", write_file("keys", "0123456789abcdef\n"));
 	snprintf(spath, sizeof(spath), "%s", write_file("onfleet.secret", "a1b2c3\n"));
-	snprintf(cpath, sizeof(cpath), "%s", write_file("conf", "[webhook.uber_direct]\n"
-								 "secret = s3cr3t\n"));
+	snprintf(cpath, sizeof(cpath), "%s",
+		 write_file("conf", "[webhook.uber_direct]\n"
+				    "secret = s3cr3t\n"));
 	char arg[200];
 
 	snprintf(arg, sizeof(arg), "onfleet=%s", spath);
-	const char *argv[] = {"trackgated", "--config", cpath, "--ingest-key-file", kpath,
-			      "--webhook-secret-file", arg};
+	const char *argv[] = {
+	    "trackgated", "--config", cpath, "--ingest-key-file", kpath, "--webhook-secret-file",
+	    arg};
 
 	assert_int_equal(load(&cfg, 7, argv), CONFIG_OK);
 	assert_int_equal(cfg.n_webhooks, 2);
@@ -304,7 +317,8 @@ static void webhook_secret_file_of_the_largest_size_loads_with_or_without_newlin
 	secret[1025] = '\0';
 	snprintf(spath, sizeof(spath), "%s", write_file("big.secret", secret));
 	snprintf(arg, sizeof(arg), "onfleet=%s", spath);
-	const char *argv[] = {"trackgated", "--ingest-key-file", kpath, "--webhook-secret-file", arg};
+	const char *argv[] = {"trackgated", "--ingest-key-file", kpath, "--webhook-secret-file",
+			      arg};
 
 	assert_int_equal(load(&cfg, 5, argv), CONFIG_OK);
 	assert_int_equal(config_webhook(&cfg, "onfleet")->secret_len, 1024);
@@ -318,38 +332,38 @@ static void webhook_secret_file_of_the_largest_size_loads_with_or_without_newlin
 
 /* One value, not the default, for each row of the settings table (tls files written below). */
 static const char *const samples[][2] = {
-	{"listen", "[::1]:7001"},
-	{"metrics-listen", "127.0.0.1:9100"},
-	{"redis", "redis://10.0.0.5:6380"},
-	{"allowed-origins", "https://a.example, https://b.example"},
-	{"page-tile-url", "https://tile.example/{z}/{x}/{y}.png"},
-	{"page-tile-attribution", "(c) OpenStreetMap contributors # and others"},
-	{"log-level", "debug"},
-	{"log-format", "json"},
-	{"workers", "3"},
-	{"body-limit", "2048"},
-	{"outq-limit", "8192"},
-	{"send-buffer", "0"},
-	{"slow-timeout", "31"},
-	{"ttl-active", "600"},
-	{"ttl-terminal", "60"},
-	{"log-maxlen", "50"},
-	{"courier-visible-from", "picked_up"},
-	{"redis-timeout", "500"},
-	{"max-connections", "1000"},
-	{"max-per-client", "7"},
-	{"ping-interval", "11"},
-	{"pong-timeout", "12"},
-	{"http-timeout", "13"},
-	{"first-byte-timeout", "4"},
-	{"max-pending-per-client", "9"},
-	{"upgrade-rate", "5"},
-	{"upgrade-burst", "6"},
-	{"ingest-rate", "7"},
-	{"ingest-burst", "8"},
-	{"proxy-header", "X-Forwarded-For"},
-	{"trusted-proxies", "10.0.0.1, ::1"},
-	{"drain-timeout", "3"},
+    {"listen", "[::1]:7001"},
+    {"metrics-listen", "127.0.0.1:9100"},
+    {"redis", "redis://10.0.0.5:6380"},
+    {"allowed-origins", "https://a.example, https://b.example"},
+    {"page-tile-url", "https://tile.example/{z}/{x}/{y}.png"},
+    {"page-tile-attribution", "(c) OpenStreetMap contributors # and others"},
+    {"log-level", "debug"},
+    {"log-format", "json"},
+    {"workers", "3"},
+    {"body-limit", "2048"},
+    {"outq-limit", "8192"},
+    {"send-buffer", "0"},
+    {"slow-timeout", "31"},
+    {"ttl-active", "600"},
+    {"ttl-terminal", "60"},
+    {"log-maxlen", "50"},
+    {"courier-visible-from", "picked_up"},
+    {"redis-timeout", "500"},
+    {"max-connections", "1000"},
+    {"max-per-client", "7"},
+    {"ping-interval", "11"},
+    {"pong-timeout", "12"},
+    {"http-timeout", "13"},
+    {"first-byte-timeout", "4"},
+    {"max-pending-per-client", "9"},
+    {"upgrade-rate", "5"},
+    {"upgrade-burst", "6"},
+    {"ingest-rate", "7"},
+    {"ingest-burst", "8"},
+    {"proxy-header", "X-Forwarded-For"},
+    {"trusted-proxies", "10.0.0.1, ::1"},
+    {"drain-timeout", "3"},
 };
 
 static bool has_sample(const char *name)
@@ -364,7 +378,7 @@ static void check_config_output_loads_back_to_the_same_config(void **state)
 {
 	static config_t first, again; /* large: not on the stack */
 	char kpath[128], tls[2][128], hook[128], pem[128], hs[128], conf[8192], cpath[128],
-		printed[128], hook_arg[200], token_arg[200];
+	    printed[128], hook_arg[200], token_arg[200];
 	size_t used = 0;
 	FILE *out;
 
@@ -393,13 +407,14 @@ static void check_config_output_loads_back_to_the_same_config(void **state)
 					 samples[i][0], samples[i][1]);
 	snprintf(conf + used, sizeof(conf) - used,
 		 "[webhook.stuart]\nsecret-file = %s\n[token-key.k2]\nalg = ES256\n"
-		 "public-key-file = %s\n", hook, pem);
+		 "public-key-file = %s\n",
+		 hook, pem);
 	snprintf(cpath, sizeof(cpath), "%s", write_file("rt.conf", conf));
 	/* The command-line-only ones on the command line. */
 	snprintf(hook_arg, sizeof(hook_arg), "onfleet=%s", hook);
 	snprintf(token_arg, sizeof(token_arg), "kc=HS256:%s", hs);
-	const char *argv[] = {"trackgated", "--config", cpath, "--webhook-secret-file", hook_arg,
-			      "--token-key-file", token_arg};
+	const char *argv[] = {"trackgated", "--config",		cpath,	  "--webhook-secret-file",
+			      hook_arg,	    "--token-key-file", token_arg};
 
 	assert_int_equal(load(&first, 7, argv), CONFIG_OK);
 	assert_int_equal(first.listen_port, 7001);
@@ -456,10 +471,12 @@ static void reload_applies_the_live_settings_and_names_the_others(void **state)
 	(void)state;
 	snprintf(k1, sizeof(k1), "%s", write_file("rl-keys-1", "first-key-0123456789\n"));
 	snprintf(k2, sizeof(k2), "%s", write_file("rl-keys-2", "second-key-012345678\n"));
-	const char *before[] = {"trackgated", "--ingest-key-file", k1, "--listen", "127.0.0.1:7000",
-				"--allowed-origins", "https://a.example"};
-	const char *after[] = {"trackgated", "--ingest-key-file", k2, "--listen", "127.0.0.1:7001",
-			       "--allowed-origins", "https://b.example", "--body-limit", "2048"};
+	const char *before[] = {"trackgated",	    "--ingest-key-file", k1,
+				"--listen",	    "127.0.0.1:7000",	 "--allowed-origins",
+				"https://a.example"};
+	const char *after[] = {"trackgated",	    "--ingest-key-file", k2,
+			       "--listen",	    "127.0.0.1:7001",	 "--allowed-origins",
+			       "https://b.example", "--body-limit",	 "2048"};
 
 	assert_int_equal(load(&live, 7, before), CONFIG_OK);
 	assert_int_equal(load(&fresh, 9, after), CONFIG_OK);
@@ -626,8 +643,9 @@ static void man_page_documents_every_setting_of_the_table(void **state)
 	(void)state;
 	for (line = strtok_r(section(page, "\n.SH OPTIONS\n", ends), "\n", &save); line;
 	     line = strtok_r(NULL, "\n", &save)) {
-		const char *arg = !strncmp(line, ".BI ", 4) ? line + 4 :
-				  !strncmp(line, ".B ", 3) ? line + 3 : NULL;
+		const char *arg = !strncmp(line, ".BI ", 4)  ? line + 4
+				  : !strncmp(line, ".B ", 3) ? line + 3
+							     : NULL;
 
 		if (tp && arg && !strncmp(arg, "\\-\\-", 4))
 			names_add(&ns, arg, strcspn(arg, " \""), true);
@@ -647,8 +665,9 @@ static void man_page_sighup_names_what_the_table_reloads(void **state)
 	(void)state;
 	for (line = strtok_r(section(page, "\n.B SIGHUP\n", ends), "\n", &save); line;
 	     line = strtok_r(NULL, "\n", &save)) {
-		const char *arg = !strncmp(line, ".BR ", 4) || !strncmp(line, ".BI ", 4) ? line + 4 :
-				  !strncmp(line, ".B ", 3) ? line + 3 : NULL;
+		const char *arg = !strncmp(line, ".BR ", 4) || !strncmp(line, ".BI ", 4) ? line + 4
+				  : !strncmp(line, ".B ", 3)				 ? line + 3
+											 : NULL;
 
 		if (arg)
 			names_add(&ns, arg, strcspn(arg, " "), false);
@@ -723,29 +742,29 @@ static void example_config_shows_every_setting_of_the_file(void **state)
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
-		cmocka_unit_test(listen_accepts_host_port_and_wildcards),
-		cmocka_unit_test(listen_rejects_bad_ports),
-		cmocka_unit_test(redis_url_forms_are_understood),
-		cmocka_unit_test(redis_any_address_is_refused_with_or_without_a_port),
-		cmocka_unit_test(courier_visible_from_takes_a_status_before_the_end),
-		cmocka_unit_test(command_line_wins_over_the_file),
-		cmocka_unit_test(unknown_setting_in_file_is_an_error),
-		cmocka_unit_test(bad_values_are_errors),
-		cmocka_unit_test(page_tile_settings_are_kept),
-		cmocka_unit_test(key_file_is_required_and_checked),
-		cmocka_unit_test(ingest_key_compare_matches_exactly),
-		cmocka_unit_test(example_config_in_deploy_loads),
-		cmocka_unit_test(webhook_secrets_come_from_sections_and_files),
-		cmocka_unit_test(unknown_webhook_provider_is_an_error),
-		cmocka_unit_test(webhook_secret_file_of_the_largest_size_loads_with_or_without_newline),
-		cmocka_unit_test(check_config_output_loads_back_to_the_same_config),
-		cmocka_unit_test(check_config_output_masks_inline_secrets_as_comments),
-		cmocka_unit_test(reload_applies_the_live_settings_and_names_the_others),
-		cmocka_unit_test(defaults_come_from_the_table),
-		cmocka_unit_test(man_page_documents_every_setting_of_the_table),
-		cmocka_unit_test(man_page_sighup_names_what_the_table_reloads),
-		cmocka_unit_test(readme_settings_and_sighup_agree_with_the_table),
-		cmocka_unit_test(example_config_shows_every_setting_of_the_file),
+	    cmocka_unit_test(listen_accepts_host_port_and_wildcards),
+	    cmocka_unit_test(listen_rejects_bad_ports),
+	    cmocka_unit_test(redis_url_forms_are_understood),
+	    cmocka_unit_test(redis_any_address_is_refused_with_or_without_a_port),
+	    cmocka_unit_test(courier_visible_from_takes_a_status_before_the_end),
+	    cmocka_unit_test(command_line_wins_over_the_file),
+	    cmocka_unit_test(unknown_setting_in_file_is_an_error),
+	    cmocka_unit_test(bad_values_are_errors),
+	    cmocka_unit_test(page_tile_settings_are_kept),
+	    cmocka_unit_test(key_file_is_required_and_checked),
+	    cmocka_unit_test(ingest_key_compare_matches_exactly),
+	    cmocka_unit_test(example_config_in_deploy_loads),
+	    cmocka_unit_test(webhook_secrets_come_from_sections_and_files),
+	    cmocka_unit_test(unknown_webhook_provider_is_an_error),
+	    cmocka_unit_test(webhook_secret_file_of_the_largest_size_loads_with_or_without_newline),
+	    cmocka_unit_test(check_config_output_loads_back_to_the_same_config),
+	    cmocka_unit_test(check_config_output_masks_inline_secrets_as_comments),
+	    cmocka_unit_test(reload_applies_the_live_settings_and_names_the_others),
+	    cmocka_unit_test(defaults_come_from_the_table),
+	    cmocka_unit_test(man_page_documents_every_setting_of_the_table),
+	    cmocka_unit_test(man_page_sighup_names_what_the_table_reloads),
+	    cmocka_unit_test(readme_settings_and_sighup_agree_with_the_table),
+	    cmocka_unit_test(example_config_shows_every_setting_of_the_file),
 	};
 
 	return cmocka_run_group_tests(tests, make_dir, remove_dir);

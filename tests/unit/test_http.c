@@ -1,4 +1,5 @@
-/* Unit tests of gateway/http.c's pure part: telling lws 4.1's re-parse of its own buffer from a body. */
+/* Unit tests of gateway/http.c's pure part: telling lws 4.1's re-parse of its own buffer from a
+ * body. */
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stdbool.h>
@@ -44,8 +45,8 @@ static void json_bodies_are_bodies(void **state)
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
-		cmocka_unit_test(the_request_head_handed_over_as_body_is_seen),
-		cmocka_unit_test(json_bodies_are_bodies),
+	    cmocka_unit_test(the_request_head_handed_over_as_body_is_seen),
+	    cmocka_unit_test(json_bodies_are_bodies),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);

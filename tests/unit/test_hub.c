@@ -25,7 +25,7 @@ typedef struct fake {
 	int snapshot_again; /* the command connection is down */
 	char last_sub[PROTO_ORDER_ID_MAX + 1];
 	char last_unsub[PROTO_ORDER_ID_MAX + 1];
-	int sent_now;        /* frames the transport took at once */
+	int sent_now;	     /* frames the transport took at once */
 	int refuse_send_now; /* the transport's socket is full */
 } fake_t;
 
@@ -87,11 +87,11 @@ static void fake_drop(void *ctx, watcher_t *w, int code, const char *reason)
 }
 
 static const hub_ops_t fake_ops = {
-	.subscribe = fake_subscribe,
-	.unsubscribe = fake_unsubscribe,
-	.sync = fake_sync,
-	.wake = fake_wake,
-	.drop = fake_drop,
+    .subscribe = fake_subscribe,
+    .unsubscribe = fake_unsubscribe,
+    .sync = fake_sync,
+    .wake = fake_wake,
+    .drop = fake_drop,
 };
 
 typedef struct fixture {
@@ -124,9 +124,9 @@ static int teardown(void **state)
 }
 
 static const char update_a[] =
-	"{\"type\":\"update\",\"order_id\":\"A\",\"update\":{},\"cursor\":\"100-0\"}";
+    "{\"type\":\"update\",\"order_id\":\"A\",\"update\":{},\"cursor\":\"100-0\"}";
 static const char update_b[] =
-	"{\"type\":\"update\",\"order_id\":\"A\",\"update\":{},\"cursor\":\"100-1\"}";
+    "{\"type\":\"update\",\"order_id\":\"A\",\"update\":{},\"cursor\":\"100-1\"}";
 
 static void join(fixture_t *fx, int i, const char *id)
 {
@@ -267,8 +267,8 @@ static void frames_before_the_snapshot_are_held_and_those_it_holds_are_dropped(v
 	hub_subscribed(&fx->hub, "A", 1);
 	hub_message(&fx->hub, "A", 1, update_a, sizeof(update_a) - 1, fx->now_ms); /* 100-0 */
 	hub_message(&fx->hub, "A", 1, update_b, sizeof(update_b) - 1, fx->now_ms); /* 100-1 */
-	assert_int_equal(fx->fake.wakes, 0);                          /* held */
-	snap = snapshot_frame(100, 0);                                 /* holds 100-0 */
+	assert_int_equal(fx->fake.wakes, 0);					   /* held */
+	snap = snapshot_frame(100, 0);						   /* holds 100-0 */
 	hub_synced(&fx->hub, &fx->w[0], true, &snap, 1, &snap->cursor, fx->now_ms);
 	frame_unref(snap);
 	assert_int_equal(fx->w[0].state, WATCHER_LIVE);
@@ -286,7 +286,8 @@ static void watcher_past_its_byte_bound_is_dropped_with_4408(void **state)
 	int n;
 
 	/* a 3000-byte update frame: padding inside the update, the cursor at the end */
-	n = snprintf(big, sizeof(big), "{\"type\":\"update\",\"order_id\":\"A\",\"update\":{\"p\":\"");
+	n = snprintf(big, sizeof(big),
+		     "{\"type\":\"update\",\"order_id\":\"A\",\"update\":{\"p\":\"");
 	memset(big + n, 'x', sizeof(big) - (size_t)n);
 	memcpy(big + sizeof(big) - 18, "\"},\"cursor\":\"2-0\"}", 18);
 	join(fx, 0, "A");
@@ -458,12 +459,12 @@ static void behind_watcher_keeps_places_eta_and_courier_frames(void **state)
 static void frames_go_straight_out_until_the_transport_refuses(void **state)
 {
 	static const hub_ops_t ops = {
-		.subscribe = fake_subscribe,
-		.unsubscribe = fake_unsubscribe,
-		.sync = fake_sync,
-		.wake = fake_wake,
-		.send_now = fake_send_now,
-		.drop = fake_drop,
+	    .subscribe = fake_subscribe,
+	    .unsubscribe = fake_unsubscribe,
+	    .sync = fake_sync,
+	    .wake = fake_wake,
+	    .send_now = fake_send_now,
+	    .drop = fake_drop,
 	};
 	fixture_t *fx = *state;
 
@@ -528,7 +529,7 @@ static void join_with_a_cursor_asks_for_a_replay_after_it(void **state)
 	assert_int_equal(fx->w[0].held, 1);
 	proto_cursor_t upto = {7, 2};
 	hub_synced(&fx->hub, &fx->w[0], true, NULL, 0, &upto, fx->now_ms); /* nothing missed */
-	assert_int_equal(fx->w[0].q.count, 0);                 /* the held repeat is gone */
+	assert_int_equal(fx->w[0].q.count, 0); /* the held repeat is gone */
 }
 
 static void join_with_a_future_cursor_keeps_what_follows_the_reset_snapshot(void **state)
@@ -558,13 +559,13 @@ static void resync_after_redis_loss_replays_between_what_was_queued_and_what_is_
 	join(fx, 0, "A");
 	make_live(fx, "A", 1, 1, 0);
 	outq_pop(&fx->w[0].q);
-	post(fx, 2, false);  /* queued, not yet written */
+	post(fx, 2, false); /* queued, not yet written */
 	hub_redis_down(&fx->hub);
 	hub_redis_up(&fx->hub);
 	hub_subscribed(&fx->hub, "A", 1);
 	assert_int_equal(fx->w[0].last.ms, 2); /* the resync asks for what came after 2-0 */
-	post(fx, 5, false);  /* live again, held: the replay below holds it too */
-	post(fx, 6, false);  /* held */
+	post(fx, 5, false);		       /* live again, held: the replay below holds it too */
+	post(fx, 6, false);		       /* held */
 	assert_int_equal(fx->w[0].held, 2);
 	assert_true(hub_writable(&fx->w[0])); /* 2-0 may still go out meanwhile */
 	replay[0] = snapshot_frame(4, 0);
@@ -612,51 +613,51 @@ static void healthy_watcher_gets_every_position_of_a_burst(void **state)
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
-		cmocka_unit_test_setup_teardown(first_watcher_subscribes_once, setup, teardown),
-		cmocka_unit_test_setup_teardown(behind_watcher_keeps_places_eta_and_courier_frames,
-						setup, teardown),
-		cmocka_unit_test_setup_teardown(frames_go_straight_out_until_the_transport_refuses,
-						setup, teardown),
-		cmocka_unit_test_setup_teardown(each_order_gets_its_own_subscription, setup, teardown),
-		cmocka_unit_test_setup_teardown(
-			snapshot_is_requested_only_after_the_subscription_is_confirmed, setup, teardown),
-		cmocka_unit_test_setup_teardown(last_watcher_leaving_unsubscribes, setup, teardown),
-		cmocka_unit_test_setup_teardown(
-			rejoin_while_unsubscribing_subscribes_again_after_the_ack, setup, teardown),
-		cmocka_unit_test_setup_teardown(message_is_shared_by_every_watcher_of_the_order, setup,
-						teardown),
-		cmocka_unit_test_setup_teardown(messages_for_unwatched_orders_are_ignored, setup,
-						teardown),
-		cmocka_unit_test_setup_teardown(
-			frames_before_the_snapshot_are_held_and_those_it_holds_are_dropped, setup,
-			teardown),
-		cmocka_unit_test_setup_teardown(watcher_past_its_byte_bound_is_dropped_with_4408, setup,
-						teardown),
-		cmocka_unit_test_setup_teardown(failed_snapshot_drops_the_watcher, setup, teardown),
-		cmocka_unit_test_setup_teardown(redis_loss_resubscribes_and_resyncs_every_watcher, setup,
-						teardown),
-		cmocka_unit_test_setup_teardown(invalid_order_id_is_refused, setup, teardown),
-		cmocka_unit_test_setup_teardown(update_frames_the_snapshot_holds_are_skipped_after_it,
-						setup, teardown),
-		cmocka_unit_test_setup_teardown(snapshot_waits_while_the_command_connection_is_down,
-						setup, teardown),
-		cmocka_unit_test_setup_teardown(snapshot_lost_with_the_connection_is_asked_again, setup,
-						teardown),
-		cmocka_unit_test_setup_teardown(
-			behind_watcher_gets_the_newest_position_and_every_status, setup, teardown),
-		cmocka_unit_test_setup_teardown(
-			watcher_behind_longer_than_the_slow_timeout_is_dropped, setup, teardown),
-		cmocka_unit_test_setup_teardown(join_with_a_cursor_asks_for_a_replay_after_it, setup,
-						teardown),
-		cmocka_unit_test_setup_teardown(
-			join_with_a_future_cursor_keeps_what_follows_the_reset_snapshot, setup, teardown),
-		cmocka_unit_test_setup_teardown(
-			resync_after_redis_loss_replays_between_what_was_queued_and_what_is_held, setup,
-			teardown),
-		cmocka_unit_test_setup_teardown(message_without_a_cursor_is_not_forwarded, setup,
-						teardown),
-		cmocka_unit_test_setup_teardown(healthy_watcher_gets_every_position_of_a_burst, setup,
-						teardown),
+	    cmocka_unit_test_setup_teardown(first_watcher_subscribes_once, setup, teardown),
+	    cmocka_unit_test_setup_teardown(behind_watcher_keeps_places_eta_and_courier_frames,
+					    setup, teardown),
+	    cmocka_unit_test_setup_teardown(frames_go_straight_out_until_the_transport_refuses,
+					    setup, teardown),
+	    cmocka_unit_test_setup_teardown(each_order_gets_its_own_subscription, setup, teardown),
+	    cmocka_unit_test_setup_teardown(
+		snapshot_is_requested_only_after_the_subscription_is_confirmed, setup, teardown),
+	    cmocka_unit_test_setup_teardown(last_watcher_leaving_unsubscribes, setup, teardown),
+	    cmocka_unit_test_setup_teardown(
+		rejoin_while_unsubscribing_subscribes_again_after_the_ack, setup, teardown),
+	    cmocka_unit_test_setup_teardown(message_is_shared_by_every_watcher_of_the_order, setup,
+					    teardown),
+	    cmocka_unit_test_setup_teardown(messages_for_unwatched_orders_are_ignored, setup,
+					    teardown),
+	    cmocka_unit_test_setup_teardown(
+		frames_before_the_snapshot_are_held_and_those_it_holds_are_dropped, setup,
+		teardown),
+	    cmocka_unit_test_setup_teardown(watcher_past_its_byte_bound_is_dropped_with_4408, setup,
+					    teardown),
+	    cmocka_unit_test_setup_teardown(failed_snapshot_drops_the_watcher, setup, teardown),
+	    cmocka_unit_test_setup_teardown(redis_loss_resubscribes_and_resyncs_every_watcher,
+					    setup, teardown),
+	    cmocka_unit_test_setup_teardown(invalid_order_id_is_refused, setup, teardown),
+	    cmocka_unit_test_setup_teardown(update_frames_the_snapshot_holds_are_skipped_after_it,
+					    setup, teardown),
+	    cmocka_unit_test_setup_teardown(snapshot_waits_while_the_command_connection_is_down,
+					    setup, teardown),
+	    cmocka_unit_test_setup_teardown(snapshot_lost_with_the_connection_is_asked_again, setup,
+					    teardown),
+	    cmocka_unit_test_setup_teardown(
+		behind_watcher_gets_the_newest_position_and_every_status, setup, teardown),
+	    cmocka_unit_test_setup_teardown(watcher_behind_longer_than_the_slow_timeout_is_dropped,
+					    setup, teardown),
+	    cmocka_unit_test_setup_teardown(join_with_a_cursor_asks_for_a_replay_after_it, setup,
+					    teardown),
+	    cmocka_unit_test_setup_teardown(
+		join_with_a_future_cursor_keeps_what_follows_the_reset_snapshot, setup, teardown),
+	    cmocka_unit_test_setup_teardown(
+		resync_after_redis_loss_replays_between_what_was_queued_and_what_is_held, setup,
+		teardown),
+	    cmocka_unit_test_setup_teardown(message_without_a_cursor_is_not_forwarded, setup,
+					    teardown),
+	    cmocka_unit_test_setup_teardown(healthy_watcher_gets_every_position_of_a_burst, setup,
+					    teardown),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);

@@ -115,7 +115,8 @@ static void the_exposition_is_well_formed(void **state)
 	assert_true(text[strlen(text) - 1] == '\n');
 	for (char *line = strtok(text, "\n"); line; line = strtok(NULL, "\n")) {
 		if (!strncmp(line, "# HELP ", 7)) {
-			snprintf(family, sizeof(family), "%.*s", (int)strcspn(line + 7, " "), line + 7);
+			snprintf(family, sizeof(family), "%.*s", (int)strcspn(line + 7, " "),
+				 line + 7);
 			continue;
 		}
 		if (!strncmp(line, "# TYPE ", 7)) {
@@ -132,10 +133,10 @@ static void the_exposition_is_well_formed(void **state)
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
-		cmocka_unit_test_setup_teardown(counters_and_gauges_are_shown, setup, teardown),
-		cmocka_unit_test_setup_teardown(ingest_requests_count_by_provider_and_status, setup,
-						teardown),
-		cmocka_unit_test_setup_teardown(the_exposition_is_well_formed, setup, teardown),
+	    cmocka_unit_test_setup_teardown(counters_and_gauges_are_shown, setup, teardown),
+	    cmocka_unit_test_setup_teardown(ingest_requests_count_by_provider_and_status, setup,
+					    teardown),
+	    cmocka_unit_test_setup_teardown(the_exposition_is_well_formed, setup, teardown),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);

@@ -125,12 +125,12 @@ static void frame_keeps_lws_headroom_before_the_payload(void **state)
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
-		cmocka_unit_test(idle_queue_owns_no_memory),
-		cmocka_unit_test(frames_come_out_in_order_across_growth),
-		cmocka_unit_test(push_past_the_byte_bound_fails_and_changes_nothing),
-		cmocka_unit_test(shared_frame_is_freed_by_its_last_owner),
-		cmocka_unit_test(snapshot_goes_first_and_drops_updates_it_holds),
-		cmocka_unit_test(frame_keeps_lws_headroom_before_the_payload),
+	    cmocka_unit_test(idle_queue_owns_no_memory),
+	    cmocka_unit_test(frames_come_out_in_order_across_growth),
+	    cmocka_unit_test(push_past_the_byte_bound_fails_and_changes_nothing),
+	    cmocka_unit_test(shared_frame_is_freed_by_its_last_owner),
+	    cmocka_unit_test(snapshot_goes_first_and_drops_updates_it_holds),
+	    cmocka_unit_test(frame_keeps_lws_headroom_before_the_payload),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);

@@ -21,32 +21,32 @@
 
 /* --- fixtures ------------------------------------------------------------ */
 
-#define FULL_UPDATE                                                                               \
-	"{\"v\":1,\"order_id\":\"ord-8f3a2c\",\"provider\":\"uber_direct\",\"ts\":1700000000000," \
-	"\"event_id\":\"evt_01HF3Z\",\"location\":{\"lat\":52.520008,\"lng\":13.404954,"          \
-	"\"heading_deg\":90.5,\"speed_mps\":4.2,\"accuracy_m\":5},"                               \
-	"\"status\":\"en_route_to_dropoff\","                                                     \
-	"\"courier\":{\"id\":\"cr_77\",\"name\":\"Ana Silva\",\"vehicle\":\"bicycle\"},"          \
+#define FULL_UPDATE                                                                                \
+	"{\"v\":1,\"order_id\":\"ord-8f3a2c\",\"provider\":\"uber_direct\",\"ts\":1700000000000,"  \
+	"\"event_id\":\"evt_01HF3Z\",\"location\":{\"lat\":52.520008,\"lng\":13.404954,"           \
+	"\"heading_deg\":90.5,\"speed_mps\":4.2,\"accuracy_m\":5},"                                \
+	"\"status\":\"en_route_to_dropoff\","                                                      \
+	"\"courier\":{\"id\":\"cr_77\",\"name\":\"Ana Silva\",\"vehicle\":\"bicycle\"},"           \
 	"\"eta\":{\"pickup\":1699999400000,\"dropoff\":1700000600000}}"
 
-#define MINIMAL_UPDATE                                                                     \
-	"{\"v\":1,\"order_id\":\"ord-8f3a2c\",\"provider\":\"acme\",\"ts\":1700000000000," \
+#define MINIMAL_UPDATE                                                                             \
+	"{\"v\":1,\"order_id\":\"ord-8f3a2c\",\"provider\":\"acme\",\"ts\":1700000000000,"         \
 	"\"status\":\"created\"}"
 
 /* FULL_UPDATE's frame as the script wrote it. */
-#define FULL_FRAME                                                                 \
-	"{\"type\":\"update\",\"order_id\":\"ord-8f3a2c\",\"update\":" FULL_UPDATE \
+#define FULL_FRAME                                                                                 \
+	"{\"type\":\"update\",\"order_id\":\"ord-8f3a2c\",\"update\":" FULL_UPDATE                 \
 	",\"cursor\":\"1795297140851-0\"}"
 
 /* The state after FULL_UPDATE then a location-only update, as the script wrote it:
  * members in Lua's order, a location's unknown member copied, a null kept. */
-#define SCRIPT_STATE                                                                         \
-	"{\"order_id\":\"ord-8f3a2c\",\"status_ts\":1700000000000,"                          \
-	"\"location\":{\"lng\":13.405,\"sat\":7,\"heading_deg\":null,\"lat\":52.5201,"       \
-	"\"ts\":1700000005000},"                                                             \
-	"\"eta\":{\"pickup\":1699999400000,\"dropoff\":1700000600000,\"ts\":1700000000000}," \
-	"\"provider\":\"uber_direct\",\"status\":\"en_route_to_dropoff\","                   \
-	"\"updated_at\":1700000005000,"                                                      \
+#define SCRIPT_STATE                                                                               \
+	"{\"order_id\":\"ord-8f3a2c\",\"status_ts\":1700000000000,"                                \
+	"\"location\":{\"lng\":13.405,\"sat\":7,\"heading_deg\":null,\"lat\":52.5201,"             \
+	"\"ts\":1700000005000},"                                                                   \
+	"\"eta\":{\"pickup\":1699999400000,\"dropoff\":1700000600000,\"ts\":1700000000000},"       \
+	"\"provider\":\"uber_direct\",\"status\":\"en_route_to_dropoff\","                         \
+	"\"updated_at\":1700000005000,"                                                            \
 	"\"courier\":{\"id\":\"cr_77\",\"vehicle\":\"bicycle\",\"name\":\"Ana Silva\"}}"
 
 /* Members for building update variants: "{" V "," OID "," PROV "," TS "," ST "}". */
@@ -123,8 +123,8 @@ static proto_update_t decoded(const char *json)
 }
 
 #define MSG_INT_MS "must be an integer in [1, 99999999999999] (ms since epoch)"
-#define MSG_STATUS                                                                             \
-	"must be one of created, courier_assigned, en_route_to_pickup, at_pickup, picked_up, " \
+#define MSG_STATUS                                                                                 \
+	"must be one of created, courier_assigned, en_route_to_pickup, at_pickup, picked_up, "     \
 	"en_route_to_dropoff, at_dropoff, delivered, cancelled, returned, failed"
 
 /* --- order ids ----------------------------------------------------------- */
@@ -193,17 +193,17 @@ static const struct {
 	const char *name;
 	bool terminal;
 } status_table[] = {
-	{PROTO_STATUS_CREATED, "created", false},
-	{PROTO_STATUS_COURIER_ASSIGNED, "courier_assigned", false},
-	{PROTO_STATUS_EN_ROUTE_TO_PICKUP, "en_route_to_pickup", false},
-	{PROTO_STATUS_AT_PICKUP, "at_pickup", false},
-	{PROTO_STATUS_PICKED_UP, "picked_up", false},
-	{PROTO_STATUS_EN_ROUTE_TO_DROPOFF, "en_route_to_dropoff", false},
-	{PROTO_STATUS_AT_DROPOFF, "at_dropoff", false},
-	{PROTO_STATUS_DELIVERED, "delivered", true},
-	{PROTO_STATUS_CANCELLED, "cancelled", true},
-	{PROTO_STATUS_RETURNED, "returned", true},
-	{PROTO_STATUS_FAILED, "failed", true},
+    {PROTO_STATUS_CREATED, "created", false},
+    {PROTO_STATUS_COURIER_ASSIGNED, "courier_assigned", false},
+    {PROTO_STATUS_EN_ROUTE_TO_PICKUP, "en_route_to_pickup", false},
+    {PROTO_STATUS_AT_PICKUP, "at_pickup", false},
+    {PROTO_STATUS_PICKED_UP, "picked_up", false},
+    {PROTO_STATUS_EN_ROUTE_TO_DROPOFF, "en_route_to_dropoff", false},
+    {PROTO_STATUS_AT_DROPOFF, "at_dropoff", false},
+    {PROTO_STATUS_DELIVERED, "delivered", true},
+    {PROTO_STATUS_CANCELLED, "cancelled", true},
+    {PROTO_STATUS_RETURNED, "returned", true},
+    {PROTO_STATUS_FAILED, "failed", true},
 };
 #define STATUS_TABLE_LEN (sizeof(status_table) / sizeof(status_table[0]))
 
@@ -237,7 +237,7 @@ static void status_none_and_out_of_range_have_no_name(void **state)
 
 static void non_canonical_status_names_are_rejected(void **state)
 {
-	static const char *const bad[] = {"",          "Delivered", "delivered ", "none",
+	static const char *const bad[] = {"",	       "Delivered", "delivered ", "none",
 					  "picked-up", "PICKED_UP", "unknown"};
 	proto_status_t s = PROTO_STATUS_CREATED;
 
@@ -484,8 +484,8 @@ static void unknown_members_are_ignored_at_every_level(void **state)
 {
 	(void)state;
 	assert_accepted(
-		"{" REQ ",\"extra\":[1,{}],\"Status\":7,\"location\":{\"lat\":1,\"lng\":2,"
-		"\"alt\":\"x\"},\"courier\":{\"phone\":1},\"eta\":{\"pickup\":5,\"x\":null}}");
+	    "{" REQ ",\"extra\":[1,{}],\"Status\":7,\"location\":{\"lat\":1,\"lng\":2,"
+	    "\"alt\":\"x\"},\"courier\":{\"phone\":1},\"eta\":{\"pickup\":5,\"x\":null}}");
 }
 
 static void null_optional_members_count_as_absent(void **state)
@@ -542,7 +542,7 @@ static void update_that_is_not_json_is_rejected_as_ejson(void **state)
 static void update_that_is_not_an_object_is_rejected_as_ejson(void **state)
 {
 	static const char *const not_objects[] = {
-		"[]", "[" MINIMAL_UPDATE "]", "1", "\"x\"", "null", "true"};
+	    "[]", "[" MINIMAL_UPDATE "]", "1", "\"x\"", "null", "true"};
 	proto_update_t u;
 	proto_error_t err;
 
@@ -573,8 +573,8 @@ static void trailing_data_after_the_object_is_rejected(void **state)
 	assert_int_equal(parse(MINIMAL_UPDATE "x", &u, &err), PROTO_EJSON);
 	assert_int_equal(parse(MINIMAL_UPDATE MINIMAL_UPDATE, &u, &err), PROTO_EJSON);
 	assert_int_equal(
-		proto_update_parse(MINIMAL_UPDATE "\0x", sizeof(MINIMAL_UPDATE) + 1, &u, &err),
-		PROTO_EJSON);
+	    proto_update_parse(MINIMAL_UPDATE "\0x", sizeof(MINIMAL_UPDATE) + 1, &u, &err),
+	    PROTO_EJSON);
 }
 
 static void trailing_whitespace_is_accepted(void **state)
@@ -760,7 +760,7 @@ static void update_with_128_character_order_id_is_accepted(void **state)
 	(void)state;
 	repeat(id, sizeof(id), "A", 128);
 	assert_accepted(
-		fmt(json, sizeof(json), "{" V ",\"order_id\":\"%s\"," PROV "," TS "," ST "}", id));
+	    fmt(json, sizeof(json), "{" V ",\"order_id\":\"%s\"," PROV "," TS "," ST "}", id));
 }
 
 static void update_with_129_character_order_id_is_rejected(void **state)
@@ -770,8 +770,8 @@ static void update_with_129_character_order_id_is_rejected(void **state)
 	(void)state;
 	repeat(id, sizeof(id), "A", 129);
 	assert_rejected(
-		fmt(json, sizeof(json), "{" V ",\"order_id\":\"%s\"," PROV "," TS "," ST "}", id),
-		"order_id", "must be 1 to 128 characters long");
+	    fmt(json, sizeof(json), "{" V ",\"order_id\":\"%s\"," PROV "," TS "," ST "}", id),
+	    "order_id", "must be 1 to 128 characters long");
 }
 
 static void update_with_disallowed_order_id_character_is_rejected(void **state)
@@ -822,7 +822,7 @@ static void update_with_64_character_provider_is_accepted(void **state)
 	(void)state;
 	repeat(p, sizeof(p), "z", 64);
 	assert_accepted(
-		fmt(json, sizeof(json), "{" V "," OID ",\"provider\":\"%s\"," TS "," ST "}", p));
+	    fmt(json, sizeof(json), "{" V "," OID ",\"provider\":\"%s\"," TS "," ST "}", p));
 }
 
 static void update_with_65_character_provider_is_rejected(void **state)
@@ -832,8 +832,8 @@ static void update_with_65_character_provider_is_rejected(void **state)
 	(void)state;
 	repeat(p, sizeof(p), "z", 65);
 	assert_rejected(
-		fmt(json, sizeof(json), "{" V "," OID ",\"provider\":\"%s\"," TS "," ST "}", p),
-		"provider", "must be 1 to 64 characters long");
+	    fmt(json, sizeof(json), "{" V "," OID ",\"provider\":\"%s\"," TS "," ST "}", p),
+	    "provider", "must be 1 to 64 characters long");
 }
 
 static void provider_of_lowercase_digits_underscore_and_dash_is_accepted(void **state)
@@ -919,8 +919,7 @@ static void update_with_ts_above_the_largest_ms_time_is_rejected(void **state)
 {
 	(void)state;
 	/* 10^14: one past the largest, which Redis's Lua cjson could not store exactly */
-	assert_rejected("{" V "," OID "," PROV ",\"ts\":100000000000000," ST "}", "ts",
-			MSG_INT_MS);
+	assert_rejected("{" V "," OID "," PROV ",\"ts\":100000000000000," ST "}", "ts", MSG_INT_MS);
 	assert_rejected("{" V "," OID "," PROV ",\"ts\":1e300," ST "}", "ts", MSG_INT_MS);
 }
 
@@ -1181,8 +1180,8 @@ static void accuracy_as_boolean_is_rejected(void **state)
 
 static void null_optional_location_members_count_as_absent(void **state)
 {
-	proto_update_t u = decoded(LOC(
-		"\"lat\":0,\"lng\":0,\"heading_deg\":null,\"speed_mps\":null,\"accuracy_m\":null"));
+	proto_update_t u = decoded(
+	    LOC("\"lat\":0,\"lng\":0,\"heading_deg\":null,\"speed_mps\":null,\"accuracy_m\":null"));
 
 	(void)state;
 	assert_false(u.location.has_heading || u.location.has_speed || u.location.has_accuracy);
@@ -1196,8 +1195,8 @@ static void every_canonical_status_is_accepted(void **state)
 
 	(void)state;
 	for (size_t i = 0; i < STATUS_TABLE_LEN; i++) {
-		proto_update_t u = decoded(fmt(json, sizeof(json), "{" REQ ",\"status\":\"%s\"}",
-					       status_table[i].name));
+		proto_update_t u = decoded(
+		    fmt(json, sizeof(json), "{" REQ ",\"status\":\"%s\"}", status_table[i].name));
 		assert_int_equal(u.status, status_table[i].status);
 	}
 }
@@ -1346,7 +1345,7 @@ static void courier_name_with_control_character_is_rejected(void **state)
 static void courier_name_with_invalid_utf8_is_rejected(void **state)
 {
 	static const char *const bad[] = {
-		"\xff", "a\xc3", "\xc0\xaf", "\xed\xa0\x80", "\xf4\x90\x80\x80", "\x80"};
+	    "\xff", "a\xc3", "\xc0\xaf", "\xed\xa0\x80", "\xf4\x90\x80\x80", "\x80"};
 	char json[256];
 
 	(void)state;
@@ -1463,10 +1462,10 @@ static void minimal_update_encodes_with_absent_members_omitted(void **state)
 static void encoding_puts_members_in_canonical_order(void **state)
 {
 	proto_update_t u =
-		decoded("{\"eta\":{\"dropoff\":9,\"pickup\":8},\"courier\":{\"vehicle\":"
-			"\"car\",\"id\":\"c\"},\"status\":\"at_pickup\",\"location\":{"
-			"\"accuracy_m\":1,\"lng\":2,\"lat\":3},\"ts\":4,\"provider\":\"p\","
-			"\"order_id\":\"o\",\"v\":1}");
+	    decoded("{\"eta\":{\"dropoff\":9,\"pickup\":8},\"courier\":{\"vehicle\":"
+		    "\"car\",\"id\":\"c\"},\"status\":\"at_pickup\",\"location\":{"
+		    "\"accuracy_m\":1,\"lng\":2,\"lat\":3},\"ts\":4,\"provider\":\"p\","
+		    "\"order_id\":\"o\",\"v\":1}");
 	char *json = proto_update_to_json(&u);
 
 	(void)state;
@@ -1654,8 +1653,8 @@ static void state_that_is_not_a_json_object_is_rejected_as_ejson(void **state)
 
 /* --- frames: snapshot ---------------------------------------------------- */
 
-#define SNAPSHOT_FRAME                                                               \
-	"{\"type\":\"snapshot\",\"order_id\":\"ord-8f3a2c\",\"state\":" SCRIPT_STATE \
+#define SNAPSHOT_FRAME                                                                             \
+	"{\"type\":\"snapshot\",\"order_id\":\"ord-8f3a2c\",\"state\":" SCRIPT_STATE               \
 	",\"cursor\":\"1795297140866-0\"}"
 
 static void snapshot_frame_carries_the_state_verbatim_and_the_cursor(void **state)
@@ -2020,29 +2019,29 @@ static void lookalike_frames_have_no_cursor(void **state)
 {
 #define UPD "{\"type\":\"update\",\"order_id\":\"o\",\"update\":{}"
 	static const char *const lookalikes[] = {
-		UPD ",\"cursor\":\"1-2\"}\n", /* trailing byte */
-		UPD ",\"cursor\":\"1-2\" }",  /* space before the brace */
-		UPD ",\"cursor\": \"1-2\"}",  /* space after the colon */
-		UPD " ,\"cursor\":\"1-2\"}x",
-		UPD "\"cursor\":\"1-2\"}", /* no comma */
-		UPD ",\"Cursor\":\"1-2\"}",
-		UPD ",\"cursor\":1-2}", /* not a string */
-		UPD ",\"cursor\":\"1-2}",
-		UPD ",\"cursor\":\"12\"}", /* no dash */
-		UPD ",\"cursor\":\"-2\"}",
-		UPD ",\"cursor\":\"1-\"}",
-		UPD ",\"cursor\":\"1--2\"}",
-		UPD ",\"cursor\":\"01-2\"}", /* not canonical */
-		UPD ",\"cursor\":\"18446744073709551616-0\"}",
-		UPD ",\"cursor\":\"1234567890123456789012345678901234567890-1\"}",
-		UPD ",\"cursor\":\"\"}",
-		UPD ",\"cursor\":null}",
-		"{\"type\":\"snapshot\",\"order_id\":\"o\",\"state\":{},\"cursor\":\"1-2\"}",
-		"{\"type\":\"update\",\"order_id\":\"\",\"update\":{},\"cursor\":\"1-2\"}",
-		"{\"type\":\"update\",\"order_id\":\"a/b\",\"update\":{},\"cursor\":\"1-2\"}",
-		"{\"type\":\"update\",\"order_id\":\"o\",\"update\":,\"cursor\":\"1-2\"}",
-		"{\"type\":\"update\",\"order_id\":\",\"cursor\":\"1-2\"}",
-		"{\"type\": \"update\",\"order_id\":\"o\",\"update\":{},\"cursor\":\"1-2\"}",
+	    UPD ",\"cursor\":\"1-2\"}\n", /* trailing byte */
+	    UPD ",\"cursor\":\"1-2\" }",  /* space before the brace */
+	    UPD ",\"cursor\": \"1-2\"}",  /* space after the colon */
+	    UPD " ,\"cursor\":\"1-2\"}x",
+	    UPD "\"cursor\":\"1-2\"}", /* no comma */
+	    UPD ",\"Cursor\":\"1-2\"}",
+	    UPD ",\"cursor\":1-2}", /* not a string */
+	    UPD ",\"cursor\":\"1-2}",
+	    UPD ",\"cursor\":\"12\"}", /* no dash */
+	    UPD ",\"cursor\":\"-2\"}",
+	    UPD ",\"cursor\":\"1-\"}",
+	    UPD ",\"cursor\":\"1--2\"}",
+	    UPD ",\"cursor\":\"01-2\"}", /* not canonical */
+	    UPD ",\"cursor\":\"18446744073709551616-0\"}",
+	    UPD ",\"cursor\":\"1234567890123456789012345678901234567890-1\"}",
+	    UPD ",\"cursor\":\"\"}",
+	    UPD ",\"cursor\":null}",
+	    "{\"type\":\"snapshot\",\"order_id\":\"o\",\"state\":{},\"cursor\":\"1-2\"}",
+	    "{\"type\":\"update\",\"order_id\":\"\",\"update\":{},\"cursor\":\"1-2\"}",
+	    "{\"type\":\"update\",\"order_id\":\"a/b\",\"update\":{},\"cursor\":\"1-2\"}",
+	    "{\"type\":\"update\",\"order_id\":\"o\",\"update\":,\"cursor\":\"1-2\"}",
+	    "{\"type\":\"update\",\"order_id\":\",\"cursor\":\"1-2\"}",
+	    "{\"type\": \"update\",\"order_id\":\"o\",\"update\":{},\"cursor\":\"1-2\"}",
 	};
 #undef UPD
 	proto_cursor_t c;
@@ -2109,9 +2108,9 @@ static void channel_name_gives_its_order_id(void **state)
 
 static void other_names_are_not_order_channels(void **state)
 {
-	static const char *const names[] = {"trk:{}",   "trk:{a}:state", "trk:{a/b}",
-					    "trk:{a}x", "trk:a",         "foo",
-					    "",         "trk:{",         "TRK:{a}"};
+	static const char *const names[] = {"trk:{}",	"trk:{a}:state", "trk:{a/b}",
+					    "trk:{a}x", "trk:a",	 "foo",
+					    "",		"trk:{",	 "TRK:{a}"};
 	size_t len;
 
 	(void)state;
@@ -2700,265 +2699,265 @@ static void base64_round_trips_every_byte_value(void **state)
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
-		cmocka_unit_test(order_id_of_every_allowed_character_is_valid),
-		cmocka_unit_test(order_id_of_one_character_is_valid),
-		cmocka_unit_test(order_id_of_128_characters_is_valid),
-		cmocka_unit_test(order_id_of_129_characters_is_invalid),
-		cmocka_unit_test(empty_order_id_is_invalid),
-		cmocka_unit_test(order_id_with_any_other_character_is_invalid),
-		cmocka_unit_test(order_id_validity_reads_only_len_bytes),
+	    cmocka_unit_test(order_id_of_every_allowed_character_is_valid),
+	    cmocka_unit_test(order_id_of_one_character_is_valid),
+	    cmocka_unit_test(order_id_of_128_characters_is_valid),
+	    cmocka_unit_test(order_id_of_129_characters_is_invalid),
+	    cmocka_unit_test(empty_order_id_is_invalid),
+	    cmocka_unit_test(order_id_with_any_other_character_is_invalid),
+	    cmocka_unit_test(order_id_validity_reads_only_len_bytes),
 
-		cmocka_unit_test(every_status_has_its_canonical_name),
-		cmocka_unit_test(every_canonical_name_maps_to_its_status),
-		cmocka_unit_test(status_none_and_out_of_range_have_no_name),
-		cmocka_unit_test(non_canonical_status_names_are_rejected),
-		cmocka_unit_test(only_delivered_cancelled_returned_failed_are_terminal),
+	    cmocka_unit_test(every_status_has_its_canonical_name),
+	    cmocka_unit_test(every_canonical_name_maps_to_its_status),
+	    cmocka_unit_test(status_none_and_out_of_range_have_no_name),
+	    cmocka_unit_test(non_canonical_status_names_are_rejected),
+	    cmocka_unit_test(only_delivered_cancelled_returned_failed_are_terminal),
 
-		cmocka_unit_test(cursor_parses_ms_and_seq),
-		cmocka_unit_test(cursor_of_zeros_parses),
-		cmocka_unit_test(cursor_of_two_uint64_max_parses_at_cursor_max_length),
-		cmocka_unit_test(cursor_with_ms_overflowing_uint64_is_rejected),
-		cmocka_unit_test(cursor_with_seq_overflowing_uint64_is_rejected),
-		cmocka_unit_test(cursor_longer_than_cursor_max_is_rejected),
-		cmocka_unit_test(cursor_with_empty_ms_is_rejected),
-		cmocka_unit_test(cursor_with_empty_seq_is_rejected),
-		cmocka_unit_test(cursor_without_dash_is_rejected),
-		cmocka_unit_test(cursor_with_junk_is_rejected),
-		cmocka_unit_test(cursor_with_leading_zero_is_rejected),
-		cmocka_unit_test(empty_cursor_is_rejected),
-		cmocka_unit_test(cursor_parse_reads_only_len_bytes),
-		cmocka_unit_test(cursor_parse_leaves_output_untouched_on_error),
-		cmocka_unit_test(cursors_compare_by_ms_then_seq),
-		cmocka_unit_test(equal_cursors_compare_equal),
+	    cmocka_unit_test(cursor_parses_ms_and_seq),
+	    cmocka_unit_test(cursor_of_zeros_parses),
+	    cmocka_unit_test(cursor_of_two_uint64_max_parses_at_cursor_max_length),
+	    cmocka_unit_test(cursor_with_ms_overflowing_uint64_is_rejected),
+	    cmocka_unit_test(cursor_with_seq_overflowing_uint64_is_rejected),
+	    cmocka_unit_test(cursor_longer_than_cursor_max_is_rejected),
+	    cmocka_unit_test(cursor_with_empty_ms_is_rejected),
+	    cmocka_unit_test(cursor_with_empty_seq_is_rejected),
+	    cmocka_unit_test(cursor_without_dash_is_rejected),
+	    cmocka_unit_test(cursor_with_junk_is_rejected),
+	    cmocka_unit_test(cursor_with_leading_zero_is_rejected),
+	    cmocka_unit_test(empty_cursor_is_rejected),
+	    cmocka_unit_test(cursor_parse_reads_only_len_bytes),
+	    cmocka_unit_test(cursor_parse_leaves_output_untouched_on_error),
+	    cmocka_unit_test(cursors_compare_by_ms_then_seq),
+	    cmocka_unit_test(equal_cursors_compare_equal),
 
-		cmocka_unit_test(full_update_decodes_every_field),
-		cmocka_unit_test(minimal_update_with_a_status_decodes_with_everything_else_absent),
-		cmocka_unit_test(update_with_only_a_location_is_accepted),
-		cmocka_unit_test(update_with_only_an_eta_is_accepted),
-		cmocka_unit_test(unknown_members_are_ignored_at_every_level),
-		cmocka_unit_test(null_optional_members_count_as_absent),
-		cmocka_unit_test(members_may_come_in_any_order),
-		cmocka_unit_test(version_written_as_1_point_0_is_version_1),
+	    cmocka_unit_test(full_update_decodes_every_field),
+	    cmocka_unit_test(minimal_update_with_a_status_decodes_with_everything_else_absent),
+	    cmocka_unit_test(update_with_only_a_location_is_accepted),
+	    cmocka_unit_test(update_with_only_an_eta_is_accepted),
+	    cmocka_unit_test(unknown_members_are_ignored_at_every_level),
+	    cmocka_unit_test(null_optional_members_count_as_absent),
+	    cmocka_unit_test(members_may_come_in_any_order),
+	    cmocka_unit_test(version_written_as_1_point_0_is_version_1),
 
-		cmocka_unit_test(update_without_location_status_or_eta_is_rejected),
-		cmocka_unit_test(update_whose_parts_are_all_null_is_rejected),
-		cmocka_unit_test(update_that_is_not_json_is_rejected_as_ejson),
-		cmocka_unit_test(update_that_is_not_an_object_is_rejected_as_ejson),
-		cmocka_unit_test(empty_input_is_rejected_as_ejson),
-		cmocka_unit_test(trailing_data_after_the_object_is_rejected),
-		cmocka_unit_test(trailing_whitespace_is_accepted),
-		cmocka_unit_test(input_is_read_up_to_len_and_need_not_end_in_nul),
-		cmocka_unit_test(member_given_twice_is_rejected_naming_it),
-		cmocka_unit_test(nul_escape_anywhere_is_rejected),
-		cmocka_unit_test(escaped_backslash_before_u0000_text_is_not_a_nul_escape),
-		cmocka_unit_test(from_json_of_null_is_rejected_as_ejson),
-		cmocka_unit_test(from_json_works_on_a_cjson_tree),
-		cmocka_unit_test(from_json_rejects_a_non_finite_number_built_in_c),
-		cmocka_unit_test(rejected_update_leaves_output_untouched),
-		cmocka_unit_test(error_may_be_null),
+	    cmocka_unit_test(update_without_location_status_or_eta_is_rejected),
+	    cmocka_unit_test(update_whose_parts_are_all_null_is_rejected),
+	    cmocka_unit_test(update_that_is_not_json_is_rejected_as_ejson),
+	    cmocka_unit_test(update_that_is_not_an_object_is_rejected_as_ejson),
+	    cmocka_unit_test(empty_input_is_rejected_as_ejson),
+	    cmocka_unit_test(trailing_data_after_the_object_is_rejected),
+	    cmocka_unit_test(trailing_whitespace_is_accepted),
+	    cmocka_unit_test(input_is_read_up_to_len_and_need_not_end_in_nul),
+	    cmocka_unit_test(member_given_twice_is_rejected_naming_it),
+	    cmocka_unit_test(nul_escape_anywhere_is_rejected),
+	    cmocka_unit_test(escaped_backslash_before_u0000_text_is_not_a_nul_escape),
+	    cmocka_unit_test(from_json_of_null_is_rejected_as_ejson),
+	    cmocka_unit_test(from_json_works_on_a_cjson_tree),
+	    cmocka_unit_test(from_json_rejects_a_non_finite_number_built_in_c),
+	    cmocka_unit_test(rejected_update_leaves_output_untouched),
+	    cmocka_unit_test(error_may_be_null),
 
-		cmocka_unit_test(update_without_v_is_rejected_naming_v),
-		cmocka_unit_test(update_with_v_2_is_rejected),
-		cmocka_unit_test(update_with_v_as_string_is_rejected),
-		cmocka_unit_test(update_with_v_null_is_rejected),
-		cmocka_unit_test(update_with_v_true_is_rejected),
+	    cmocka_unit_test(update_without_v_is_rejected_naming_v),
+	    cmocka_unit_test(update_with_v_2_is_rejected),
+	    cmocka_unit_test(update_with_v_as_string_is_rejected),
+	    cmocka_unit_test(update_with_v_null_is_rejected),
+	    cmocka_unit_test(update_with_v_true_is_rejected),
 
-		cmocka_unit_test(update_without_order_id_is_rejected_naming_order_id),
-		cmocka_unit_test(update_with_numeric_order_id_is_rejected),
-		cmocka_unit_test(update_with_null_order_id_is_rejected_as_wrong_type),
-		cmocka_unit_test(update_with_object_order_id_is_rejected),
-		cmocka_unit_test(update_with_empty_order_id_is_rejected),
-		cmocka_unit_test(update_with_128_character_order_id_is_accepted),
-		cmocka_unit_test(update_with_129_character_order_id_is_rejected),
-		cmocka_unit_test(update_with_disallowed_order_id_character_is_rejected),
+	    cmocka_unit_test(update_without_order_id_is_rejected_naming_order_id),
+	    cmocka_unit_test(update_with_numeric_order_id_is_rejected),
+	    cmocka_unit_test(update_with_null_order_id_is_rejected_as_wrong_type),
+	    cmocka_unit_test(update_with_object_order_id_is_rejected),
+	    cmocka_unit_test(update_with_empty_order_id_is_rejected),
+	    cmocka_unit_test(update_with_128_character_order_id_is_accepted),
+	    cmocka_unit_test(update_with_129_character_order_id_is_rejected),
+	    cmocka_unit_test(update_with_disallowed_order_id_character_is_rejected),
 
-		cmocka_unit_test(update_without_provider_is_rejected_naming_provider),
-		cmocka_unit_test(update_with_numeric_provider_is_rejected),
-		cmocka_unit_test(update_with_null_provider_is_rejected_as_wrong_type),
-		cmocka_unit_test(update_with_empty_provider_is_rejected),
-		cmocka_unit_test(update_with_64_character_provider_is_accepted),
-		cmocka_unit_test(update_with_65_character_provider_is_rejected),
-		cmocka_unit_test(provider_of_lowercase_digits_underscore_and_dash_is_accepted),
-		cmocka_unit_test(provider_with_uppercase_or_other_characters_is_rejected),
+	    cmocka_unit_test(update_without_provider_is_rejected_naming_provider),
+	    cmocka_unit_test(update_with_numeric_provider_is_rejected),
+	    cmocka_unit_test(update_with_null_provider_is_rejected_as_wrong_type),
+	    cmocka_unit_test(update_with_empty_provider_is_rejected),
+	    cmocka_unit_test(update_with_64_character_provider_is_accepted),
+	    cmocka_unit_test(update_with_65_character_provider_is_rejected),
+	    cmocka_unit_test(provider_of_lowercase_digits_underscore_and_dash_is_accepted),
+	    cmocka_unit_test(provider_with_uppercase_or_other_characters_is_rejected),
 
-		cmocka_unit_test(update_without_ts_is_rejected_naming_ts),
-		cmocka_unit_test(update_with_ts_as_string_is_rejected),
-		cmocka_unit_test(update_with_ts_null_is_rejected_as_wrong_type),
-		cmocka_unit_test(update_with_ts_true_is_rejected),
-		cmocka_unit_test(update_with_fractional_ts_is_rejected),
-		cmocka_unit_test(update_with_ts_0_is_rejected),
-		cmocka_unit_test(update_with_negative_ts_is_rejected),
-		cmocka_unit_test(update_with_ts_1_is_accepted),
-		cmocka_unit_test(update_with_ts_at_the_largest_ms_time_is_accepted),
-		cmocka_unit_test(update_with_ts_above_the_largest_ms_time_is_rejected),
-		cmocka_unit_test(update_with_infinite_ts_is_rejected),
-		cmocka_unit_test(update_with_integral_ts_in_exponent_form_is_accepted),
+	    cmocka_unit_test(update_without_ts_is_rejected_naming_ts),
+	    cmocka_unit_test(update_with_ts_as_string_is_rejected),
+	    cmocka_unit_test(update_with_ts_null_is_rejected_as_wrong_type),
+	    cmocka_unit_test(update_with_ts_true_is_rejected),
+	    cmocka_unit_test(update_with_fractional_ts_is_rejected),
+	    cmocka_unit_test(update_with_ts_0_is_rejected),
+	    cmocka_unit_test(update_with_negative_ts_is_rejected),
+	    cmocka_unit_test(update_with_ts_1_is_accepted),
+	    cmocka_unit_test(update_with_ts_at_the_largest_ms_time_is_accepted),
+	    cmocka_unit_test(update_with_ts_above_the_largest_ms_time_is_rejected),
+	    cmocka_unit_test(update_with_infinite_ts_is_rejected),
+	    cmocka_unit_test(update_with_integral_ts_in_exponent_form_is_accepted),
 
-		cmocka_unit_test(update_with_event_id_keeps_it),
-		cmocka_unit_test(update_with_empty_event_id_is_rejected),
-		cmocka_unit_test(update_with_128_character_event_id_is_accepted),
-		cmocka_unit_test(update_with_129_character_event_id_is_rejected),
-		cmocka_unit_test(update_with_numeric_event_id_is_rejected),
-		cmocka_unit_test(event_id_of_space_tilde_quote_and_backslash_is_accepted),
-		cmocka_unit_test(event_id_with_control_character_is_rejected),
-		cmocka_unit_test(event_id_with_del_is_rejected),
-		cmocka_unit_test(event_id_with_non_ascii_is_rejected),
+	    cmocka_unit_test(update_with_event_id_keeps_it),
+	    cmocka_unit_test(update_with_empty_event_id_is_rejected),
+	    cmocka_unit_test(update_with_128_character_event_id_is_accepted),
+	    cmocka_unit_test(update_with_129_character_event_id_is_rejected),
+	    cmocka_unit_test(update_with_numeric_event_id_is_rejected),
+	    cmocka_unit_test(event_id_of_space_tilde_quote_and_backslash_is_accepted),
+	    cmocka_unit_test(event_id_with_control_character_is_rejected),
+	    cmocka_unit_test(event_id_with_del_is_rejected),
+	    cmocka_unit_test(event_id_with_non_ascii_is_rejected),
 
-		cmocka_unit_test(location_that_is_not_an_object_is_rejected),
-		cmocka_unit_test(location_without_lat_is_rejected_naming_location_lat),
-		cmocka_unit_test(location_without_lng_is_rejected_naming_location_lng),
-		cmocka_unit_test(location_with_lat_as_string_is_rejected),
-		cmocka_unit_test(location_with_lat_null_is_rejected_as_wrong_type),
-		cmocka_unit_test(location_with_lng_as_string_is_rejected),
-		cmocka_unit_test(lat_of_minus_90_and_90_is_accepted),
-		cmocka_unit_test(lat_beyond_90_either_way_is_rejected),
-		cmocka_unit_test(lng_of_minus_180_and_180_is_accepted),
-		cmocka_unit_test(lng_beyond_180_either_way_is_rejected),
-		cmocka_unit_test(infinite_coordinates_are_rejected),
-		cmocka_unit_test(heading_of_0_and_just_under_360_is_accepted),
-		cmocka_unit_test(heading_of_360_is_rejected),
-		cmocka_unit_test(negative_heading_is_rejected),
-		cmocka_unit_test(heading_as_string_is_rejected),
-		cmocka_unit_test(speed_of_0_is_accepted),
-		cmocka_unit_test(negative_speed_is_rejected),
-		cmocka_unit_test(infinite_speed_is_rejected),
-		cmocka_unit_test(speed_as_string_is_rejected),
-		cmocka_unit_test(accuracy_of_0_is_accepted),
-		cmocka_unit_test(negative_accuracy_is_rejected),
-		cmocka_unit_test(infinite_accuracy_is_rejected),
-		cmocka_unit_test(accuracy_as_boolean_is_rejected),
-		cmocka_unit_test(null_optional_location_members_count_as_absent),
+	    cmocka_unit_test(location_that_is_not_an_object_is_rejected),
+	    cmocka_unit_test(location_without_lat_is_rejected_naming_location_lat),
+	    cmocka_unit_test(location_without_lng_is_rejected_naming_location_lng),
+	    cmocka_unit_test(location_with_lat_as_string_is_rejected),
+	    cmocka_unit_test(location_with_lat_null_is_rejected_as_wrong_type),
+	    cmocka_unit_test(location_with_lng_as_string_is_rejected),
+	    cmocka_unit_test(lat_of_minus_90_and_90_is_accepted),
+	    cmocka_unit_test(lat_beyond_90_either_way_is_rejected),
+	    cmocka_unit_test(lng_of_minus_180_and_180_is_accepted),
+	    cmocka_unit_test(lng_beyond_180_either_way_is_rejected),
+	    cmocka_unit_test(infinite_coordinates_are_rejected),
+	    cmocka_unit_test(heading_of_0_and_just_under_360_is_accepted),
+	    cmocka_unit_test(heading_of_360_is_rejected),
+	    cmocka_unit_test(negative_heading_is_rejected),
+	    cmocka_unit_test(heading_as_string_is_rejected),
+	    cmocka_unit_test(speed_of_0_is_accepted),
+	    cmocka_unit_test(negative_speed_is_rejected),
+	    cmocka_unit_test(infinite_speed_is_rejected),
+	    cmocka_unit_test(speed_as_string_is_rejected),
+	    cmocka_unit_test(accuracy_of_0_is_accepted),
+	    cmocka_unit_test(negative_accuracy_is_rejected),
+	    cmocka_unit_test(infinite_accuracy_is_rejected),
+	    cmocka_unit_test(accuracy_as_boolean_is_rejected),
+	    cmocka_unit_test(null_optional_location_members_count_as_absent),
 
-		cmocka_unit_test(every_canonical_status_is_accepted),
-		cmocka_unit_test(unknown_status_is_rejected_listing_the_canonical_ones),
-		cmocka_unit_test(status_in_other_case_is_rejected),
-		cmocka_unit_test(empty_status_is_rejected),
-		cmocka_unit_test(status_as_number_is_rejected),
+	    cmocka_unit_test(every_canonical_status_is_accepted),
+	    cmocka_unit_test(unknown_status_is_rejected_listing_the_canonical_ones),
+	    cmocka_unit_test(status_in_other_case_is_rejected),
+	    cmocka_unit_test(empty_status_is_rejected),
+	    cmocka_unit_test(status_as_number_is_rejected),
 
-		cmocka_unit_test(courier_that_is_not_an_object_is_rejected),
-		cmocka_unit_test(empty_courier_object_is_kept_with_no_members),
-		cmocka_unit_test(null_courier_members_count_as_absent),
-		cmocka_unit_test(courier_id_of_128_bytes_is_accepted),
-		cmocka_unit_test(courier_id_of_129_bytes_is_rejected),
-		cmocka_unit_test(courier_name_of_128_bytes_of_utf8_is_accepted),
-		cmocka_unit_test(courier_name_of_129_bytes_is_rejected),
-		cmocka_unit_test(courier_vehicle_of_32_bytes_is_accepted),
-		cmocka_unit_test(courier_vehicle_of_33_bytes_is_rejected),
-		cmocka_unit_test(empty_courier_strings_are_rejected),
-		cmocka_unit_test(courier_strings_of_wrong_type_are_rejected),
-		cmocka_unit_test(courier_name_with_control_character_is_rejected),
-		cmocka_unit_test(courier_name_with_invalid_utf8_is_rejected),
-		cmocka_unit_test(courier_name_with_four_byte_utf8_is_accepted),
+	    cmocka_unit_test(courier_that_is_not_an_object_is_rejected),
+	    cmocka_unit_test(empty_courier_object_is_kept_with_no_members),
+	    cmocka_unit_test(null_courier_members_count_as_absent),
+	    cmocka_unit_test(courier_id_of_128_bytes_is_accepted),
+	    cmocka_unit_test(courier_id_of_129_bytes_is_rejected),
+	    cmocka_unit_test(courier_name_of_128_bytes_of_utf8_is_accepted),
+	    cmocka_unit_test(courier_name_of_129_bytes_is_rejected),
+	    cmocka_unit_test(courier_vehicle_of_32_bytes_is_accepted),
+	    cmocka_unit_test(courier_vehicle_of_33_bytes_is_rejected),
+	    cmocka_unit_test(empty_courier_strings_are_rejected),
+	    cmocka_unit_test(courier_strings_of_wrong_type_are_rejected),
+	    cmocka_unit_test(courier_name_with_control_character_is_rejected),
+	    cmocka_unit_test(courier_name_with_invalid_utf8_is_rejected),
+	    cmocka_unit_test(courier_name_with_four_byte_utf8_is_accepted),
 
-		cmocka_unit_test(eta_that_is_not_an_object_is_rejected),
-		cmocka_unit_test(empty_eta_is_rejected_naming_eta),
-		cmocka_unit_test(eta_with_only_null_members_is_rejected),
-		cmocka_unit_test(eta_with_only_pickup_is_accepted),
-		cmocka_unit_test(eta_pickup_of_0_is_rejected),
-		cmocka_unit_test(eta_pickup_as_string_is_rejected),
-		cmocka_unit_test(fractional_eta_dropoff_is_rejected),
-		cmocka_unit_test(eta_dropoff_at_the_largest_ms_time_is_accepted),
-		cmocka_unit_test(eta_dropoff_above_the_largest_ms_time_is_rejected),
-		cmocka_unit_test(eta_dropoff_of_1_is_accepted),
-		cmocka_unit_test(negative_eta_dropoff_is_rejected),
+	    cmocka_unit_test(eta_that_is_not_an_object_is_rejected),
+	    cmocka_unit_test(empty_eta_is_rejected_naming_eta),
+	    cmocka_unit_test(eta_with_only_null_members_is_rejected),
+	    cmocka_unit_test(eta_with_only_pickup_is_accepted),
+	    cmocka_unit_test(eta_pickup_of_0_is_rejected),
+	    cmocka_unit_test(eta_pickup_as_string_is_rejected),
+	    cmocka_unit_test(fractional_eta_dropoff_is_rejected),
+	    cmocka_unit_test(eta_dropoff_at_the_largest_ms_time_is_accepted),
+	    cmocka_unit_test(eta_dropoff_above_the_largest_ms_time_is_rejected),
+	    cmocka_unit_test(eta_dropoff_of_1_is_accepted),
+	    cmocka_unit_test(negative_eta_dropoff_is_rejected),
 
-		cmocka_unit_test(update_with_only_places_is_accepted),
-		cmocka_unit_test(places_with_only_a_dropoff_is_accepted),
-		cmocka_unit_test(empty_places_is_rejected_naming_places),
-		cmocka_unit_test(place_without_lat_or_lng_is_rejected_naming_it),
-		cmocka_unit_test(place_out_of_range_is_rejected),
-		cmocka_unit_test(places_encode_in_canonical_order_and_round_trip),
-		cmocka_unit_test(state_with_places_decodes_and_needs_their_ts),
-		cmocka_unit_test(full_update_encodes_to_exactly_the_canonical_bytes),
-		cmocka_unit_test(minimal_update_encodes_with_absent_members_omitted),
-		cmocka_unit_test(encoding_puts_members_in_canonical_order),
-		cmocka_unit_test(full_update_survives_decode_encode_decode),
-		cmocka_unit_test(minimal_update_survives_decode_encode_decode),
-		cmocka_unit_test(doubles_survive_encoding_exactly),
-		cmocka_unit_test(doubles_are_encoded_in_their_shortest_exact_form),
-		cmocka_unit_test(strings_are_escaped_when_encoded),
-		cmocka_unit_test(update_with_non_finite_number_is_not_encoded),
-		cmocka_unit_test(update_with_out_of_range_status_is_not_encoded),
+	    cmocka_unit_test(update_with_only_places_is_accepted),
+	    cmocka_unit_test(places_with_only_a_dropoff_is_accepted),
+	    cmocka_unit_test(empty_places_is_rejected_naming_places),
+	    cmocka_unit_test(place_without_lat_or_lng_is_rejected_naming_it),
+	    cmocka_unit_test(place_out_of_range_is_rejected),
+	    cmocka_unit_test(places_encode_in_canonical_order_and_round_trip),
+	    cmocka_unit_test(state_with_places_decodes_and_needs_their_ts),
+	    cmocka_unit_test(full_update_encodes_to_exactly_the_canonical_bytes),
+	    cmocka_unit_test(minimal_update_encodes_with_absent_members_omitted),
+	    cmocka_unit_test(encoding_puts_members_in_canonical_order),
+	    cmocka_unit_test(full_update_survives_decode_encode_decode),
+	    cmocka_unit_test(minimal_update_survives_decode_encode_decode),
+	    cmocka_unit_test(doubles_survive_encoding_exactly),
+	    cmocka_unit_test(doubles_are_encoded_in_their_shortest_exact_form),
+	    cmocka_unit_test(strings_are_escaped_when_encoded),
+	    cmocka_unit_test(update_with_non_finite_number_is_not_encoded),
+	    cmocka_unit_test(update_with_out_of_range_status_is_not_encoded),
 
-		cmocka_unit_test(state_as_the_script_writes_it_decodes),
-		cmocka_unit_test(state_with_only_a_status_decodes_without_other_parts),
-		cmocka_unit_test(state_without_order_id_is_rejected),
-		cmocka_unit_test(state_without_updated_at_is_rejected),
-		cmocka_unit_test(state_with_status_but_no_status_ts_is_rejected),
-		cmocka_unit_test(state_location_without_ts_is_rejected),
-		cmocka_unit_test(state_eta_without_ts_is_rejected),
-		cmocka_unit_test(state_with_unknown_status_is_rejected),
-		cmocka_unit_test(state_that_is_not_a_json_object_is_rejected_as_ejson),
+	    cmocka_unit_test(state_as_the_script_writes_it_decodes),
+	    cmocka_unit_test(state_with_only_a_status_decodes_without_other_parts),
+	    cmocka_unit_test(state_without_order_id_is_rejected),
+	    cmocka_unit_test(state_without_updated_at_is_rejected),
+	    cmocka_unit_test(state_with_status_but_no_status_ts_is_rejected),
+	    cmocka_unit_test(state_location_without_ts_is_rejected),
+	    cmocka_unit_test(state_eta_without_ts_is_rejected),
+	    cmocka_unit_test(state_with_unknown_status_is_rejected),
+	    cmocka_unit_test(state_that_is_not_a_json_object_is_rejected_as_ejson),
 
-		cmocka_unit_test(snapshot_frame_carries_the_state_verbatim_and_the_cursor),
-		cmocka_unit_test(snapshot_frame_of_unknown_order_has_null_state_and_cursor),
-		cmocka_unit_test(snapshot_frame_after_a_lost_cursor_says_reset),
-		cmocka_unit_test(snapshot_frame_with_cap_0_only_returns_its_length),
-		cmocka_unit_test(snapshot_frame_with_short_cap_writes_only_cap_bytes),
-		cmocka_unit_test(snapshot_frame_with_cap_one_short_misses_only_the_last_byte),
-		cmocka_unit_test(snapshot_frame_refuses_invalid_order_id_or_cursor),
+	    cmocka_unit_test(snapshot_frame_carries_the_state_verbatim_and_the_cursor),
+	    cmocka_unit_test(snapshot_frame_of_unknown_order_has_null_state_and_cursor),
+	    cmocka_unit_test(snapshot_frame_after_a_lost_cursor_says_reset),
+	    cmocka_unit_test(snapshot_frame_with_cap_0_only_returns_its_length),
+	    cmocka_unit_test(snapshot_frame_with_short_cap_writes_only_cap_bytes),
+	    cmocka_unit_test(snapshot_frame_with_cap_one_short_misses_only_the_last_byte),
+	    cmocka_unit_test(snapshot_frame_refuses_invalid_order_id_or_cursor),
 
-		cmocka_unit_test(update_frame_is_byte_for_byte_the_scripts_frame),
-		cmocka_unit_test(update_frame_with_cap_0_only_returns_its_length),
-		cmocka_unit_test(update_frame_with_short_caps_writes_the_prefix_that_fits),
-		cmocka_unit_test(update_frame_needs_a_valid_cursor_and_update),
+	    cmocka_unit_test(update_frame_is_byte_for_byte_the_scripts_frame),
+	    cmocka_unit_test(update_frame_with_cap_0_only_returns_its_length),
+	    cmocka_unit_test(update_frame_with_short_caps_writes_the_prefix_that_fits),
+	    cmocka_unit_test(update_frame_needs_a_valid_cursor_and_update),
 
-		cmocka_unit_test(error_frame_has_code_and_message),
-		cmocka_unit_test(error_frame_escapes_quotes_backslashes_and_control_characters),
-		cmocka_unit_test(error_frame_passes_utf8_through),
-		cmocka_unit_test(error_frame_replaces_invalid_utf8_with_u_fffd),
-		cmocka_unit_test(error_frame_is_json_that_gives_back_the_message),
-		cmocka_unit_test(error_frame_with_cap_0_only_returns_its_length),
-		cmocka_unit_test(error_frame_with_short_cap_writes_only_cap_bytes),
-		cmocka_unit_test(error_frame_needs_code_and_message),
+	    cmocka_unit_test(error_frame_has_code_and_message),
+	    cmocka_unit_test(error_frame_escapes_quotes_backslashes_and_control_characters),
+	    cmocka_unit_test(error_frame_passes_utf8_through),
+	    cmocka_unit_test(error_frame_replaces_invalid_utf8_with_u_fffd),
+	    cmocka_unit_test(error_frame_is_json_that_gives_back_the_message),
+	    cmocka_unit_test(error_frame_with_cap_0_only_returns_its_length),
+	    cmocka_unit_test(error_frame_with_short_cap_writes_only_cap_bytes),
+	    cmocka_unit_test(error_frame_needs_code_and_message),
 
-		cmocka_unit_test(cursor_of_the_scripts_update_frame_is_found),
-		cmocka_unit_test(cursor_of_a_frame_written_in_c_is_found),
-		cmocka_unit_test(cursor_of_the_shortest_update_frame_is_found),
-		cmocka_unit_test(every_truncation_of_an_update_frame_is_rejected),
-		cmocka_unit_test(every_suffix_of_an_update_frame_is_rejected),
-		cmocka_unit_test(empty_frame_has_no_cursor),
-		cmocka_unit_test(one_byte_frames_have_no_cursor),
-		cmocka_unit_test(lookalike_frames_have_no_cursor),
-		cmocka_unit_test(frame_with_129_character_order_id_has_no_cursor),
+	    cmocka_unit_test(cursor_of_the_scripts_update_frame_is_found),
+	    cmocka_unit_test(cursor_of_a_frame_written_in_c_is_found),
+	    cmocka_unit_test(cursor_of_the_shortest_update_frame_is_found),
+	    cmocka_unit_test(every_truncation_of_an_update_frame_is_rejected),
+	    cmocka_unit_test(every_suffix_of_an_update_frame_is_rejected),
+	    cmocka_unit_test(empty_frame_has_no_cursor),
+	    cmocka_unit_test(one_byte_frames_have_no_cursor),
+	    cmocka_unit_test(lookalike_frames_have_no_cursor),
+	    cmocka_unit_test(frame_with_129_character_order_id_has_no_cursor),
 
-		cmocka_unit_test(resumed_frame_carries_the_cursor_and_the_count),
-		cmocka_unit_test(resumed_frame_refuses_a_bad_cursor_or_order),
-		cmocka_unit_test(keys_of_an_order_share_its_hash_tag),
-		cmocka_unit_test(keys_of_a_128_character_order_id_fit),
-		cmocka_unit_test(channel_name_gives_its_order_id),
-		cmocka_unit_test(other_names_are_not_order_channels),
+	    cmocka_unit_test(resumed_frame_carries_the_cursor_and_the_count),
+	    cmocka_unit_test(resumed_frame_refuses_a_bad_cursor_or_order),
+	    cmocka_unit_test(keys_of_an_order_share_its_hash_tag),
+	    cmocka_unit_test(keys_of_a_128_character_order_id_fit),
+	    cmocka_unit_test(channel_name_gives_its_order_id),
+	    cmocka_unit_test(other_names_are_not_order_channels),
 
-		cmocka_unit_test(order_doc_is_the_snapshot_frame_without_its_type),
-		cmocka_unit_test(order_doc_of_unknown_order_has_null_state_and_cursor),
-		cmocka_unit_test(order_doc_with_cap_0_only_returns_its_length),
-		cmocka_unit_test(order_doc_with_short_cap_writes_only_cap_bytes),
-		cmocka_unit_test(order_doc_refuses_what_the_snapshot_frame_refuses),
+	    cmocka_unit_test(order_doc_is_the_snapshot_frame_without_its_type),
+	    cmocka_unit_test(order_doc_of_unknown_order_has_null_state_and_cursor),
+	    cmocka_unit_test(order_doc_with_cap_0_only_returns_its_length),
+	    cmocka_unit_test(order_doc_with_short_cap_writes_only_cap_bytes),
+	    cmocka_unit_test(order_doc_refuses_what_the_snapshot_frame_refuses),
 
-		cmocka_unit_test(frame_with_only_a_location_is_location_only),
-		cmocka_unit_test(frame_with_a_location_and_more_is_not_location_only),
-		cmocka_unit_test(frame_without_a_location_is_not_location_only),
-		cmocka_unit_test(nested_member_name_makes_a_frame_not_location_only),
-		cmocka_unit_test(location_only_reads_no_byte_past_len),
-		cmocka_unit_test(ts_of_an_update_frame_is_the_updates_own),
-		cmocka_unit_test(ts_of_a_frame_without_one_is_0),
-		cmocka_unit_test(ts_stops_at_len_and_at_ms_max),
+	    cmocka_unit_test(frame_with_only_a_location_is_location_only),
+	    cmocka_unit_test(frame_with_a_location_and_more_is_not_location_only),
+	    cmocka_unit_test(frame_without_a_location_is_not_location_only),
+	    cmocka_unit_test(nested_member_name_makes_a_frame_not_location_only),
+	    cmocka_unit_test(location_only_reads_no_byte_past_len),
+	    cmocka_unit_test(ts_of_an_update_frame_is_the_updates_own),
+	    cmocka_unit_test(ts_of_a_frame_without_one_is_0),
+	    cmocka_unit_test(ts_stops_at_len_and_at_ms_max),
 
-		cmocka_unit_test(valid_utf8_is_valid),
-		cmocka_unit_test(overlongs_surrogates_and_code_points_past_10ffff_are_not_utf8),
-		cmocka_unit_test(utf8_split_anywhere_gives_the_whole_texts_answer),
-		cmocka_unit_test(utf8_character_cut_between_fragments_carries_over),
-		cmocka_unit_test(utf8_sequence_length_is_that_of_one_character),
-		cmocka_unit_test(courier_string_that_is_not_utf8_is_rejected),
+	    cmocka_unit_test(valid_utf8_is_valid),
+	    cmocka_unit_test(overlongs_surrogates_and_code_points_past_10ffff_are_not_utf8),
+	    cmocka_unit_test(utf8_split_anywhere_gives_the_whole_texts_answer),
+	    cmocka_unit_test(utf8_character_cut_between_fragments_carries_over),
+	    cmocka_unit_test(utf8_sequence_length_is_that_of_one_character),
+	    cmocka_unit_test(courier_string_that_is_not_utf8_is_rejected),
 
-		cmocka_unit_test(base64_decodes_the_rfc_4648_test_vectors),
-		cmocka_unit_test(base64_padding_is_optional_but_must_complete_the_group),
-		cmocka_unit_test(base64_nopad_refuses_padding),
-		cmocka_unit_test(base64_url_alphabet_is_only_taken_with_the_url_flag),
-		cmocka_unit_test(base64_refuses_whitespace_and_other_bytes),
-		cmocka_unit_test(base64_needs_room_for_every_byte),
-		cmocka_unit_test(base64_does_not_check_the_unused_bits_of_the_last_character),
-		cmocka_unit_test(base64_round_trips_every_byte_value),
+	    cmocka_unit_test(base64_decodes_the_rfc_4648_test_vectors),
+	    cmocka_unit_test(base64_padding_is_optional_but_must_complete_the_group),
+	    cmocka_unit_test(base64_nopad_refuses_padding),
+	    cmocka_unit_test(base64_url_alphabet_is_only_taken_with_the_url_flag),
+	    cmocka_unit_test(base64_refuses_whitespace_and_other_bytes),
+	    cmocka_unit_test(base64_needs_room_for_every_byte),
+	    cmocka_unit_test(base64_does_not_check_the_unused_bits_of_the_last_character),
+	    cmocka_unit_test(base64_round_trips_every_byte_value),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);

@@ -38,9 +38,9 @@ static void an_argument_is_found_after_a_long_one(void **state)
 static void arguments_are_found_in_any_order(void **state)
 {
 	static const char *const orders[] = {
-		"token=T&since=1-2&check=c",
-		"since=1-2&check=c&token=T",
-		"check=c&token=T&since=1-2",
+	    "token=T&since=1-2&check=c",
+	    "since=1-2&check=c&token=T",
+	    "check=c&token=T&since=1-2",
 	};
 	query_t q;
 
@@ -136,13 +136,13 @@ static void arguments_added_one_by_one_as_lws_hands_them(void **state)
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
-		cmocka_unit_test(an_argument_is_found_after_a_long_one),
-		cmocka_unit_test(arguments_are_found_in_any_order),
-		cmocka_unit_test(an_argument_given_twice_is_refused),
-		cmocka_unit_test(names_match_whole_not_by_prefix),
-		cmocka_unit_test(empty_bare_and_valueless_arguments),
-		cmocka_unit_test(too_many_arguments_make_the_query_invalid),
-		cmocka_unit_test(arguments_added_one_by_one_as_lws_hands_them),
+	    cmocka_unit_test(an_argument_is_found_after_a_long_one),
+	    cmocka_unit_test(arguments_are_found_in_any_order),
+	    cmocka_unit_test(an_argument_given_twice_is_refused),
+	    cmocka_unit_test(names_match_whole_not_by_prefix),
+	    cmocka_unit_test(empty_bare_and_valueless_arguments),
+	    cmocka_unit_test(too_many_arguments_make_the_query_invalid),
+	    cmocka_unit_test(arguments_added_one_by_one_as_lws_hands_them),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);

@@ -135,27 +135,27 @@ typedef struct opts {
 	int orders;
 	int order_base;
 	int watchers;
-	double duration;        /* seconds of measuring */
-	double ramp;            /* watch: seconds allowed to connect everything */
+	double duration; /* seconds of measuring */
+	double ramp;	 /* watch: seconds allowed to connect everything */
 	int procs;
-	int idle;               /* watch: hold only, measure nothing per frame */
-	double non_reading;     /* watch: fraction of watchers that never read */
+	int idle;	    /* watch: hold only, measure nothing per frame */
+	double non_reading; /* watch: fraction of watchers that never read */
 	char token[2048];
-	char prefix[32];        /* order ids: PREFIX-N */
+	char prefix[32]; /* order ids: PREFIX-N */
 	/* publish */
-	char mode[16];          /* redis | http | nchan */
+	char mode[16]; /* redis | http | nchan */
 	char redis[256];
 	char key[300];
-	double rate;            /* updates per second; 0 = as fast as answered */
-	int conns;              /* http: connections */
+	double rate; /* updates per second; 0 = as fast as answered */
+	int conns;   /* http: connections */
 	char nchan_path[64];
-	char secret[256];       /* webhook: the provider secret */
+	char secret[256]; /* webhook: the provider secret */
 	/* attack and probe */
-	char attack[16];        /* dribble | silent */
+	char attack[16]; /* dribble | silent */
 	int attackers;
-	int requests;           /* probe: GET /healthz requests */
-	int upgrades;           /* probe: websocket upgrades, each until its snapshot */
-	double timeout;         /* probe: seconds each may take */
+	int requests;	/* probe: GET /healthz requests */
+	int upgrades;	/* probe: websocket upgrades, each until its snapshot */
+	double timeout; /* probe: seconds each may take */
 	int quiet;
 } opts_t;
 
@@ -252,17 +252,17 @@ typedef struct wconn {
 	int fd;
 	int order;
 	uint8_t state;
-	bool reader;       /* false: never reads (the isolation scenario's stalled clients) */
+	bool reader; /* false: never reads (the isolation scenario's stalled clients) */
 	uint16_t close_code;
 	uint64_t last_seq; /* of its order; 0 = none seen yet */
-	uint32_t have;     /* bytes kept in buf */
+	uint32_t have;	   /* bytes kept in buf */
 	uint32_t cap;
-	char *buf;         /* a partial frame or handshake, kept between reads */
+	char *buf; /* a partial frame or handshake, kept between reads */
 } wconn_t;
 
 typedef struct wstats {
 	uint64_t opened, failed, closed, frames, updates, snapshots, lost, bytes;
-	uint64_t cpu_us; /* this process's CPU while measuring */
+	uint64_t cpu_us;    /* this process's CPU while measuring */
 	uint64_t closes[8]; /* 1000 1001 1006 1008 1011 1013 4408 other */
 	hist_t lat;
 } wstats_t;
@@ -270,14 +270,22 @@ typedef struct wstats {
 static int close_slot(unsigned code)
 {
 	switch (code) {
-	case 1000: return 0;
-	case 1001: return 1;
-	case 1006: return 2;
-	case 1008: return 3;
-	case 1011: return 4;
-	case 1013: return 5;
-	case 4408: return 6;
-	default: return 7;
+	case 1000:
+		return 0;
+	case 1001:
+		return 1;
+	case 1006:
+		return 2;
+	case 1008:
+		return 3;
+	case 1011:
+		return 4;
+	case 1013:
+		return 5;
+	case 4408:
+		return 6;
+	default:
+		return 7;
 	}
 }
 
@@ -306,8 +314,8 @@ static int w_send_handshake(const opts_t *o, wconn_t *c)
 			 "GET /v1/track/%s-%d%s%s HTTP/1.1\r\nHost: %s:%d\r\nUpgrade: websocket\r\n"
 			 "Connection: Upgrade\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n"
 			 "Sec-WebSocket-Version: 13\r\n\r\n",
-			 o->prefix, o->order_base + c->order, o->token[0] ? "?token=" : "", o->token,
-			 o->host, o->port);
+			 o->prefix, o->order_base + c->order, o->token[0] ? "?token=" : "",
+			 o->token, o->host, o->port);
 
 	return send(c->fd, req, (size_t)n, MSG_NOSIGNAL) == n ? 0 : -1;
 }
@@ -326,8 +334,7 @@ static void w_send_frame(wconn_t *c, int opcode, const char *payload, size_t len
 	(void)!send(c->fd, f, 6 + len, MSG_NOSIGNAL | MSG_DONTWAIT);
 }
 
-static void w_text(const opts_t *o, wconn_t *c, wstats_t *st, const char *p, size_t len,
-		   uint64_t t)
+static void w_text(const opts_t *o, wconn_t *c, wstats_t *st, const char *p, size_t len, uint64_t t)
 {
 	uint64_t seq, us;
 
@@ -383,9 +390,9 @@ static long w_frames(const opts_t *o, int ep, wconn_t *c, wstats_t *st, const ch
 		else if (op == 9)
 			w_send_frame(c, 0xA, p, pl);
 		else if (op == 8) {
-			unsigned code = pl >= 2 ? (unsigned)((unsigned char)p[0] << 8 |
-							     (unsigned char)p[1])
-						: 1005;
+			unsigned code =
+			    pl >= 2 ? (unsigned)((unsigned char)p[0] << 8 | (unsigned char)p[1])
+				    : 1005;
 			w_send_frame(c, 8, p, pl >= 2 ? 2 : 0);
 			w_close(ep, c, st, code);
 			return -1;
@@ -409,8 +416,7 @@ static void w_keep(wconn_t *c, const char *data, size_t len)
 	c->have = (uint32_t)len;
 }
 
-static void w_readable(const opts_t *o, int ep, wconn_t *c, wstats_t *st, char *rbuf,
-		       size_t rcap)
+static void w_readable(const opts_t *o, int ep, wconn_t *c, wstats_t *st, char *rbuf, size_t rcap)
 {
 	for (;;) {
 		size_t off = 0;
@@ -453,7 +459,8 @@ static void w_readable(const opts_t *o, int ep, wconn_t *c, wstats_t *st, char *
 			memmove(rbuf, rbuf + hl, len - hl);
 			len -= hl;
 			if (!c->reader) {
-				/* Never read again: the kernel's buffers fill, then the gateway's queue. */
+				/* Never read again: the kernel's buffers fill, then the gateway's
+				 * queue. */
 				struct epoll_event ev = {.events = 0, .data.ptr = c};
 
 				epoll_ctl(ep, EPOLL_CTL_MOD, c->fd, &ev);
@@ -497,9 +504,8 @@ static void watch_print(const opts_t *o, const wstats_t *st, double secs, int he
 	       o->watchers, o->orders, held, st->opened, st->failed, st->closed, secs, st->frames,
 	       st->updates, st->snapshots, st->lost, st->bytes, st->lat.count,
 	       hist_pct(&st->lat, 50), hist_pct(&st->lat, 90), hist_pct(&st->lat, 99),
-	       hist_pct(&st->lat, 99.9), st->lat.max, st->closes[0], st->closes[1],
-	       st->closes[2], st->closes[3], st->closes[4], st->closes[5], st->closes[6],
-	       st->closes[7]);
+	       hist_pct(&st->lat, 99.9), st->lat.max, st->closes[0], st->closes[1], st->closes[2],
+	       st->closes[3], st->closes[4], st->closes[5], st->closes[6], st->closes[7]);
 	fflush(stdout);
 }
 
@@ -532,10 +538,10 @@ static void watch_run(const opts_t *o, int first, int n, int out_fd)
 			const char *src = o->n_sources ? o->sources[gi % o->n_sources] : NULL;
 
 			c->order = gi % o->orders;
-			/* Spread evenly: gi stalls when the count of stalled ones steps up at it. */
-			c->reader = !(o->non_reading > 0 &&
-				      (uint64_t)((gi + 1) * o->non_reading) >
-					      (uint64_t)(gi * o->non_reading));
+			/* Spread evenly: gi stalls when the count of stalled ones steps up at it.
+			 */
+			c->reader = !(o->non_reading > 0 && (uint64_t)((gi + 1) * o->non_reading) >
+								(uint64_t)(gi * o->non_reading));
 			c->fd = tcp_connect(o, src, c->reader ? 0 : 4096);
 			next++;
 			if (c->fd < 0) {
@@ -556,7 +562,8 @@ static void watch_run(const opts_t *o, int first, int n, int out_fd)
 			before.cpu_us = cpu_used_us(RUSAGE_SELF);
 			held = (int)st.opened;
 			if (!o->quiet)
-				fprintf(stderr, "trackgate-bench: %d/%d websockets open after %.1f s\n",
+				fprintf(stderr,
+					"trackgate-bench: %d/%d websockets open after %.1f s\n",
 					held, n, (double)(t - t0) / 1e6);
 		}
 		if (measure_from && t >= measure_to)
@@ -581,7 +588,8 @@ static void watch_run(const opts_t *o, int first, int n, int out_fd)
 					continue;
 				}
 				c->state = W_HANDSHAKE;
-				struct epoll_event ev = {.events = EPOLLIN | EPOLLRDHUP, .data.ptr = c};
+				struct epoll_event ev = {.events = EPOLLIN | EPOLLRDHUP,
+							 .data.ptr = c};
 				epoll_ctl(ep, EPOLL_CTL_MOD, c->fd, &ev);
 				continue;
 			}
@@ -641,7 +649,8 @@ static int cmd_watch(const opts_t *o)
 	if (procs > 64)
 		die("--procs is at most 64");
 	for (int p = 0; p < procs; p++) {
-		int pipefd[2], first = o->watchers * p / procs, last = o->watchers * (p + 1) / procs;
+		int pipefd[2], first = o->watchers * p / procs,
+			       last = o->watchers * (p + 1) / procs;
 
 		if (pipe(pipefd))
 			die("pipe: %s", strerror(errno));
@@ -675,8 +684,9 @@ static int cmd_watch(const opts_t *o)
 	if (!o->quiet)
 		fprintf(stderr,
 			"trackgate-bench watch: %" PRIu64 " open, %" PRIu64 " failed, %" PRIu64
-			" closed; %" PRIu64 " frames (%.0f/s), %" PRIu64 " lost; latency us p50 %" PRIu64
-			" p99 %" PRIu64 " p99.9 %" PRIu64 " max %" PRIu64 " (%.1f s in all)\n",
+			" closed; %" PRIu64 " frames (%.0f/s), %" PRIu64
+			" lost; latency us p50 %" PRIu64 " p99 %" PRIu64 " p99.9 %" PRIu64
+			" max %" PRIu64 " (%.1f s in all)\n",
 			all.opened, all.failed, all.closed, all.frames, (double)all.frames / secs,
 			all.lost, hist_pct(&all.lat, 50), hist_pct(&all.lat, 99),
 			hist_pct(&all.lat, 99.9), all.lat.max, (double)(mono_us() - t0) / 1e6);
@@ -697,7 +707,8 @@ static uint64_t *order_seq;
 static int make_update(const opts_t *o, int order, char *buf, size_t cap, uint64_t t)
 {
 	uint64_t seq = ++order_seq[order];
-	double lat = 52.52 + 0.0001 * (double)(seq % 100), lng = 13.40 + 0.0001 * (double)(order % 100);
+	double lat = 52.52 + 0.0001 * (double)(seq % 100),
+	       lng = 13.40 + 0.0001 * (double)(order % 100);
 
 	return snprintf(buf, cap,
 			"{\"v\":1,\"order_id\":\"%s-%d\",\"provider\":\"bench\",\"ts\":%" PRIu64
@@ -713,10 +724,11 @@ static int make_frame(const opts_t *o, int order, char *buf, size_t cap, uint64_
 	int n = make_update(o, order, u, sizeof(u), t);
 
 	(void)n;
-	return snprintf(buf, cap,
-			"{\"type\":\"update\",\"order_id\":\"%s-%d\",\"update\":%s,\"cursor\":\"%" PRIu64
-			"-0\"}",
-			o->prefix, o->order_base + order, u, t / 1000);
+	return snprintf(
+	    buf, cap,
+	    "{\"type\":\"update\",\"order_id\":\"%s-%d\",\"update\":%s,\"cursor\":\"%" PRIu64
+	    "-0\"}",
+	    o->prefix, o->order_base + order, u, t / 1000);
 }
 
 /*
@@ -732,15 +744,16 @@ static int make_uber_webhook(const opts_t *o, int order, char *buf, size_t cap, 
 
 	gmtime_r(&secs, &tm);
 	strftime(when, sizeof(when), "%Y-%m-%dT%H:%M:%S", &tm);
-	return snprintf(buf, cap,
-			"{\"id\":\"evt_b%" PRIu64 "-%" PRIu64 "\",\"kind\":\"event.courier_update\","
-			"\"created\":\"%s.%03uZ\",\"live_mode\":false,\"delivery_id\":\"del_%d\","
-			"\"location\":{\"lat\":52.52,\"lng\":13.40},\"data\":{\"id\":\"del_%d\","
-			"\"kind\":\"delivery\",\"external_id\":\"%s-%d\",\"status\":\"dropoff\","
-			"\"complete\":false,\"courier\":{\"name\":\"Bench\",\"vehicle_type\":\"bicycle\","
-			"\"location\":{\"lat\":%.6f,\"lng\":13.40}}}}",
-			seq, t, when, (unsigned)(t / 1000 % 1000), order, order, o->prefix,
-			o->order_base + order, 52.52 + 0.0001 * (double)(seq % 100));
+	return snprintf(
+	    buf, cap,
+	    "{\"id\":\"evt_b%" PRIu64 "-%" PRIu64 "\",\"kind\":\"event.courier_update\","
+	    "\"created\":\"%s.%03uZ\",\"live_mode\":false,\"delivery_id\":\"del_%d\","
+	    "\"location\":{\"lat\":52.52,\"lng\":13.40},\"data\":{\"id\":\"del_%d\","
+	    "\"kind\":\"delivery\",\"external_id\":\"%s-%d\",\"status\":\"dropoff\","
+	    "\"complete\":false,\"courier\":{\"name\":\"Bench\",\"vehicle_type\":\"bicycle\","
+	    "\"location\":{\"lat\":%.6f,\"lng\":13.40}}}}",
+	    seq, t, when, (unsigned)(t / 1000 % 1000), order, order, o->prefix,
+	    o->order_base + order, 52.52 + 0.0001 * (double)(seq % 100));
 }
 
 static void pub_report(const opts_t *o, const pstats_t *ps, double secs)
@@ -753,10 +766,9 @@ static void pub_report(const opts_t *o, const pstats_t *ps, double secs)
 			o->mode, ps->sent, (double)ps->sent / secs, ps->ok, ps->failed, ps->behind,
 			hist_pct(&ps->lat, 50), hist_pct(&ps->lat, 99), ps->lat.max);
 	printf("{\"cmd\":\"publish\",\"cpu_us\":%" PRIu64 ",", cpu_used_us(RUSAGE_SELF));
-	printf("\"mode\":\"%s\",\"rate\":%.1f,\"secs\":%.3f,\"sent\":%" PRIu64
-	       ",\"ok\":%" PRIu64 ",\"failed\":%" PRIu64 ",\"behind\":%" PRIu64
-	       ",\"answer_us\":{\"p50\":%" PRIu64 ",\"p99\":%" PRIu64 ",\"p999\":%" PRIu64
-	       ",\"max\":%" PRIu64 "}}\n",
+	printf("\"mode\":\"%s\",\"rate\":%.1f,\"secs\":%.3f,\"sent\":%" PRIu64 ",\"ok\":%" PRIu64
+	       ",\"failed\":%" PRIu64 ",\"behind\":%" PRIu64 ",\"answer_us\":{\"p50\":%" PRIu64
+	       ",\"p99\":%" PRIu64 ",\"p999\":%" PRIu64 ",\"max\":%" PRIu64 "}}\n",
 	       o->mode, o->rate, secs, ps->sent, ps->ok, ps->failed, ps->behind,
 	       hist_pct(&ps->lat, 50), hist_pct(&ps->lat, 99), hist_pct(&ps->lat, 99.9),
 	       ps->lat.max);
@@ -817,9 +829,16 @@ static int pub_redis(const opts_t *o)
 
 			snprintf(oid, sizeof(oid), "%s-%d", o->prefix, o->order_base + order);
 			proto_keys_for(oid, &k);
-			argv[0] = "EVALSHA"; argv[1] = sha; argv[2] = "3";
-			argv[3] = k.state; argv[4] = k.log; argv[5] = k.seen;
-			argv[6] = upd; argv[7] = ttl1; argv[8] = ttl2; argv[9] = maxlen;
+			argv[0] = "EVALSHA";
+			argv[1] = sha;
+			argv[2] = "3";
+			argv[3] = k.state;
+			argv[4] = k.log;
+			argv[5] = k.seen;
+			argv[6] = upd;
+			argv[7] = ttl1;
+			argv[8] = ttl2;
+			argv[9] = maxlen;
 			for (int i = 0; i < 10; i++)
 				argl[i] = strlen(argv[i]);
 			argl[6] = (size_t)n;
@@ -888,8 +907,8 @@ static int h_send(const opts_t *o, hconn_t *h, int order)
 		char hex[2 * EVP_MAX_MD_SIZE + 1];
 
 		bl = make_uber_webhook(o, order, body, sizeof(body), t);
-		HMAC(EVP_sha256(), o->secret, (int)strlen(o->secret), (unsigned char *)body, (size_t)bl,
-		     mac, &maclen);
+		HMAC(EVP_sha256(), o->secret, (int)strlen(o->secret), (unsigned char *)body,
+		     (size_t)bl, mac, &maclen);
 		for (unsigned int i = 0; i < maclen; i++)
 			snprintf(hex + 2 * i, 3, "%02x", mac[i]);
 		n = snprintf(req, sizeof(req),
@@ -899,16 +918,18 @@ static int h_send(const opts_t *o, hconn_t *h, int order)
 			     o->host, hex, bl, body);
 	} else if (!strcmp(o->mode, "nchan")) {
 		bl = make_frame(o, order, body, sizeof(body), t);
-		n = snprintf(req, sizeof(req),
-			     "POST %s%s-%d HTTP/1.1\r\nHost: %s\r\nContent-Type: application/json\r\n"
-			     "Content-Length: %d\r\n\r\n%s",
-			     o->nchan_path, o->prefix, o->order_base + order, o->host, bl, body);
+		n = snprintf(
+		    req, sizeof(req),
+		    "POST %s%s-%d HTTP/1.1\r\nHost: %s\r\nContent-Type: application/json\r\n"
+		    "Content-Length: %d\r\n\r\n%s",
+		    o->nchan_path, o->prefix, o->order_base + order, o->host, bl, body);
 	} else {
 		bl = make_update(o, order, body, sizeof(body), t);
-		n = snprintf(req, sizeof(req),
-			     "POST /v1/updates HTTP/1.1\r\nHost: %s\r\nContent-Type: application/json\r\n"
-			     "Authorization: Bearer %s\r\nContent-Length: %d\r\n\r\n%s",
-			     o->host, o->key, bl, body);
+		n = snprintf(
+		    req, sizeof(req),
+		    "POST /v1/updates HTTP/1.1\r\nHost: %s\r\nContent-Type: application/json\r\n"
+		    "Authorization: Bearer %s\r\nContent-Length: %d\r\n\r\n%s",
+		    o->host, o->key, bl, body);
 	}
 	h->sent_at = t;
 	h->busy = true;
@@ -957,7 +978,8 @@ static int pub_http(const opts_t *o)
 
 		if (t >= end)
 			break;
-		uint64_t want = o->rate > 0 ? (uint64_t)((double)(t - t0) * o->rate / 1e6) : UINT64_MAX;
+		uint64_t want =
+		    o->rate > 0 ? (uint64_t)((double)(t - t0) * o->rate / 1e6) : UINT64_MAX;
 
 		for (int i = 0; i < nc && due < want; i++) {
 			if (hs[i].busy || !hs[i].connected)
@@ -980,7 +1002,8 @@ static int pub_http(const opts_t *o)
 			hconn_t *h = evs[i].data.ptr;
 
 			if (!h->connected && (evs[i].events & EPOLLOUT)) {
-				struct epoll_event ev = {.events = EPOLLIN | EPOLLRDHUP, .data.ptr = h};
+				struct epoll_event ev = {.events = EPOLLIN | EPOLLRDHUP,
+							 .data.ptr = h};
 
 				h->connected = true;
 				epoll_ctl(ep, EPOLL_CTL_MOD, h->fd, &ev);
@@ -988,7 +1011,8 @@ static int pub_http(const opts_t *o)
 			if (!(evs[i].events & (EPOLLIN | EPOLLRDHUP | EPOLLHUP | EPOLLERR)))
 				continue;
 			for (;;) {
-				ssize_t r = recv(h->fd, h->buf + h->have, sizeof(h->buf) - h->have, 0);
+				ssize_t r =
+				    recv(h->fd, h->buf + h->have, sizeof(h->buf) - h->have, 0);
 				int status;
 
 				if (r < 0 && errno == EAGAIN)
@@ -1085,8 +1109,10 @@ static int f_request(const opts_t *o, fconn_t *c, forder_t *orders)
 	static const char up[] = "HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\n"
 				 "Connection: Upgrade\r\n"
 				 "Sec-WebSocket-Accept: s3pPLMBiTxaQ9kYGzzhZRbK+xOo=\r\n\r\n";
-	static const char ok[] = "HTTP/1.1 200 OK\r\nContent-Length: 3\r\nConnection: close\r\n\r\nok\n";
-	static const char nf[] = "HTTP/1.1 404 Not Found\r\nContent-Length: 0\r\nConnection: close\r\n\r\n";
+	static const char ok[] =
+	    "HTTP/1.1 200 OK\r\nContent-Length: 3\r\nConnection: close\r\n\r\nok\n";
+	static const char nf[] =
+	    "HTTP/1.1 404 Not Found\r\nContent-Length: 0\r\nConnection: close\r\n\r\n";
 	const char *path = c->req + 14, *end = NULL, *dash = NULL;
 	long n;
 
@@ -1177,7 +1203,8 @@ static int cmd_floor(const opts_t *o)
 	setsockopt(lfd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one));
 	if (bind(lfd, (struct sockaddr *)&sa, sizeof(sa)) < 0 || listen(lfd, 4096) < 0)
 		die("floor: cannot listen on %s:%d: %s", o->host, o->port, strerror(errno));
-	epoll_ctl(ep, EPOLL_CTL_ADD, lfd, &(struct epoll_event){.events = EPOLLIN, .data.ptr = NULL});
+	epoll_ctl(ep, EPOLL_CTL_ADD, lfd,
+		  &(struct epoll_event){.events = EPOLLIN, .data.ptr = NULL});
 	signal(SIGUSR1, on_usr1);
 	while (!stop_flag) {
 		int n = epoll_wait(ep, evs, 256, on ? 1 : 100);
@@ -1253,7 +1280,8 @@ static int cmd_floor(const opts_t *o)
 					dropped++; /* nothing of it went: the stream stays whole */
 				} else {
 					/* Part of a frame went (or the peer is gone): the stream is
-					 * broken, so the connection goes; the last one moves to k. */
+					 * broken, so the connection goes; the last one moves to k.
+					 */
 					cut++;
 					f_close(ep, fc, orders);
 					continue;
@@ -1307,9 +1335,9 @@ enum { A_IDLE, A_CONNECTING, A_OPEN };
 typedef struct aconn {
 	int fd;
 	uint8_t state;
-	uint8_t answered;  /* the server wrote something (an error answer) */
-	uint32_t sent;     /* dribble: bytes sent after the request line */
-	uint64_t next_us;  /* A_IDLE: when to connect; A_OPEN, dribble: the next byte */
+	uint8_t answered; /* the server wrote something (an error answer) */
+	uint32_t sent;	  /* dribble: bytes sent after the request line */
+	uint64_t next_us; /* A_IDLE: when to connect; A_OPEN, dribble: the next byte */
 } aconn_t;
 
 typedef struct astats {
@@ -1353,7 +1381,8 @@ static void attack_run(const opts_t *o, int first, int n, int out_fd)
 				break;
 			reopen_head = (reopen_head + 1) % n;
 			reopen_n--;
-			c->fd = tcp_connect(o, o->n_sources ? o->sources[gi % o->n_sources] : NULL, 0);
+			c->fd =
+			    tcp_connect(o, o->n_sources ? o->sources[gi % o->n_sources] : NULL, 0);
 			if (c->fd < 0) {
 				st.connect_failed++;
 				c->next_us = t + 100000; /* again in 100 ms */
@@ -1374,7 +1403,8 @@ static void attack_run(const opts_t *o, int first, int n, int out_fd)
 			next_sample = t;
 			st.held_at_start = open_now;
 			if (!o->quiet)
-				fprintf(stderr, "trackgate-bench: %d/%d %s connections open after %.1f s\n",
+				fprintf(stderr,
+					"trackgate-bench: %d/%d %s connections open after %.1f s\n",
 					open_now, n, o->attack, (double)(t - t0) / 1e6);
 		}
 		if (holding && t >= hold_end)
@@ -1480,7 +1510,8 @@ static int cmd_attack(const opts_t *o)
 	if (procs > 64)
 		die("--procs is at most 64");
 	for (int p = 0; p < procs; p++) {
-		int pipefd[2], first = o->attackers * p / procs, last = o->attackers * (p + 1) / procs;
+		int pipefd[2], first = o->attackers * p / procs,
+			       last = o->attackers * (p + 1) / procs;
 
 		if (pipe(pipefd))
 			die("pipe: %s", strerror(errno));
@@ -1535,11 +1566,12 @@ static int cmd_attack(const opts_t *o)
 
 	if (!o->quiet)
 		fprintf(stderr,
-			"trackgate-bench attack (%s): %d connections, %d open at the start, at least %" PRIu64
-			" held throughout (%" PRIu64 " on average); %" PRIu64 " opened, %" PRIu64
-			" closed by the server, %" PRIu64 " answered, %" PRIu64 " failed connects (%.1f s)\n",
-			o->attack, o->attackers, all.held_at_start, all.held_min, all.held_sum, all.opened,
-			all.server_closed, all.answered, all.connect_failed, secs);
+			"trackgate-bench attack (%s): %d connections, %d open at the start, at "
+			"least %" PRIu64 " held throughout (%" PRIu64 " on average); %" PRIu64
+			" opened, %" PRIu64 " closed by the server, %" PRIu64 " answered, %" PRIu64
+			" failed connects (%.1f s)\n",
+			o->attack, o->attackers, all.held_at_start, all.held_min, all.held_sum,
+			all.opened, all.server_closed, all.answered, all.connect_failed, secs);
 	printf("{\"cmd\":\"attack\",\"attack\":\"%s\",\"attackers\":%d,\"held_at_start\":%d,"
 	       "\"held_min\":%" PRIu64 ",\"held_avg\":%" PRIu64 ",\"opened\":%" PRIu64
 	       ",\"server_closed\":%" PRIu64 ",\"answered\":%" PRIu64 ",\"connect_failed\":%" PRIu64
@@ -1600,14 +1632,15 @@ static int probe_once(const opts_t *o, bool upgrade, uint64_t *lat_us)
 	if (fd < 0)
 		return P_CUT;
 	if (upgrade)
-		n = snprintf(req, sizeof(req),
-			     "GET /v1/track/%s-%d HTTP/1.1\r\nHost: %s:%d\r\nUpgrade: websocket\r\n"
-			     "Connection: Upgrade\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n"
-			     "Sec-WebSocket-Version: 13\r\n\r\n",
-			     o->prefix, o->order_base, o->host, o->port);
+		n = snprintf(
+		    req, sizeof(req),
+		    "GET /v1/track/%s-%d HTTP/1.1\r\nHost: %s:%d\r\nUpgrade: websocket\r\n"
+		    "Connection: Upgrade\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n"
+		    "Sec-WebSocket-Version: 13\r\n\r\n",
+		    o->prefix, o->order_base, o->host, o->port);
 	else
-		n = snprintf(req, sizeof(req), "GET /healthz HTTP/1.1\r\nHost: %s:%d\r\n\r\n", o->host,
-			     o->port);
+		n = snprintf(req, sizeof(req), "GET /healthz HTTP/1.1\r\nHost: %s:%d\r\n\r\n",
+			     o->host, o->port);
 	int w = wait_fd(fd, POLLOUT, deadline);
 
 	if (w <= 0) {
@@ -1678,10 +1711,11 @@ static int probe_once(const opts_t *o, bool upgrade, uint64_t *lat_us)
 			continue;
 		}
 		res = (f[0] & 0x0f) == 1 && pl > 18 && !memcmp(f + fh, "{\"type\":\"snapshot\"", 18)
-			      ? P_OK
-			      : P_REFUSED;
+			  ? P_OK
+			  : P_REFUSED;
 		if (res == P_OK) { /* a polite close (masked, key 0, code 1000) */
-			static const char cl[] = {(char)0x88, (char)0x82, 0, 0, 0, 0, 0x03, (char)0xe8};
+			static const char cl[] = {(char)0x88, (char)0x82, 0,	0,
+						  0,	      0,	  0x03, (char)0xe8};
 
 			(void)!send(fd, cl, sizeof(cl), MSG_NOSIGNAL | MSG_DONTWAIT);
 		}
@@ -1732,9 +1766,15 @@ static int cmd_probe(const opts_t *o)
 			k->ok++;
 			hist_add(&k->lat, lat);
 			break;
-		case P_TIMEOUT: k->timeouts++; break;
-		case P_REFUSED: k->refused++; break;
-		default: k->cut++; break;
+		case P_TIMEOUT:
+			k->timeouts++;
+			break;
+		case P_REFUSED:
+			k->refused++;
+			break;
+		default:
+			k->cut++;
+			break;
 		}
 	}
 	double secs = (double)(mono_us() - t0) / 1e6;
@@ -1742,12 +1782,13 @@ static int cmd_probe(const opts_t *o)
 	if (!o->quiet)
 		for (int u = 0; u < 2; u++)
 			fprintf(stderr,
-				"trackgate-bench probe: %s %" PRIu64 " tried, %" PRIu64 " ok, %" PRIu64
-				" timed out, %" PRIu64 " refused, %" PRIu64 " cut off; us p50 %" PRIu64
-				" p99 %" PRIu64 " max %" PRIu64 "%s\n",
+				"trackgate-bench probe: %s %" PRIu64 " tried, %" PRIu64
+				" ok, %" PRIu64 " timed out, %" PRIu64 " refused, %" PRIu64
+				" cut off; us p50 %" PRIu64 " p99 %" PRIu64 " max %" PRIu64 "%s\n",
 				u ? "upgrade+snapshot" : "/healthz", kinds[u].tried, kinds[u].ok,
 				kinds[u].timeouts, kinds[u].refused, kinds[u].cut,
-				hist_pct(&kinds[u].lat, 50), hist_pct(&kinds[u].lat, 99), kinds[u].lat.max,
+				hist_pct(&kinds[u].lat, 50), hist_pct(&kinds[u].lat, 99),
+				kinds[u].lat.max,
 				u && skipped ? " (budget spent: the rest skipped)" : "");
 	printf("{\"cmd\":\"probe\",\"secs\":%.3f,\"skipped\":%d,", secs, skipped);
 	probe_json("healthz", &kinds[0]);
@@ -1785,7 +1826,8 @@ static void add_sources(opts_t *o, const char *arg)
 			if (x < 0)
 				snprintf(o->sources[o->n_sources], sizeof(o->sources[0]), "%s", a);
 			else
-				snprintf(o->sources[o->n_sources], sizeof(o->sources[0]), "%s.%d", a, x);
+				snprintf(o->sources[o->n_sources], sizeof(o->sources[0]), "%s.%d",
+					 a, x);
 			o->n_sources++;
 		}
 	}
@@ -1793,62 +1835,63 @@ static void add_sources(opts_t *o, const char *arg)
 
 static void usage(FILE *f)
 {
-	fputs("usage: trackgate-bench watch|publish|floor|attack|probe [options]\n"
-	      "\n"
-	      "common:\n"
-	      "  --server HOST:PORT     the gateway (numeric IPv4; default 127.0.0.1:8080)\n"
-	      "  --orders N             orders PREFIX-0 .. PREFIX-(N-1) (default 100)\n"
-	      "  --order-base N         first order number (default 0)\n"
-	      "  --prefix P             order id prefix (default bench)\n"
-	      "  --duration SECONDS     how long to measure / publish (default 10)\n"
-	      "  --sources A,B,...      loopback source addresses, round robin; A.B.C.X-Y is a\n"
-	      "                         range (at most 256 in all)\n"
-	      "  --quiet                only the JSON result on stdout\n"
-	      "watch:\n"
-	      "  --watchers N           websockets, spread over the orders (default 1000)\n"
-	      "  --procs N              processes sharing them (default 1)\n"
-	      "  --ramp SECONDS         time allowed to open them all (default 60)\n"
-	      "  --idle                 hold them and count frames, parse nothing\n"
-	      "  --non-reading FRACTION this share never reads after the handshake\n"
-	      "  --token T              ?token=T on every websocket\n"
-	      "publish:\n"
-	      "  --redis URL            EVALSHA apply_update.lua on unix:///PATH or redis://H:P\n"
-	      "  --http                 POST /v1/updates to --server with --key KEY\n"
-	      "  --nchan PATH           POST frames to an nchan publisher at PATH<order id>\n"
-	      "  --webhook-secret S     POST signed Uber Direct courier_update webhooks to\n"
-	      "                         /v1/webhooks/uber_direct (HMAC-SHA256 with S)\n"
-	      "  --rate N               updates per second (default 1000; 0 = as fast as answered)\n"
-	      "  --conns N              HTTP connections (default 4)\n"
-	      "floor (listens on --server; SIGUSR1 starts --duration s of --rate updates/s):\n"
-	      "  a websocket server that only send()s each update's frame to its order's\n"
-	      "  websockets: the kernel's cost per frame, below which no gateway can go\n"
-	      "attack (held --duration s or until SIGTERM; one closed is opened again):\n"
-	      "  --attack dribble|silent  a request line, then a header byte a second; or nothing\n"
-	      "  --attackers N          connections (default 400), over --sources, --procs\n"
-	      "  --ramp SECONDS         time allowed to open them all (default 60)\n"
-	      "probe (one client, one request at a time, each on a fresh connection):\n"
-	      "  --requests N           GET /healthz requests (default 500)\n"
-	      "  --upgrades N           upgrades of /v1/track/PREFIX-ORDER_BASE, each until its\n"
-	      "                         snapshot (default 100), spread among the requests\n"
-	      "  --timeout SECONDS      what each may take (default 5); --rate N starts/s at most;\n"
-	      "                         nothing starts after --duration s; source: the first of --sources\n",
-	      f);
+	fputs(
+	    "usage: trackgate-bench watch|publish|floor|attack|probe [options]\n"
+	    "\n"
+	    "common:\n"
+	    "  --server HOST:PORT     the gateway (numeric IPv4; default 127.0.0.1:8080)\n"
+	    "  --orders N             orders PREFIX-0 .. PREFIX-(N-1) (default 100)\n"
+	    "  --order-base N         first order number (default 0)\n"
+	    "  --prefix P             order id prefix (default bench)\n"
+	    "  --duration SECONDS     how long to measure / publish (default 10)\n"
+	    "  --sources A,B,...      loopback source addresses, round robin; A.B.C.X-Y is a\n"
+	    "                         range (at most 256 in all)\n"
+	    "  --quiet                only the JSON result on stdout\n"
+	    "watch:\n"
+	    "  --watchers N           websockets, spread over the orders (default 1000)\n"
+	    "  --procs N              processes sharing them (default 1)\n"
+	    "  --ramp SECONDS         time allowed to open them all (default 60)\n"
+	    "  --idle                 hold them and count frames, parse nothing\n"
+	    "  --non-reading FRACTION this share never reads after the handshake\n"
+	    "  --token T              ?token=T on every websocket\n"
+	    "publish:\n"
+	    "  --redis URL            EVALSHA apply_update.lua on unix:///PATH or redis://H:P\n"
+	    "  --http                 POST /v1/updates to --server with --key KEY\n"
+	    "  --nchan PATH           POST frames to an nchan publisher at PATH<order id>\n"
+	    "  --webhook-secret S     POST signed Uber Direct courier_update webhooks to\n"
+	    "                         /v1/webhooks/uber_direct (HMAC-SHA256 with S)\n"
+	    "  --rate N               updates per second (default 1000; 0 = as fast as answered)\n"
+	    "  --conns N              HTTP connections (default 4)\n"
+	    "floor (listens on --server; SIGUSR1 starts --duration s of --rate updates/s):\n"
+	    "  a websocket server that only send()s each update's frame to its order's\n"
+	    "  websockets: the kernel's cost per frame, below which no gateway can go\n"
+	    "attack (held --duration s or until SIGTERM; one closed is opened again):\n"
+	    "  --attack dribble|silent  a request line, then a header byte a second; or nothing\n"
+	    "  --attackers N          connections (default 400), over --sources, --procs\n"
+	    "  --ramp SECONDS         time allowed to open them all (default 60)\n"
+	    "probe (one client, one request at a time, each on a fresh connection):\n"
+	    "  --requests N           GET /healthz requests (default 500)\n"
+	    "  --upgrades N           upgrades of /v1/track/PREFIX-ORDER_BASE, each until its\n"
+	    "                         snapshot (default 100), spread among the requests\n"
+	    "  --timeout SECONDS      what each may take (default 5); --rate N starts/s at most;\n"
+	    "                         nothing starts after --duration s; source: the first of "
+	    "--sources\n",
+	    f);
 }
 
 int main(int argc, char **argv)
 {
 	static opts_t o;
 	static const struct option lo[] = {
-		{"server", 1, 0, 's'},   {"orders", 1, 0, 'o'},   {"order-base", 1, 0, 'B'},
-		{"prefix", 1, 0, 'P'},   {"duration", 1, 0, 'd'}, {"sources", 1, 0, 'S'},
-		{"watchers", 1, 0, 'w'}, {"procs", 1, 0, 'p'},    {"ramp", 1, 0, 'R'},
-		{"idle", 0, 0, 'i'},     {"non-reading", 1, 0, 'N'}, {"token", 1, 0, 't'},
-		{"redis", 1, 0, 'r'},    {"http", 0, 0, 'H'},     {"key", 1, 0, 'k'},
-		{"nchan", 1, 0, 'n'},    {"rate", 1, 0, 'x'},     {"conns", 1, 0, 'c'},
-		{"quiet", 0, 0, 'q'},    {"help", 0, 0, 'h'},     {"webhook-secret", 1, 0, 'W'},
-		{"attack", 1, 0, 'a'},   {"attackers", 1, 0, 'A'}, {"requests", 1, 0, 'Q'},
-		{"upgrades", 1, 0, 'U'}, {"timeout", 1, 0, 'T'},
-		{0, 0, 0, 0},
+	    {"server", 1, 0, 's'},   {"orders", 1, 0, 'o'},	 {"order-base", 1, 0, 'B'},
+	    {"prefix", 1, 0, 'P'},   {"duration", 1, 0, 'd'},	 {"sources", 1, 0, 'S'},
+	    {"watchers", 1, 0, 'w'}, {"procs", 1, 0, 'p'},	 {"ramp", 1, 0, 'R'},
+	    {"idle", 0, 0, 'i'},     {"non-reading", 1, 0, 'N'}, {"token", 1, 0, 't'},
+	    {"redis", 1, 0, 'r'},    {"http", 0, 0, 'H'},	 {"key", 1, 0, 'k'},
+	    {"nchan", 1, 0, 'n'},    {"rate", 1, 0, 'x'},	 {"conns", 1, 0, 'c'},
+	    {"quiet", 0, 0, 'q'},    {"help", 0, 0, 'h'},	 {"webhook-secret", 1, 0, 'W'},
+	    {"attack", 1, 0, 'a'},   {"attackers", 1, 0, 'A'},	 {"requests", 1, 0, 'Q'},
+	    {"upgrades", 1, 0, 'U'}, {"timeout", 1, 0, 'T'},	 {0, 0, 0, 0},
 	};
 	const char *cmd;
 	int c;
@@ -1880,37 +1923,87 @@ int main(int argc, char **argv)
 			if (sscanf(optarg, "%63[^:]:%d", o.host, &o.port) != 2)
 				die("--server wants HOST:PORT");
 			break;
-		case 'o': o.orders = atoi(optarg); break;
-		case 'B': o.order_base = atoi(optarg); break;
-		case 'P': snprintf(o.prefix, sizeof(o.prefix), "%s", optarg); break;
-		case 'd': o.duration = atof(optarg); break;
+		case 'o':
+			o.orders = atoi(optarg);
+			break;
+		case 'B':
+			o.order_base = atoi(optarg);
+			break;
+		case 'P':
+			snprintf(o.prefix, sizeof(o.prefix), "%s", optarg);
+			break;
+		case 'd':
+			o.duration = atof(optarg);
+			break;
 		case 'S':
 			add_sources(&o, optarg);
 			break;
-		case 'w': o.watchers = atoi(optarg); break;
-		case 'p': o.procs = atoi(optarg); break;
-		case 'R': o.ramp = atof(optarg); break;
-		case 'i': o.idle = 1; break;
-		case 'N': o.non_reading = atof(optarg); break;
-		case 't': snprintf(o.token, sizeof(o.token), "%s", optarg); break;
-		case 'r': snprintf(o.mode, sizeof(o.mode), "redis");
-			snprintf(o.redis, sizeof(o.redis), "%s", optarg); break;
-		case 'H': snprintf(o.mode, sizeof(o.mode), "http"); break;
-		case 'k': snprintf(o.key, sizeof(o.key), "%s", optarg); break;
-		case 'n': snprintf(o.mode, sizeof(o.mode), "nchan");
-			snprintf(o.nchan_path, sizeof(o.nchan_path), "%s", optarg); break;
-		case 'x': o.rate = atof(optarg); break;
-		case 'c': o.conns = atoi(optarg); break;
-		case 'q': o.quiet = 1; break;
-		case 'W': snprintf(o.mode, sizeof(o.mode), "webhook");
-			snprintf(o.secret, sizeof(o.secret), "%s", optarg); break;
-		case 'a': snprintf(o.attack, sizeof(o.attack), "%s", optarg); break;
-		case 'A': o.attackers = atoi(optarg); break;
-		case 'Q': o.requests = atoi(optarg); break;
-		case 'U': o.upgrades = atoi(optarg); break;
-		case 'T': o.timeout = atof(optarg); break;
-		case 'h': usage(stdout); return 0;
-		default: usage(stderr); return 2;
+		case 'w':
+			o.watchers = atoi(optarg);
+			break;
+		case 'p':
+			o.procs = atoi(optarg);
+			break;
+		case 'R':
+			o.ramp = atof(optarg);
+			break;
+		case 'i':
+			o.idle = 1;
+			break;
+		case 'N':
+			o.non_reading = atof(optarg);
+			break;
+		case 't':
+			snprintf(o.token, sizeof(o.token), "%s", optarg);
+			break;
+		case 'r':
+			snprintf(o.mode, sizeof(o.mode), "redis");
+			snprintf(o.redis, sizeof(o.redis), "%s", optarg);
+			break;
+		case 'H':
+			snprintf(o.mode, sizeof(o.mode), "http");
+			break;
+		case 'k':
+			snprintf(o.key, sizeof(o.key), "%s", optarg);
+			break;
+		case 'n':
+			snprintf(o.mode, sizeof(o.mode), "nchan");
+			snprintf(o.nchan_path, sizeof(o.nchan_path), "%s", optarg);
+			break;
+		case 'x':
+			o.rate = atof(optarg);
+			break;
+		case 'c':
+			o.conns = atoi(optarg);
+			break;
+		case 'q':
+			o.quiet = 1;
+			break;
+		case 'W':
+			snprintf(o.mode, sizeof(o.mode), "webhook");
+			snprintf(o.secret, sizeof(o.secret), "%s", optarg);
+			break;
+		case 'a':
+			snprintf(o.attack, sizeof(o.attack), "%s", optarg);
+			break;
+		case 'A':
+			o.attackers = atoi(optarg);
+			break;
+		case 'Q':
+			o.requests = atoi(optarg);
+			break;
+		case 'U':
+			o.upgrades = atoi(optarg);
+			break;
+		case 'T':
+			o.timeout = atof(optarg);
+			break;
+		case 'h':
+			usage(stdout);
+			return 0;
+		default:
+			usage(stderr);
+			return 2;
 		}
 	}
 	if (o.orders < 1 || o.watchers < 1 || o.duration <= 0)
