@@ -16,15 +16,8 @@
 #include "proto.h"
 #include "script.h"
 
-typedef enum broker_req_kind {
-	REQ_APPLY,
-	REQ_SNAPSHOT,
-	REQ_RESUME,
-} broker_req_kind_t;
-
 struct broker_req {
 	broker_t *b;
-	broker_req_kind_t kind;
 	bool cancelled;
 	bool tried_eval; /* EVALSHA met NOSCRIPT and was re-sent as EVAL */
 	union {
@@ -115,8 +108,7 @@ static void broker_req_free(broker_req_t *req)
 }
 
 /* A request on the command connection, or NULL (nothing sent) when it is down or out of memory. */
-static broker_req_t *broker_req_new(broker_t *b, broker_req_kind_t kind, const char *order_id,
-				    void *arg, int *rc)
+static broker_req_t *broker_req_new(broker_t *b, const char *order_id, void *arg, int *rc)
 {
 	broker_req_t *req;
 
@@ -128,7 +120,6 @@ static broker_req_t *broker_req_new(broker_t *b, broker_req_kind_t kind, const c
 	if (!req)
 		return NULL;
 	req->b = b;
-	req->kind = kind;
 	req->arg = arg;
 	snprintf(req->order_id, sizeof(req->order_id), "%s", order_id);
 	*rc = BROKER_OK;
@@ -290,7 +281,7 @@ int broker_apply(broker_t *b, const char *order_id, const char *update_json, siz
 	broker_req_t *req;
 	int rc;
 
-	req = broker_req_new(b, REQ_APPLY, order_id, arg, &rc);
+	req = broker_req_new(b, order_id, arg, &rc);
 	if (!req)
 		return rc;
 	req->fn.apply = fn;
@@ -355,7 +346,7 @@ int broker_snapshot(broker_t *b, const char *order_id, broker_snapshot_fn *fn, v
 	proto_keys_t keys;
 	int rc;
 
-	req = broker_req_new(b, REQ_SNAPSHOT, order_id, arg, &rc);
+	req = broker_req_new(b, order_id, arg, &rc);
 	if (!req)
 		return rc;
 	req->fn.snapshot = fn;
@@ -458,7 +449,7 @@ int broker_resume(broker_t *b, const char *order_id, const char *cursor, unsigne
 	broker_req_t *req;
 	int rc;
 
-	req = broker_req_new(b, REQ_RESUME, order_id, arg, &rc);
+	req = broker_req_new(b, order_id, arg, &rc);
 	if (!req)
 		return rc;
 	req->fn.resume = fn;

@@ -153,6 +153,12 @@ void hub_message(hub_t *hub, const char *id, size_t len, const char *payload, si
 void hub_synced(hub_t *hub, watcher_t *w, bool ok, frame_t *const *frames, size_t n,
 		const proto_cursor_t *upto, uint64_t now_ms);
 
+/* w's socket is closing: the hub feeds it nothing more (it stays linked until hub_leave). */
+static inline void hub_stop_feeding(watcher_t *w)
+{
+	w->state = WATCHER_CLOSING;
+}
+
 /* w wrote its queue empty: it is no longer behind. */
 static inline void hub_drained(watcher_t *w)
 {

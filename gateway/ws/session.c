@@ -25,7 +25,7 @@ void ws_set_state(ws_session_t *s, ws_state_t to)
 		return;
 	s->state = (uint8_t)to;
 	/* The hub feeds it no more: its queue is flushed, or cleared. */
-	s->w.state = WATCHER_CLOSING;
+	hub_stop_feeding(&s->w);
 }
 
 void ws_close_async(ws_session_t *s, int close_code, const char *reason)
