@@ -10,6 +10,7 @@
 #include <errno.h>
 #include <getopt.h>
 #include <stddef.h>
+#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -24,6 +25,34 @@
 #define TRACKGATE_VERSION "dev"
 #endif
 
+/* The error buffer of this thread's config_capture_errors, or NULL: stderr. */
+static _Thread_local char *config_err_buf;
+static _Thread_local size_t config_err_len;
+
+void config_capture_errors(char *buf, size_t len)
+{
+	config_err_buf = len ? buf : NULL;
+	config_err_len = len;
+	if (config_err_buf)
+		buf[0] = '\0';
+}
+
+void config_err(const char *fmt, ...)
+{
+	va_list ap;
+
+	va_start(ap, fmt);
+	if (!config_err_buf) {
+		vfprintf(stderr, fmt, ap);
+	} else {
+		size_t used = strlen(config_err_buf);
+
+		if (used + 1 < config_err_len)
+			vsnprintf(config_err_buf + used, config_err_len - used, fmt, ap);
+	}
+	va_end(ap);
+}
+
 typedef struct config_file_ctx {
 	config_t *cfg;
 	const char *path;
@@ -37,18 +66,18 @@ static config_webhook_t *config_webhook_slot(config_t *cfg, const char *provider
 	if (!adapter_find(provider)) {
 		const adapter_ops_t *const *all = adapter_all();
 
-		fprintf(stderr, "trackgated: %s: unknown webhook provider '%s' (known:", origin,
-			provider);
+		config_err("trackgated: %s: unknown webhook provider '%s' (known:", origin,
+			   provider);
 		for (size_t i = 0; all[i]; i++)
-			fprintf(stderr, " %s", all[i]->name);
-		fprintf(stderr, ")\n");
+			config_err(" %s", all[i]->name);
+		config_err(")\n");
 		return NULL;
 	}
 	for (unsigned i = 0; i < cfg->n_webhooks; i++)
 		if (!strcmp(cfg->webhooks[i].provider, provider))
 			return &cfg->webhooks[i];
 	if (cfg->n_webhooks == CONFIG_WEBHOOKS_MAX) {
-		fprintf(stderr, "trackgated: %s: too many webhook providers\n", origin);
+		config_err("trackgated: %s: too many webhook providers\n", origin);
 		return NULL;
 	}
 	config_webhook_t *w = &cfg->webhooks[cfg->n_webhooks++];
@@ -69,8 +98,8 @@ int config_set_webhook(config_t *cfg, const char *provider, const char *name, co
 		return CONFIG_EINVAL;
 	if (!strcmp(name, "secret")) {
 		if (!len || len > CONFIG_SECRET_MAX) {
-			fprintf(stderr, "trackgated: %s: [webhook.%s] secret must be 1..%d bytes\n",
-				origin, provider, CONFIG_SECRET_MAX);
+			config_err("trackgated: %s: [webhook.%s] secret must be 1..%d bytes\n",
+				   origin, provider, CONFIG_SECRET_MAX);
 			return CONFIG_EINVAL;
 		}
 		memcpy(w->secret, value, len);
@@ -80,15 +109,15 @@ int config_set_webhook(config_t *cfg, const char *provider, const char *name, co
 	}
 	if (!strcmp(name, "secret-file") || !strcmp(name, "secret_file")) {
 		if (!len || len >= sizeof(w->secret_file)) {
-			fprintf(stderr, "trackgated: %s: [webhook.%s] bad secret-file\n", origin,
-				provider);
+			config_err("trackgated: %s: [webhook.%s] bad secret-file\n", origin,
+				   provider);
 			return CONFIG_EINVAL;
 		}
 		snprintf(w->secret_file, sizeof(w->secret_file), "%s", value);
 		return CONFIG_OK;
 	}
-	fprintf(stderr, "trackgated: %s: [webhook.%s] knows secret and secret-file, not '%s'\n",
-		origin, provider, name);
+	config_err("trackgated: %s: [webhook.%s] knows secret and secret-file, not '%s'\n", origin,
+		   provider, name);
 	return CONFIG_EINVAL;
 }
 
@@ -103,10 +132,9 @@ static int config_load_webhook_secrets(config_t *cfg)
 			size_t n;
 
 			if (!f) {
-				fprintf(stderr,
-					"trackgated: cannot read the %s webhook secret-file %s: "
-					"%s\n",
-					w->provider, w->secret_file, strerror(errno));
+				config_err("trackgated: cannot read the %s webhook secret-file %s: "
+					   "%s\n",
+					   w->provider, w->secret_file, strerror(errno));
 				return CONFIG_EINVAL;
 			}
 			unsigned char buf[CONFIG_SECRET_MAX + 3];
@@ -117,19 +145,17 @@ static int config_load_webhook_secrets(config_t *cfg)
 			while (n && (buf[n - 1] == '\n' || buf[n - 1] == '\r'))
 				n--;
 			if (n > CONFIG_SECRET_MAX) {
-				fprintf(stderr,
-					"trackgated: %s: a webhook secret is at most %d bytes\n",
-					w->secret_file, CONFIG_SECRET_MAX);
+				config_err("trackgated: %s: a webhook secret is at most %d bytes\n",
+					   w->secret_file, CONFIG_SECRET_MAX);
 				return CONFIG_EINVAL;
 			}
 			memcpy(w->secret, buf, n);
 			w->secret_len = n;
 		}
 		if (!w->secret_len) {
-			fprintf(stderr,
-				"trackgated: the %s webhook has no secret (secret or "
-				"secret-file)\n",
-				w->provider);
+			config_err("trackgated: the %s webhook has no secret (secret or "
+				   "secret-file)\n",
+				   w->provider);
 			return CONFIG_EINVAL;
 		}
 	}
@@ -150,15 +176,14 @@ static auth_key_t *config_token_slot(config_t *cfg, const char *kid, const char 
 	auth_keys_t *k = &cfg->token_keys;
 
 	if (!kid[0] || strlen(kid) > AUTH_KID_MAX) {
-		fprintf(stderr, "trackgated: %s: a token key id is 1..%d bytes\n", origin,
-			AUTH_KID_MAX);
+		config_err("trackgated: %s: a token key id is 1..%d bytes\n", origin, AUTH_KID_MAX);
 		return NULL;
 	}
 	for (unsigned i = 0; i < k->n; i++)
 		if (!strcmp(k->keys[i].kid, kid))
 			return &k->keys[i];
 	if (k->n == AUTH_KEYS_MAX) {
-		fprintf(stderr, "trackgated: %s: at most %d token keys\n", origin, AUTH_KEYS_MAX);
+		config_err("trackgated: %s: at most %d token keys\n", origin, AUTH_KEYS_MAX);
 		return NULL;
 	}
 	memset(&k->keys[k->n], 0, sizeof(k->keys[0]));
@@ -180,16 +205,16 @@ int config_set_token_key(config_t *cfg, const char *kid, const char *name, const
 	if (!strcmp(name, "alg")) {
 		if (auth_alg_parse(value, &key->alg) == 0)
 			return CONFIG_OK;
-		fprintf(stderr, "trackgated: %s: [token-key.%s] alg must be HS256 or ES256\n",
-			origin, kid);
+		config_err("trackgated: %s: [token-key.%s] alg must be HS256 or ES256\n", origin,
+			   kid);
 		return CONFIG_EINVAL;
 	}
 	if (!strcmp(name, "secret")) {
 		size_t len = strlen(value);
 
 		if (!len || len > AUTH_KEY_MAX) {
-			fprintf(stderr, "trackgated: %s: [token-key.%s] bad secret length\n",
-				origin, kid);
+			config_err("trackgated: %s: [token-key.%s] bad secret length\n", origin,
+				   kid);
 			return CONFIG_EINVAL;
 		}
 		memcpy(key->key, value, len);
@@ -203,10 +228,9 @@ int config_set_token_key(config_t *cfg, const char *kid, const char *name, const
 		config_copy(cfg->token_key_files[idx], CONFIG_PATH_MAX, value);
 		return CONFIG_OK;
 	}
-	fprintf(stderr,
-		"trackgated: %s: [token-key.%s] knows alg, secret, secret-file and "
-		"public-key-file, not '%s'\n",
-		origin, kid, name);
+	config_err("trackgated: %s: [token-key.%s] knows alg, secret, secret-file and "
+		   "public-key-file, not '%s'\n",
+		   origin, kid, name);
 	return CONFIG_EINVAL;
 }
 
@@ -223,10 +247,9 @@ static int config_load_token_keys(config_t *cfg)
 			size_t n;
 
 			if (!f) {
-				fprintf(stderr,
-					"trackgated: cannot read the key file of token key %s, "
-					"%s: %s\n",
-					k->kid, path, strerror(errno));
+				config_err("trackgated: cannot read the key file of token key %s, "
+					   "%s: %s\n",
+					   k->kid, path, strerror(errno));
 				return CONFIG_EINVAL;
 			}
 			n = fread(buf, 1, sizeof(buf), f);
@@ -236,27 +259,26 @@ static int config_load_token_keys(config_t *cfg)
 			       (buf[n - 1] == '\n' || buf[n - 1] == '\r'))
 				n--;
 			if (n > AUTH_KEY_MAX) {
-				fprintf(stderr, "trackgated: %s: a token key is at most %d bytes\n",
-					path, AUTH_KEY_MAX);
+				config_err("trackgated: %s: a token key is at most %d bytes\n",
+					   path, AUTH_KEY_MAX);
 				return CONFIG_EINVAL;
 			}
 			memcpy(k->key, buf, n);
 			k->key_len = n;
 		}
 		if (!k->key_len) {
-			fprintf(stderr, "trackgated: token key %s has no key material\n", k->kid);
+			config_err("trackgated: token key %s has no key material\n", k->kid);
 			return CONFIG_EINVAL;
 		}
 		if (k->alg == AUTH_ES256 && !memmem(k->key, k->key_len, "PUBLIC KEY", 10)) {
-			fprintf(stderr, "trackgated: token key %s: ES256 wants a PEM public key\n",
-				k->kid);
+			config_err("trackgated: token key %s: ES256 wants a PEM public key\n",
+				   k->kid);
 			return CONFIG_EINVAL;
 		}
 		if (k->alg == AUTH_HS256 && k->key_len < 32) {
-			fprintf(stderr,
-				"trackgated: token key %s: an HS256 secret must be at least 32 "
-				"bytes\n",
-				k->kid);
+			config_err("trackgated: token key %s: an HS256 secret must be at least 32 "
+				   "bytes\n",
+				   k->kid);
 			return CONFIG_EINVAL;
 		}
 	}
@@ -354,9 +376,10 @@ void config_print(const config_t *cfg, FILE *out)
 			config_settings[i].print(cfg, &config_settings[i], out);
 }
 
-void config_apply_reload(config_t *live, const config_t *fresh, char *unapplied, size_t len)
+bool config_apply_reload(config_t *live, const config_t *fresh, char *unapplied, size_t len)
 {
 	size_t used = 0;
+	bool changed = false;
 
 	if (len)
 		unapplied[0] = '\0';
@@ -368,23 +391,26 @@ void config_apply_reload(config_t *live, const config_t *fresh, char *unapplied,
 			char *to = FIELD(live, s, f);
 			const char *from = CFIELD(fresh, s, f);
 
-			if (s->info.reload == CONFIG_RELOAD_LIVE)
+			if (s->info.reload == CONFIG_RELOAD_LIVE) {
+				changed |= memcmp(to, from, s->field[f].len) != 0;
 				memcpy(to, from, s->field[f].len);
-			else if (memcmp(to, from, s->field[f].len))
+			} else if (memcmp(to, from, s->field[f].len)) {
 				differs = true;
+			}
 		}
 		if (differs && s->info.reload != CONFIG_RELOAD_NONE && used + 1 < len)
 			used += (size_t)snprintf(unapplied + used, len - used, "%s%s",
 						 used ? "," : "", s->info.name);
 	}
+	return changed;
 }
 
 bool config_origin_ok(const config_t *cfg, const char *origin)
 {
-	if (!cfg->n_allowed_origins)
+	/* No Origin header: not a browser (a native app, trackgate-watch), which the origin
+	 * check cannot be about; the token is what guards those (RFC 6455 10.2). */
+	if (!cfg->n_allowed_origins || !origin)
 		return true;
-	if (!origin)
-		return false;
 	for (unsigned i = 0; i < cfg->n_allowed_origins; i++)
 		if (!strcmp(cfg->allowed_origins[i], origin))
 			return true;
@@ -412,10 +438,9 @@ static int config_ini_handler(void *user, const char *section, const char *name,
 		return 1;
 	}
 	if (section && *section && strcmp(section, "trackgated") != 0) {
-		fprintf(stderr,
-			"trackgated: %s: unknown section [%s] (use [trackgated] or "
-			"[webhook.PROVIDER])\n",
-			origin, section);
+		config_err("trackgated: %s: unknown section [%s] (use [trackgated] or "
+			   "[webhook.PROVIDER])\n",
+			   origin, section);
 		fc->failed = 1;
 		return 0;
 	}
@@ -432,18 +457,17 @@ static int config_load_file(config_t *cfg, const char *path)
 	int rc = ini_parse(path, config_ini_handler, &fc);
 
 	if (rc == -1) {
-		fprintf(stderr, "trackgated: cannot read config file %s: %s\n", path,
-			strerror(errno));
+		config_err("trackgated: cannot read config file %s: %s\n", path, strerror(errno));
 		return CONFIG_EINVAL;
 	}
 	if (fc.failed)
 		return CONFIG_EINVAL;
 	if (rc > 0) {
-		fprintf(stderr, "trackgated: %s:%d: not a `setting = value` line\n", path, rc);
+		config_err("trackgated: %s:%d: not a `setting = value` line\n", path, rc);
 		return CONFIG_EINVAL;
 	}
 	if (rc < 0) {
-		fprintf(stderr, "trackgated: cannot parse config file %s\n", path);
+		config_err("trackgated: cannot parse config file %s\n", path);
 		return CONFIG_EINVAL;
 	}
 	return CONFIG_OK;
@@ -470,14 +494,14 @@ int config_load_keys(config_t *cfg)
 
 	cfg->n_ingest_keys = 0;
 	if (!cfg->ingest_key_file[0]) {
-		fprintf(stderr, "trackgated: no ingest-key-file set: POST /v1/updates needs at "
-				"least one key (see --help)\n");
+		config_err("trackgated: no ingest-key-file set: POST /v1/updates needs at "
+			   "least one key (see --help)\n");
 		return CONFIG_EINVAL;
 	}
 	f = fopen(cfg->ingest_key_file, "r");
 	if (!f) {
-		fprintf(stderr, "trackgated: cannot read ingest-key-file %s: %s\n",
-			cfg->ingest_key_file, strerror(errno));
+		config_err("trackgated: cannot read ingest-key-file %s: %s\n", cfg->ingest_key_file,
+			   strerror(errno));
 		return CONFIG_EINVAL;
 	}
 	while (fgets(line, sizeof(line), f)) {
@@ -489,25 +513,24 @@ int config_load_keys(config_t *cfg)
 			continue;
 		/* The message names the line, never the key. */
 		if (len < CONFIG_INGEST_KEY_MIN || len > CONFIG_INGEST_KEY_MAX) {
-			fprintf(stderr, "trackgated: %s:%d: a key must be %d..%d bytes long\n",
-				cfg->ingest_key_file, lineno, CONFIG_INGEST_KEY_MIN,
-				CONFIG_INGEST_KEY_MAX);
+			config_err("trackgated: %s:%d: a key must be %d..%d bytes long\n",
+				   cfg->ingest_key_file, lineno, CONFIG_INGEST_KEY_MIN,
+				   CONFIG_INGEST_KEY_MAX);
 			rc = CONFIG_EINVAL;
 			goto out;
 		}
 		for (size_t i = 0; i < len; i++) {
 			if (key[i] < 0x21 || key[i] > 0x7e) {
-				fprintf(stderr,
-					"trackgated: %s:%d: a key must be printable ASCII "
-					"without spaces\n",
-					cfg->ingest_key_file, lineno);
+				config_err("trackgated: %s:%d: a key must be printable ASCII "
+					   "without spaces\n",
+					   cfg->ingest_key_file, lineno);
 				rc = CONFIG_EINVAL;
 				goto out;
 			}
 		}
 		if (cfg->n_ingest_keys == CONFIG_INGEST_KEYS_MAX) {
-			fprintf(stderr, "trackgated: %s: more than %d keys\n", cfg->ingest_key_file,
-				CONFIG_INGEST_KEYS_MAX);
+			config_err("trackgated: %s: more than %d keys\n", cfg->ingest_key_file,
+				   CONFIG_INGEST_KEYS_MAX);
 			rc = CONFIG_EINVAL;
 			goto out;
 		}
@@ -516,7 +539,7 @@ int config_load_keys(config_t *cfg)
 		cfg->n_ingest_keys++;
 	}
 	if (!cfg->n_ingest_keys) {
-		fprintf(stderr, "trackgated: %s holds no key\n", cfg->ingest_key_file);
+		config_err("trackgated: %s holds no key\n", cfg->ingest_key_file);
 		rc = CONFIG_EINVAL;
 	}
 out:
@@ -558,8 +581,8 @@ int config_load(config_t *cfg, int argc, char **argv)
 			const config_setting_t *s;
 
 			if (c == '?') {
-				fprintf(stderr, "trackgated: bad option '%s' (see --help)\n",
-					argv[optind - 1]);
+				config_err("trackgated: bad option '%s' (see --help)\n",
+					   argv[optind - 1]);
 				return CONFIG_EINVAL;
 			}
 			s = &config_settings[idx];
@@ -576,8 +599,8 @@ int config_load(config_t *cfg, int argc, char **argv)
 				return CONFIG_EINVAL;
 		}
 		if (optind < argc) {
-			fprintf(stderr, "trackgated: unexpected argument '%s' (see --help)\n",
-				argv[optind]);
+			config_err("trackgated: unexpected argument '%s' (see --help)\n",
+				   argv[optind]);
 			return CONFIG_EINVAL;
 		}
 		if (!pass && cfg->config_file[0] && (rc = config_load_file(cfg, cfg->config_file)))
@@ -590,7 +613,7 @@ int config_load(config_t *cfg, int argc, char **argv)
 	if (rc)
 		return rc;
 	if (!cfg->tls_cert[0] != !cfg->tls_key[0]) {
-		fprintf(stderr, "trackgated: tls-cert and tls-key go together\n");
+		config_err("trackgated: tls-cert and tls-key go together\n");
 		return CONFIG_EINVAL;
 	}
 	for (int t = 0; t < 2 && cfg->tls_cert[0]; t++) {
@@ -598,8 +621,8 @@ int config_load(config_t *cfg, int argc, char **argv)
 		FILE *f = fopen(path, "r");
 
 		if (!f) {
-			fprintf(stderr, "trackgated: cannot read %s %s: %s\n",
-				t ? "tls-key" : "tls-cert", path, strerror(errno));
+			config_err("trackgated: cannot read %s %s: %s\n",
+				   t ? "tls-key" : "tls-cert", path, strerror(errno));
 			return CONFIG_EINVAL;
 		}
 		fclose(f);

@@ -141,6 +141,14 @@ void config_defaults(config_t *cfg);
  */
 int config_load(config_t *cfg, int argc, char **argv);
 
+/*
+ * From now on this thread's configuration errors (each "trackgated: ..."
+ * line config_load would print) go into buf[len] instead of stderr, the
+ * newest last and cut to fit, until config_capture_errors(NULL, 0).  For a
+ * SIGHUP's re-read, whose failure is logged as one event with its reason.
+ */
+void config_capture_errors(char *buf, size_t len);
+
 /* Individual steps, for tests. */
 int config_set(config_t *cfg, const char *name, const char *value, const char *origin);
 int config_parse_listen(const char *value, char *host, size_t host_len, int *port);
@@ -149,7 +157,8 @@ int config_load_keys(config_t *cfg);
 /* NULL when url is a usable page-tile-url template, else why not. */
 const char *config_tile_url_check(const char *url);
 
-/* True when origin (the Origin header, or NULL) may open a websocket. */
+/* True when origin (the Origin header, or NULL) may open a websocket: with
+ * allowed-origins set, a listed one, or none at all (not a browser). */
 bool config_origin_ok(const config_t *cfg, const char *origin);
 
 /* The configured webhook of provider, or NULL (not configured: 404). */
@@ -178,8 +187,9 @@ void config_print(const config_t *cfg, FILE *out);
  * command line) into live the settings whose reload is CONFIG_RELOAD_LIVE,
  * with the keys and secrets read from their files.  Writes into unapplied
  * (when len > 0) the comma-separated names of the other settings whose value
- * differs and so waits for a restart, or "".
+ * differs and so waits for a restart, or "".  Returns whether a live setting
+ * (a key, a secret, an origin) changed.
  */
-void config_apply_reload(config_t *live, const config_t *fresh, char *unapplied, size_t len);
+bool config_apply_reload(config_t *live, const config_t *fresh, char *unapplied, size_t len);
 
 #endif

@@ -42,6 +42,10 @@ struct config_setting {
 #define FIELD(cfg, s, i) ((char *)(cfg) + (s)->field[i].off)
 #define CFIELD(cfg, s, i) ((const char *)(cfg) + (s)->field[i].off)
 
+/* Where an error of the configuration goes: stderr, or the buffer
+ * config_capture_errors set on this thread. */
+void config_err(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+
 /* The rows in --help order (settings.c), config_n_settings of them, at most CONFIG_SETTINGS_MAX. */
 #define CONFIG_SETTINGS_MAX 64
 extern const config_setting_t config_settings[];

@@ -171,6 +171,7 @@ typedef struct gateway_reload {
 	gateway_t *g;
 	config_t *fresh; /* is malloc'd */
 	int rc;
+	char why[512]; /* what config_load said was wrong */
 } gateway_reload_t;
 
 static void gateway_reload_read(uv_work_t *w)
@@ -178,7 +179,12 @@ static void gateway_reload_read(uv_work_t *w)
 	gateway_reload_t *r = w->data;
 
 	config_defaults(r->fresh);
+	config_capture_errors(r->why, sizeof(r->why));
 	r->rc = config_load(r->fresh, r->g->argc, r->g->argv);
+	config_capture_errors(NULL, 0);
+	for (char *p = r->why; *p; p++)
+		if (*p == '\n' || *p == '"')
+			*p = p[1] ? (*p == '"' ? '\'' : ';') : '\0'; /* one line, one value */
 }
 
 /*
@@ -195,16 +201,23 @@ static void gateway_reload_apply(uv_work_t *w, int status)
 	g->reloading_config = false;
 	if (status != 0 || r->rc != CONFIG_OK) {
 		log_event(LOG_ERROR, "reload_failed",
-			  "reason=\"the configuration or a key file is not valid (see the line "
-			  "above); the previous keys and secrets stay\"");
+			  "reason=\"%s\" action=\"the previous keys and secrets stay\"",
+			  r->why[0] ? r->why : "the configuration or a key file is not valid");
 	} else if (!g->finished) {
 		char unapplied[256];
+		bool changed = config_apply_reload(live, r->fresh, unapplied, sizeof(unapplied));
+		const char *creds = getenv("CREDENTIALS_DIRECTORY");
 
-		config_apply_reload(live, r->fresh, unapplied, sizeof(unapplied));
-		log_event(LOG_INFO, "reload",
-			  "status=ok ingest_keys=%u webhooks=%u token_keys=%u%s%s",
-			  live->n_ingest_keys, live->n_webhooks, live->token_keys.n,
-			  unapplied[0] ? " needs_restart=" : "", unapplied);
+		/* A reload that changed nothing says so: under systemd's LoadCredential= the
+		 * files are copies made at start, which a reload reads again unchanged. */
+		log_event(changed ? LOG_INFO : LOG_WARN, "reload",
+			  "status=%s ingest_keys=%u webhooks=%u token_keys=%u%s%s%s",
+			  changed ? "ok" : "unchanged", live->n_ingest_keys, live->n_webhooks,
+			  live->token_keys.n, unapplied[0] ? " needs_restart=" : "", unapplied,
+			  !changed && creds && creds[0]
+			      ? " hint=\"keys under $CREDENTIALS_DIRECTORY are copied at start: "
+				"systemctl restart to load changed ones\""
+			      : "");
 	}
 	/* The copies of the secrets go with the scratch config. */
 	explicit_bzero(r->fresh, sizeof(*r->fresh));

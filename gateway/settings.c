@@ -524,7 +524,8 @@ const config_setting_t config_settings[] = {
     SET("tls-key", "PATH", NULL, FILES, config_parse_path, config_print_string,
 	"the PEM private key of tls-cert", F(tls_key)),
     LIST("allowed-origins", config_parse_origins, LIVE, allowed_origins, n_allowed_origins,
-	 "comma-separated Origin values allowed to open websockets (default: any)"),
+	 "comma-separated Origin values allowed to open websockets; a request without an "
+	 "Origin header (not a browser) is not refused by it (default: any)"),
     SET("page-tile-url", "URL", NULL, RESTART, config_parse_tile_url, config_print_string,
 	"map tiles for the tracking page, an http(s) URL template with {z}, {x} and {y}, e.g. "
 	"https://tile.example/{z}/{x}/{y}.png (default: a plain map without tiles)",
@@ -651,13 +652,11 @@ int config_apply(config_t *cfg, const config_setting_t *s, const char *value, co
 
 	/* The value of a setting is never a secret (keys live in files). */
 	if (why == config_out_of_range)
-		fprintf(stderr,
-			"trackgated: %s: bad %s '%s': expected a whole number in "
-			"%llu..%llu\n",
-			origin, s->info.name, value, s->min, s->max);
+		config_err("trackgated: %s: bad %s '%s': expected a whole number in "
+			   "%llu..%llu\n",
+			   origin, s->info.name, value, s->min, s->max);
 	else if (why && why != config_printed)
-		fprintf(stderr, "trackgated: %s: bad %s '%s': %s\n", origin, s->info.name, value,
-			why);
+		config_err("trackgated: %s: bad %s '%s': %s\n", origin, s->info.name, value, why);
 	return why ? CONFIG_EINVAL : CONFIG_OK;
 }
 
@@ -670,13 +669,12 @@ int config_set(config_t *cfg, const char *name, const char *value, const char *o
 	const config_setting_t *s = config_find(name);
 
 	if (!s || !s->parse) {
-		fprintf(stderr, "trackgated: %s: unknown setting '%s' (see --help)\n", origin,
-			name);
+		config_err("trackgated: %s: unknown setting '%s' (see --help)\n", origin, name);
 		return CONFIG_EINVAL;
 	}
 	if (s->info.cli_only) {
-		fprintf(stderr, "trackgated: %s: %s is for the command line only (see --help)\n",
-			origin, s->info.name);
+		config_err("trackgated: %s: %s is for the command line only (see --help)\n", origin,
+			   s->info.name);
 		return CONFIG_EINVAL;
 	}
 	return config_apply(cfg, s, value, origin);

@@ -101,6 +101,14 @@ static void ws_refuse(ws_session_t *s, metrics_refusal_t why, int close_code, co
 
 	if (why != REFUSE__COUNT) /* REFUSE__COUNT: counted already */
 		s->ws->metrics->refused[why]++;
+	if (log_enabled(LOG_INFO)) {
+		/* The reason is one of the gateway's own static sentences: never the token. */
+		char client[64];
+
+		conn_client_address(s->ws->cfg, s->w.conn, client, sizeof(client));
+		log_event(LOG_INFO, "ws_refused", "code=%d error=%s reason=\"%s\" client=%s",
+			  close_code, code, reason, client);
+	}
 	if (f) {
 		proto_frame_error((char *)frame_payload(f), (size_t)len, code, reason);
 		outq_push(&s->w.q, f, SIZE_MAX);

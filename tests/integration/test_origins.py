@@ -4,10 +4,11 @@
 trackgated runs with --allowed-origins "https://shop.example, https://b.example"
 (a list with a space after the comma).  A websocket upgrade with Origin
 https://shop.example or https://b.example gets its snapshot and updates;
-anything else is refused with an error frame and close 1008 with a readable
-reason: https://evil.example, no Origin header at all, the same host over
-http, on another port, as a prefix of a longer host, with a trailing slash,
-and "null".  The refusals are counted in /metrics (reason origin).  A second
+a request with no Origin header at all (a native app, trackgate-watch: not a
+browser, which is what the check is about) is served too; anything else is
+refused with an error frame and close 1008 with a readable reason:
+https://evil.example, the same host over http, on another port, as a prefix
+of a longer host, with a trailing slash, and "null".  The refusals are counted in /metrics (reason origin).  A second
 trackgated without the setting accepts any Origin, and none.
 """
 import asyncio
@@ -42,9 +43,10 @@ async def test(env):
 
     print("--- allowed")
     watchers = []
-    for origin in ALLOWED:
+    for origin in ALLOWED + (None,):
         try:
-            watchers.append(await open_watcher(env, env.port, oid, origin, f"Origin {origin}"))
+            watchers.append(await open_watcher(env, env.port, oid, origin,
+                                               f"Origin {origin}" if origin else "no Origin"))
         except (h.TestFailure, OSError, h.websockets.exceptions.WebSocketException) as e:
             ck(False, f"Origin {origin}: want the snapshot: {e}")
     c = await env.aapply(h.update(oid, h.now_ms(), lat=52.5, lng=13.4))
@@ -56,18 +58,24 @@ async def test(env):
             ck(False, f"an allowed watcher: {e}")
 
     print("--- refused with 1008")
-    refused = ["https://evil.example", None, "http://shop.example", "https://shop.example:8443",
+    refused = ["https://evil.example", "http://shop.example", "https://shop.example:8443",
                "https://shop.example.evil.example", "https://shop.example/", "null",
                "https://b.example, https://evil.example"]
     for origin in refused:
-        await ws_refused(env.port, ck, f"Origin {origin!r}" if origin else "no Origin header",
-                         f"/v1/track/{oid}", 1008, origin=origin)
+        await ws_refused(env.port, ck, f"Origin {origin!r}", f"/v1/track/{oid}", 1008,
+                         origin=origin)
     after = await asyncio.to_thread(scrape_refused, env.port)
     got = after.get("origin", 0) - before.get("origin", 0)
     ck(got == len(refused), f'trackgate_refused_total{{reason="origin"}} moved by {got}, '
                             f'want {len(refused)}')
     for w in watchers:
         ck(not w.closed.is_set(), f"{w.path}: an allowed watcher was closed: {w.close_code}")
+    # Each refusal is logged with its code and reason (issue 16), at info.
+    log = h.tail(env.daemon.log, 400)
+    n_logged = log.count('ws_refused code=1008 error=origin_not_allowed reason="this page may '
+                         'not open the stream" client=127.0.0.1')
+    ck(n_logged >= len(refused), f"{n_logged} ws_refused lines for {len(refused)} refusals:\n"
+       f"{h.tail(env.daemon.log, 20)}")
 
     print("--- without --allowed-origins: any Origin (second trackgated)")
     any_dir = os.path.join(env.log_dir, "any-origin")

@@ -24,6 +24,9 @@ ingest key file and a token key kc=HS256:PATH.  Three watchers are connected
    `setting = value`, an HS256 secret shorter than 32 bytes, an ES256 key
    file that is not PEM.
 4. Fixed again: SIGHUP -> `reload status=ok`, the third key and origin work.
+   Then a SIGHUP with nothing changed says `reload status=unchanged` (a reload
+   that could change nothing never reports ok).  A reload_failed names its
+   cause in the event itself (step 2: the missing file's name).
 5. A burst of SIGHUPs, the ingest key file changed before each: the last
    file's key comes into force (within 10 s) and the older ones are refused.
 6. A SIGHUP that arrives while a reload is still reading its files (held
@@ -49,6 +52,7 @@ from test_tokens import (EcKey, claims, get_order, mint_hs256, random_secret,  #
                          ws_refused)
 
 RELOAD_OK = re.compile(r"^\S+ \w+ reload( worker=\d+)?( .*)? status=ok( |$)")
+RELOAD_UNCHANGED = re.compile(r"^\S+ \w+ reload( worker=\d+)?( .*)? status=unchanged( |$)")
 RELOAD_FAILED = re.compile(r"^\S+ \w+ reload_failed( worker=\d+)?( (?P<fields>.+))?$")
 
 UBER_IGNORED = json.dumps({"id": "evt_refund1", "kind": "event.refund_request",
@@ -102,8 +106,9 @@ def reload_counts(env):
             [ln for ln in lines if RELOAD_FAILED.match(ln)])
 
 
-async def sighup(env, ck, what, want_ok):
-    """SIGHUP; waits for the next reload / reload_failed line; checks it is the wanted one."""
+async def sighup(env, ck, what, want_ok, reason_has=None):
+    """SIGHUP; waits for the next reload / reload_failed line; checks it is the wanted one
+    (and that a reload_failed's reason names reason_has: the cause itself, in the event)."""
     n_ok, failed = reload_counts(env)
     env.daemon.proc.send_signal(signal.SIGHUP)
 
@@ -127,6 +132,9 @@ async def sighup(env, ck, what, want_ok):
             good &= ck(m and m.group("fields") and ("reason=" in m.group("fields")
                                                     or "error=" in m.group("fields")),
                        f"{what}: reload_failed without a reason: {f[-1]!r}")
+            if reason_has:
+                good &= ck(m and reason_has in (m.group("fields") or ""),
+                           f"{what}: the reason does not name {reason_has!r}: {f[-1]!r}")
     if good:
         print(f"  ok  {what}: {'reload status=ok' if want_ok else 'reload_failed'}")
     return good
@@ -296,7 +304,8 @@ async def test(env):
     write_atomic(env.key_file, ingest_file(key3))
     broken = dict(parts, origins=o3, k4_file=os.path.join(d, "does-not-exist.secret"))
     write_atomic(conf, config_text(broken))
-    await sighup(env, ck, "reload 2 (missing token key file)", want_ok=False)
+    await sighup(env, ck, "reload 2 (missing token key file)", want_ok=False,
+                 reason_has="does-not-exist.secret")
     await expect_status(ck, "after reload 2: POST with key three", lambda: post(port, key3, oa), 401)
     await set_after_1("after reload 2")
     await watchers_alive(env, ck, "after reload 2", watchers, oid_of, key2)
@@ -326,6 +335,19 @@ async def test(env):
 
     print("--- 4. fixed: SIGHUP")
     await sighup(env, ck, "reload 4", want_ok=True)
+
+    print("--- 4b. nothing changed: SIGHUP says so (status=unchanged, not ok)")
+    n_unchanged = sum(1 for ln in log_lines(env) if RELOAD_UNCHANGED.match(ln))
+    n_ok, _ = reload_counts(env)
+    env.daemon.proc.send_signal(signal.SIGHUP)
+    try:
+        await h.async_wait_until(
+            lambda: sum(1 for ln in log_lines(env) if RELOAD_UNCHANGED.match(ln)) > n_unchanged,
+            10, what="a reload status=unchanged line")
+        ck(reload_counts(env)[0] == n_ok, "a reload that changed nothing said status=ok")
+        print("  ok  reload 4b: status=unchanged")
+    except h.TestFailure as e:
+        ck(False, f"reload 4b: {e}\n{h.tail(env.daemon.log, 10)}")
     await expect_status(ck, "after reload 4: POST with key three", lambda: post(port, key3, oa), 202)
     await expect_status(ck, "after reload 4: POST with key two", lambda: post(port, key2, oa), 401)
     w = await open_ws(env, ck, f"after reload 4: Origin {o3}", oa, tok(oa, k1_v2, "k1"), o3)
