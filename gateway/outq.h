@@ -23,7 +23,8 @@ typedef enum frame_kind {
 	FRAME_UPDATE = 0,
 	FRAME_SNAPSHOT,
 	FRAME_ERROR,
-	FRAME_RESUMED, /* the end of a resume's replay; carries the cursor it reached */
+	FRAME_RESUMED,	 /* the end of a resume's replay; carries the cursor it reached */
+	FRAME_REFRESHED, /* the answer to a token refresh */
 } frame_kind_t;
 
 typedef struct frame {

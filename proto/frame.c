@@ -215,6 +215,22 @@ int proto_frame_resumed(char *dst, size_t cap, const char *order_id, const char 
 	return finish(&o);
 }
 
+int proto_frame_refreshed(char *dst, size_t cap, const char *order_id, int64_t exp)
+{
+	struct frame_out o = {dst, cap, 0};
+	char n[24];
+
+	if ((dst == NULL && cap != 0) || !valid_order_id(order_id) || exp < 0)
+		return PROTO_EINVAL;
+	put_lit(&o, "{\"type\":\"refreshed\",\"order_id\":\"");
+	put_lit(&o, order_id);
+	put_lit(&o, "\",\"exp\":");
+	snprintf(n, sizeof(n), "%lld", (long long)exp);
+	put_lit(&o, n);
+	put(&o, "}", 1);
+	return finish(&o);
+}
+
 int proto_frame_error(char *dst, size_t cap, const char *code, const char *message)
 {
 	struct frame_out o = {dst, cap, 0};

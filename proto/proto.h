@@ -279,6 +279,13 @@ int proto_frame_update(char *dst, size_t cap, const char *order_id, const char *
 int proto_frame_resumed(char *dst, size_t cap, const char *order_id, const char *cursor,
 			size_t replayed);
 
+/*
+ * {"type":"refreshed","order_id":ID,"exp":EXP}: the answer to a client's
+ * {"type":"refresh","token":T} on an open websocket (proto/README.md): the
+ * new token is good for this order until EXP (unix seconds).
+ */
+int proto_frame_refreshed(char *dst, size_t cap, const char *order_id, int64_t exp);
+
 /* {"type":"error","error":CODE,"message":MSG}, both strings JSON-escaped. */
 int proto_frame_error(char *dst, size_t cap, const char *code, const char *message);
 

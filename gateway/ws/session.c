@@ -10,6 +10,8 @@
 #include <string.h>
 #include <time.h>
 
+#include <cjson/cJSON.h>
+
 #include "auth.h"
 #include "conn.h"
 #include "log.h"
@@ -17,7 +19,7 @@
 #include "query.h"
 #include "router.h"
 
-#define WS_CLIENT_MESSAGE_MAX 1024 /* a larger client message closes with 1009 */
+#define WS_CLIENT_MESSAGE_MAX 4096 /* a larger client message closes with 1009 */
 
 void ws_set_state(ws_session_t *s, ws_state_t to)
 {
@@ -252,29 +254,97 @@ int ws_writeable(ws_session_t *s)
 	return 0;
 }
 
+/*
+ * A token refresh on the open socket, {"type":"refresh","token":T}
+ * (proto/README.md): T is checked as at the upgrade, for this order; a good
+ * one moves the watcher's expiry and is answered {"type":"refreshed",...};
+ * a bad one closes the socket as a refused upgrade would (4401, 4403).
+ */
+static void ws_refresh(ws_session_t *s, const char *token, size_t token_len)
+{
+	ws_t *ws = s->ws;
+	char why[96];
+	int64_t exp = 0;
+	auth_result_t ar;
+	frame_t *f;
+	int len;
+
+	ar = auth_check(&ws->cfg->token_keys, token, token_len, s->w.order->id, (int64_t)time(NULL),
+			&exp, why, sizeof(why));
+	if (ar == AUTH_FORBIDDEN)
+		return ws_refuse(s, REFUSE_TOKEN_ORDER, 4403, "forbidden",
+				 "the token is for another order");
+	if (ar != AUTH_OK)
+		return ws_refuse(s, REFUSE_TOKEN, 4401, "unauthorized", ws_static_reason(why));
+	ws_wheel_del(s);
+	ws_wheel_add(s, exp);
+	len = proto_frame_refreshed(NULL, 0, s->w.order->id, exp);
+	if (len < 0 || !(f = frame_new(FRAME_REFRESHED, (size_t)len)))
+		return;
+	proto_frame_refreshed((char *)frame_payload(f), (size_t)len, s->w.order->id, exp);
+	outq_push(&s->w.q, f, SIZE_MAX);
+	frame_unref(f);
+	lws_callback_on_writable(s->w.conn);
+	log_event(LOG_DEBUG, "token_refreshed", "order=%s exp=%lld", s->w.order->id,
+		  (long long)exp);
+}
+
+/* A whole text message from the client: a token refresh, or nothing the gateway reads. */
+static void ws_message(ws_session_t *s, const char *msg, size_t len)
+{
+	cJSON *m, *type, *token;
+
+	if (!s->ws->cfg->token_keys.n || !s->w.order || ws_closing(s))
+		return; /* no tokens here: there is nothing to refresh */
+	m = cJSON_ParseWithLength(msg, len);
+	type = cJSON_GetObjectItemCaseSensitive(m, "type");
+	token = cJSON_GetObjectItemCaseSensitive(m, "token");
+	if (cJSON_IsString(type) && !strcmp(type->valuestring, "refresh")) {
+		if (cJSON_IsString(token))
+			ws_refresh(s, token->valuestring, strlen(token->valuestring));
+		else
+			ws_refuse(s, REFUSE_TOKEN, 4401, "unauthorized",
+				  "a refresh carries the new token as a string (token)");
+	}
+	cJSON_Delete(m);
+}
+
 int ws_receive(ws_session_t *s, const void *in, size_t len)
 {
 	struct lws *wsi = s->w.conn;
 	int end = lws_is_final_fragment(wsi) && !lws_remaining_packet_payload(wsi);
+	bool text = !lws_frame_is_binary(wsi);
 
 	ws_ka_alive(s);
-	/* Clients have nothing to say but pings (lws answers those); ignore small messages. */
+	/* Clients have little to say: pings (lws answers those) and token refreshes. */
 	if ((size_t)s->rx_len + len > WS_CLIENT_MESSAGE_MAX) {
 		s->ws->metrics->refused[REFUSE_CLIENT_MESSAGE]++;
-		ws_close_async(s, 1009, "clients may send at most 1024-byte messages");
+		ws_close_async(s, 1009, "clients may send at most 4096-byte messages");
 		outq_clear(&s->w.q);
-		return 0;
+		goto done;
 	}
 	/* RFC 6455 8.1: a text message that is not UTF-8 fails the connection (1007). */
-	if (!lws_frame_is_binary(wsi) &&
-	    (!proto_utf8_feed(&s->utf8, in, len) || (end && s->utf8))) {
+	if (text && (!proto_utf8_feed(&s->utf8, in, len) || (end && s->utf8))) {
 		ws_close_async(s, 1007, "a text message that is not UTF-8");
 		outq_clear(&s->w.q);
-		return 0;
+		goto done;
+	}
+	/* A text message is kept whole only where a refresh can mean something: the buffer
+	 * lives while the message arrives, not with the socket. */
+	if (text && s->ws->cfg->token_keys.n && !ws_closing(s)) {
+		if (!s->rx_buf && !(s->rx_buf = malloc(WS_CLIENT_MESSAGE_MAX)))
+			goto done;
+		memcpy(s->rx_buf + s->rx_len, in, len);
 	}
 	s->rx_len = (uint16_t)(s->rx_len + len);
-	if (end)
-		s->rx_len = s->utf8 = 0;
+	if (!end)
+		return 0;
+	if (s->rx_buf)
+		ws_message(s, s->rx_buf, s->rx_len);
+done:
+	free(s->rx_buf);
+	s->rx_buf = NULL;
+	s->rx_len = s->utf8 = 0;
 	return 0;
 }
 
@@ -339,6 +409,8 @@ void ws_closed(ws_session_t *s)
 	ws_wheel_del(s);
 	hub_leave(ws->hub, &s->w);
 	ws_client_release(s);
+	free(s->rx_buf);
+	s->rx_buf = NULL;
 }
 
 void ws_close_all(ws_t *ws, int close_code, const char *reason)

@@ -53,9 +53,10 @@ typedef struct ws_session {
 	uint16_t rx_len;	  /* bytes of the client message being received */
 	uint8_t state;		  /* ws_state_t */
 	uint8_t utf8;		  /* UTF-8 state of the text message being received */
-	uint8_t ka_state;	  /* which keepalive queue it is in (ws/keepalive.c) */
-	uint8_t ping_pending;	  /* a ping is due: the next writeable sends it first */
-	uint8_t resume_signal;	  /* joined with since: its replay ends with a resumed frame */
+	char *rx_buf;	       /* is malloc'd: the text message being received, while it arrives */
+	uint8_t ka_state;      /* which keepalive queue it is in (ws/keepalive.c) */
+	uint8_t ping_pending;  /* a ping is due: the next writeable sends it first */
+	uint8_t resume_signal; /* joined with since: its replay ends with a resumed frame */
 	struct ws_session *ka_prev, *ka_next; /* in ws->ka_head[ka_state - 1] */
 	uint64_t ka_due_ms;		      /* loop time its ping, or its pong, is due */
 } ws_session_t;
