@@ -1,7 +1,7 @@
 /*
  * client_addr.c - the client's address from the peer and a trusted proxy's
- * header (see client_addr.h).  This is what server.c's
- * server_client_address did around lws, step for step, without lws.
+ * header (see client_addr.h), without lws; conn.c copies the peer and the
+ * header out of lws and calls it.
  */
 #include "client_addr.h"
 

@@ -14,7 +14,7 @@ exponent form), by hand (base64url + HMAC, as test_tokens.py does).
     /v1/orders/{ID} 401 {"error":"unauthorized"}: each of exp, nbf and iat
     as a string of digits, "", true, false, null, {}, [] (nbf also in an
     ES256 token).  The GET message names the claim and says "not a number";
-    the websocket reason does too once server.c's static reason list has the
+    the websocket reason does too once ws/session.c's static reason list has the
     sentences, and is "the token is not valid" until then (both are accepted
     here, and the test prints which it saw);
   - accepted (snapshot / 200): fractional NumericDates: exp = 1.9e9 + 0.5
@@ -42,7 +42,7 @@ try:
 except ImportError:  # pragma: no cover - reported by the test
     pyjwt = None
 
-# What the websocket close reason may be until server.c lists the new sentences.
+# What the websocket close reason may be until ws/session.c lists the new sentences.
 GENERIC_REASON = "the token is not valid"
 NOT_NUMBERS = ('"{n}"', '""', "true", "false", "null", "{}", "[]")
 
@@ -107,7 +107,7 @@ async def refused_both(env, ck, what, oid, tok, claim, refusals):
         specific = claim in (reason or "") and "not a number" in (reason or "")
         ck(specific or reason == GENERIC_REASON,
            f"ws {what}: close reason {reason!r}: want one naming {claim} and 'not a number' "
-           f"(or {GENERIC_REASON!r} until server.c lists the sentence)")
+           f"(or {GENERIC_REASON!r} until ws/session.c lists the sentence)")
         if reason == GENERIC_REASON:
             print(f"  note  ws {what}: the generic reason (server_static_reason lacks the "
                   f"sentence)")

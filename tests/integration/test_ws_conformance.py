@@ -9,8 +9,7 @@ close, as a client does) and the end of the TCP stream, each wait bounded.
 After every case trackgated must still be running; at the end /healthz
 answers and an ordinary watcher gets its snapshot and a live update.
 
-Where the gateway decides (server.c's LWS_CALLBACK_RECEIVE and
-LWS_CALLBACK_WS_PEER_INITIATED_CLOSE) the test asserts the RFC:
+Where the gateway decides (ws/session.c's ws_receive and ws_peer_close) the test asserts the RFC:
 
   - close codes outside the allowed ranges (0, 999, 1004, 1005, 1006, 1015,
     1016, 1100, 2000, 2999, 5000, 65535): the answer is close 1002 and the
