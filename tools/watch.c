@@ -262,7 +262,8 @@ int main(int argc, char **argv)
 	ci.port = port;
 	ci.path = path;
 	ci.host = host;
-	ci.origin = host;
+	/* No Origin: a native client, which allowed-origins (a browser check) lets through. */
+	ci.origin = NULL;
 	ci.protocol = NULL;
 	ci.local_protocol_name = "trackgate-watch";
 	if (!lws_client_connect_via_info(&ci)) {

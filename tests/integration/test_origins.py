@@ -70,6 +70,16 @@ async def test(env):
                             f'want {len(refused)}')
     for w in watchers:
         ck(not w.closed.is_set(), f"{w.path}: an allowed watcher was closed: {w.close_code}")
+    # trackgate-watch is a native client: it sends no Origin and is served (issue 16; it
+    # sent its host as Origin and was refused 1008).
+    if env.args.watch:
+        import subprocess
+        r = await asyncio.to_thread(
+            subprocess.run, [env.args.watch, "--server", f"127.0.0.1:{env.port}", "--count", "1",
+                             "--timeout", "10", oid], capture_output=True, text=True, timeout=20)
+        ck(r.returncode == 0 and '"type":"snapshot"' in r.stdout,
+           f"trackgate-watch with allowed-origins set: exit {r.returncode}, stdout "
+           f"{r.stdout[:200]!r}, stderr {r.stderr[-300:]!r}")
     # Each refusal is logged with its code and reason (issue 16), at info.
     log = h.tail(env.daemon.log, 400)
     n_logged = log.count('ws_refused code=1008 error=origin_not_allowed reason="this page may '
