@@ -14,6 +14,7 @@
 #include <systemd/sd-daemon.h>
 
 #include "client_addr.h"
+#include "group.h"
 #include "listener.h"
 #include "log.h"
 
@@ -35,7 +36,7 @@ static bool gateway_admit(void *arg, unsigned pending)
 	unsigned n_conns = g->server.n_conns;
 
 	if (g->stopping || n_conns + pending >= g->cfg->max_connections + GATEWAY_SPARE_CONNS) {
-		g->server.metrics.refused[REFUSE_ACCEPT_LIMIT]++;
+		g->server.metrics->refused[REFUSE_ACCEPT_LIMIT]++;
 		log_event(LOG_WARN, "connection_refused", "reason=%s conns=%u",
 			  g->stopping ? "stopping" : "max_connections", n_conns);
 		return false;
@@ -295,12 +296,28 @@ static void gateway_tls_start(gateway_t *g)
  * Twice a second: tells systemd we are ready once listening with both Redis
  * connections up (READY=1, once), keeps its watchdog fed from the loop
  * itself (a stuck loop stops the pings), and says how busy we are.  All
- * no-ops outside systemd (no NOTIFY_SOCKET).
+ * no-ops outside systemd (no NOTIFY_SOCKET).  A worker of a group says
+ * none of it to systemd: it beats its slot's heartbeat from here (with its
+ * readiness, counters and gauges), and the supervisor, which watches every
+ * slot, alone speaks for the group (workers.c).
  */
 static void gateway_tick_cb(uv_timer_t *t)
 {
 	gateway_t *g = t->data;
 
+	if (group_is_worker()) {
+		metrics_sample_t s;
+		bool ready = server_ready(&g->server) && !g->stopping;
+
+		if (ready && !g->notified_ready) {
+			g->notified_ready = true; /* logged before the supervisor can see it */
+			log_event(LOG_INFO, "ready", "%s", "");
+		}
+		server_sample(&g->server, &s);
+		group_beat(ready, &s);
+		server_tick(&g->server);
+		return;
+	}
 	if (server_ready(&g->server) && !g->notified_ready && !g->stopping) {
 		g->notified_ready = true;
 		sd_notifyf(0, "READY=1\nSTATUS=serving on %s:%d",
@@ -334,7 +351,7 @@ static void gateway_loop_check_cb(uv_check_t *c)
 	if (g->loop_mark_ns) {
 		uint64_t span = now - g->loop_mark_ns, waited = idle - g->loop_idle_ns;
 
-		metrics_observe(&g->server.metrics.loop_busy,
+		metrics_observe(&g->server.metrics->loop_busy,
 				span > waited ? (double)(span - waited) / 1e6 : 0);
 	}
 	g->loop_mark_ns = now;
@@ -387,7 +404,7 @@ int gateway_start(gateway_t *g, uv_loop_t *loop, const config_t *cfg)
 	{
 		uint64_t usec = 0;
 
-		g->watchdog = sd_watchdog_enabled(0, &usec) > 0;
+		g->watchdog = !group_is_worker() && sd_watchdog_enabled(0, &usec) > 0;
 	}
 	g->sigint.data = g->sigterm.data = g->sighup.data = g->drain_timer.data = g;
 	uv_signal_start(&g->sigint, gateway_signal_cb, SIGINT);
@@ -507,7 +524,8 @@ void gateway_shutdown(gateway_t *g, const char *why)
 	if (g->stopping)
 		return;
 	g->stopping = true;
-	sd_notify(0, "STOPPING=1\nSTATUS=draining");
+	if (!group_is_worker()) /* the supervisor says it for a group */
+		sd_notify(0, "STOPPING=1\nSTATUS=draining");
 	log_event(LOG_INFO, "shutting_down", "why=%s watchers=%u ingest=%u", why,
 		  g->server.hub.n_watchers, g->server.http.n_ingest);
 	listener_close(g->listener); /* stop accepting */

@@ -3,8 +3,11 @@
  * Prometheus text format (version 0.0.4).
  *
  * Everything here is plain counters updated on the loop thread; rendering
- * walks them once per scrape.  Gauges (connections, orders, subscriptions,
- * Redis state) are read from the gateway at scrape time.
+ * walks them once per scrape.  What one process contributes to a scrape is
+ * a metrics_sample_t: its metrics_t, the counters other modules keep (hub,
+ * broker, listeners) and its gauges, read from the gateway through a
+ * metrics_view_t.  A sample is nothing but uint64_t words, so the samples
+ * of a worker group (group.h) add up word by word into the group's.
  */
 #ifndef TRACKGATE_METRICS_H
 #define TRACKGATE_METRICS_H
@@ -56,11 +59,14 @@ typedef enum metrics_result {
 	RESULT__COUNT
 } metrics_result_t;
 
-/* Cumulative buckets in milliseconds (le), as Prometheus wants them. */
+/*
+ * Cumulative buckets (observations <= the bucket's bound), rendered with
+ * their bounds and sum in seconds, as Prometheus names base units.
+ */
 typedef struct metrics_hist {
 	uint64_t bucket[METRICS_BUCKETS]; /* observations <= the bucket's bound */
 	uint64_t count;
-	double sum;
+	uint64_t sum_ns; /* the observations' sum, in nanoseconds (a word that adds up) */
 } metrics_hist_t;
 
 #define METRICS_STATUSES 12
@@ -73,11 +79,12 @@ typedef struct metrics {
 	uint64_t frames_written;				/* websocket frames written */
 	uint64_t frames_dropped;       /* frames discarded when a watcher was closed behind */
 	uint64_t pong_timeouts;	       /* websockets hung up on: no pong within pong-timeout */
-	metrics_hist_t ingest_latency; /* request complete -> answer ready (ms) */
-	metrics_hist_t update_age;     /* update ts -> frame written to a websocket (ms) */
-	metrics_hist_t loop_busy; /* one loop iteration's work, its wait for events excluded (ms) */
+	metrics_hist_t ingest_latency; /* request complete -> answer ready */
+	metrics_hist_t update_age;     /* update ts -> frame written to a websocket */
+	metrics_hist_t loop_busy;      /* one loop iteration's work, its wait for events excluded */
 } metrics_t;
 
+/* One observation, in milliseconds (what the loop's clocks give); < 0 counts as 0. */
 void metrics_observe(metrics_hist_t *h, double ms);
 
 /*
@@ -100,7 +107,57 @@ typedef struct metrics_view {
 	listener_stats_t pending; /* the listeners' lobbies, summed */
 } metrics_view_t;
 
-/* The whole exposition, malloc'd (the caller frees); NULL on OOM. */
-char *metrics_render(const metrics_view_t *v, size_t *len);
+/* The counters kept outside metrics_t: the hub's, the broker's, the listeners'. */
+typedef struct metrics_counters {
+	uint64_t frames_in, frames_queued, frames_coalesced, slow_closes;
+	uint64_t redis_reconnects, redis_bad_replies;
+	uint64_t first_byte_timeouts, head_timeouts, refused_per_client, adopt_failed;
+} metrics_counters_t;
+
+/* What is now.  A group's are the sums over its live workers. */
+typedef struct metrics_gauges {
+	uint64_t processes; /* serving processes counted: 1, or the group's live workers */
+	uint64_t websockets, http_conns, pending, watched_orders, subscriptions;
+	uint64_t redis_up; /* processes with both Redis connections up */
+	uint64_t heap_in_use, heap_free;
+} metrics_gauges_t;
+
+/* What one process (or, summed, a group) shows; uint64_t words only. */
+typedef struct metrics_sample {
+	metrics_t m;
+	metrics_counters_t c;
+	metrics_gauges_t g;
+} metrics_sample_t;
+
+#define METRICS_SAMPLE_WORDS (sizeof(metrics_sample_t) / sizeof(uint64_t))
+
+/* This process's sample, from v (metrics_t copied, gauges read now). */
+void metrics_sample(metrics_sample_t *out, const metrics_view_t *v);
+
+/* dst += src, word by word: counters, histograms and gauges alike. */
+void metrics_sample_add(metrics_sample_t *dst, const metrics_sample_t *src);
+
+/*
+ * The standard process metrics (process_*), of one process or summed over
+ * a group's: CPU time, resident memory and open descriptors add up; the
+ * descriptor limit and the start time are one process's.
+ */
+typedef struct metrics_process {
+	uint64_t cpu_ns;	 /* user + system */
+	uint64_t resident_bytes; /* RSS */
+	uint64_t open_fds;
+	uint64_t max_fds;    /* RLIMIT_NOFILE's soft limit */
+	double start_time_s; /* since the epoch */
+} metrics_process_t;
+
+/*
+ * Adds process pid's CPU time, RSS and open descriptors (from /proc) to *p
+ * and, when with_start, sets its start time and descriptor limit.  A
+ * process that is gone adds nothing: -1.
+ */
+int metrics_process_add(metrics_process_t *p, int pid, int with_start);
+
+/* The whole exposition of sample s and process p, malloc'd (the caller frees); NULL on OOM. */
+char *metrics_render(const metrics_sample_t *s, const metrics_process_t *p, size_t *len);
 
 #endif

@@ -12,6 +12,7 @@
 #include <string.h>
 #include <time.h>
 
+#include "group.h"
 #include "log.h"
 
 #define WS_RX_BUFFER 128   /* clients send nothing but control frames (<= 125 bytes) */
@@ -50,6 +51,9 @@ int server_init(server_t *sv, uv_loop_t *loop, const config_t *cfg, const server
 	memset(sv, 0, sizeof(*sv));
 	sv->loop = loop;
 	sv->cfg = cfg;
+	sv->metrics = group_own_metrics();
+	if (!sv->metrics)
+		sv->metrics = &sv->own_metrics;
 	hub_init(&sv->hub, &ws_hub_ops, &sv->ws, cfg->outq_limit,
 		 (uint64_t)cfg->slow_timeout_s * 1000);
 	ratelimit_init(&sv->rates, cfg->upgrade_rate, cfg->upgrade_burst, cfg->ingest_rate,
@@ -58,7 +62,7 @@ int server_init(server_t *sv, uv_loop_t *loop, const config_t *cfg, const server
 	    .loop = loop,
 	    .cfg = cfg,
 	    .hub = &sv->hub,
-	    .metrics = &sv->metrics,
+	    .metrics = sv->metrics,
 	    .rates = &sv->rates,
 	    .stopping = &sv->stopping,
 	    .n_conns = &sv->n_conns,
@@ -68,7 +72,7 @@ int server_init(server_t *sv, uv_loop_t *loop, const config_t *cfg, const server
 	    .loop = loop,
 	    .cfg = cfg,
 	    .hub = &sv->hub,
-	    .metrics = &sv->metrics,
+	    .metrics = sv->metrics,
 	    .rates = &sv->rates,
 	    .stopping = &sv->stopping,
 	    .n_conns = &sv->n_conns,
@@ -177,6 +181,22 @@ bool server_idle(const server_t *sv)
 bool server_ready(const server_t *sv)
 {
 	return sv->broker && broker_ready(sv->broker);
+}
+
+void server_sample(server_t *sv, metrics_sample_t *out)
+{
+	static const broker_stats_t none;
+	metrics_view_t v = {
+	    .m = sv->metrics,
+	    .hub = &sv->hub,
+	    .broker = sv->broker ? broker_stats(sv->broker) : &none,
+	    .redis_up = server_ready(sv),
+	    .n_conns = sv->n_conns,
+	};
+
+	if (sv->http.pending)
+		v.pending = sv->http.pending(sv->http.pending_arg);
+	metrics_sample(out, &v);
 }
 
 void server_close(server_t *sv, void (*done)(void *arg), void *arg)

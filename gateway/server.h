@@ -34,12 +34,13 @@ typedef struct server {
 	const config_t *cfg;
 	broker_t *broker;
 	hub_t hub;
-	metrics_t metrics;
-	ratelimit_t rates; /* per-address token buckets, HTTP and websockets */
-	ws_t ws;	   /* the websockets (ws/) */
-	http_t http;	   /* plain HTTP (http/) */
-	bool stopping;	   /* draining: new requests are refused */
-	unsigned n_conns;  /* sockets lws holds (HTTP and websocket) */
+	metrics_t *metrics;    /* own_metrics, or this worker's slot of the group (group.h) */
+	metrics_t own_metrics; /* a process outside a group counts here */
+	ratelimit_t rates;     /* per-address token buckets, HTTP and websockets */
+	ws_t ws;	       /* the websockets (ws/) */
+	http_t http;	       /* plain HTTP (http/) */
+	bool stopping;	       /* draining: new requests are refused */
+	unsigned n_conns;      /* sockets lws holds (HTTP and websocket) */
 	unsigned ticks;
 	int64_t
 	    wall_offset_ms; /* wall clock (ms since the epoch) minus uv_now(), set by the tick */
@@ -72,6 +73,9 @@ void server_stop(server_t *sv);
 
 /* Draining and nothing left to answer: no watcher, no request in Redis or queued. */
 bool server_idle(const server_t *sv);
+
+/* This process's sample for /metrics and the group (metrics.h): counters and gauges now. */
+void server_sample(server_t *sv, metrics_sample_t *out);
 
 /* Whether Redis is up (both connections). */
 bool server_ready(const server_t *sv);

@@ -9,6 +9,7 @@
 #include <string.h>
 
 #include "conn.h"
+#include "group.h"
 #include "http_reply.h"
 #include "log.h"
 #include "router.h"
@@ -29,7 +30,11 @@ static int http_reply_json(struct lws *wsi, unsigned status, const char *body)
 	return http_reply(wsi, status, "application/json", body, strlen(body), false, NULL);
 }
 
-/* The metrics text, malloc'd: the counters, and gauges read now. */
+/*
+ * The metrics text, malloc'd: this process's counters and gauges read now;
+ * in a worker of a group, the group's sum over every worker (group.h), so
+ * that whichever worker a scrape reaches, it sees the same counters.
+ */
 static char *http_metrics(const http_t *h, size_t *len)
 {
 	metrics_view_t v = {
@@ -39,10 +44,14 @@ static char *http_metrics(const http_t *h, size_t *len)
 	    .redis_up = broker_ready(h->broker),
 	    .n_conns = *h->n_conns,
 	};
+	metrics_sample_t s;
+	metrics_process_t p;
 
 	if (h->pending)
 		v.pending = h->pending(h->pending_arg);
-	return metrics_render(&v, len);
+	metrics_sample(&s, &v);
+	group_scrape(&s, &p);
+	return metrics_render(&s, &p, len);
 }
 
 int http_fail(http_t *h, struct lws *wsi, unsigned status, const char *code, const char *message,

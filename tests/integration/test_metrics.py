@@ -6,11 +6,16 @@ there (and only there), the main port answers 404 for it.  A scrape before
 and after some traffic shows the counters and gauges moving: connections,
 watched orders, subscriptions, frames in/out, ingest requests by provider
 and status, updates by result, refusals by reason, and the histograms
-(ingest latency, update age, and the work of each event-loop iteration).
+(ingest latency, update age, and the work of each event-loop iteration), in
+seconds.  The standard process metrics and trackgate_build_info are there, and
+`promtool check metrics` (Debian's prometheus package, from tools/deps) finds
+nothing to say about a real scrape.
 """
 import asyncio
 import os
 import re
+import shutil
+import subprocess
 import time
 import sys
 
@@ -18,8 +23,20 @@ sys.dont_write_bytecode = True
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import harness as h  # noqa: E402
 
-def scrape(env):
+def promtool_check(text):
+    """`promtool check metrics` on a scrape: exit 0 and not a word of lint."""
+    promtool = shutil.which("promtool")
+    h.check(promtool, "promtool not found: install Debian's prometheus package (tools/deps)")
+    p = subprocess.run([promtool, "check", "metrics"], input=text, capture_output=True,
+                       timeout=30)
+    out = (p.stdout + p.stderr).decode("utf-8", "replace").strip()
+    h.check(p.returncode == 0 and not out, f"promtool check metrics: exit {p.returncode}:\n{out}")
+
+
+def scrape(env, raw=None):
     r = h.http_request(env.daemon.ports["metrics"], "GET", "/metrics")
+    if raw is not None:
+        raw.append(r.raw)
     h.check_eq(r.status, 200, "GET /metrics on the metrics port")
     h.check(r.headers.get("content-type", "").startswith("text/plain"),
             f"Content-Type {r.headers.get('content-type')!r}")
@@ -57,7 +74,22 @@ async def test(env):
     # before the 4400 close).
     await asyncio.sleep(0.5)
     wall_ms = (time.monotonic() - t_before) * 1000
-    after = scrape(env)
+    raw = []
+    after = scrape(env, raw)
+    promtool_check(raw[0])
+    # CPU time comes in clock ticks (10 ms): a young process may have used less.
+    h.check(after.get("process_cpu_seconds_total", -1) >= 0, "process_cpu_seconds_total")
+    for name in ("process_resident_memory_bytes", "process_open_fds", "process_max_fds",
+                 "process_start_time_seconds"):
+        h.check(after.get(name, 0) > 0, f"{name}: {after.get(name)!r}")
+    h.check(abs(after["process_start_time_seconds"] - time.time()) < 600,
+            f"process_start_time_seconds {after['process_start_time_seconds']} is not about now")
+    h.check(after["process_open_fds"] <= after["process_max_fds"], "open fds <= max fds")
+    builds = [k for k in after if k.startswith("trackgate_build_info{version=")]
+    h.check(len(builds) == 1 and after[builds[0]] == 1, f"trackgate_build_info: {builds!r}")
+    h.check_eq(after.get("trackgate_workers"), 1, "trackgate_workers without --workers")
+    h.check(not [k for k in after if re.match(r"\w+_ms(_|\b)", k)],
+            "a metric still named in milliseconds")
 
     def delta(name):
         return after.get(name, 0) - before.get(name, 0)
@@ -77,21 +109,21 @@ async def test(env):
     h.check_eq(delta('trackgate_ingest_updates_total{provider="canonical",result="stale"}'), 1,
                "stale")
     h.check_eq(delta('trackgate_refused_total{reason="order_id"}'), 1, "refused order id")
-    h.check_eq(delta("trackgate_ingest_latency_ms_count"), 2, "ingest latency observations")
-    h.check(delta("trackgate_update_age_ms_count") >= 1, "update age observed")
-    h.check_eq(after.get('trackgate_update_age_ms_bucket{le="+Inf"}'),
-               after.get("trackgate_update_age_ms_count"), "+Inf bucket == count")
+    h.check_eq(delta("trackgate_ingest_latency_seconds_count"), 2, "ingest latency observations")
+    h.check(delta("trackgate_update_age_seconds_count") >= 1, "update age observed")
+    h.check_eq(after.get('trackgate_update_age_seconds_bucket{le="+Inf"}'),
+               after.get("trackgate_update_age_seconds_count"), "+Inf bucket == count")
     # Every loop iteration is timed: the traffic above took several, each >= 0 ms,
     # and the buckets are cumulative.
-    h.check(delta("trackgate_loop_busy_ms_count") >= 5, "loop iterations observed")
-    busy = delta("trackgate_loop_busy_ms_sum")
+    h.check(delta("trackgate_loop_busy_seconds_count") >= 5, "loop iterations observed")
+    busy = delta("trackgate_loop_busy_seconds_sum") * 1000
     h.check(0 <= busy < wall_ms / 2, f"loop busy {busy:.1f} ms over {wall_ms:.0f} ms of wall time")
     les = [(float(k.split('"')[1]), v) for k, v in after.items()
-           if k.startswith("trackgate_loop_busy_ms_bucket") and '"+Inf"' not in k]
+           if k.startswith("trackgate_loop_busy_seconds_bucket") and '"+Inf"' not in k]
     h.check(len(les) >= 5 and all(a[1] <= b[1] for a, b in zip(sorted(les), sorted(les)[1:])),
             f"loop busy buckets cumulative: {sorted(les)}")
-    h.check_eq(after.get('trackgate_loop_busy_ms_bucket{le="+Inf"}'),
-               after.get("trackgate_loop_busy_ms_count"), "loop busy +Inf bucket == count")
+    h.check_eq(after.get('trackgate_loop_busy_seconds_bucket{le="+Inf"}'),
+               after.get("trackgate_loop_busy_seconds_count"), "loop busy +Inf bucket == count")
     print({k: v for k, v in after.items() if "bucket" not in k and v})
 
 

@@ -1,6 +1,8 @@
 /*
  * Unit tests of gateway/metrics.c: the exposition a scrape gets from the
- * counters and a metrics_view_t, rendered without a gateway or a socket.
+ * counters and a metrics_view_t, rendered without a gateway or a socket;
+ * and of gateway/group.c: a worker group's sum of its slots and of the
+ * totals its exited workers left.
  */
 #include <setjmp.h>
 #include <stdarg.h>
@@ -9,9 +11,11 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include <cmocka.h>
 
+#include "group.h"
 #include "metrics.h"
 
 typedef struct fixture {
@@ -44,7 +48,12 @@ static int teardown(void **state)
 static char *render(fixture_t *f)
 {
 	size_t len = 0;
-	char *text = metrics_render(&f->v, &len);
+	metrics_sample_t s;
+	metrics_process_t p = {.cpu_ns = 1500000000, .max_fds = 1024, .start_time_s = 1.7e9};
+	char *text;
+
+	metrics_sample(&s, &f->v);
+	text = metrics_render(&s, &p, &len);
 
 	assert_non_null(text);
 	assert_int_equal(strlen(text), len);
@@ -106,6 +115,135 @@ static void ingest_requests_count_by_provider_and_status(void **state)
 	free(text);
 }
 
+static void histograms_are_in_seconds(void **state)
+{
+	fixture_t *f = *state;
+	char *text;
+
+	metrics_observe(&f->m.loop_busy, 3);	/* 3 ms */
+	metrics_observe(&f->m.loop_busy, 1500); /* 1.5 s */
+	text = render(f);
+	assert_true(sample(text, "trackgate_loop_busy_seconds_bucket{le=\"0.005\"}") == 1);
+	assert_true(sample(text, "trackgate_loop_busy_seconds_bucket{le=\"2.5\"}") == 2);
+	assert_true(sample(text, "trackgate_loop_busy_seconds_count") == 2);
+	assert_float_equal(sample(text, "trackgate_loop_busy_seconds_sum"), 1.503, 1e-9);
+	assert_null(strstr(text, "_ms"));
+	free(text);
+}
+
+static void process_metrics_and_build_info_are_shown(void **state)
+{
+	fixture_t *f = *state;
+	char *text = render(f);
+
+	assert_true(sample(text, "process_cpu_seconds_total") == 1.5);
+	assert_true(sample(text, "process_max_fds") == 1024);
+	assert_true(sample(text, "process_start_time_seconds") == 1.7e9);
+	assert_non_null(strstr(text, "\ntrackgate_build_info{version=\""));
+	assert_true(sample(text, "trackgate_workers") == 1);
+	free(text);
+}
+
+static void this_process_reads_its_own_proc_entry(void **state)
+{
+	metrics_process_t p = {0};
+
+	(void)state;
+	assert_int_equal(metrics_process_add(&p, (int)getpid(), 1), 0);
+	assert_true(p.resident_bytes > 0);
+	assert_true(p.open_fds >= 3); /* stdin, stdout, stderr */
+	assert_true(p.max_fds >= p.open_fds);
+	assert_true(p.start_time_s > 1e9);
+	assert_int_equal(metrics_process_add(&p, 0x7fffffff, 0), -1);
+}
+
+/* A group's sum: the retired totals plus every slot, counters, histograms and gauges. */
+static void a_group_sums_its_slots(void **state)
+{
+	group_t *g = group_create(2);
+	metrics_sample_t s, sum;
+
+	(void)state;
+	assert_non_null(g);
+	memset(&s, 0, sizeof(s));
+	group_join(g, 0);
+	group_own_metrics()->frames_written = 5;
+	metrics_observe(&group_own_metrics()->ingest_latency, 2);
+	s.g.processes = 1;
+	s.g.websockets = 3;
+	s.c.frames_in = 4;
+	group_beat(true, &s);
+	group_join(g, 1);
+	group_own_metrics()->frames_written = 7;
+	s.g.websockets = 10;
+	s.c.frames_in = 1;
+	group_beat(false, &s);
+	group_sum(g, &sum);
+	assert_int_equal(sum.m.frames_written, 12);
+	assert_int_equal(sum.m.ingest_latency.count, 1);
+	assert_int_equal(sum.m.ingest_latency.sum_ns, 2000000);
+	assert_int_equal(sum.c.frames_in, 5);
+	assert_int_equal(sum.g.websockets, 13);
+	assert_int_equal(sum.g.processes, 2);
+	assert_true(group_slot_ready(g, 0));
+	assert_false(group_slot_ready(g, 1));
+	assert_true(group_slot_heartbeat(g, 0) > 0);
+	group_join(NULL, 0);
+	group_destroy(g);
+}
+
+/* A worker that exits leaves its counters in the retired totals: the sum never goes down. */
+static void an_exited_workers_counters_stay_in_the_sum(void **state)
+{
+	group_t *g = group_create(2);
+	metrics_sample_t s, sum;
+
+	(void)state;
+	assert_non_null(g);
+	memset(&s, 0, sizeof(s));
+	group_join(g, 0);
+	group_own_metrics()->requests[0][1] = 20;
+	s.g.processes = 1;
+	s.g.websockets = 3;
+	s.c.redis_reconnects = 2;
+	group_beat(true, &s);
+	group_join(g, 1);
+	group_own_metrics()->requests[0][1] = 3;
+	group_beat(true, &s);
+
+	group_retire(g, 0); /* slot 0's worker exited */
+	group_sum(g, &sum);
+	assert_int_equal(sum.m.requests[0][1], 23);
+	assert_int_equal(sum.c.redis_reconnects, 4);
+	assert_int_equal(sum.g.websockets, 3); /* only the live worker's gauges */
+	assert_int_equal(sum.g.processes, 1);
+
+	group_join(g, 0); /* its replacement starts from zero in the same slot */
+	assert_int_equal(group_own_metrics()->requests[0][1], 0);
+	group_own_metrics()->requests[0][1] = 1;
+	group_retire(g, 1);
+	group_sum(g, &sum);
+	assert_int_equal(sum.m.requests[0][1], 24);
+	assert_int_equal(sum.c.redis_reconnects, 4);
+	assert_int_equal(sum.g.processes, 0);
+	group_join(NULL, 0);
+	group_destroy(g);
+}
+
+/* Outside a group, a scrape is this process's own. */
+static void outside_a_group_a_scrape_is_the_process_own(void **state)
+{
+	metrics_sample_t s = {.m = {.frames_written = 9}, .g = {.processes = 1}};
+	metrics_process_t p;
+
+	(void)state;
+	assert_false(group_is_worker());
+	assert_null(group_own_metrics());
+	group_scrape(&s, &p);
+	assert_int_equal(s.m.frames_written, 9);
+	assert_true(p.resident_bytes > 0);
+}
+
 /* Every sample belongs to a family announced by # HELP and # TYPE before it; lines end in \n. */
 static void the_exposition_is_well_formed(void **state)
 {
@@ -137,6 +275,13 @@ int main(void)
 	    cmocka_unit_test_setup_teardown(ingest_requests_count_by_provider_and_status, setup,
 					    teardown),
 	    cmocka_unit_test_setup_teardown(the_exposition_is_well_formed, setup, teardown),
+	    cmocka_unit_test_setup_teardown(histograms_are_in_seconds, setup, teardown),
+	    cmocka_unit_test_setup_teardown(process_metrics_and_build_info_are_shown, setup,
+					    teardown),
+	    cmocka_unit_test(this_process_reads_its_own_proc_entry),
+	    cmocka_unit_test(a_group_sums_its_slots),
+	    cmocka_unit_test(an_exited_workers_counters_stay_in_the_sum),
+	    cmocka_unit_test(outside_a_group_a_scrape_is_the_process_own),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);
