@@ -72,6 +72,7 @@ typedef struct config {
 	unsigned max_connections;      /* sockets this process serves at once */
 	unsigned drain_timeout_s;      /* longest graceful stop */
 	unsigned workers;	       /* processes sharing the port; 1 = this process serves */
+	unsigned stall_timeout_s;      /* a worker whose loop stalls this long is restarted */
 	unsigned slow_timeout_s;       /* longest a watcher's queue may stay undrained */
 	unsigned max_per_client;       /* websockets per client address */
 	unsigned ping_interval_s;      /* ping a websocket idle this long */

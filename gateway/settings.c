@@ -544,6 +544,9 @@ const config_setting_t config_settings[] = {
     NUM("workers", "N", "1", workers, 1, 64,
 	"processes sharing the listening port "
 	"(SO_REUSEPORT), each with its own loop and Redis connections; 1 = no parent"),
+    NUM("worker-stall-timeout", "SECONDS", "10", stall_timeout_s, 1, 3600,
+	"with workers > 1, a worker whose event loop has not run for this long is killed "
+	"(SIGKILL) and restarted; keep it below the unit's WatchdogSec"),
     NUM("body-limit", "BYTES", "65536", body_limit, 1024, 16u << 20, "largest accepted POST body"),
     NUM("outq-limit", "BYTES", "262144", outq_limit, 4096, 64u << 20,
 	"bytes queued for one watcher before it is closed with 4408"),

@@ -13,6 +13,9 @@
 #include <time.h>
 #include <unistd.h>
 
+#include <systemd/sd-daemon.h>
+
+#include "group.h"
 #include "log.h"
 
 #define WORKERS_MAX 64		     /* settings.c caps --workers at this */
@@ -21,6 +24,8 @@
 #define WORKERS_STABLE_MS 30000	     /* up this long = started well: the backoff resets */
 #define WORKERS_MAX_START_FAILURES 5 /* failed exits in a row, each before WORKERS_STABLE_MS */
 #define WORKERS_KILL_GRACE_MS 5000   /* after drain-timeout, what still runs is SIGKILLed */
+#define WORKERS_CHECK_MS 500	     /* the heartbeats are checked (and systemd told) this often */
+#define WORKERS_LATE_MS 2000	     /* a heartbeat older than this: the worker is not healthy */
 
 /* workers_restart_delay's answers besides a delay in milliseconds. */
 #define WORKERS_LEAVE (-1)
@@ -34,6 +39,7 @@ typedef struct worker_slot {
 	uint64_t backoff_ms;	 /* the delay of the slot's next restart */
 	unsigned start_failures; /* failed exits in a row that came before WORKERS_STABLE_MS */
 	unsigned starts;
+	bool stall_killed; /* SIGKILLed for a stalled loop; not yet reaped */
 } worker_slot_t;
 
 typedef struct workers {
@@ -48,6 +54,13 @@ typedef struct workers {
 	int status;	     /* the supervisor's exit status */
 	sigset_t waited; /* SIGCHLD, SIGTERM, SIGINT, SIGHUP: blocked, taken with sigtimedwait */
 	sigset_t saved_mask; /* the mask before: what a child starts from */
+	group_t *group;	     /* the shared segment: heartbeats and metrics, one slot each */
+	uint64_t stall_ms;   /* worker-stall-timeout */
+	uint64_t next_check_ms;
+	bool watchdog;	     /* systemd's WatchdogSec is set for the supervisor */
+	bool notified_ready; /* READY=1 was sent: every worker was ready at once */
+	unsigned restarts;   /* workers forked after the first round */
+	char sd_status[128]; /* the last STATUS= sent */
 } workers_t;
 
 static uint64_t workers_now_ms(void)
@@ -136,17 +149,15 @@ static void workers_child(workers_t *w, const worker_slot_t *s)
 	if (prctl(PR_SET_PDEATHSIG, SIGTERM) != 0 || getppid() != w->self)
 		_exit(1);
 	log_set_worker((int)s->index);
-	{
-		/*
-		 * systemd names the supervisor in WATCHDOG_PID; each worker feeds
-		 * the watchdog from its own loop, so it claims the variable.
-		 */
-		char pid[24];
-
-		snprintf(pid, sizeof(pid), "%d", (int)getpid());
-		if (getenv("WATCHDOG_USEC"))
-			setenv("WATCHDOG_PID", pid, 1);
-	}
+	/*
+	 * Only the supervisor speaks to systemd: a worker beats its slot's
+	 * heartbeat instead (group.h), so that one healthy worker cannot hide
+	 * a stuck one from the watchdog.
+	 */
+	unsetenv("NOTIFY_SOCKET");
+	unsetenv("WATCHDOG_USEC");
+	unsetenv("WATCHDOG_PID");
+	group_join(w->group, s->index);
 	log_event(LOG_INFO, "worker_started", "pid=%d starts=%u", (int)getpid(), s->starts);
 	/* A forwarded SIGHUP does nothing until the gateway can reload. */
 	signal(SIGHUP, SIG_IGN);
@@ -165,6 +176,7 @@ static void workers_spawn(workers_t *w, worker_slot_t *s, uint64_t now)
 
 	fflush(NULL); /* nothing buffered may be written twice */
 	s->starts++;
+	group_slot_reset(w->group, s->index);
 	pid = fork();
 	if (pid == 0)
 		workers_child(w, s);
@@ -179,6 +191,10 @@ static void workers_spawn(workers_t *w, worker_slot_t *s, uint64_t now)
 	s->pid = pid;
 	s->started_ms = now;
 	s->restart_at_ms = 0;
+	s->stall_killed = false;
+	group_slot_set_pid(w->group, s->index, pid);
+	if (s->starts > 1)
+		w->restarts++;
 	w->n_running++;
 }
 
@@ -208,6 +224,7 @@ static void workers_stop(workers_t *w, int signum, const char *why, uint64_t now
 		for (unsigned i = 0; i < w->n_slots; i++)
 			w->slots[i].restart_at_ms = 0;
 		log_event(LOG_INFO, "workers_stopping", "why=%s running=%u", why, w->n_running);
+		sd_notify(0, "STOPPING=1\nSTATUS=draining");
 	}
 	workers_forward(w, signum);
 }
@@ -256,25 +273,107 @@ static void workers_exited(workers_t *w, worker_slot_t *s, int status, uint64_t 
 		  s->index, (int)pid, how, (unsigned long long)ran_ms, (long long)delay);
 }
 
-/* Collects every child that has exited. */
+static worker_slot_t *workers_slot_of(workers_t *w, pid_t pid)
+{
+	for (unsigned i = 0; i < w->n_slots; i++)
+		if (w->slots[i].pid == pid)
+			return &w->slots[i];
+	return NULL;
+}
+
+/*
+ * Collects every child that has exited.  Each is first looked at without
+ * being reaped (WNOWAIT): while it is a zombie its slot is folded into the
+ * group's retired totals, CPU time included, so that no scrape in between
+ * sees its counters gone.
+ */
 static void workers_reap(workers_t *w)
 {
+	worker_slot_t *s;
+	siginfo_t info;
 	pid_t pid;
 	int status;
 
 	for (;;) {
-		pid = waitpid(-1, &status, WNOHANG);
-		if (pid < 0 && errno == EINTR)
-			continue;
-		if (pid <= 0)
+		memset(&info, 0, sizeof(info));
+		if (waitid(P_ALL, 0, &info, WEXITED | WNOHANG | WNOWAIT) != 0) {
+			if (errno == EINTR)
+				continue;
 			return;
-		for (unsigned i = 0; i < w->n_slots; i++) {
-			if (w->slots[i].pid == pid) {
-				workers_exited(w, &w->slots[i], status, workers_now_ms());
-				break;
-			}
 		}
+		if (info.si_pid == 0)
+			return;
+		s = workers_slot_of(w, info.si_pid);
+		if (s)
+			group_retire(w->group, s->index);
+		do
+			pid = waitpid(info.si_pid, &status, 0); /* it has exited: no wait */
+		while (pid < 0 && errno == EINTR);
+		if (pid == info.si_pid && s)
+			workers_exited(w, s, status, workers_now_ms());
 	}
+}
+
+/* Tells systemd the counts when they changed since the last STATUS=. */
+static void workers_status(workers_t *w, unsigned ready, unsigned healthy)
+{
+	char status[sizeof(w->sd_status)];
+
+	snprintf(status, sizeof(status), "workers %u/%u running, %u ready, %u healthy, %u restarts",
+		 w->n_running, w->n_slots, ready, healthy, w->restarts);
+	if (strcmp(status, w->sd_status) == 0)
+		return;
+	memcpy(w->sd_status, status, sizeof(status));
+	sd_notifyf(0, "STATUS=%s", status);
+}
+
+/*
+ * Every WORKERS_CHECK_MS: reads each worker's heartbeat.  A worker whose
+ * loop has not beaten for worker-stall-timeout (counted from its fork
+ * until its first beat) is SIGKILLed; its exit restarts it as a crash
+ * does.  Then speaks for the group to systemd: READY=1 once, when every
+ * worker is ready at once; WATCHDOG=1 only while every worker runs and beat
+ * within WORKERS_LATE_MS, so one stuck worker stops the pings until it is
+ * replaced; STATUS= with the counts.
+ */
+static void workers_check(workers_t *w, uint64_t now)
+{
+	unsigned ready = 0, healthy = 0;
+	uint64_t late_ms = w->stall_ms < WORKERS_LATE_MS ? w->stall_ms : WORKERS_LATE_MS;
+
+	for (unsigned i = 0; i < w->n_slots; i++) {
+		worker_slot_t *s = &w->slots[i];
+		uint64_t beat = group_slot_heartbeat(w->group, i), age;
+
+		if (s->pid <= 0 || s->stall_killed)
+			continue;
+		if (beat < s->started_ms)
+			beat = s->started_ms;
+		age = now > beat ? now - beat : 0;
+		if (age > w->stall_ms) {
+			log_event(LOG_ERROR, "worker_stalled",
+				  "worker=%u pid=%d heartbeat_age_ms=%llu stall_timeout_s=%llu "
+				  "action=SIGKILL",
+				  s->index, (int)s->pid, (unsigned long long)age,
+				  (unsigned long long)(w->stall_ms / 1000));
+			kill(s->pid, SIGKILL);
+			s->stall_killed = true;
+			continue;
+		}
+		healthy += age <= late_ms;
+		ready += group_slot_ready(w->group, i);
+	}
+	if (!w->notified_ready && !w->stopping && ready == w->n_slots) {
+		w->notified_ready = true;
+		sd_notifyf(0, "READY=1\nSTATUS=serving on %s:%d with %u workers",
+			   w->cfg->listen_host[0] ? w->cfg->listen_host : "*", w->cfg->listen_port,
+			   w->n_slots);
+		log_event(LOG_INFO, "ready", "workers=%u", w->n_slots);
+	} else if (w->notified_ready) {
+		workers_status(w, ready, healthy);
+	}
+	if (w->watchdog && healthy == w->n_running && (w->stopping || healthy == w->n_slots))
+		sd_notify(0, "WATCHDOG=1");
 }
 
 /* Forks the workers whose restart time has come; returns the next such time, or 0. */
@@ -343,6 +442,12 @@ static void workers_supervise(workers_t *w)
 		}
 		if (w->n_running == 0 && (w->stopping || !workers_any_due(w)))
 			return;
+		if (now >= w->next_check_ms) {
+			workers_check(w, now);
+			w->next_check_ms = now + WORKERS_CHECK_MS;
+		}
+		if (!next || next > w->next_check_ms)
+			next = w->next_check_ms;
 		if (next) {
 			uint64_t wait_ms = next > now ? next - now : 0;
 
@@ -371,6 +476,18 @@ int workers_run(const config_t *cfg, workers_serve_fn *serve)
 	w.serve = serve;
 	w.self = getpid();
 	w.n_slots = cfg->workers < WORKERS_MAX ? cfg->workers : WORKERS_MAX;
+	w.stall_ms = (uint64_t)cfg->stall_timeout_s * 1000;
+	{
+		uint64_t usec = 0;
+
+		w.watchdog = sd_watchdog_enabled(0, &usec) > 0;
+	}
+	w.group = group_create(w.n_slots);
+	if (!w.group) {
+		log_event(LOG_ERROR, "workers_failed", "error=\"shared memory: %s\"",
+			  strerror(errno));
+		return 1;
+	}
 	sigemptyset(&w.waited);
 	sigaddset(&w.waited, SIGCHLD);
 	sigaddset(&w.waited, SIGTERM);
@@ -387,6 +504,7 @@ int workers_run(const config_t *cfg, workers_serve_fn *serve)
 		workers_spawn(&w, &w.slots[i], now);
 	}
 	workers_supervise(&w);
+	group_destroy(w.group);
 	log_event(LOG_INFO, "supervisor_exited", "status=%d", w.status);
 	return w.status;
 }

@@ -3,10 +3,19 @@
  * that share the listening port (SO_REUSEPORT, the kernel spreads the
  * connections), each with its own loop, lws context and Redis connections.
  *
- * The supervisor runs no loop, holds no socket and never touches lws,
- * hiredis or libuv: it forks the workers, forwards SIGTERM, SIGINT and
- * SIGHUP to them, restarts a worker that crashed (with a per-slot backoff)
+ * The supervisor holds no socket and never touches lws, hiredis or libuv
+ * (libuv's signal handlers and their pipe would be inherited by every
+ * fork): its loop is sigtimedwait with a deadline, never longer than the
+ * next heartbeat check.  It forks the workers, forwards SIGTERM, SIGINT and
+ * SIGHUP to them, restarts a worker that crashed (with a per-slot backoff),
+ * SIGKILLs and restarts one whose loop stalled past worker-stall-timeout,
  * and gives up, exiting 1, when a worker keeps failing at start-up.
+ *
+ * The workers share one segment with it (group.h): each worker's loop
+ * beats a heartbeat in its slot and counts its metrics there, so any
+ * worker answers /metrics for the whole group.  Only the supervisor speaks
+ * to systemd: READY=1 once every worker is ready, WATCHDOG=1 while every
+ * worker's heartbeat is fresh, STATUS= with the counts, STOPPING=1.
  */
 #ifndef TRACKGATE_WORKERS_H
 #define TRACKGATE_WORKERS_H
