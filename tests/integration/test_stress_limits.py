@@ -18,7 +18,7 @@ slowloris of step 4 meets a second trackgated with --http-timeout 2.
      200 and a websocket is accepted; they hold a descriptor each, so past
      max-connections + 64 spare ones (or max-pending-per-client from one
      address) connections are closed at accept.
-  3. a client text message of 2 KiB closes with 1009 (one of 1 KiB does not).
+  3. a client text message over 4 KiB closes with 1009 (one of 4 KiB does not).
   4. slowloris: "GET /healthz HTTP/1.1\\r\\n", then one header byte per second:
      closed within http-timeout + 2 s; an idle connection that sends nothing
      likewise (first-byte-timeout, never longer than http-timeout).
@@ -285,19 +285,19 @@ async def test(env):
     await connections_drained(ck, env, 0, "after releasing the raw TCP connections")
     await healthz(ck, env, "after releasing the raw TCP connections")
 
-    # 3. client messages: 1 KiB ignored, 2 KiB -> 1009
+    # 3. client messages: 4 KiB ignored, 4 KiB + 1 -> 1009
     w = await connect(env, oid)
     await first_frame(w)
-    await w.ws.send("x" * 1024)
+    await w.ws.send("x" * 4096)
     try:
-        await w.roundtrip()  # its pong: the daemon has read and handled the 1 KiB message
+        await w.roundtrip()  # its pong: the daemon has read and handled the 4 KiB message
     except h.websockets.exceptions.ConnectionClosed:
         pass
-    ck(not w.closed.is_set(), f"a 1024-byte client message closed the socket: {w.close_code} "
+    ck(not w.closed.is_set(), f"a 4096-byte client message closed the socket: {w.close_code} "
        f"{w.close_reason!r}")
-    await w.ws.send("y" * 2048)
+    await w.ws.send("y" * 4097)
     code, reason = await w.wait_closed(5)
-    ck(code == 1009, f"a 2 KiB client message: close {code} {reason!r}, want 1009")
+    ck(code == 1009, f"a 4097-byte client message: close {code} {reason!r}, want 1009")
     ck(bool(reason), "the 1009 close has no reason")
     await healthz(ck, env, "after the 1009")
     print(f"3. 1 KiB message ignored, 2 KiB message closed with {code} {reason!r}")

@@ -341,6 +341,7 @@ static const char *const samples[][2] = {
     {"log-level", "debug"},
     {"log-format", "json"},
     {"workers", "3"},
+    {"worker-stall-timeout", "7"},
     {"body-limit", "2048"},
     {"outq-limit", "8192"},
     {"send-buffer", "0"},
