@@ -19,6 +19,15 @@
 //                 status, eta, courier, places, updated_at); update the update
 //                 that changed it (null for a snapshot); reset true when the
 //                 server could not resume and sent a fresh snapshot.
+//   "refreshed"   {orderId, exp}: the server took the token given to
+//                 refreshToken(); the socket stays, exp is its expiry (unix s).
+//
+// Token refresh: client.refreshToken(newToken) sends {"type":"refresh",
+// "token":T} over the open websocket; the server answers {"type":"refreshed",
+// "order_id":ID,"exp":E} and keeps the socket, or closes it 4401 (4403: a
+// token for another order) as it would refuse a connect.  The new token is
+// also the one every later reconnect sends.  Before the socket is open it is
+// sent once it opens; a client a 4401 or 4403 stopped connects again with it.
 //
 // Resume: a reconnect asks for ?since= the cursor of the last frame it got.
 // The server then sends every update logged after it and a "resumed" frame
@@ -70,7 +79,7 @@ const CLOSES = {
   incomplete: ["failed", "This tracking link is incomplete: part of it is missing. Open the whole link from the message you received.", false],
 };
 
-// The server's close reasons (gateway/server.c) that change what a close means.
+// The server's close reasons (gateway/ws/session.c, gateway/auth.c) that change what a close means.
 const REASON_PER_CLIENT = "too many connections from your address";
 const REASON_NO_TOKEN = "a token is required";
 
@@ -107,6 +116,28 @@ function closeAction(code, reason, hadToken) {
   if (code >= 4000 && code < 5000) return { state: "failed", retry: false, perClient: false };
   return { state: "reconnecting", retry: true, perClient: false };
 }
+
+/**
+ * The expiry (exp claim, unix seconds) of a JWT, read without checking its
+ * signature (only the server can), or null when the token has none.  For
+ * planning a refreshToken() before the server closes the socket with 4401.
+ */
+export function tokenExpiry(token) {
+  try {
+    const part = String(token).split(".")[1];
+    if (!part) return null;
+    const b64 = part.replace(/-/g, "+").replace(/_/g, "/");
+    const bin = atob(b64 + "=".repeat((4 - (b64.length % 4)) % 4));
+    const text = new TextDecoder().decode(Uint8Array.from(bin, (c) => c.charCodeAt(0)));
+    const exp = JSON.parse(text).exp;
+    return Number.isFinite(exp) ? exp : null;
+  } catch {
+    return null;
+  }
+}
+
+// The websocket's readyState of an open socket (WebSocket.OPEN).
+const OPEN = 1;
 
 /**
  * Applies one canonical update to a merged order state, as the server's
@@ -165,22 +196,62 @@ export class TrackingClient extends EventTarget {
     this.order = null;      // the merged state, null until the first snapshot
     this.cursor = null;     // the cursor of the last frame received
     this.state = "stopped";
+    this.tokenExpiresAt = this.token ? tokenExpiry(this.token) : null;
     this.attempt = 0;
     this.ws = null;
     this.timer = null;
     this.stopped = true;
+    // The open socket's tokens: the one its URL carried or the server last
+    // refreshed it to (taken), and the refreshes sent and not yet answered.
+    this.sock = null;
+    // The close code that stopped the client (null: stop(), or not stopped).
+    this.stopCode = null;
   }
 
   start() {
     if (!this.stopped) return;
     this.stopped = false;
+    this.stopCode = null;
     this._connect();
+  }
+
+  /**
+   * Gives the client a new token without dropping the socket: on an open
+   * socket it sends {"type":"refresh","token":T} and returns true; the
+   * server's {"type":"refreshed"} answer becomes a "refreshed" event, a
+   * refusal closes the socket (4401/4403, the "connection" event says so).
+   * Otherwise it returns false: the token goes with the next connect (and
+   * as a refresh once a connecting socket opens), and a client stopped by
+   * a 4401 or 4403 connects again with it, resuming from its cursor.
+   */
+  refreshToken(token) {
+    if (typeof token !== "string" || !token) throw new TypeError("TrackingClient.refreshToken: a token string is required");
+    this.token = token;
+    this.tokenExpiresAt = tokenExpiry(token);
+    if (this.ws && this.ws.readyState === OPEN) {
+      this._sendRefresh();
+      return true;
+    }
+    if (this.stopped && (this.stopCode === 4401 || this.stopCode === 4403)) {
+      this.attempt = 0;
+      this.start();
+    }
+    return false;
+  }
+
+  _sendRefresh() {
+    const sock = this.sock;
+    if (sock.taken === this.token || sock.sent.includes(this.token)) return;
+    this.ws.send(JSON.stringify({ type: "refresh", token: this.token }));
+    sock.sent.push(this.token);
   }
 
   stop() {
     this.stopped = true;
+    this.stopCode = null;
     clearTimeout(this.timer);
     this.timer = null;
+    this.sock = null;
     if (this.ws) {
       const ws = this.ws;
       this.ws = null;
@@ -212,11 +283,20 @@ export class TrackingClient extends EventTarget {
       return;
     }
     this.ws = ws;
-    ws.onmessage = (ev) => this._frame(ev.data);
+    const sock = { taken: this.token, sent: [] };
+    this.sock = sock;
+    // A token given while the socket was connecting goes as a refresh.
+    ws.onopen = () => {
+      if (this.ws === ws && this.token && this.token !== sock.taken) this._sendRefresh();
+    };
+    ws.onmessage = (ev) => {
+      if (this.ws === ws) this._frame(ev.data);
+    };
     ws.onclose = (ev) => {
       if (this.ws !== ws) return;
       this.ws = null;
-      this._closed(ev.code, ev.reason);
+      this.sock = null;
+      this._closed(ev.code, ev.reason, sock);
     };
     ws.onerror = () => {}; // onclose follows with the code
   }
@@ -248,6 +328,16 @@ export class TrackingClient extends EventTarget {
       // (none, when nothing was missed).  Live and gapless; nothing changed.
       if (f.cursor) this.cursor = f.cursor;
       this._live();
+    } else if (f.type === "refreshed") {
+      // Answers come in the order the refreshes went; the socket now runs
+      // on that token until exp.
+      const sock = this.sock;
+      if (sock) sock.taken = sock.sent.length ? sock.sent.shift() : this.token;
+      const exp = Number.isFinite(f.exp) ? f.exp : null;
+      if (sock && sock.taken === this.token) this.tokenExpiresAt = exp;
+      this.dispatchEvent(new CustomEvent("refreshed", {
+        detail: { orderId: f.order_id ?? this.orderId, exp },
+      }));
     }
   }
 
@@ -259,13 +349,22 @@ export class TrackingClient extends EventTarget {
     this._setState("live", "Live.", null);
   }
 
-  _closed(code, reason) {
+  _closed(code, reason, sock) {
     if (this.stopped) return;
     const hadToken = !!this.token;
-    const { state, retry, perClient } = closeAction(code, reason, hadToken);
-    const message = closeMessage(code, reason, hadToken);
+    let { state, retry, perClient } = closeAction(code, reason, hadToken);
+    let message = closeMessage(code, reason, hadToken);
+    // A token refusal of a socket that never ran on the client's newest
+    // token (given while it connected, or refused as a refresh): that token
+    // gets its own connect, once; its refusal there is final.
+    if ((code === 4401 || code === 4403) && this.token && sock && sock.taken !== this.token) {
+      retry = true;
+      message = "Reconnecting with the new tracking link…";
+      this.attempt = 0;
+    }
     if (!retry) {
       this.stopped = true;
+      this.stopCode = code;
       this._setState(state, message, code);
       return;
     }
