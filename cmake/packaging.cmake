@@ -5,8 +5,10 @@
 #   sbin/trackgated, bin/trackgate-watch          gateway/, tools/
 #   lib/systemd/system/trackgated{,@}.service     deploy/ (install.cmake)
 #   /etc/trackgate/trackgated.conf.example        deploy/ (install.cmake)
-#   share/man/man8/trackgated.8                   deploy/
-#   share/doc/trackgate/                          here and deploy/
+#   share/man/man{1,8}/*.gz (gzip -9n)            deploy/ (install.cmake)
+#   share/doc/trackgate/                          here and deploy/ (copyright,
+#                                                 changelog.gz: Debian's)
+#   share/lintian/overrides/trackgate             deploy/lintian-overrides
 #
 #   cpack -G DEB --config BUILD/CPackConfig.cmake   # trackgate_VERSION_ARCH.deb
 #
@@ -14,6 +16,8 @@
 # when it is there, else by a list of Debian 12's package names, and always
 # libwebsockets-evlib-uv: libwebsockets loads it as a plugin, so no
 # NEEDED entry names it.  It ships the units disabled (deploy/debian/).
+# `lintian` reports no error on it (tests/packaging/test_lintian.sh): the
+# binaries are always stripped in the .deb (the build tree keeps its own).
 
 install(FILES README.md DESTINATION ${CMAKE_INSTALL_DOCDIR})
 install(FILES adapters/README.md DESTINATION ${CMAKE_INSTALL_DOCDIR} RENAME README.adapters.md)
@@ -21,7 +25,12 @@ install(FILES proto/README.md DESTINATION ${CMAKE_INSTALL_DOCDIR} RENAME README.
 install(DIRECTORY proto/schema/ DESTINATION ${CMAKE_INSTALL_DOCDIR}/schema
         FILES_MATCHING PATTERN "*.json")
 
-set(TRACKGATE_PACKAGE_MAINTAINER "trackgate maintainers <trackgate@localhost>" CACHE STRING
+# A build tree configured before the project named its address keeps the
+# old placeholder (lintian: bogus-mail-host) in its cache: drop it.
+if(TRACKGATE_PACKAGE_MAINTAINER STREQUAL "trackgate maintainers <trackgate@localhost>")
+  unset(TRACKGATE_PACKAGE_MAINTAINER CACHE)
+endif()
+set(TRACKGATE_PACKAGE_MAINTAINER "trackgate maintainers <maintainers@trackgate.invalid>" CACHE STRING
     "Maintainer field of the .deb")
 
 set(CPACK_PACKAGE_NAME trackgate)
@@ -31,11 +40,9 @@ set(CPACK_PACKAGE_CONTACT "${TRACKGATE_PACKAGE_MAINTAINER}")
 set(CPACK_PACKAGE_DESCRIPTION_SUMMARY "real-time order-tracking websocket gateway")
 set(CPACK_GENERATOR DEB)
 set(CPACK_PACKAGING_INSTALL_PREFIX /usr)
-if(CMAKE_BUILD_TYPE MATCHES "^(Release|MinSizeRel)$")
-  set(CPACK_STRIP_FILES ON)
-else()
-  set(CPACK_STRIP_FILES OFF)
-endif()
+# Debian policy 10.1: binaries in a package are stripped, whatever the
+# build type (lintian's unstripped-binary-or-object is an error).
+set(CPACK_STRIP_FILES ON)
 # `make package_source` would otherwise pack the build trees too.
 set(CPACK_SOURCE_GENERATOR TGZ)
 set(CPACK_SOURCE_IGNORE_FILES "/\\\\.git/" "/build[^/]*/" "__pycache__")
@@ -50,8 +57,8 @@ delivery providers' webhooks, stores and publishes them through Redis, and
 pushes each one to every browser watching the order over a websocket.
 .
 This package holds trackgated, its systemd units (shipped disabled),
-trackgate-watch, the man page and example configurations for nginx, HAProxy
-and Redis.")
+trackgate-watch, trackgate-token, their man pages, and example
+configurations for nginx, HAProxy and Redis.")
 
 find_program(TRACKGATE_DPKG_SHLIBDEPS dpkg-shlibdeps)
 if(TRACKGATE_DPKG_SHLIBDEPS)

@@ -1,6 +1,7 @@
 # install.cmake - run by `cmake --install` (and by cpack) to place the systemd
-# units and the example config.  deploy/CMakeLists.txt sets TG_DEPLOY_SOURCE_DIR,
-# TG_DEPLOY_BINARY_DIR, TG_SBINDIR and TG_SYSCONFDIR (GNUInstallDirs' relative
+# units, the example config, and the man pages and changelog compressed.
+# deploy/CMakeLists.txt sets TG_DEPLOY_SOURCE_DIR, TG_DEPLOY_BINARY_DIR,
+# TG_SBINDIR, TG_SYSCONFDIR, TG_MANDIR and TG_DOCDIR (GNUInstallDirs' relative
 # or absolute values) before it.
 #
 # The example config goes to the sysconfdir of the prefix in force now, by
@@ -50,5 +51,32 @@ foreach(unit trackgated.service trackgated@.service)
   file(WRITE "${_units}/${unit}" "${_text}")
   file(INSTALL "${_units}/${unit}"
        DESTINATION "${_prefix}/lib/systemd/system"
+       PERMISSIONS OWNER_READ OWNER_WRITE GROUP_READ WORLD_READ)
+endforeach()
+
+# Debian policy 12.3 and 12.7: man pages and the changelog are compressed with
+# gzip -9n (no file name, no time stamp: reproducible).
+find_program(_gzip gzip REQUIRED)
+foreach(_page trackgated.8 trackgate-watch.1 trackgate-token.1 changelog)
+  execute_process(COMMAND "${_gzip}" -9n -c "${TG_DEPLOY_SOURCE_DIR}/${_page}"
+                  OUTPUT_FILE "${_units}/${_page}.gz" RESULT_VARIABLE _rc)
+  if(NOT _rc EQUAL 0)
+    message(FATAL_ERROR "gzip -9n ${_page}: ${_rc}")
+  endif()
+  if(_page STREQUAL changelog)
+    if(IS_ABSOLUTE "${TG_DOCDIR}")
+      set(_to "${TG_DOCDIR}")
+    else()
+      set(_to "${_prefix}/${TG_DOCDIR}")
+    endif()
+  else()
+    string(REGEX REPLACE "^.*\\.([0-9])$" "\\1" _section "${_page}")
+    if(IS_ABSOLUTE "${TG_MANDIR}")
+      set(_to "${TG_MANDIR}/man${_section}")
+    else()
+      set(_to "${_prefix}/${TG_MANDIR}/man${_section}")
+    endif()
+  endif()
+  file(INSTALL "${_units}/${_page}.gz" DESTINATION "${_to}"
        PERMISSIONS OWNER_READ OWNER_WRITE GROUP_READ WORLD_READ)
 endforeach()

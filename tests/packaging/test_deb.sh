@@ -43,12 +43,14 @@ echo "Recommends: $(field Recommends)"
 has_dep() { echo ", $depends," | grep -Eq "[ ,]$1( \([^)]*\))?,"; }
 check "Depends on libwebsockets-evlib-uv (lws loads it as a plugin)" has_dep libwebsockets-evlib-uv
 check "Recommends redis-server" [ "$(field Recommends)" = redis-server ]
+check "Maintainer is the project's address" \
+	[ "$(field Maintainer)" = "trackgate maintainers <maintainers@trackgate.invalid>" ]
 
 # Every library the two binaries link (their NEEDED entries; what those pull
 # in is their packages' business) must come from a package in Depends.
 dpkg-deb -x "$deb" "$ROOT"
 dpkg-deb -e "$deb" "$PKG_DIR/control"
-for bin in usr/sbin/trackgated usr/bin/trackgate-watch; do
+for bin in usr/sbin/trackgated usr/bin/trackgate-watch usr/bin/trackgate-token; do
 	check "$bin is in the package" [ -x "$ROOT/$bin" ]
 	[ -x "$ROOT/$bin" ] || continue
 	needed=$(objdump -p "$ROOT/$bin" | awk '$1 == "NEEDED" { print $2 }')
@@ -77,7 +79,13 @@ expected=(
 	usr/lib/systemd/system/trackgated.service
 	usr/lib/systemd/system/trackgated@.service
 	etc/trackgate/trackgated.conf.example
-	usr/share/man/man8/trackgated.8
+	usr/bin/trackgate-token
+	usr/share/man/man8/trackgated.8.gz
+	usr/share/man/man1/trackgate-watch.1.gz
+	usr/share/man/man1/trackgate-token.1.gz
+	usr/share/doc/trackgate/copyright
+	usr/share/doc/trackgate/changelog.gz
+	usr/share/lintian/overrides/trackgate
 	usr/share/doc/trackgate/README.md
 	usr/share/doc/trackgate/README.deploy.md
 	usr/share/doc/trackgate/README.adapters.md
@@ -91,7 +99,7 @@ for f in "${expected[@]}"; do
 	check "ships /$f" [ -f "$ROOT/$f" ]
 done
 stray=$(dpkg-deb --fsys-tarfile "$deb" | tar -t | sed 's#^\./##' |
-	grep -Ev '^$|^etc/$|^etc/trackgate/|^usr/$|^usr/(bin|sbin)/|^usr/lib/$|^usr/lib/systemd/|^usr/share/$|^usr/share/(doc/trackgate|man/man8|man)/|^usr/share/doc/$' || true)
+	grep -Ev '^$|^etc/$|^etc/trackgate/|^usr/$|^usr/(bin|sbin)/|^usr/lib/$|^usr/lib/systemd/|^usr/share/$|^usr/share/(doc/trackgate|man/man[18]|man|lintian|lintian/overrides)/|^usr/share/doc/$|^usr/share/lintian/overrides/trackgate$' || true)
 check "no file outside the FHS places above${stray:+: $stray}" [ -z "$stray" ]
 check "the units are not executable (mode 0644)" \
 	[ "$(stat -c %a "$ROOT/usr/lib/systemd/system/trackgated.service")" = 644 ]
@@ -113,9 +121,15 @@ for s in postinst prerm postrm; do
 	fi
 	# The script's commands, without its here-documents (messages).
 	awk '/<<.?MSG/ { skip = 1; next } /^MSG$/ { skip = 0; next } !skip' "$f" >"$WORK/$s.code"
-	check "$s neither enables nor starts a unit" \
-		lacks_re '(systemctl|deb-systemd-invoke|deb-systemd-helper)[^#]* (enable|start|reenable)( |$)' \
+	check "$s neither starts nor enables a unit (try-restart on upgrade is fine)" \
+		lacks_re '(systemctl|deb-systemd-invoke)[^#]* (enable|start|restart|reenable)( |$)' \
 		"$WORK/$s.code"
+	# dh_installsystemd --no-enable: `deb-systemd-helper enable` only
+	# recreates the symlinks of a unit the admin had enabled.
+	# shellcheck disable=SC2016 # awk's $0
+	check "$s enables only a unit that was enabled before (was-enabled)" \
+		awk '/deb-systemd-helper enable/ && prev !~ /was-enabled/ { bad = 1 }
+			!/^[[:space:]]*(#|$)/ { prev = $0 } END { exit bad }' "$WORK/$s.code"
 done
 
 finish

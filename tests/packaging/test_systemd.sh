@@ -62,7 +62,7 @@ fi
 
 # Settings the issue asks for, and that the tests of the daemon rely on.
 unit=$units/trackgated.service
-for want in 'Type=notify' 'NotifyAccess=all' 'WatchdogSec=' 'DynamicUser=yes' 'LimitNOFILE=' \
+for want in 'Type=notify' 'NotifyAccess=main' 'WatchdogSec=' 'DynamicUser=yes' 'LimitNOFILE=' \
 	'ProtectSystem=strict' 'ProtectHome=yes' 'NoNewPrivileges=yes' 'PrivateTmp=yes' \
 	'RestrictAddressFamilies=' 'MemoryDenyWriteExecute=yes' 'SystemCallFilter=' \
 	'LoadCredential=ingest-keys:/etc/trackgate/ingest-keys' 'ExecReload=/bin/kill -HUP $MAINPID' \

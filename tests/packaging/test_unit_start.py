@@ -17,7 +17,7 @@ No systemd runs here, so this test plays it, from the files of the unpacked
     (SIGHUP), then on KillSignal STOPPING=1 and exit 0 within TimeoutStopSec.
 
 --workers N sets `workers = N` in the config: the notifications then come
-from the workers, which is what NotifyAccess=all is for.
+from the supervisor, the main process, alone (NotifyAccess=main).
 
 --webhook switches to the unit's commented-out example of a provider's
 webhook secret (its #LoadCredential= and #ExecStart= lines): the provider
@@ -318,7 +318,7 @@ def main():
     argv = [host_path(a) for a in argv]
     check(argv[0] == os.path.join(root, "usr/sbin/trackgated"), "ExecStart runs /usr/sbin/trackgated")
     check(unit.get("Type") == ["notify"], "Type=notify")
-    check(unit.get("NotifyAccess") == ["all"], "NotifyAccess=all (workers notify too)")
+    check(unit.get("NotifyAccess") == ["main"], "NotifyAccess=main (the supervisor alone notifies)")
     watchdog = seconds(unit["WatchdogSec"][0])
     stop_timeout = seconds(unit["TimeoutStopSec"][0])
     kill_signal = getattr(signal, unit.get("KillSignal", ["SIGTERM"])[0])
