@@ -127,11 +127,37 @@ static int dd_details(const cJSON *root, proto_update_t *u, proto_error_t *err)
 	return ADAPTER_OK;
 }
 
+/*
+ * The event's time: the newer of created_at and updated_at, whichever are
+ * there (the delivery's payload carries both once it has changed), so a
+ * later change of one delivery is never judged older than an earlier one.
+ * Neither leaves *ts (the receive time).  *field names the member the time
+ * came from, for an error about it.
+ */
+static int dd_event_time(const cJSON *root, int64_t *ts, const char **field, proto_error_t *err)
+{
+	int64_t created = 0, updated = 0;
+	int rc_created, rc_updated;
+
+	if ((rc_created = adapter_get_time(root, "created_at", false, &created, err)) < 0)
+		return rc_created;
+	if ((rc_updated = adapter_get_time(root, "updated_at", false, &updated, err)) < 0)
+		return rc_updated;
+	if (rc_updated == 0 && (rc_created != 0 || updated > created)) {
+		*ts = updated;
+		*field = "updated_at";
+	} else if (rc_created == 0) {
+		*ts = created;
+		*field = "created_at";
+	}
+	return ADAPTER_OK;
+}
+
 static int doordash_drive_parse(const adapter_request_t *req, proto_update_t *out, int max, int *n,
 				proto_error_t *err)
 {
 	cJSON *root;
-	const char *event_name = NULL, *order_id = NULL;
+	const char *event_name = NULL, *order_id = NULL, *ts_field = "created_at";
 	char event_id[PROTO_EVENT_ID_MAX + 1];
 	proto_error_t scratch;
 	proto_update_t u;
@@ -155,14 +181,14 @@ static int doordash_drive_parse(const adapter_request_t *req, proto_update_t *ou
 	}
 
 	if ((rc = adapter_get_string(root, "external_delivery_id", true, &order_id, err)) < 0 ||
-	    (rc = adapter_get_time(root, "created_at", false, &ts, err)) < 0)
+	    (rc = dd_event_time(root, &ts, &ts_field, err)) < 0)
 		goto out;
 	adapter_body_event_id(req->body, req->body_len, event_id);
 	if ((rc = adapter_update_init(&u, PROVIDER, order_id, ts, event_id, err)) < 0) {
 		if (strcmp(err->field, "order_id") == 0)
 			snprintf(err->field, sizeof(err->field), "external_delivery_id");
 		else if (strcmp(err->field, "ts") == 0)
-			snprintf(err->field, sizeof(err->field), "created_at");
+			snprintf(err->field, sizeof(err->field), "%s", ts_field);
 		goto out;
 	}
 

@@ -15,7 +15,8 @@
  *     the pickup/dropoff ETAs, the pickup/dropoff places (data.pickup/
  *     dropoff.location) and the courier's position when present.
  * Other kinds (event.refund_request, event.shopping_progress, ...) carry
- * nothing to track and give no update.
+ * nothing to track and give no update, and so does the Direct API's
+ * dapi.status_changed notification (no kind, an event_type).
  */
 #include <stdio.h>
 #include <string.h>
@@ -179,8 +180,22 @@ static int uber_direct_parse(const adapter_request_t *req, proto_update_t *out, 
 	if (root == NULL)
 		return strcmp(err->message, ADAPTER_MSG_NOMEM) == 0 ? ADAPTER_ENOMEM
 								    : ADAPTER_EINVAL;
-	if ((rc = adapter_get_string(root, "kind", true, &kind, err)) < 0)
+	if ((rc = adapter_get_string(root, "kind", false, &kind, err)) < 0)
 		goto out;
+	if (rc == 1) {
+		/* No kind: the Direct API's notification ({event_id, event_time,
+		 * event_type: "dapi.status_changed", meta}) is another product's
+		 * format that points at its own delivery resource.  Answered 200
+		 * with nothing stored, so Uber does not retry it; anything else
+		 * without a kind is malformed. */
+		if ((rc = adapter_get_string(root, "event_type", false, &kind, err)) == 0) {
+			rc = ADAPTER_OK;
+			goto out;
+		}
+		if (rc == 1)
+			rc = adapter_fail(err, ADAPTER_EINVAL, "kind", "is required");
+		goto out;
+	}
 	courier_update = strcmp(kind, "event.courier_update") == 0;
 	if (!courier_update && strcmp(kind, "event.delivery_status") != 0) {
 		rc = ADAPTER_OK; /* another kind of event: nothing to track */

@@ -53,7 +53,7 @@ static const wolt_event_t wolt_events[] = {
     {"order.dropoff_started", PROTO_STATUS_EN_ROUTE_TO_DROPOFF},
     {"order.dropoff_eta_updated", PROTO_STATUS_NONE},
     {"order.dropoff_arrival", PROTO_STATUS_AT_DROPOFF},
-    {"order.customer_no_show", PROTO_STATUS_AT_DROPOFF},
+    {"order.customer_no_show", PROTO_STATUS_FAILED},
     {"order.handshake_delivery", PROTO_STATUS_NONE},
     {"order.dropoff_completed", PROTO_STATUS_DELIVERED},
     {"order.delivered", PROTO_STATUS_DELIVERED},

@@ -505,6 +505,76 @@ static void without_created_at_or_receive_time_the_event_is_refused(void **state
 	assert_int_equal(n, 0);
 }
 
+/* A webhook sent after the delivery changed carries both times: the event's is the newer. */
+static void ts_is_updated_at_when_it_is_newer_than_created_at(void **state)
+{
+	proto_update_t u;
+	proto_error_t err;
+	int n;
+
+	(void)state;
+	assert_int_equal(parse_fixture("dasher_picked_up_updated.json", &u, &n, &err), ADAPTER_OK);
+	assert_int_equal(n, 1);
+	assert_int_equal(u.status, PROTO_STATUS_PICKED_UP);
+	assert_int_equal(u.ts, 1709662907654); /* updated_at, not created_at (1709661731123) */
+}
+
+static void ts_is_created_at_when_it_is_the_newer(void **state)
+{
+	proto_update_t u;
+	proto_error_t err;
+	int n;
+
+	(void)state;
+	assert_int_equal(parse("{" EVENT("DASHER_PICKED_UP") ",\"updated_at\":"
+							     "\"2024-05-01T11:59:59Z\"}",
+			       &u, &n, &err),
+			 ADAPTER_OK);
+	assert_int_equal(u.ts, 1714564800123);
+	assert_int_equal(parse("{" EVENT("DASHER_PICKED_UP") ",\"updated_at\":"
+							     "\"2024-05-01T12:00:00.123Z\"}",
+			       &u, &n, &err),
+			 ADAPTER_OK);
+	assert_int_equal(u.ts, 1714564800123);
+}
+
+static void ts_is_updated_at_alone_or_null_created_at(void **state)
+{
+	proto_update_t u;
+	proto_error_t err;
+	int n;
+
+	(void)state;
+	assert_int_equal(
+	    parse("{\"event_name\":\"DASHER_PICKED_UP\",\"external_delivery_id\":\"D-1\","
+		  "\"updated_at\":\"2024-05-01T12:00:05Z\"}",
+		  &u, &n, &err),
+	    ADAPTER_OK);
+	assert_int_equal(u.ts, 1714564805000);
+	assert_int_equal(
+	    parse("{\"event_name\":\"DASHER_PICKED_UP\",\"external_delivery_id\":\"D-1\","
+		  "\"created_at\":null,\"updated_at\":\"2024-05-01T12:00:05Z\"}",
+		  &u, &n, &err),
+	    ADAPTER_OK);
+	assert_int_equal(u.ts, 1714564805000);
+}
+
+static void a_bad_updated_at_is_refused_naming_it(void **state)
+{
+	proto_error_t err;
+	int n;
+
+	(void)state;
+	assert_int_equal(
+	    parse("{" EVENT("DASHER_PICKED_UP") ",\"updated_at\":\"2024-02-30T12:00:00Z\"}", NULL,
+		  &n, &err),
+	    ADAPTER_EINVAL);
+	assert_string_equal(err.field, "updated_at");
+	assert_int_equal(parse("{" EVENT("DASHER_PICKED_UP") ",\"updated_at\":[]}", NULL, &n, &err),
+			 ADAPTER_EINVAL);
+	assert_string_equal(err.field, "updated_at");
+}
+
 /* --- event ids ------------------------------------------------------------------------ */
 
 static void a_repeated_webhook_gives_the_same_event_id(void **state)
@@ -672,6 +742,10 @@ int main(void)
 	    cmocka_unit_test(every_time_format_is_read),
 	    cmocka_unit_test(bad_times_are_refused_naming_the_field),
 	    cmocka_unit_test(without_created_at_or_receive_time_the_event_is_refused),
+	    cmocka_unit_test(ts_is_updated_at_when_it_is_newer_than_created_at),
+	    cmocka_unit_test(ts_is_created_at_when_it_is_the_newer),
+	    cmocka_unit_test(ts_is_updated_at_alone_or_null_created_at),
+	    cmocka_unit_test(a_bad_updated_at_is_refused_naming_it),
 	    cmocka_unit_test(a_repeated_webhook_gives_the_same_event_id),
 	    cmocka_unit_test(the_event_id_is_the_body_hash),
 	    cmocka_unit_test(malformed_bodies_are_refused),

@@ -493,6 +493,26 @@ static void other_kinds_are_ignored(void **state)
 	assert_int_equal(n, 0);
 }
 
+/* The Direct API's notification, from Uber's "Delivery Status Notification" example. */
+static void the_direct_apis_status_changed_notification_is_ignored(void **state)
+{
+	proto_error_t err;
+	int n = -1;
+
+	(void)state;
+	assert_int_equal(parse_fixture("dapi_status_changed.json", NULL, &n, &err), ADAPTER_OK);
+	assert_int_equal(n, 0);
+	n = -1;
+	assert_int_equal(parse("{\"event_type\":\"dapi.status_changed\",\"meta\":{\"status\":"
+			       "\"COMPLETED\"}}",
+			       NULL, &n, &err),
+			 ADAPTER_OK);
+	assert_int_equal(n, 0);
+	/* An event_type that is not a string is still malformed. */
+	assert_int_equal(parse("{\"event_type\":7}", NULL, &n, &err), ADAPTER_EINVAL);
+	assert_string_equal(err.field, "event_type");
+}
+
 static void kind_is_required_and_a_string(void **state)
 {
 	proto_error_t err;
@@ -901,6 +921,7 @@ int main(void)
 	    cmocka_unit_test(courier_update_without_a_position_is_ignored),
 	    cmocka_unit_test(the_documented_example_has_no_order_and_is_refused),
 	    cmocka_unit_test(other_kinds_are_ignored),
+	    cmocka_unit_test(the_direct_apis_status_changed_notification_is_ignored),
 	    cmocka_unit_test(kind_is_required_and_a_string),
 	    cmocka_unit_test(order_id_prefers_external_id_then_delivery_id_then_data_id),
 	    cmocka_unit_test(order_id_must_be_present_and_valid),

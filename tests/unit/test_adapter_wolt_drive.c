@@ -186,7 +186,7 @@ static void each_event_type_maps_to_its_canonical_status(void **state)
 	    {"order_dropoff_started.json", PROTO_STATUS_EN_ROUTE_TO_DROPOFF},
 	    {"order_dropoff_eta_updated.json", PROTO_STATUS_NONE},
 	    {"order_dropoff_arrival.json", PROTO_STATUS_AT_DROPOFF},
-	    {"order_customer_no_show.json", PROTO_STATUS_AT_DROPOFF},
+	    {"order_customer_no_show.json", PROTO_STATUS_FAILED},
 	    {"order_dropoff_completed.json", PROTO_STATUS_DELIVERED},
 	    {"order_delivered.json", PROTO_STATUS_DELIVERED},
 	    {"order_location_updated.json", PROTO_STATUS_NONE},
