@@ -1,6 +1,6 @@
 /*
  * broker.c - the broker's API on its connections: the requests of the
- * command connection (apply, snapshot, resume), the subscriptions, and what
+ * command connection (apply, snapshot, resume, source), the subscriptions, and what
  * the subscriber receives, reported through the broker_events_t.  The
  * connections' life (connect, back off, reconnect, stop) is broker_conn.c.
  */
@@ -16,14 +16,23 @@
 #include "proto.h"
 #include "script.h"
 
+/* What a source request sent, so that its reply is checked against the command's. */
+typedef enum broker_source_op {
+	SOURCE_SET = 0, /* SET ... EX: +OK */
+	SOURCE_GET,	/* GET: a string or nil */
+	SOURCE_DEL,	/* DEL: the number of keys removed */
+} broker_source_op_t;
+
 struct broker_req {
 	broker_t *b;
 	bool cancelled;
-	bool tried_eval; /* EVALSHA met NOSCRIPT and was re-sent as EVAL */
+	bool tried_eval;   /* EVALSHA met NOSCRIPT and was re-sent as EVAL */
+	uint8_t source_op; /* broker_source_op_t of a source request */
 	union {
 		broker_apply_fn *apply;
 		broker_snapshot_fn *snapshot;
 		broker_resume_fn *resume;
+		broker_source_fn *source;
 	} fn;
 	void *arg;
 	char *update; /* is malloc'd: the update JSON of an apply */
@@ -472,6 +481,108 @@ int broker_resume(broker_t *b, const char *order_id, const char *cursor, unsigne
 	if (out)
 		*out = req;
 	return BROKER_OK;
+}
+
+static void broker_source_cb(redisAsyncContext *ac, void *r, void *privdata)
+{
+	broker_req_t *req = privdata;
+	redisReply *reply = r;
+	const char *json = NULL;
+	size_t len = 0;
+	bool found = false;
+	int rc = BROKER_OK;
+
+	if (!reply) {
+		rc = BROKER_ELOST;
+		goto done;
+	}
+	switch (req->source_op) {
+	case SOURCE_SET:
+		found = reply->type == REDIS_REPLY_STATUS && !strcmp(reply->str, "OK");
+		if (!found)
+			goto bad;
+		break;
+	case SOURCE_GET:
+		if (reply->type == REDIS_REPLY_STRING) {
+			found = true;
+			json = reply->str;
+			len = reply->len;
+		} else if (reply->type != REDIS_REPLY_NIL) {
+			goto bad;
+		}
+		break;
+	case SOURCE_DEL:
+		if (reply->type != REDIS_REPLY_INTEGER)
+			goto bad;
+		found = reply->integer > 0;
+		break;
+	}
+	goto done;
+bad:
+	req->b->stats.bad_replies++;
+	rc = BROKER_EREPLY;
+	log_event(LOG_ERROR, "redis_unexpected_reply",
+		  "conn=commands cmd=source type=%d error=\"%.200s\"", reply->type,
+		  reply->type == REDIS_REPLY_ERROR ? reply->str : "");
+done:
+	if (!req->cancelled)
+		req->fn.source(req->arg, rc, found, json, len);
+	broker_req_free(req);
+}
+
+/* Sends one source command (argv[1] is the key, filled in here) for order_id. */
+static int broker_source_send(broker_t *b, const char *order_id, broker_source_op_t op, int argc,
+			      const char **argv, size_t *argvlen, broker_source_fn *fn, void *arg,
+			      broker_req_t **out)
+{
+	proto_poll_keys_t keys;
+	broker_req_t *req;
+	int rc;
+
+	req = broker_req_new(b, order_id, arg, &rc);
+	if (!req)
+		return rc;
+	req->fn.source = fn;
+	req->source_op = (uint8_t)op;
+	proto_poll_keys_for(req->order_id, &keys);
+	argv[1] = keys.source;
+	argvlen[1] = strlen(keys.source);
+	if (redisAsyncCommandArgv(b->cmd.ac, broker_source_cb, req, argc, argv, argvlen) !=
+	    REDIS_OK) {
+		broker_req_free(req);
+		return BROKER_EDOWN;
+	}
+	if (out)
+		*out = req;
+	return BROKER_OK;
+}
+
+int broker_source_set(broker_t *b, const char *order_id, const char *json, size_t len,
+		      broker_source_fn *fn, void *arg, broker_req_t **out)
+{
+	/* One command, so the source and its lifetime are written together. */
+	const char *argv[5] = {"SET", NULL, json, "EX", b->ttl_active};
+	size_t argvlen[5] = {3, 0, len, 2, strlen(b->ttl_active)};
+
+	return broker_source_send(b, order_id, SOURCE_SET, 5, argv, argvlen, fn, arg, out);
+}
+
+int broker_source_get(broker_t *b, const char *order_id, broker_source_fn *fn, void *arg,
+		      broker_req_t **out)
+{
+	const char *argv[2] = {"GET", NULL};
+	size_t argvlen[2] = {3, 0};
+
+	return broker_source_send(b, order_id, SOURCE_GET, 2, argv, argvlen, fn, arg, out);
+}
+
+int broker_source_del(broker_t *b, const char *order_id, broker_source_fn *fn, void *arg,
+		      broker_req_t **out)
+{
+	const char *argv[2] = {"DEL", NULL};
+	size_t argvlen[2] = {3, 0};
+
+	return broker_source_send(b, order_id, SOURCE_DEL, 2, argv, argvlen, fn, arg, out);
 }
 
 void broker_req_cancel(broker_req_t *req)

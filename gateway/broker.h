@@ -13,7 +13,7 @@
  * owner fills in (the server hands the events to the hub, which resubscribes
  * every order when the subscriber is back).
  *
- * Requests that answer later (apply, snapshot) return a broker_req_t that
+ * Requests that answer later (apply, snapshot, resume, source) return a broker_req_t that
  * the caller cancels if it goes away first: the callback is then never
  * called.  A callback is never called from within the call that sent the
  * request.
@@ -155,6 +155,27 @@ typedef void broker_resume_fn(void *arg, int rc, const broker_resume_result_t *r
 /* Reads what an order's log holds after cursor (at most max frames). */
 int broker_resume(broker_t *b, const char *order_id, const char *cursor, unsigned max,
 		  broker_resume_fn *fn, void *arg, broker_req_t **req);
+
+/*
+ * An order's poll source: the JSON document PUT /v1/orders/{ID}/source
+ * stored (http/sources.c writes it, broker.c does not read it), under
+ * proto_poll_keys_t.source, beside the order's other keys.
+ *
+ * rc: BROKER_OK with found (set: true; get: a source is stored, json and len
+ * are its bytes, valid during the call; del: a source was there and is
+ * gone), or a negative BROKER_E*: nothing is known of the source then.
+ */
+typedef void broker_source_fn(void *arg, int rc, bool found, const char *json, size_t len);
+
+/* Stores json as order_id's source, replacing any; it lives ttl-active seconds from now. */
+int broker_source_set(broker_t *b, const char *order_id, const char *json, size_t len,
+		      broker_source_fn *fn, void *arg, broker_req_t **req);
+/* Reads order_id's source. */
+int broker_source_get(broker_t *b, const char *order_id, broker_source_fn *fn, void *arg,
+		      broker_req_t **req);
+/* Deletes order_id's source. */
+int broker_source_del(broker_t *b, const char *order_id, broker_source_fn *fn, void *arg,
+		      broker_req_t **req);
 
 /* The caller no longer wants the answer; the request is freed when it comes. */
 void broker_req_cancel(broker_req_t *req);

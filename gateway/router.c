@@ -15,8 +15,9 @@ static const char *const route_names[ROUTER__COUNT] = {
     [ROUTER_NOT_FOUND] = "not_found", [ROUTER_METRICS_ONLY] = "metrics_only",
     [ROUTER_HEALTHZ] = "healthz",     [ROUTER_READYZ] = "readyz",
     [ROUTER_METRICS] = "metrics",     [ROUTER_UPDATES] = "updates",
-    [ROUTER_ORDER_GET] = "order_get", [ROUTER_PAGE] = "page",
-    [ROUTER_WEBHOOK] = "webhook",     [ROUTER_TRACK] = "track",
+    [ROUTER_ORDER_GET] = "order_get", [ROUTER_ORDER_SOURCE] = "order_source",
+    [ROUTER_PAGE] = "page",	      [ROUTER_WEBHOOK] = "webhook",
+    [ROUTER_TRACK] = "track",
 };
 
 /* path[0..len) is exactly lit. */
@@ -33,6 +34,14 @@ static bool path_has_prefix(const char *path, size_t len, const char *prefix)
 	size_t n = strlen(prefix);
 
 	return len >= n && memcmp(path, prefix, n) == 0;
+}
+
+/* path[0..len) ends with suffix. */
+static bool path_has_suffix(const char *path, size_t len, const char *suffix)
+{
+	size_t n = strlen(suffix);
+
+	return len >= n && memcmp(path + len - n, suffix, n) == 0;
 }
 
 static void refuse(router_match_t *out, unsigned status, const char *code, const char *message,
@@ -91,6 +100,18 @@ router_route_t router_route(router_method_t m, const char *path, size_t len, boo
 		if (m != ROUTER_METHOD_POST)
 			refuse_method(out, "use POST", "POST");
 		return route_as(out, ROUTER_UPDATES);
+	}
+	if (path_has_prefix(path, len, "/v1/orders/") &&
+	    path_has_suffix(path + 11, len - 11, "/source")) {
+		/* An order id holds no '/': whatever comes before "/source" is the id, valid or
+		 * not. */
+		out->order_id = path + 11;
+		out->order_id_len = len - 11 - 7;
+		if (m != ROUTER_METHOD_GET && m != ROUTER_METHOD_PUT && m != ROUTER_METHOD_DELETE)
+			refuse_method(out, "use GET, PUT or DELETE", "GET, PUT, DELETE");
+		else if (!proto_order_id_valid(out->order_id, out->order_id_len))
+			refuse(out, 400, "invalid_order_id", ORDER_ID_MESSAGE, NULL);
+		return route_as(out, ROUTER_ORDER_SOURCE);
 	}
 	if (path_has_prefix(path, len, "/v1/orders/")) {
 		out->order_id = path + 11;

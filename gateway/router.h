@@ -19,12 +19,15 @@
 #include <stdbool.h>
 #include <stddef.h>
 
-/* The request's method, as lws tells it (WSI_TOKEN_GET_URI, _POST_URI, _HEAD_URI). */
+/* The request's method, as lws tells it (WSI_TOKEN_GET_URI, _POST_URI, _HEAD_URI,
+ * _PUT_URI, _DELETE_URI). */
 typedef enum router_method {
 	ROUTER_METHOD_OTHER = 0,
 	ROUTER_METHOD_GET,
 	ROUTER_METHOD_POST,
 	ROUTER_METHOD_HEAD,
+	ROUTER_METHOD_PUT,
+	ROUTER_METHOD_DELETE,
 } router_method_t;
 
 /*
@@ -42,6 +45,10 @@ typedef enum router_method {
  *   UPDATES       the refusal (405 unless POST), then the body.
  *   ORDER_GET     the refusal (405 unless GET: HEAD is refused too; then 400
  *                 invalid_order_id), then the token and the snapshot of order_id.
+ *   ORDER_SOURCE  /v1/orders/{ID}/source, where poll mode finds an order's
+ *                 courier data: the refusal (405 unless GET, PUT or DELETE: HEAD
+ *                 is refused too; then 400 invalid_order_id), then the ingest
+ *                 key, then (PUT) the body, and Redis (http/sources.c).
  *   PAGE          the refusal (405 unless GET or HEAD), then page_serve on page.
  *   WEBHOOK       first 404 unknown_provider when provider has no adapter or no
  *                 configured secret, then the refusal (405 unless POST, or GET to
@@ -59,6 +66,7 @@ typedef enum router_route {
 	ROUTER_METRICS,
 	ROUTER_UPDATES,
 	ROUTER_ORDER_GET,
+	ROUTER_ORDER_SOURCE,
 	ROUTER_PAGE,
 	ROUTER_WEBHOOK,
 	ROUTER_TRACK,
@@ -80,8 +88,9 @@ typedef struct router_match {
 	 * answers these and refuses everything else with 503 shutting_down.  (So
 	 * /metrics on the main address with metrics-listen set is 404 then, not 503.) */
 	bool drain_exempt;
-	/* ORDER_GET, TRACK: the order id, the path after its prefix; valid when
-	 * the refusal is none (ORDER_GET) or 426 (TRACK). */
+	/* ORDER_GET, ORDER_SOURCE, TRACK: the order id, the path after its prefix
+	 * (ORDER_SOURCE: up to "/source"); valid when the refusal is none
+	 * (ORDER_GET, ORDER_SOURCE) or 426 (TRACK). */
 	const char *order_id;
 	size_t order_id_len;
 	/* PAGE: what follows "/t/" (an order id or "assets/NAME"), for page_serve. */
@@ -102,7 +111,8 @@ typedef struct router_match {
  * metrics-listen is configured (/metrics is served on the main address
  * only without it).  Fills *out (every field: those a route does not use
  * are NULL, 0 or false) and returns out->route.  The pointers in *out
- * point into path: when path is NUL-terminated at len, so are they.
+ * point into path: when path is NUL-terminated at len, so are they, but
+ * for ORDER_SOURCE's order_id, which "/source" follows (use its length).
  */
 router_route_t router_route(router_method_t m, const char *path, size_t len, bool on_metrics_port,
 			    bool metrics_port_set, router_match_t *out);

@@ -11,6 +11,11 @@ void proto_keys_for(const char *order_id, proto_keys_t *out)
 	snprintf(out->seen, sizeof(out->seen), "trk:{%s}:seen", order_id);
 }
 
+void proto_poll_keys_for(const char *order_id, proto_poll_keys_t *out)
+{
+	snprintf(out->source, sizeof(out->source), "trk:{%s}:source", order_id);
+}
+
 const char *proto_channel_order_id(const char *channel, size_t channel_len, size_t *len)
 {
 	if (channel_len < 7 || memcmp(channel, "trk:{", 5) != 0 || channel[channel_len - 1] != '}')

@@ -30,6 +30,16 @@ typedef struct proto_keys {
 void proto_keys_for(const char *order_id, proto_keys_t *out);
 
 /*
+ * The Redis names of one order's poll mode, in the same hash tag as its
+ * proto_keys_t (one Redis Cluster slot holds them all).  order_id must be valid.
+ */
+typedef struct proto_poll_keys {
+	char source[PROTO_KEY_MAX]; /* trk:{ID}:source  string: its source (JSON) */
+} proto_poll_keys_t;
+
+void proto_poll_keys_for(const char *order_id, proto_poll_keys_t *out);
+
+/*
  * The order id inside a channel name "trk:{ID}", or NULL when the name is
  * not one of ours.  *len receives the id's length.  No copy is made.
  */

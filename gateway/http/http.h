@@ -28,19 +28,21 @@
 #include "ratelimit.h"
 
 struct order_read;
+struct source_req;
 
 typedef struct http_session {
 	struct http *http; /* the module it belongs to */
 	struct lws *wsi;
-	ingest_t *ingest;	 /* the POST in progress, owned here */
-	struct order_read *read; /* a GET /v1/orders/{ID} in progress, owned here */
-	uint8_t route;		 /* router_route_t, decided from the request line */
-	uint8_t phase;		 /* http_phase_t of the request in progress */
-	uint8_t held;		 /* input paused (rx flow control) while it waits */
-	uint8_t pipelined;	 /* lws offered input behind it: answer, then close */
-	uint8_t body_seen;	 /* a body chunk of this request came */
-	uint8_t reoffers;	 /* body completions offered again while HTTP_QUEUED */
-	uint8_t in_redis;	 /* its ingest is counted in http->n_ingest */
+	ingest_t *ingest;	   /* the POST in progress, owned here */
+	struct order_read *read;   /* a GET /v1/orders/{ID} in progress, owned here */
+	struct source_req *source; /* a /v1/orders/{ID}/source request in progress, owned here */
+	uint8_t route;		   /* router_route_t, decided from the request line */
+	uint8_t phase;		   /* http_phase_t of the request in progress */
+	uint8_t held;		   /* input paused (rx flow control) while it waits */
+	uint8_t pipelined;	   /* lws offered input behind it: answer, then close */
+	uint8_t body_seen;	   /* a body chunk of this request came */
+	uint8_t reoffers;	   /* body completions offered again while HTTP_QUEUED */
+	uint8_t in_redis;	   /* its ingest or source write is counted in http->n_ingest */
 	struct http_session *queue_prev, *queue_next; /* in http->queue while HTTP_QUEUED */
 } http_session_t;
 

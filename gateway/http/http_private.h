@@ -1,7 +1,8 @@
 /*
  * http/http_private.h - what the files of http/ share: session.c (a
  * request's life), routes.c (which handler), ingest.c (updates and
- * webhooks), orders.c (GET /v1/orders/{ID}), page.c.
+ * webhooks), orders.c (GET /v1/orders/{ID}), sources.c
+ * (/v1/orders/{ID}/source), page.c.
  */
 #ifndef TRACKGATE_HTTP_PRIVATE_H
 #define TRACKGATE_HTTP_PRIVATE_H
@@ -40,6 +41,12 @@ void http_ready(struct lws *wsi, http_session_t *s);
 /* Frees s's ingest, and counts it out of what the drain waits for. */
 void http_ingest_drop(http_session_t *s);
 
+/* The request's Content-Type is "application/json", optionally with parameters such as
+ * "; charset=utf-8" (ingest.c). */
+bool http_is_json(struct lws *wsi);
+/* The request carries `Authorization: Bearer KEY` with a configured ingest key (ingest.c). */
+bool http_authorized(http_t *h, struct lws *wsi);
+
 /* POST bodies (ingest.c). */
 int http_body_start(http_t *h, struct lws *wsi, http_session_t *s, unsigned provider, bool bearer);
 int http_webhook_start(http_t *h, struct lws *wsi, http_session_t *s, const router_match_t *r);
@@ -52,5 +59,22 @@ int http_order_get(http_t *h, struct lws *wsi, http_session_t *s, const char *id
 void http_order_read_free(order_read_t *r);
 /* Writes r's answer and frees r; returns what the lws callback must return. */
 int http_order_write(struct lws *wsi, order_read_t *r, bool close);
+
+/*
+ * /v1/orders/{ID}/source (sources.c), for a route the router did not refuse.
+ * http_source_start checks the ingest key; GET and DELETE then wait for
+ * Redis, a PUT reads its body into s->source (http_source_body, -1 past its
+ * Content-Length) and http_source_finish validates and stores it at the end
+ * of the loop turn: true when the answer is ready at once (a 400, a 503),
+ * false while Redis has it.  http_source_write writes the answer and frees r.
+ */
+typedef struct source_req source_req_t;
+int http_source_start(http_t *h, struct lws *wsi, http_session_t *s, const router_match_t *r);
+int http_source_body(source_req_t *r, const void *in, size_t len);
+/* http_body_is_own_head (http_reply.h) for a PUT: its first body bytes begin like "PUT /". */
+bool http_source_is_own_head(const void *first, size_t len);
+bool http_source_finish(http_t *h, http_session_t *s);
+int http_source_write(struct lws *wsi, source_req_t *r, bool close);
+void http_source_free(source_req_t *r);
 
 #endif

@@ -17,8 +17,7 @@
 #include "log.h"
 #include "query.h"
 
-/* "application/json", optionally followed by parameters such as "; charset=utf-8". */
-static bool http_is_json(struct lws *wsi)
+bool http_is_json(struct lws *wsi)
 {
 	char ct[128];
 	int n = lws_hdr_copy(wsi, ct, sizeof(ct), WSI_TOKEN_HTTP_CONTENT_TYPE);
@@ -28,7 +27,7 @@ static bool http_is_json(struct lws *wsi)
 	return ct[16] == '\0' || ct[16] == ';' || ct[16] == ' ';
 }
 
-static bool http_authorized(http_t *h, struct lws *wsi)
+bool http_authorized(http_t *h, struct lws *wsi)
 {
 	char auth[CONFIG_INGEST_KEY_MAX + 32];
 	int n = lws_hdr_copy(wsi, auth, sizeof(auth), WSI_TOKEN_HTTP_AUTHORIZATION);

@@ -22,6 +22,10 @@ router_method_t http_method(struct lws *wsi)
 		return ROUTER_METHOD_POST;
 	if (lws_hdr_total_length(wsi, WSI_TOKEN_HEAD_URI))
 		return ROUTER_METHOD_HEAD;
+	if (lws_hdr_total_length(wsi, WSI_TOKEN_PUT_URI))
+		return ROUTER_METHOD_PUT;
+	if (lws_hdr_total_length(wsi, WSI_TOKEN_DELETE_URI))
+		return ROUTER_METHOD_DELETE;
 	return ROUTER_METHOD_OTHER;
 }
 
@@ -117,6 +121,8 @@ int http_route(http_t *h, struct lws *wsi, http_session_t *s, const char *path)
 		return http_body_start(h, wsi, s, 0, true);
 	case ROUTER_ORDER_GET:
 		return http_order_get(h, wsi, s, r.order_id);
+	case ROUTER_ORDER_SOURCE:
+		return http_source_start(h, wsi, s, &r);
 	default:
 		/* Every other route is refused by the router. */
 		return http_fail(h, wsi, 404, "not_found", "no such endpoint", false, NULL);

@@ -87,6 +87,19 @@ void http_ready(struct lws *wsi, http_session_t *s)
 	lws_callback_on_writable(wsi);
 }
 
+/* Frees s's source request, and counts it out of what the drain waits for. */
+static void http_source_drop(http_session_t *s)
+{
+	if (!s->source)
+		return;
+	if (s->in_redis) {
+		s->in_redis = 0;
+		s->http->n_ingest--;
+	}
+	http_source_free(s->source);
+	s->source = NULL;
+}
+
 /* Frees s's ingest, and counts it out of what the drain waits for. */
 void http_ingest_drop(http_session_t *s)
 {
@@ -119,6 +132,15 @@ static int http_write(http_t *h, struct lws *wsi, http_session_t *s)
 		s->read = NULL;
 		return http_order_write(wsi, r, close);
 	}
+	if (s->source) {
+		source_req_t *r = s->source;
+
+		if (s->in_redis)
+			h->n_ingest--;
+		s->in_redis = 0;
+		s->source = NULL;
+		return http_source_write(wsi, r, close);
+	}
 	ing = s->ingest;
 	if (!ing)
 		return -1;
@@ -136,6 +158,7 @@ static int http_write(http_t *h, struct lws *wsi, http_session_t *s)
 static int http_refuse_pipelined(http_t *h, struct lws *wsi, http_session_t *s)
 {
 	http_ingest_drop(s);
+	http_source_drop(s);
 	s->phase = HTTP_IDLE;
 	h->metrics->refused[REFUSE_PIPELINED]++;
 	log_event(LOG_INFO, "http_pipelined", "action=refused");
@@ -189,8 +212,12 @@ void http_after_io(http_t *h)
 
 		http_queue_del(s);
 		s->phase = HTTP_WAITING;
-		now = s->route == ROUTER_WEBHOOK ? http_webhook_finish(h, wsi, s)
-						 : ingest_finish(s->ingest);
+		if (s->route == ROUTER_WEBHOOK)
+			now = http_webhook_finish(h, wsi, s);
+		else if (s->route == ROUTER_ORDER_SOURCE)
+			now = http_source_finish(h, s);
+		else
+			now = ingest_finish(s->ingest);
 		if (now) {
 			http_ready(wsi, s);
 		} else {
@@ -223,12 +250,13 @@ int http_on_head(http_t *h, struct lws *wsi, http_session_t *s, const char *path
 
 int http_on_body(http_session_t *s, const void *in, size_t len)
 {
-	if (!s->ingest || s->phase != HTTP_BODY)
+	if ((!s->ingest && !s->source) || s->phase != HTTP_BODY)
 		return -1;
-	if (!s->body_seen++ && http_body_is_own_head(in, len))
+	if (!s->body_seen++ &&
+	    (s->source ? http_source_is_own_head(in, len) : http_body_is_own_head(in, len)))
 		/* lws parses this request from its buffer (see http_reply.h): end it now. */
 		return http_refuse_pipelined(s->http, s->wsi, s);
-	if (ingest_body(s->ingest, in, len))
+	if (s->source ? http_source_body(s->source, in, len) : ingest_body(s->ingest, in, len))
 		return http_fail(s->http, s->wsi, 400, "bad_request",
 				 "the body is longer than its Content-Length", true, NULL);
 	return 0;
@@ -262,5 +290,6 @@ void http_on_closed(http_session_t *s)
 		http_order_read_free(s->read);
 		s->read = NULL;
 	}
+	http_source_drop(s);
 	http_ingest_drop(s);
 }

@@ -18,6 +18,8 @@
 #define POST ROUTER_METHOD_POST
 #define HEAD ROUTER_METHOD_HEAD
 #define OTHER ROUTER_METHOD_OTHER
+#define PUT ROUTER_METHOD_PUT
+#define DELETE ROUTER_METHOD_DELETE
 
 #define ORDER_ID_MESSAGE "the order id must be 1-128 characters of A-Z a-z 0-9 . _ ~ -"
 
@@ -181,6 +183,82 @@ static void an_order_get_refuses_the_method_before_the_id(void **state)
 	expect_refused(&r, ROUTER_ORDER_GET, 400, "invalid_order_id", ORDER_ID_MESSAGE, NULL);
 	assert_int_equal(route(GET, "/v1/orders/a/b", &r), ROUTER_ORDER_GET);
 	expect_refused(&r, ROUTER_ORDER_GET, 400, "invalid_order_id", ORDER_ID_MESSAGE, NULL);
+}
+
+static void an_order_source_takes_get_put_and_delete_and_gives_its_order_id(void **state)
+{
+	static const router_method_t methods[] = {GET, PUT, DELETE};
+	router_match_t r;
+
+	(void)state;
+	for (size_t i = 0; i < 3; i++) {
+		assert_int_equal(route(methods[i], "/v1/orders/ord-1.2_x~Y/source", &r),
+				 ROUTER_ORDER_SOURCE);
+		expect_served(&r, ROUTER_ORDER_SOURCE);
+		assert_false(r.drain_exempt);
+		assert_int_equal(r.order_id_len, 11);
+		assert_memory_equal(r.order_id, "ord-1.2_x~Y", 11);
+		/* Not NUL-terminated at its length: "/source" follows the id. */
+		assert_memory_equal(r.order_id + 11, "/source", 7);
+	}
+}
+
+static void an_order_source_refuses_the_method_before_the_id(void **state)
+{
+	static const router_method_t refused[] = {HEAD, POST, OTHER};
+	router_match_t r;
+
+	(void)state;
+	for (size_t i = 0; i < 3; i++) {
+		expect_method_refused(refused[i], "/v1/orders/abc/source", ROUTER_ORDER_SOURCE,
+				      "use GET, PUT or DELETE", "GET, PUT, DELETE");
+		expect_method_refused(refused[i], "/v1/orders/a b/source", ROUTER_ORDER_SOURCE,
+				      "use GET, PUT or DELETE", "GET, PUT, DELETE");
+	}
+	assert_int_equal(route(PUT, "/v1/orders/a b/source", &r), ROUTER_ORDER_SOURCE);
+	expect_refused(&r, ROUTER_ORDER_SOURCE, 400, "invalid_order_id", ORDER_ID_MESSAGE, NULL);
+	assert_int_equal(route(DELETE, "/v1/orders//source", &r), ROUTER_ORDER_SOURCE);
+	expect_refused(&r, ROUTER_ORDER_SOURCE, 400, "invalid_order_id", ORDER_ID_MESSAGE, NULL);
+	assert_int_equal(r.order_id_len, 0);
+	/* An id cannot hold '/': a longer path before /source is an invalid id, not another. */
+	assert_int_equal(route(GET, "/v1/orders/a/b/source", &r), ROUTER_ORDER_SOURCE);
+	expect_refused(&r, ROUTER_ORDER_SOURCE, 400, "invalid_order_id", ORDER_ID_MESSAGE, NULL);
+}
+
+static void an_order_named_source_and_other_tails_stay_order_gets(void **state)
+{
+	router_match_t r;
+
+	(void)state;
+	/* "source" alone is an order id; a tail after /source is not the source route. */
+	assert_int_equal(route(GET, "/v1/orders/source", &r), ROUTER_ORDER_GET);
+	expect_served(&r, ROUTER_ORDER_GET);
+	assert_string_equal(r.order_id, "source");
+	assert_int_equal(route(GET, "/v1/orders/abc/source/", &r), ROUTER_ORDER_GET);
+	expect_refused(&r, ROUTER_ORDER_GET, 400, "invalid_order_id", ORDER_ID_MESSAGE, NULL);
+	assert_int_equal(route(GET, "/v1/orders/abc/sources", &r), ROUTER_ORDER_GET);
+	expect_refused(&r, ROUTER_ORDER_GET, 400, "invalid_order_id", ORDER_ID_MESSAGE, NULL);
+	/* PUT and DELETE elsewhere are refused like any other method. */
+	expect_method_refused(PUT, "/v1/orders/abc", ROUTER_ORDER_GET, "use GET", "GET");
+	expect_method_refused(DELETE, "/v1/updates", ROUTER_UPDATES, "use POST", "POST");
+}
+
+static void an_order_source_id_of_128_characters_is_valid_and_129_is_not(void **state)
+{
+	char path[11 + 129 + 7 + 1];
+	router_match_t r;
+
+	(void)state;
+	memcpy(path, "/v1/orders/", 11);
+	memset(path + 11, 'a', 128);
+	memcpy(path + 11 + 128, "/source", 8);
+	route(PUT, path, &r);
+	expect_served(&r, ROUTER_ORDER_SOURCE);
+	assert_int_equal(r.order_id_len, 128);
+	memset(path + 11, 'a', 129);
+	memcpy(path + 11 + 129, "/source", 8);
+	route(PUT, path, &r);
+	expect_refused(&r, ROUTER_ORDER_SOURCE, 400, "invalid_order_id", ORDER_ID_MESSAGE, NULL);
 }
 
 static void an_order_id_of_128_characters_is_valid_and_129_is_not(void **state)
@@ -356,6 +434,7 @@ static void every_route_has_a_name(void **state)
 		assert_string_not_equal(router_route_name((router_route_t)i), "?");
 	assert_string_equal(router_route_name(ROUTER__COUNT), "?");
 	assert_string_equal(router_route_name(ROUTER_ORDER_GET), "order_get");
+	assert_string_equal(router_route_name(ROUTER_ORDER_SOURCE), "order_source");
 }
 
 int main(void)
@@ -369,6 +448,10 @@ int main(void)
 	    cmocka_unit_test(updates_take_post_only),
 	    cmocka_unit_test(an_order_get_gives_its_order_id),
 	    cmocka_unit_test(an_order_get_refuses_the_method_before_the_id),
+	    cmocka_unit_test(an_order_source_takes_get_put_and_delete_and_gives_its_order_id),
+	    cmocka_unit_test(an_order_source_refuses_the_method_before_the_id),
+	    cmocka_unit_test(an_order_named_source_and_other_tails_stay_order_gets),
+	    cmocka_unit_test(an_order_source_id_of_128_characters_is_valid_and_129_is_not),
 	    cmocka_unit_test(an_order_id_of_128_characters_is_valid_and_129_is_not),
 	    cmocka_unit_test(the_page_takes_get_and_head_and_gives_the_rest),
 	    cmocka_unit_test(a_webhook_gives_its_provider),
