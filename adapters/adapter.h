@@ -23,6 +23,13 @@
 /* Most canonical updates one webhook may produce. */
 #define ADAPTER_UPDATES_MAX 4
 
+/*
+ * How far a signed timestamp may lie from the receive time, either way, when
+ * the request does not say (replay_window_ms == 0): the default of the
+ * webhook-replay-window setting, 300 s.
+ */
+#define ADAPTER_REPLAY_WINDOW_DEFAULT_MS 300000
+
 enum {
 	ADAPTER_OK = 0,
 	ADAPTER_EAUTH = -1,  /* signature or credential missing or wrong: 401 */
@@ -39,6 +46,12 @@ typedef struct adapter_request {
 	const unsigned char *secret; /* the provider's configured secret, as configured */
 	size_t secret_len;
 	int64_t now_ms; /* receive time, for providers that send none */
+	/*
+	 * For providers whose signature covers the time of sending (rappi's t):
+	 * the most that time may differ from now_ms, either way, before the
+	 * request is refused as a replay (401).  0: ADAPTER_REPLAY_WINDOW_DEFAULT_MS.
+	 */
+	int64_t replay_window_ms;
 } adapter_request_t;
 
 typedef struct adapter_ops {
@@ -66,5 +79,13 @@ const adapter_ops_t *adapter_find(const char *name);
 
 /* Every registered adapter, NULL-terminated. */
 const adapter_ops_t *const *adapter_all(void);
+
+/*
+ * The JSON body to answer a webhook of adapter with when it gives no update
+ * (parse stored *n = 0), for providers that read that answer: Rappi's PING
+ * must be answered {"status":"OK", ...} or Rappi turns the store off.  NULL:
+ * the gateway's usual {"ignored":true,"results":[]}.  Static text.
+ */
+const char *adapter_ignored_reply(const adapter_ops_t *adapter);
 
 #endif

@@ -21,6 +21,10 @@ extern const adapter_ops_t adapter_wolt_drive;
 extern const adapter_ops_t adapter_onfleet;
 extern const adapter_ops_t adapter_stuart;
 extern const adapter_ops_t adapter_opendelivery;
+extern const adapter_ops_t adapter_rappi;
+
+/* rappi's answer to a webhook with nothing to track (PING): see adapter_ignored_reply(). */
+extern const char adapter_rappi_ignored_reply[];
 
 /* Fills err and returns code (for `return adapter_fail(...)`). */
 int adapter_fail(proto_error_t *err, int code, const char *field, const char *fmt, ...)
@@ -52,6 +56,17 @@ long adapter_hex_decode(const char *hex, size_t len, unsigned char *out, size_t 
  */
 bool adapter_authorization_ok(const char *header_value, const unsigned char *secret,
 			      size_t secret_len);
+
+/*
+ * The replay window: 0 when signed_ms, the time of sending that the
+ * provider's signature covers, is within req->replay_window_ms (0: the
+ * default) of the receive time req->now_ms, either way; otherwise
+ * ADAPTER_EAUTH with field and a message that says how far off it is and
+ * what the window is.  Call it only once the signature holds, so an
+ * unsigned request learns nothing about the clock.
+ */
+int adapter_check_replay_window(const adapter_request_t *req, int64_t signed_ms, const char *field,
+				proto_error_t *err);
 
 /* "sha256:" + the first 32 hex digits of SHA-256(body): an event id for bodies without one. */
 void adapter_body_event_id(const char *body, size_t len, char out[PROTO_EVENT_ID_MAX + 1]);

@@ -180,6 +180,32 @@ bool adapter_authorization_ok(const char *header_value, const unsigned char *sec
 	return ok;
 }
 
+int adapter_check_replay_window(const adapter_request_t *req, int64_t signed_ms, const char *field,
+				proto_error_t *err)
+{
+	int64_t window =
+	    req->replay_window_ms > 0 ? req->replay_window_ms : ADAPTER_REPLAY_WINDOW_DEFAULT_MS;
+	int64_t skew;
+
+	/* Both are in 0..PROTO_MS_MAX-ish ranges checked by the callers; no overflow. */
+	if (signed_ms < 0 || signed_ms > PROTO_MS_MAX || req->now_ms < 0 ||
+	    req->now_ms > PROTO_MS_MAX)
+		return adapter_fail(err, ADAPTER_EAUTH, field,
+				    "the signed time is not a time between 1970 and 5138");
+	skew = req->now_ms - signed_ms;
+	if (skew > window)
+		return adapter_fail(err, ADAPTER_EAUTH, field,
+				    "the signed time is %lld s before the receive time, outside "
+				    "the replay window of %lld s: a replayed or late webhook",
+				    (long long)(skew / 1000), (long long)(window / 1000));
+	if (-skew > window)
+		return adapter_fail(err, ADAPTER_EAUTH, field,
+				    "the signed time is %lld s after the receive time, outside "
+				    "the replay window of %lld s: check the clocks",
+				    (long long)(-skew / 1000), (long long)(window / 1000));
+	return ADAPTER_OK;
+}
+
 void adapter_body_event_id(const char *body, size_t len, char out[PROTO_EVENT_ID_MAX + 1])
 {
 	static const char digits[] = "0123456789abcdef";

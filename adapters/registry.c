@@ -2,7 +2,8 @@
 
 #include "adapters_private.h"
 
-/* One entry per provider file. */
+/* One entry per provider file, one per line (clang-format would pack them). */
+/* clang-format off */
 static const adapter_ops_t *const adapter_registry[] = {
     &adapter_uber_direct,
     &adapter_doordash_drive,
@@ -10,8 +11,10 @@ static const adapter_ops_t *const adapter_registry[] = {
     &adapter_onfleet,
     &adapter_stuart,
     &adapter_opendelivery,
+    &adapter_rappi,
     NULL,
 };
+/* clang-format on */
 
 const adapter_ops_t *adapter_find(const char *name)
 {
@@ -24,4 +27,9 @@ const adapter_ops_t *adapter_find(const char *name)
 const adapter_ops_t *const *adapter_all(void)
 {
 	return adapter_registry;
+}
+
+const char *adapter_ignored_reply(const adapter_ops_t *adapter)
+{
+	return adapter == &adapter_rappi ? adapter_rappi_ignored_reply : NULL;
 }

@@ -84,6 +84,7 @@ typedef struct config {
 					    head */
 	unsigned upgrade_rate, upgrade_burst; /* websocket upgrades per second per address */
 	unsigned ingest_rate, ingest_burst;   /* ingest/webhook requests per second per address */
+	unsigned webhook_replay_window_s;     /* a signed webhook time may be this far off */
 	char proxy_header[64];		      /* e.g. "x-forwarded-for"; "" = none */
 	char trusted_proxies[16][48];	      /* peers whose proxy_header is believed */
 	unsigned n_trusted_proxies;

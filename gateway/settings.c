@@ -594,6 +594,9 @@ const config_setting_t config_settings[] = {
 	"ingest and webhook requests per second per client address; more get 429"),
     NUM("ingest-burst", "N", "10000", ingest_burst, 1, 1000000,
 	"ingest requests one address may make at once"),
+    NUM("webhook-replay-window", "SECONDS", "300", webhook_replay_window_s, 1, 86400,
+	"a webhook whose signature covers its time of sending (rappi's t) is refused with 401 "
+	"when that time is further than this from the receive time, either way"),
     SET("proxy-header", "NAME", NULL, RESTART, config_parse_header, config_print_string,
 	"the header a trusted proxy puts the client address in, e.g. X-Forwarded-For "
 	"(default: none)",

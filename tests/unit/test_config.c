@@ -362,6 +362,7 @@ static const char *const samples[][2] = {
     {"upgrade-burst", "6"},
     {"ingest-rate", "7"},
     {"ingest-burst", "8"},
+    {"webhook-replay-window", "9"},
     {"proxy-header", "X-Forwarded-For"},
     {"trusted-proxies", "10.0.0.1, ::1"},
     {"drain-timeout", "3"},
