@@ -144,7 +144,12 @@ int config_parse_redis(const char *value, config_t *cfg)
 		if (strchr(buf, ':')) {
 			if (config_parse_listen(buf, host, sizeof(host), &port) || !host[0])
 				return -1;
-		} else if (!strcmp(buf, "*") || !strcmp(buf, "0.0.0.0")) {
+		} else if (!strcmp(buf, "*") || !strcmp(buf, "0.0.0.0") ||
+			   strspn(buf, "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz"
+				       "0123456789.-_") != len) {
+			/* A host name or an IPv4 address; brackets only around an IPv6 address
+			 * with its port (fuzz_config_parse: "redis://[2]0]" printed back as
+			 * "[2]0]:6379", which loads as host "2]0"). */
 			return -1;
 		} else {
 			snprintf(host, sizeof(host), "%s", buf);
