@@ -232,7 +232,7 @@ static bool ingest_wait_or_complete(ingest_t *in)
 
 bool ingest_finish_webhook(ingest_t *in, const adapter_ops_t *adapter, const unsigned char *secret,
 			   size_t secret_len, const char *(*header)(void *, const char *),
-			   void *header_ctx, int64_t now_ms)
+			   void *header_ctx, int64_t now_ms, int64_t replay_window_ms)
 {
 	adapter_request_t req = {
 	    .body = in->body,
@@ -242,6 +242,7 @@ bool ingest_finish_webhook(ingest_t *in, const adapter_ops_t *adapter, const uns
 	    .secret = secret,
 	    .secret_len = secret_len,
 	    .now_ms = now_ms,
+	    .replay_window_ms = replay_window_ms,
 	};
 	proto_update_t updates[ADAPTER_UPDATES_MAX];
 	proto_error_t err = {{0}, {0}};
@@ -281,9 +282,11 @@ bool ingest_finish_webhook(ingest_t *in, const adapter_ops_t *adapter, const uns
 	}
 	if (n == 0) {
 		/* Well-formed, nothing to track: 200 so the provider does not retry it. */
+		const char *reply = adapter_ignored_reply(adapter);
+
 		in->status = 200;
 		free(in->response);
-		in->response = strdup("{\"ignored\":true,\"results\":[]}");
+		in->response = strdup(reply ? reply : "{\"ignored\":true,\"results\":[]}");
 		in->response_len = in->response ? strlen(in->response) : 0;
 		log_event(LOG_INFO, "webhook", "provider=%s status=200 ignored=1", adapter->name);
 		return true;

@@ -42,11 +42,15 @@ bool ingest_finish(ingest_t *in);
  * body with the provider's secret (401), parses it (400 naming the field;
  * 200 ignored when it carries nothing to track), and each update goes the
  * /v1/updates way.  header/header_ctx: the request's headers by lower-case
- * name, valid during this call.  Success is 200, as providers expect.
+ * name, valid during this call.  Success is 200, as providers expect; a
+ * webhook with nothing to track is answered with the adapter's
+ * adapter_ignored_reply() when it has one (Rappi's PING).  replay_window_ms:
+ * the webhook-replay-window setting, for adapters whose signature covers a
+ * time of sending.
  */
 bool ingest_finish_webhook(ingest_t *in, const adapter_ops_t *adapter, const unsigned char *secret,
 			   size_t secret_len, const char *(*header)(void *, const char *),
-			   void *header_ctx, int64_t now_ms);
+			   void *header_ctx, int64_t now_ms, int64_t replay_window_ms);
 
 /* Counts the answered request (status as written) in the metrics. */
 void ingest_account(const ingest_t *in, metrics_t *m, unsigned status);
