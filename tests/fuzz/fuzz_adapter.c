@@ -12,8 +12,10 @@
  *     every body.  Bits 1 and 2 pick a spelling of the credential (case,
  *     prefix, whitespace, Basic or Bearer, bare token or envelope); bit 5
  *     sends uber_direct's X-Uber-Signature instead of X-Postmates-Signature.
+ *     For rappi the header is t=T,sign=HEX with T the receive time (inside the
+ *     replay window); bit 1 puts sign= first.
  *   bit 0 clear: RAW.  The second byte is a mask of the headers present
- *     (bit i: header_names[i]; bit 5: the secret comes from the input too);
+ *     (bit i: header_names[i]; bit 7: the secret comes from the input too);
  *     each present value runs to the next '\n', in that order, and the rest
  *     is the body, verbatim.  This fuzzes verify itself.
  *   bits 3-4: parse's max, 1..4 (ADAPTER_UPDATES_MAX).
@@ -45,6 +47,7 @@ typedef enum sign_kind {
 	SIGN_HMAC_SHA512_HEX_KEY, /* hex HMAC-SHA512 under the hex-decoded secret (Onfleet) */
 	SIGN_AUTHORIZATION,	  /* Authorization: Bearer SECRET / Basic base64(SECRET) */
 	SIGN_JWT_HS256,		  /* the body is {"token": JWT(claims)} (Wolt Drive) */
+	SIGN_RAPPI,		  /* Rappi-Signature: t=T,sign=hex HMAC-SHA256 of "T." body */
 } sign_kind_t;
 
 typedef struct provider {
@@ -64,15 +67,16 @@ static const provider_t providers[] = {
      "7c3e1a9f0b8d2c4e6a5f3b1d9e7c0a2b4d6f8e1c3a5b7d9f0e2c4a6b8d1f3e5a"},
     {"stuart", SIGN_AUTHORIZATION, "authorization", NULL, "stuart-webhook-secret"},
     {"opendelivery", SIGN_HMAC_SHA256_HEX, "x-app-signature", NULL, "opendelivery-secret"},
+    {"rappi", SIGN_RAPPI, "rappi-signature", NULL, "rappi-webhook-secret"},
 };
 
 /* The headers RAW mode may send, by bit of the mask byte. */
 static const char *const header_names[] = {
     "authorization",	   "x-postmates-signature", "x-uber-signature",
-    "x-onfleet-signature", "x-app-signature",
+    "x-onfleet-signature", "x-app-signature",	    "rappi-signature",
 };
 #define N_HEADERS (sizeof(header_names) / sizeof(header_names[0]))
-#define MASK_SECRET (1u << 5)
+#define MASK_SECRET (1u << 7)
 
 enum {
 	MODE_SIGNED = 1 << 0,
@@ -319,6 +323,35 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 						  p->secret, (flags & VARIANT_B) ? " " : ""));
 			}
 			break;
+		case SIGN_RAPPI: {
+			char t[24], *signed_input, *mac;
+			unsigned char raw[EVP_MAX_MD_SIZE];
+			unsigned int raw_len = 0;
+
+			snprintf(t, sizeof(t), "%lld", NOW_MS / 1000);
+			signed_input = malloc(strlen(t) + 1 + size + 1);
+			FUZZ_CHECK(signed_input != NULL, "out of memory");
+			memcpy(signed_input, t, strlen(t));
+			signed_input[strlen(t)] = '.';
+			memcpy(signed_input + strlen(t) + 1, data, size);
+			FUZZ_CHECK(HMAC(EVP_sha256(), req.secret, (int)req.secret_len,
+					(const unsigned char *)signed_input, strlen(t) + 1 + size,
+					raw, &raw_len) != NULL,
+				   "HMAC");
+			mac = hex_of(raw, raw_len, false);
+			{
+				char *tail = (flags & VARIANT_A) ? concat(",t=", t, "")
+								 : concat(",sign=", mac, "");
+
+				add_header(&h, p->header,
+					   (flags & VARIANT_A) ? concat("sign=", mac, tail)
+							       : concat("t=", t, tail));
+				free(tail);
+			}
+			free(signed_input);
+			free(mac);
+			break;
+		}
 		case SIGN_JWT_HS256: {
 			char *token = jwt_of((const char *)data, size, p->secret, flags);
 			body = (flags & VARIANT_A) ? concat(token, "", "")
