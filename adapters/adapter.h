@@ -52,6 +52,9 @@ typedef struct adapter_request {
 	 * request is refused as a replay (401).  0: ADAPTER_REPLAY_WINDOW_DEFAULT_MS.
 	 */
 	int64_t replay_window_ms;
+	/* The credential's header when the webhook's config names one ([webhook.X]
+	 * header = NAME, lower case), else NULL: the adapter's own. */
+	const char *credential_header;
 } adapter_request_t;
 
 typedef struct adapter_ops {

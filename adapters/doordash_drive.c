@@ -70,15 +70,16 @@ static int dd_event(const char *name)
 
 static int doordash_drive_verify(const adapter_request_t *req, proto_error_t *err)
 {
-	const char *auth =
-	    req->header != NULL ? req->header(req->header_ctx, "authorization") : NULL;
+	/* DoorDash lets the merchant name the header; [webhook.doordash_drive] header = NAME. */
+	const char *name = req->credential_header ? req->credential_header : "authorization";
+	const char *auth = req->header != NULL ? req->header(req->header_ctx, name) : NULL;
 
 	if (req->secret == NULL || req->secret_len == 0)
 		return adapter_fail(err, ADAPTER_EAUTH, "", "no webhook credential is configured");
 	if (auth == NULL)
-		return adapter_fail(err, ADAPTER_EAUTH, "authorization", "is missing");
+		return adapter_fail(err, ADAPTER_EAUTH, name, "is missing");
 	if (!adapter_authorization_ok(auth, req->secret, req->secret_len))
-		return adapter_fail(err, ADAPTER_EAUTH, "authorization",
+		return adapter_fail(err, ADAPTER_EAUTH, name,
 				    "is not the credential configured for this webhook");
 	return ADAPTER_OK;
 }

@@ -7,6 +7,7 @@
  */
 #include "config_private.h"
 
+#include <ctype.h>
 #include <errno.h>
 #include <getopt.h>
 #include <stddef.h>
@@ -87,7 +88,8 @@ static config_webhook_t *config_webhook_slot(config_t *cfg, const char *provider
 	return w;
 }
 
-/* secret = VALUE or secret-file = PATH for provider (the value is never printed). */
+/* secret = VALUE, secret-file = PATH (the secret is never printed) or header = NAME for provider.
+ */
 int config_set_webhook(config_t *cfg, const char *provider, const char *name, const char *value,
 		       const char *origin)
 {
@@ -116,8 +118,23 @@ int config_set_webhook(config_t *cfg, const char *provider, const char *name, co
 		snprintf(w->secret_file, sizeof(w->secret_file), "%s", value);
 		return CONFIG_OK;
 	}
-	config_err("trackgated: %s: [webhook.%s] knows secret and secret-file, not '%s'\n", origin,
-		   provider, name);
+	if (!strcmp(name, "header")) {
+		/* An HTTP field name (RFC 9110 5.1: a token), kept lower case as lws looks it up.
+		 */
+		if (!len || len >= sizeof(w->header) ||
+		    strspn(value, "!#$%&'*+-.^_`|~0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZ"
+				  "abcdefghijklmnopqrstuvwxyz") != len) {
+			config_err("trackgated: %s: [webhook.%s] header must be a header name of "
+				   "1..%zu characters\n",
+				   origin, provider, sizeof(w->header) - 1);
+			return CONFIG_EINVAL;
+		}
+		for (size_t i = 0; i <= len; i++)
+			w->header[i] = (char)tolower((unsigned char)value[i]);
+		return CONFIG_OK;
+	}
+	config_err("trackgated: %s: [webhook.%s] knows secret, secret-file and header, not '%s'\n",
+		   origin, provider, name);
 	return CONFIG_EINVAL;
 }
 

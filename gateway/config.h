@@ -37,6 +37,9 @@ typedef struct config_webhook {
 	char secret_file[CONFIG_PATH_MAX];	 /* "" when inline */
 	unsigned char secret[CONFIG_SECRET_MAX]; /* secret, never logged */
 	size_t secret_len;
+	/* header = NAME: where the provider puts its credential, lower case; "" = the
+	 * adapter's own (DoorDash Drive lets the merchant choose the header's name). */
+	char header[64];
 } config_webhook_t;
 
 #define CONFIG_TILE_URL_MAX 255	 /* page-tile-url */

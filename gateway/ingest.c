@@ -232,7 +232,8 @@ static bool ingest_wait_or_complete(ingest_t *in)
 
 bool ingest_finish_webhook(ingest_t *in, const adapter_ops_t *adapter, const unsigned char *secret,
 			   size_t secret_len, const char *(*header)(void *, const char *),
-			   void *header_ctx, int64_t now_ms, int64_t replay_window_ms)
+			   void *header_ctx, int64_t now_ms, int64_t replay_window_ms,
+			   const char *credential_header)
 {
 	adapter_request_t req = {
 	    .body = in->body,
@@ -243,6 +244,7 @@ bool ingest_finish_webhook(ingest_t *in, const adapter_ops_t *adapter, const uns
 	    .secret_len = secret_len,
 	    .now_ms = now_ms,
 	    .replay_window_ms = replay_window_ms,
+	    .credential_header = credential_header,
 	};
 	proto_update_t updates[ADAPTER_UPDATES_MAX];
 	proto_error_t err = {{0}, {0}};

@@ -46,11 +46,13 @@ bool ingest_finish(ingest_t *in);
  * webhook with nothing to track is answered with the adapter's
  * adapter_ignored_reply() when it has one (Rappi's PING).  replay_window_ms:
  * the webhook-replay-window setting, for adapters whose signature covers a
- * time of sending.
+ * time of sending.  credential_header: the webhook's configured header for
+ * its credential, or NULL (the adapter's own).
  */
 bool ingest_finish_webhook(ingest_t *in, const adapter_ops_t *adapter, const unsigned char *secret,
 			   size_t secret_len, const char *(*header)(void *, const char *),
-			   void *header_ctx, int64_t now_ms, int64_t replay_window_ms);
+			   void *header_ctx, int64_t now_ms, int64_t replay_window_ms,
+			   const char *credential_header);
 
 /* Counts the answered request (status as written) in the metrics. */
 void ingest_account(const ingest_t *in, metrics_t *m, unsigned status);

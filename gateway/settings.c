@@ -402,6 +402,8 @@ static void config_print_webhooks(const config_t *cfg, const config_setting_t *s
 		else
 			fprintf(out, "# secret = (inline, %zu bytes, masked: put it back here)\n",
 				w->secret_len);
+		if (w->header[0])
+			fprintf(out, "header = %s\n", w->header);
 	}
 }
 

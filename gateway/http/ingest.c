@@ -231,7 +231,8 @@ bool http_webhook_finish(http_t *h, struct lws *wsi, http_session_t *s)
 	/* The receive time as ms since the epoch (uv_now is a monotonic clock, not a date). */
 	now = ingest_finish_webhook(s->ingest, a, w->secret, w->secret_len, http_header, headers,
 				    (int64_t)wall.tv_sec * 1000 + wall.tv_nsec / 1000000,
-				    (int64_t)h->cfg->webhook_replay_window_s * 1000);
+				    (int64_t)h->cfg->webhook_replay_window_s * 1000,
+				    w->header[0] ? w->header : NULL);
 	free(headers);
 	return now;
 }
