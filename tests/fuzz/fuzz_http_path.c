@@ -175,6 +175,9 @@ static bool route_takes(const router_match_t *r, router_method_t m)
 	case ROUTER_ORDER_GET:
 	case ROUTER_TRACK:
 		return m == ROUTER_METHOD_GET;
+	case ROUTER_ORDER_SOURCE:
+		return m == ROUTER_METHOD_GET || m == ROUTER_METHOD_PUT ||
+		       m == ROUTER_METHOD_DELETE;
 	case ROUTER_WEBHOOK:
 		return m == ROUTER_METHOD_POST || r->onfleet_check;
 	default:
@@ -220,7 +223,8 @@ static void check_refusal(const router_match_t *r, router_method_t m, const char
 static void check_route(const char *path, size_t len, const char *query)
 {
 	static const router_method_t methods[] = {ROUTER_METHOD_OTHER, ROUTER_METHOD_GET,
-						  ROUTER_METHOD_POST, ROUTER_METHOD_HEAD};
+						  ROUTER_METHOD_POST,  ROUTER_METHOD_HEAD,
+						  ROUTER_METHOD_PUT,   ROUTER_METHOD_DELETE};
 	static const bool ports[3][2] = {{false, false}, {false, true}, {true, true}};
 	router_route_t main_route = ROUTER__COUNT;
 	bool drain_exempt = false;
@@ -260,7 +264,8 @@ static void check_route(const char *path, size_t len, const char *query)
 			check_refusal(&r, m, path);
 
 			FUZZ_CHECK((r.order_id != NULL) ==
-				       (got == ROUTER_ORDER_GET || got == ROUTER_TRACK),
+				       (got == ROUTER_ORDER_GET || got == ROUTER_TRACK ||
+					got == ROUTER_ORDER_SOURCE),
 				   "%s: an order id on route %s", path, router_route_name(got));
 			FUZZ_CHECK((r.page != NULL) == (got == ROUTER_PAGE) &&
 				       (r.provider != NULL) == (got == ROUTER_WEBHOOK),
@@ -278,6 +283,18 @@ static void check_route(const char *path, size_t len, const char *query)
 					   r.order_id, r.order_id_len);
 				FUZZ_CHECK((r.refusal.status == 400) ==
 					       (route_takes(&r, m) && !valid),
+					   "%s: 400 and the id's validity disagree", path);
+			}
+			if (got == ROUTER_ORDER_SOURCE) {
+				/* /v1/orders/{ID}/source: the id is what lies between. */
+				FUZZ_CHECK(len > 18 && !memcmp(path, "/v1/orders/", 11) &&
+					       !memcmp(path + len - 7, "/source", 7) &&
+					       r.order_id == path + 11 &&
+					       r.order_id_len == len - 18,
+					   "%s: the source route's order id", path);
+				FUZZ_CHECK((r.refusal.status == 400) ==
+					       (route_takes(&r, m) &&
+						!proto_order_id_valid(r.order_id, r.order_id_len)),
 					   "%s: 400 and the id's validity disagree", path);
 			}
 			if (got == ROUTER_PAGE)

@@ -246,7 +246,7 @@ async def test(env):
     w = await env.watch(oid)
     await w.ws.send("hello")
     await w.ws.send("x" * 4000)
-    c = await env.aapply(h.update(oid, base + 25, status="courier_assigned"))
+    c = await env.aapply(h.update(oid, base + 25, lat=10.5, lng=20.5))
     f = await w.update()
     ok(f.get("cursor") == c, f"a watcher that sent small messages still gets updates: {f!r}")
     await w.ws.send("y" * 5000)
@@ -333,7 +333,7 @@ async def test(env):
     r = env.http("GET", "/readyz")
     ok(r.status == 200, f"/readyz at the end: {r!r}")
     w = await env.watch(oid)
-    fresh = h.update(oid, base + 30_000, lat=11.0, lng=21.0, status="at_pickup")
+    fresh = h.update(oid, base + 30_000, lat=11.0, lng=21.0, status="at_dropoff")
     r = post(fresh, auth())
     ok(r.status == 202 and r.json["results"][0]["result"] == "applied",
        f"a valid update at the end: {r!r}")
