@@ -381,3 +381,12 @@ void hub_redis_up(hub_t *hub)
 			hub_subscribe(hub, o);
 	}
 }
+
+int hub_push_own(watcher_t *w, frame_t *f)
+{
+	int rc = outq_push(&w->q, f, SIZE_MAX);
+
+	if (rc == OUTQ_OK && w->state == WATCHER_JOINING)
+		w->held++;
+	return rc;
+}

@@ -159,6 +159,13 @@ static inline void hub_stop_feeding(watcher_t *w)
 	w->state = WATCHER_CLOSING;
 }
 
+/*
+ * Queues f, a frame of the socket's own (a token refresh's answer), behind
+ * what is queued: while w joins it waits with the held frames, behind the
+ * snapshot or replay to come, so nothing is written before it.  OUTQ_*.
+ */
+int hub_push_own(watcher_t *w, frame_t *f);
+
 /* w wrote its queue empty: it is no longer behind. */
 static inline void hub_drained(watcher_t *w)
 {

@@ -271,6 +271,8 @@ static void ws_refresh(ws_session_t *s, const char *token, size_t token_len)
 
 	ar = auth_check(&ws->cfg->token_keys, token, token_len, s->w.order->id, (int64_t)time(NULL),
 			&exp, why, sizeof(why));
+	if (ar != AUTH_OK)
+		outq_clear(&s->w.q); /* the close is what matters now, not what was queued */
 	if (ar == AUTH_FORBIDDEN)
 		return ws_refuse(s, REFUSE_TOKEN_ORDER, 4403, "forbidden",
 				 "the token is for another order");
@@ -282,9 +284,10 @@ static void ws_refresh(ws_session_t *s, const char *token, size_t token_len)
 	if (len < 0 || !(f = frame_new(FRAME_REFRESHED, (size_t)len)))
 		return;
 	proto_frame_refreshed((char *)frame_payload(f), (size_t)len, s->w.order->id, exp);
-	outq_push(&s->w.q, f, SIZE_MAX);
+	hub_push_own(&s->w, f);
 	frame_unref(f);
-	lws_callback_on_writable(s->w.conn);
+	if (hub_writable(&s->w))
+		lws_callback_on_writable(s->w.conn);
 	log_event(LOG_DEBUG, "token_refreshed", "order=%s exp=%lld", s->w.order->id,
 		  (long long)exp);
 }

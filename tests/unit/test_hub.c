@@ -279,6 +279,31 @@ static void frames_before_the_snapshot_are_held_and_those_it_holds_are_dropped(v
 	assert_int_equal(fx->fake.wakes, 1);
 }
 
+/* A frame of the socket's own (a refresh's answer) queued while joining waits behind the
+ * snapshot: nothing is sendable before the snapshot comes (hub_push_own). */
+static void an_own_frame_while_joining_waits_behind_the_snapshot(void **state)
+{
+	fixture_t *fx = *state;
+	frame_t *snap, *own = frame_new(FRAME_REFRESHED, 8);
+
+	join(fx, 0, "A");
+	hub_subscribed(&fx->hub, "A", 1);
+	hub_message(&fx->hub, "A", 1, update_b, sizeof(update_b) - 1, fx->now_ms); /* 100-1 */
+	assert_non_null(own);
+	assert_int_equal(hub_push_own(&fx->w[0], own), OUTQ_OK);
+	frame_unref(own);
+	assert_false(hub_writable(&fx->w[0])); /* the held update and the own frame wait */
+	snap = snapshot_frame(100, 0);
+	hub_synced(&fx->hub, &fx->w[0], true, &snap, 1, &snap->cursor, fx->now_ms);
+	frame_unref(snap);
+	assert_int_equal(fx->w[0].q.count, 3);
+	assert_int_equal(outq_peek(&fx->w[0].q)->kind, FRAME_SNAPSHOT);
+	outq_pop(&fx->w[0].q);
+	assert_int_equal(outq_peek(&fx->w[0].q)->kind, FRAME_UPDATE);
+	outq_pop(&fx->w[0].q);
+	assert_int_equal(outq_peek(&fx->w[0].q)->kind, FRAME_REFRESHED);
+}
+
 static void watcher_past_its_byte_bound_is_dropped_with_4408(void **state)
 {
 	fixture_t *fx = *state;
@@ -614,6 +639,8 @@ int main(void)
 {
 	const struct CMUnitTest tests[] = {
 	    cmocka_unit_test_setup_teardown(first_watcher_subscribes_once, setup, teardown),
+	    cmocka_unit_test_setup_teardown(an_own_frame_while_joining_waits_behind_the_snapshot,
+					    setup, teardown),
 	    cmocka_unit_test_setup_teardown(behind_watcher_keeps_places_eta_and_courier_frames,
 					    setup, teardown),
 	    cmocka_unit_test_setup_teardown(frames_go_straight_out_until_the_transport_refuses,
