@@ -29,10 +29,11 @@
 --
 -- Staleness is judged per part: the location, the status, the eta and the
 -- places (pickup and dropoff) each carry the ts of the update that last set
--- them, and a part whose ts is older than that is not applied.  A status that
--- ranks below the stored one (created < courier_assigned < ... < at_dropoff <
--- the four terminal ones) is not applied whatever its ts, nor is the eta that
--- comes with it (see "Status rank" below).  If no part applies the update is stale
+-- them, and a part whose ts is older than that is not applied.  For the
+-- providers that deliver out of order without an event time (RANKED below:
+-- Wolt Drive), a status that ranks below the stored one (created <
+-- courier_assigned < ... < at_dropoff < the four terminal ones) is not applied
+-- whatever its ts, nor is the eta that comes with it (see "Status rank" below).  If no part applies the update is stale
 -- and nothing is written or published.  If only some parts apply, the frame
 -- carries only those parts, so no watcher ever sees an older position or
 -- status than the stored one.
@@ -121,17 +122,22 @@ if has_loc then
     stale_parts = stale_parts + 1
   end
 end
--- Status rank: a status that ranks below the stored one never replaces it,
--- whatever its ts, because providers deliver out of order and some give no
--- event time (the ts is when the webhook was sent or received).  Such an
--- update comes from an earlier step of the delivery, so its ETA (the ETA of
--- that step) does not apply either; its location and places are still judged
--- by ts (and by the privacy rule below).  Statuses the RANK table does not
--- know are judged by ts alone.
+-- Status rank, for the providers in RANKED: a status that ranks below the
+-- stored one never replaces it, whatever its ts, because they deliver out of
+-- order and give no event time (Wolt Drive's ts is when the webhook was sent),
+-- so a late event of an earlier step carries a newer ts.  Such an update
+-- comes from an earlier step of the delivery, so its ETA (the ETA of that
+-- step) does not apply either; its location and places are still judged by
+-- ts (and by the privacy rule below).  Statuses the RANK table does not know
+-- are judged by ts alone.  Other providers and /v1/updates keep ts as the
+-- only order: their ts is the event's own, and a status may really go back
+-- (Onfleet's taskUnassigned: courier_assigned -> created).
+local RANKED = {wolt_drive = true}
 local behind = false
 if has_status then
   local new_rank, cur_rank = RANK[u.status], RANK[state.status]
-  behind = new_rank ~= nil and cur_rank ~= nil and new_rank < cur_rank
+  behind = RANKED[u.provider] == true and new_rank ~= nil and cur_rank ~= nil and
+           new_rank < cur_rank
   if not behind and (type(state.status_ts) ~= 'number' or ts >= state.status_ts) then
     state.status = u.status
     state.status_ts = ts

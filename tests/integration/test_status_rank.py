@@ -1,5 +1,5 @@
 #!/usr/bin/python3
-"""integration.status_rank: a status never moves backwards along the delivery's course.
+"""integration.status_rank: a Wolt Drive status never moves backwards along the course.
 
 The rule lives in the Redis script (proto/apply_update.lua, "Status rank" in
 proto/README.md): providers deliver webhooks out of order, and some give no
@@ -17,6 +17,9 @@ event time, so a late event from an earlier step can carry a newer ts.
    delivered (judged by ts alone).
 7. The other rules still hold: a repeated event_id is "duplicate", an older
    update of a higher status is "stale".
+8. Only the providers in the script's RANKED (Wolt Drive, which gives no event
+   time) are ranked: for others (and /v1/updates) ts is the only order, and a
+   newer lower status applies (Onfleet's taskUnassigned goes back to created).
 """
 import os
 import sys
@@ -24,6 +27,12 @@ import sys
 sys.dont_write_bytecode = True
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import harness as h  # noqa: E402
+
+
+def update(*a, **kw):
+    """An update from Wolt Drive, whose statuses are ranked (RANKED in the script)."""
+    kw.setdefault("provider", "wolt_drive")
+    return h.update(*a, **kw)
 
 
 async def result(env, u):
@@ -44,19 +53,19 @@ async def test(env):
     w = await env.watch(oid)
 
     print("--- 1. picked_up")
-    a = h.update(oid, t + 1000, lat=52.50, lng=13.40, status="picked_up",
+    a = update(oid, t + 1000, lat=52.50, lng=13.40, status="picked_up",
                  eta={"dropoff": t + 900_000}, event_id="ev-a")
     ca = await env.aapply(a)
 
     print("--- 2. a late en_route_to_pickup with a newer ts, alone")
-    r = await result(env, h.update(oid, t + 2000, status="en_route_to_pickup"))
+    r = await result(env, update(oid, t + 2000, status="en_route_to_pickup"))
     h.check_eq(r.get("result"), "stale", "a lower status with a newer ts")
     h.check("cursor" not in r, f"a stale result carries no cursor: {r!r}")
     st = state_of(env, oid)
     h.check_eq((st.get("status"), st.get("status_ts")), ("picked_up", t + 1000), "status kept")
 
     print("--- 3. a late at_pickup with a newer ts, a location and an ETA")
-    r = await result(env, h.update(oid, t + 3000, lat=52.51, lng=13.41, status="at_pickup",
+    r = await result(env, update(oid, t + 3000, lat=52.51, lng=13.41, status="at_pickup",
                                    eta={"pickup": t + 100_000, "dropoff": t + 1_200_000}))
     h.check_eq(r.get("result"), "applied", "a lower status with a newer location")
     c3 = r["cursor"]
@@ -70,11 +79,11 @@ async def test(env):
     h.check("pickup" not in st.get("eta", {}), f"no pickup ETA stored: {st!r}")
 
     print("--- 4. at_dropoff, then delivered")
-    c4 = await env.aapply(h.update(oid, t + 4000, lat=52.52, lng=13.42, status="at_dropoff"))
-    c5 = await env.aapply(h.update(oid, t + 5000, status="delivered"))
+    c4 = await env.aapply(update(oid, t + 4000, lat=52.52, lng=13.42, status="at_dropoff"))
+    c5 = await env.aapply(update(oid, t + 5000, status="delivered"))
 
     print("--- 5. en_route_to_dropoff after delivered, with a location")
-    r = await result(env, h.update(oid, t + 6000, lat=52.53, lng=13.43,
+    r = await result(env, update(oid, t + 6000, lat=52.53, lng=13.43,
                                    status="en_route_to_dropoff"))
     h.check_eq(r.get("result"), "withheld", "a lower status with a location after the end")
     st = state_of(env, oid)
@@ -82,17 +91,24 @@ async def test(env):
     h.check("location" not in st or st["location"] is None, f"no location after the end: {st!r}")
 
     print("--- 6. terminal statuses share the last rank")
-    c7 = await env.aapply(h.update(oid, t + 7000, status="failed"))
+    c7 = await env.aapply(update(oid, t + 7000, status="failed"))
     h.check_eq(state_of(env, oid).get("status"), "failed", "a newer terminal status applies")
 
     print("--- 7. the other rules still hold")
     r = await result(env, a)
     h.check_eq(r.get("result"), "duplicate", "a repeated event_id")
     oid2 = f"rank2-{os.getpid()}"
-    await env.aapply(h.update(oid2, t + 2000, status="at_pickup"))
-    r = await result(env, h.update(oid2, t + 1000, status="picked_up"))
+    await env.aapply(update(oid2, t + 2000, status="at_pickup"))
+    r = await result(env, update(oid2, t + 1000, status="picked_up"))
     h.check_eq(r.get("result"), "stale", "a higher status with an older ts")
     h.check_eq(state_of(env, oid2).get("status"), "at_pickup", "the older higher status is refused")
+
+    print("--- 8. other providers keep ts as the only order: a status may really go back")
+    oid3 = f"rank3-{os.getpid()}"
+    await env.aapply(h.update(oid3, t + 1000, status="courier_assigned"))
+    r = await result(env, h.update(oid3, t + 2000, status="created"))  # Onfleet's taskUnassigned
+    h.check_eq(r.get("result"), "applied", "an unranked provider's newer lower status")
+    h.check_eq(state_of(env, oid3).get("status"), "created", "the status went back")
 
     print("--- the watcher's frames")
     f = await w.update()
