@@ -1,6 +1,6 @@
 /*
  * broker.c - the broker's API on its connections: the requests of the
- * command connection (apply, snapshot, resume, source), the subscriptions, and what
+ * command connection (apply, snapshot, resume, source, lease), the subscriptions, and what
  * the subscriber receives, reported through the broker_events_t.  The
  * connections' life (connect, back off, reconnect, stop) is broker_conn.c.
  */
@@ -26,17 +26,21 @@ typedef enum broker_source_op {
 struct broker_req {
 	broker_t *b;
 	bool cancelled;
-	bool tried_eval;   /* EVALSHA met NOSCRIPT and was re-sent as EVAL */
-	uint8_t source_op; /* broker_source_op_t of a source request */
+	bool tried_eval;      /* EVALSHA met NOSCRIPT and was re-sent as EVAL */
+	uint8_t source_op;    /* broker_source_op_t of a source request */
+	uint8_t lease_action; /* broker_lease_action_t of a lease request */
 	union {
 		broker_apply_fn *apply;
 		broker_snapshot_fn *snapshot;
 		broker_resume_fn *resume;
 		broker_source_fn *source;
+		broker_lease_fn *lease;
 	} fn;
 	void *arg;
 	char *update; /* is malloc'd: the update JSON of an apply */
 	size_t update_len;
+	char *node_id; /* is malloc'd: the caller's node id of a lease */
+	unsigned lease_ttl_ms;
 	/* The order; its key names are built when a command is sent (hiredis copies
 	 * them), which keeps a request small while thousands of joins wait. */
 	char order_id[PROTO_ORDER_ID_MAX + 1];
@@ -113,6 +117,7 @@ const broker_stats_t *broker_stats(const broker_t *b)
 static void broker_req_free(broker_req_t *req)
 {
 	free(req->update);
+	free(req->node_id);
 	free(req);
 }
 
@@ -172,6 +177,32 @@ bad:
 	log_event(LOG_WARN, "redis_unexpected_reply", "conn=%s type=%d", c->name, reply->type);
 }
 
+/*
+ * An error reply to a script sent by SHA.  NOSCRIPT (Redis restarted, failed over or flushed its
+ * scripts): send() sends the request once more with the body, which runs it and caches it again
+ * under the same SHA (which stays good); true then.  READONLY (a replica now, behind a VIP or
+ * proxy): the connection reconnects to find the primary.  Else *rc is BROKER_EREPLY, or
+ * BROKER_EDOWN when the resend failed.
+ */
+static bool broker_script_resent(broker_t *b, broker_req_t *req, const redisReply *reply,
+				 const char *script, int (*send)(broker_t *, broker_req_t *),
+				 int *rc)
+{
+	if (!strncmp(reply->str, "NOSCRIPT", 8) && !req->tried_eval) {
+		req->tried_eval = true;
+		*rc = BROKER_EDOWN; /* the answer when it cannot be sent again */
+		return send(b, req) == BROKER_OK;
+	}
+	*rc = BROKER_EREPLY;
+	log_event(LOG_WARN, "redis_script_error", "script=%s order=%.128s error=\"%.200s\"", script,
+		  req->order_id, reply->str);
+	if (!strncmp(reply->str, "READONLY", 8) && b->cmd.ac && b->cmd.state == CONN_UP) {
+		log_event(LOG_WARN, "redis_readonly", "action=reconnect");
+		redisAsyncDisconnect(b->cmd.ac); /* hiredis disconnects once the callback returns */
+	}
+	return false;
+}
+
 static int broker_send_apply(broker_t *b, broker_req_t *req);
 
 static void broker_apply_cb(redisAsyncContext *ac, void *r, void *privdata)
@@ -188,28 +219,10 @@ static void broker_apply_cb(redisAsyncContext *ac, void *r, void *privdata)
 		why = "the Redis connection was lost before it answered";
 		goto done;
 	}
-	if (reply->type == REDIS_REPLY_ERROR && !strncmp(reply->str, "NOSCRIPT", 8) &&
-	    !req->tried_eval) {
-		/* Redis restarted or flushed its script cache: send the body, which reloads it. */
-		req->tried_eval = true;
-		b->sha[0] = '\0';
-		if (broker_send_apply(b, req) == BROKER_OK)
-			return;
-		rc = BROKER_EDOWN;
-		why = "the Redis connection is down";
-		goto done;
-	}
 	if (reply->type == REDIS_REPLY_ERROR) {
-		rc = BROKER_EREPLY;
-		why = reply->str;
-		log_event(LOG_WARN, "redis_script_error", "order=%.128s error=\"%.200s\"",
-			  req->order_id, reply->str);
-		if (!strncmp(reply->str, "READONLY", 8) && b->cmd.ac && b->cmd.state == CONN_UP) {
-			/* A replica now (a failover behind a VIP or proxy): reconnect to the
-			 * primary. */
-			log_event(LOG_WARN, "redis_readonly", "action=reconnect");
-			redisAsyncDisconnect(b->cmd.ac);
-		}
+		if (broker_script_resent(b, req, reply, "apply_update", broker_send_apply, &rc))
+			return;
+		why = rc == BROKER_EDOWN ? "the Redis connection is down" : reply->str;
 		goto done;
 	}
 	if (reply->type != REDIS_REPLY_ARRAY || reply->elements < 1 ||
@@ -242,44 +255,19 @@ done:
 
 static int broker_send_apply(broker_t *b, broker_req_t *req)
 {
-	const char *argv[11];
-	size_t argvlen[11];
+	bool by_sha = b->sha[0] && !req->tried_eval;
+	const char *script = by_sha ? b->sha : proto_script_apply_update;
+	size_t script_len = by_sha ? 40 : proto_script_apply_update_len;
 	proto_keys_t keys;
-	int n = 0;
 
 	if (b->cmd.state != CONN_UP || !b->cmd.ac)
 		return BROKER_EDOWN;
 	proto_keys_for(req->order_id, &keys);
-	if (b->sha[0] && !req->tried_eval) {
-		argv[n] = "EVALSHA";
-		argvlen[n++] = 7;
-		argv[n] = b->sha;
-		argvlen[n++] = strlen(b->sha);
-	} else {
-		argv[n] = "EVAL";
-		argvlen[n++] = 4;
-		argv[n] = proto_script_apply_update;
-		argvlen[n++] = proto_script_apply_update_len;
-	}
-	argv[n] = "3";
-	argvlen[n++] = 1;
-	argv[n] = keys.state;
-	argvlen[n++] = strlen(keys.state);
-	argv[n] = keys.log;
-	argvlen[n++] = strlen(keys.log);
-	argv[n] = keys.seen;
-	argvlen[n++] = strlen(keys.seen);
-	argv[n] = req->update;
-	argvlen[n++] = req->update_len;
-	argv[n] = b->ttl_active;
-	argvlen[n++] = strlen(b->ttl_active);
-	argv[n] = b->ttl_terminal;
-	argvlen[n++] = strlen(b->ttl_terminal);
-	argv[n] = b->maxlen;
-	argvlen[n++] = strlen(b->maxlen);
-	argv[n] = b->courier_visible_from;
-	argvlen[n++] = strlen(b->courier_visible_from);
-	if (redisAsyncCommandArgv(b->cmd.ac, broker_apply_cb, req, n, argv, argvlen) != REDIS_OK)
+	/* Each %s and %b is one argument, spaces and all (the update is not NUL-terminated). */
+	if (redisAsyncCommand(b->cmd.ac, broker_apply_cb, req, "%s %b 3 %s %s %s %b %s %s %s %s",
+			      by_sha ? "EVALSHA" : "EVAL", script, script_len, keys.state, keys.log,
+			      keys.seen, req->update, req->update_len, b->ttl_active,
+			      b->ttl_terminal, b->maxlen, b->courier_visible_from) != REDIS_OK)
 		return BROKER_EDOWN;
 	return BROKER_OK;
 }
@@ -585,6 +573,83 @@ int broker_source_del(broker_t *b, const char *order_id, broker_source_fn *fn, v
 	return broker_source_send(b, order_id, SOURCE_DEL, 2, argv, argvlen, fn, arg, out);
 }
 
+static int broker_send_lease(broker_t *b, broker_req_t *req);
+
+static void broker_lease_cb(redisAsyncContext *ac, void *r, void *privdata)
+{
+	broker_req_t *req = privdata;
+	redisReply *reply = r;
+	int64_t remaining_ms = 0;
+	bool held = false;
+	int rc = BROKER_OK;
+
+	if (!reply) {
+		rc = BROKER_ELOST;
+	} else if (reply->type == REDIS_REPLY_ERROR) {
+		if (broker_script_resent(req->b, req, reply, "poll_lease", broker_send_lease, &rc))
+			return;
+	} else if (reply->type == REDIS_REPLY_ARRAY && reply->elements == 2 &&
+		   reply->element[0]->type == REDIS_REPLY_INTEGER &&
+		   reply->element[1]->type == REDIS_REPLY_INTEGER &&
+		   (reply->element[0]->integer & ~1LL) == 0 && reply->element[1]->integer >= 0) {
+		held = reply->element[0]->integer == 1;
+		remaining_ms = reply->element[1]->integer;
+	} else {
+		req->b->stats.bad_replies++;
+		rc = BROKER_EREPLY;
+		log_event(LOG_ERROR, "redis_unexpected_reply",
+			  "conn=commands script=poll_lease type=%d", reply->type);
+	}
+	if (!req->cancelled)
+		req->fn.lease(req->arg, rc, held, remaining_ms);
+	broker_req_free(req);
+}
+
+/* EVALSHA once poll_lease.lua's SHA is known and the request has not met NOSCRIPT, else EVAL. */
+static int broker_send_lease(broker_t *b, broker_req_t *req)
+{
+	static const char *const actions[] = {"acquire", "renew", "release"};
+	bool by_sha = b->lease_sha[0] && !req->tried_eval;
+	const char *script = by_sha ? b->lease_sha : proto_script_poll_lease;
+	size_t script_len = by_sha ? 40 : proto_script_poll_lease_len;
+	proto_poll_keys_t keys;
+
+	if (b->cmd.state != CONN_UP || !b->cmd.ac)
+		return BROKER_EDOWN;
+	proto_poll_keys_for(req->order_id, &keys);
+	/* An action out of the enum goes as "?", which the script refuses (BROKER_EREPLY). */
+	if (redisAsyncCommand(b->cmd.ac, broker_lease_cb, req, "%s %b 1 %s %s %s %u",
+			      by_sha ? "EVALSHA" : "EVAL", script, script_len, keys.lease,
+			      req->lease_action < 3 ? actions[req->lease_action] : "?",
+			      req->node_id, req->lease_ttl_ms) != REDIS_OK)
+		return BROKER_EDOWN;
+	return BROKER_OK;
+}
+
+int broker_lease(broker_t *b, const char *order_id, const char *node_id,
+		 broker_lease_action_t action, unsigned ttl_ms, broker_lease_fn *fn, void *arg,
+		 broker_req_t **out)
+{
+	broker_req_t *req;
+	int rc;
+
+	req = broker_req_new(b, order_id, arg, &rc);
+	if (!req)
+		return rc;
+	req->fn.lease = fn;
+	req->lease_action = action <= BROKER_LEASE_RELEASE ? (uint8_t)action : UINT8_MAX;
+	req->lease_ttl_ms = ttl_ms;
+	req->node_id = broker_strdup(node_id);
+	rc = req->node_id ? broker_send_lease(b, req) : BROKER_ENOMEM;
+	if (rc) {
+		broker_req_free(req);
+		return rc;
+	}
+	if (out)
+		*out = req;
+	return BROKER_OK;
+}
+
 void broker_req_cancel(broker_req_t *req)
 {
 	if (req) {
@@ -619,29 +684,36 @@ int broker_unsubscribe(broker_t *b, const char *order_id)
 	return BROKER_OK;
 }
 
+/* A SCRIPT LOAD answered: privdata is where its SHA goes, b->sha or b->lease_sha. */
 static void broker_script_load_cb(redisAsyncContext *ac, void *r, void *privdata)
 {
-	broker_t *b = privdata;
 	redisReply *reply = r;
+	char *sha = privdata;
+	broker_t *b;
 
 	if (!reply)
 		return;
+	b = ((broker_conn_t *)ac->data)->b;
 	if (reply->type != REDIS_REPLY_STRING || reply->len != 40) {
 		b->stats.bad_replies++;
-		log_event(LOG_ERROR, "redis_script_load_failed", "error=\"%.200s\"",
+		log_event(LOG_ERROR, "redis_script_load_failed", "script=%s error=\"%.200s\"",
+			  sha == b->sha ? "apply_update" : "poll_lease",
 			  reply->type == REDIS_REPLY_ERROR ? reply->str : "unexpected reply");
 		return;
 	}
-	memcpy(b->sha, reply->str, 40);
-	b->sha[40] = '\0';
+	memcpy(sha, reply->str, 40);
+	sha[40] = '\0';
 	b->stats.script_loads++;
-	log_event(LOG_DEBUG, "redis_script_loaded", "sha=%s", b->sha);
+	log_event(LOG_DEBUG, "redis_script_loaded", "sha=%s", sha);
 }
 
 void broker_script_load(broker_t *b)
 {
-	/* Until the SHA is known, applies go as EVAL (which caches the script too). */
+	/* Until the SHAs are known, applies and leases go as EVAL (which caches the script too). */
 	b->sha[0] = '\0';
-	redisAsyncCommand(b->cmd.ac, broker_script_load_cb, b, "SCRIPT LOAD %b",
+	b->lease_sha[0] = '\0';
+	redisAsyncCommand(b->cmd.ac, broker_script_load_cb, b->sha, "SCRIPT LOAD %b",
 			  proto_script_apply_update, proto_script_apply_update_len);
+	redisAsyncCommand(b->cmd.ac, broker_script_load_cb, b->lease_sha, "SCRIPT LOAD %b",
+			  proto_script_poll_lease, proto_script_poll_lease_len);
 }

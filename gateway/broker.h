@@ -1,7 +1,8 @@
 /*
  * broker.h - trackgated's two Redis connections on the loop: the
  * subscriber (SUBSCRIBE/UNSUBSCRIBE trk:{ID}, the messages published there)
- * and the command connection (the apply script, snapshot and log reads).
+ * and the command connection (the apply script, snapshot and log reads, poll
+ * sources and leases).
  *
  * Both are hiredis async contexts attached to the process's uv loop.  Each
  * reconnects by itself with capped exponential backoff and jitter; host
@@ -13,7 +14,7 @@
  * owner fills in (the server hands the events to the hub, which resubscribes
  * every order when the subscriber is back).
  *
- * Requests that answer later (apply, snapshot, resume, source) return a broker_req_t that
+ * Requests that answer later (apply, snapshot, resume, source, lease) return a broker_req_t that
  * the caller cancels if it goes away first: the callback is then never
  * called.  A callback is never called from within the call that sent the
  * request.
@@ -176,6 +177,39 @@ int broker_source_get(broker_t *b, const char *order_id, broker_source_fn *fn, v
 /* Deletes order_id's source. */
 int broker_source_del(broker_t *b, const char *order_id, broker_source_fn *fn, void *arg,
 		      broker_req_t **req);
+
+/*
+ * An order's poll lease: the one node that polls the order's provider holds
+ * it (proto/poll_lease.lua, under proto_poll_keys_t.lease).  A holder renews
+ * it well within ttl_ms while it polls and releases it when it stops; when
+ * it dies, the lease expires ttl_ms after its last renewal and another
+ * node's acquire takes it.
+ */
+typedef enum broker_lease_action {
+	BROKER_LEASE_ACQUIRE =
+	    0,		      /* take it when no one holds it (SET NX PX), or start ours again */
+	BROKER_LEASE_RENEW,   /* extend it to ttl_ms from now, only when node_id holds it */
+	BROKER_LEASE_RELEASE, /* delete it, only when node_id holds it; ttl_ms is unused */
+} broker_lease_action_t;
+
+/*
+ * rc: BROKER_OK with held (node_id holds the lease after the call: always
+ * false after a release) and remaining_ms (the lease's time left: node_id's
+ * when held, else the other holder's, 0 when no one holds it), or a negative
+ * BROKER_E*: nothing is known of the lease then (BROKER_EREPLY for an empty
+ * node_id or a ttl_ms of 0).  BROKER_ELOST may come after Redis did it: an
+ * acquire may have taken the lease (the next acquire tells: it answers held),
+ * a renew may have extended it (the holder keeps to its earlier deadline).
+ */
+typedef void broker_lease_fn(void *arg, int rc, bool held, int64_t remaining_ms);
+
+/*
+ * Sends one action on order_id's lease for node_id (a non-empty id unique to
+ * this node; copied).  ttl_ms is at most 10^12 - 1.
+ */
+int broker_lease(broker_t *b, const char *order_id, const char *node_id,
+		 broker_lease_action_t action, unsigned ttl_ms, broker_lease_fn *fn, void *arg,
+		 broker_req_t **req);
 
 /* The caller no longer wants the answer; the request is freed when it comes. */
 void broker_req_cancel(broker_req_t *req);

@@ -48,7 +48,8 @@ struct broker {
 	char *courier_visible_from; /* is malloc'd (broker_free) */
 	broker_conn_t sub;
 	broker_conn_t cmd;
-	char sha[41]; /* the script's SHA1 from SCRIPT LOAD; "" until known */
+	char sha[41];	    /* apply_update.lua's SHA1 from SCRIPT LOAD; "" until known */
+	char lease_sha[41]; /* poll_lease.lua's SHA1 from SCRIPT LOAD; "" until known */
 	char ttl_active[16];
 	char ttl_terminal[16];
 	char maxlen[16];
@@ -59,8 +60,9 @@ struct broker {
 };
 
 /*
- * The command connection is (back) up: forgets the script's SHA and sends
- * SCRIPT LOAD; applies go as EVAL until its answer (broker.c).
+ * The command connection is (back) up: forgets the scripts' SHAs and sends
+ * SCRIPT LOAD of apply_update.lua and poll_lease.lua; applies and leases go
+ * as EVAL until its answers (broker.c).
  */
 void broker_script_load(broker_t *b);
 

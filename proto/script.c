@@ -14,6 +14,7 @@ void proto_keys_for(const char *order_id, proto_keys_t *out)
 void proto_poll_keys_for(const char *order_id, proto_poll_keys_t *out)
 {
 	snprintf(out->source, sizeof(out->source), "trk:{%s}:source", order_id);
+	snprintf(out->lease, sizeof(out->lease), "trk:{%s}:poll_lease", order_id);
 }
 
 const char *proto_channel_order_id(const char *channel, size_t channel_len, size_t *len)

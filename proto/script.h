@@ -1,6 +1,6 @@
 /*
- * script.h - the Redis script that applies one update (apply_update.lua),
- * embedded at build time, and the key names it works on.
+ * script.h - the Redis scripts (apply_update.lua, resume.lua, poll_lease.lua),
+ * embedded at build time, and the key names they work on.
  */
 #ifndef TRACKGATE_PROTO_SCRIPT_H
 #define TRACKGATE_PROTO_SCRIPT_H
@@ -15,9 +15,12 @@ extern const size_t proto_script_apply_update_len;
 /* resume.lua: the log entries after a cursor, or the state when they are gone. */
 extern const char proto_script_resume[];
 extern const size_t proto_script_resume_len;
+/* poll_lease.lua: acquire, renew or release the lease of the node that polls an order. */
+extern const char proto_script_poll_lease[];
+extern const size_t proto_script_poll_lease_len;
 
-/* "trk:{" + id + "}" + ":state" is the longest key: 5 + 128 + 1 + 6 + NUL. */
-#define PROTO_KEY_MAX (PROTO_ORDER_ID_MAX + 16)
+/* "trk:{" + id + "}" + ":poll_lease" is the longest key: 5 + 128 + 1 + 11 + NUL. */
+#define PROTO_KEY_MAX (PROTO_ORDER_ID_MAX + 18)
 
 /* The Redis names of one order.  order_id must be valid (proto_order_id_valid). */
 typedef struct proto_keys {
@@ -34,7 +37,8 @@ void proto_keys_for(const char *order_id, proto_keys_t *out);
  * proto_keys_t (one Redis Cluster slot holds them all).  order_id must be valid.
  */
 typedef struct proto_poll_keys {
-	char source[PROTO_KEY_MAX]; /* trk:{ID}:source  string: its source (JSON) */
+	char source[PROTO_KEY_MAX]; /* trk:{ID}:source      string: its source (JSON) */
+	char lease[PROTO_KEY_MAX];  /* trk:{ID}:poll_lease  string: the polling node's id, PX */
 } proto_poll_keys_t;
 
 void proto_poll_keys_for(const char *order_id, proto_poll_keys_t *out);
