@@ -287,7 +287,7 @@ static void check_route(const char *path, size_t len, const char *query)
 			}
 			if (got == ROUTER_ORDER_SOURCE) {
 				/* /v1/orders/{ID}/source: the id is what lies between. */
-				FUZZ_CHECK(len > 18 && !memcmp(path, "/v1/orders/", 11) &&
+				FUZZ_CHECK(len >= 18 && !memcmp(path, "/v1/orders/", 11) &&
 					       !memcmp(path + len - 7, "/source", 7) &&
 					       r.order_id == path + 11 &&
 					       r.order_id_len == len - 18,
