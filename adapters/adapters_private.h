@@ -153,4 +153,7 @@ int adapter_emit_one(const proto_update_t *u, proto_update_t *out, int max, int 
 /* Copies s (may be NULL) into a courier field of size cap, truncating at a UTF-8 boundary. */
 void adapter_copy_text(char *dst, size_t cap, const char *s);
 
+/* DoorDash's dasher_id (an integer, or a string) into courier->id; absent is fine. */
+int adapter_doordash_dasher_id(const cJSON *root, proto_courier_t *courier, proto_error_t *err);
+
 #endif

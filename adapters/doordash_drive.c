@@ -84,8 +84,9 @@ static int doordash_drive_verify(const adapter_request_t *req, proto_error_t *er
 	return ADAPTER_OK;
 }
 
-/* dasher_id: an integer in the documented example; a string is taken too. */
-static int dd_dasher_id(const cJSON *root, proto_courier_t *courier, proto_error_t *err)
+/* dasher_id: an integer in the documented example; a string is taken too (webhooks and the
+ * poll of GET delivery alike: adapters_private.h). */
+int adapter_doordash_dasher_id(const cJSON *root, proto_courier_t *courier, proto_error_t *err)
 {
 	const cJSON *item = adapter_get(root, "dasher_id");
 
@@ -120,7 +121,7 @@ static int dd_details(const cJSON *root, proto_update_t *u, proto_error_t *err)
 	u->eta.has_dropoff = rc == 0;
 	u->has_eta = u->eta.has_pickup || u->eta.has_dropoff;
 
-	if ((rc = dd_dasher_id(root, &u->courier, err)) < 0 ||
+	if ((rc = adapter_doordash_dasher_id(root, &u->courier, err)) < 0 ||
 	    (rc = adapter_get_string(root, "dasher_name", false, &name, err)) < 0)
 		return rc;
 	adapter_copy_text(u->courier.name, sizeof(u->courier.name), name);

@@ -47,6 +47,13 @@ bool http_is_json(struct lws *wsi);
 /* The request carries `Authorization: Bearer KEY` with a configured ingest key (ingest.c). */
 bool http_authorized(http_t *h, struct lws *wsi);
 
+/*
+ * The media type and Content-Length of a JSON body of at most limit bytes
+ * (415, 411, 400, 413, 400 empty, each closing): true with *len, or false when
+ * refused (answered; *rc is what the lws callback returns).
+ */
+bool http_json_length(http_t *h, struct lws *wsi, size_t limit, size_t *len, int *rc);
+
 /* POST bodies (ingest.c). */
 int http_body_start(http_t *h, struct lws *wsi, http_session_t *s, unsigned provider, bool bearer);
 int http_webhook_start(http_t *h, struct lws *wsi, http_session_t *s, const router_match_t *r);

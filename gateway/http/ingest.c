@@ -82,34 +82,52 @@ int http_body_start(http_t *h, struct lws *wsi, http_session_t *s, unsigned prov
 	return rc;
 }
 
+bool http_json_length(http_t *h, struct lws *wsi, size_t limit, size_t *len, int *rc)
+{
+	char clen[32], msg[96], *end;
+	unsigned long long n;
+
+	/* Every refusal closes: the body behind the head is never read. */
+	if (!http_is_json(wsi)) {
+		*rc = http_fail(h, wsi, 415, "unsupported_media_type",
+				"the body must be application/json", true, NULL);
+		return false;
+	}
+	if (lws_hdr_copy(wsi, clen, sizeof(clen), WSI_TOKEN_HTTP_CONTENT_LENGTH) <= 0) {
+		*rc = http_fail(h, wsi, 411, "length_required",
+				"a Content-Length header is required", true, NULL);
+		return false;
+	}
+	n = strtoull(clen, &end, 10);
+	if (*end || clen[0] == '-' || clen[0] == '+') {
+		*rc = http_fail(h, wsi, 400, "bad_request", "bad Content-Length", true, NULL);
+		return false;
+	}
+	if (n > limit) {
+		snprintf(msg, sizeof(msg), "the body may be at most %zu bytes", limit);
+		*rc = http_fail(h, wsi, 413, "body_too_large", msg, true, NULL);
+		return false;
+	}
+	if (n == 0) {
+		*rc = http_fail(h, wsi, 400, "malformed_json", "the body is empty", true, NULL);
+		return false;
+	}
+	*len = (size_t)n;
+	return true;
+}
+
 /* The checks of http_body_start; on success s->ingest collects the body. */
 static int http_body_check(http_t *h, struct lws *wsi, http_session_t *s, bool bearer)
 {
-	char clen[32];
-	unsigned long long len;
-	char *end;
+	size_t len;
+	int rc;
 
 	if (bearer && !http_authorized(h, wsi))
 		return http_fail(h, wsi, 401, "unauthorized",
 				 "missing or wrong `Authorization: Bearer KEY`", true, NULL);
-	if (!http_is_json(wsi))
-		return http_fail(h, wsi, 415, "unsupported_media_type",
-				 "the body must be application/json", true, NULL);
-	if (lws_hdr_copy(wsi, clen, sizeof(clen), WSI_TOKEN_HTTP_CONTENT_LENGTH) <= 0)
-		return http_fail(h, wsi, 411, "length_required",
-				 "a Content-Length header is required", true, NULL);
-	len = strtoull(clen, &end, 10);
-	if (*end || clen[0] == '-' || clen[0] == '+')
-		return http_fail(h, wsi, 400, "bad_request", "bad Content-Length", true, NULL);
-	if (len > h->cfg->body_limit) {
-		char msg[96];
-
-		snprintf(msg, sizeof(msg), "the body may be at most %zu bytes", h->cfg->body_limit);
-		return http_fail(h, wsi, 413, "body_too_large", msg, true, NULL);
-	}
-	if (len == 0)
-		return http_fail(h, wsi, 400, "malformed_json", "the body is empty", true, NULL);
-	s->ingest = ingest_new(h->broker, (size_t)len, http_ingest_ready, s);
+	if (!http_json_length(h, wsi, h->cfg->body_limit, &len, &rc))
+		return rc;
+	s->ingest = ingest_new(h->broker, len, http_ingest_ready, s);
 	if (!s->ingest)
 		return http_fail(h, wsi, 503, "out_of_memory", "retry later", true, NULL);
 	s->phase = HTTP_BODY;

@@ -103,8 +103,7 @@ int http_source_start(http_t *h, struct lws *wsi, http_session_t *s, const route
 {
 	router_method_t m = http_method(wsi);
 	source_req_t *r;
-	char clen[32], *end;
-	unsigned long long len = 0;
+	size_t len = 0;
 	int rc;
 
 	/* A PUT's body may follow unread: every refusal of it closes. */
@@ -112,34 +111,18 @@ int http_source_start(http_t *h, struct lws *wsi, http_session_t *s, const route
 		return http_fail(h, wsi, 401, "unauthorized",
 				 "missing or wrong `Authorization: Bearer KEY`",
 				 m == ROUTER_METHOD_PUT, NULL);
-	if (m == ROUTER_METHOD_PUT) {
-		if (!http_is_json(wsi))
-			return http_fail(h, wsi, 415, "unsupported_media_type",
-					 "the body must be application/json", true, NULL);
-		if (lws_hdr_copy(wsi, clen, sizeof(clen), WSI_TOKEN_HTTP_CONTENT_LENGTH) <= 0)
-			return http_fail(h, wsi, 411, "length_required",
-					 "a Content-Length header is required", true, NULL);
-		len = strtoull(clen, &end, 10);
-		if (*end || clen[0] == '-' || clen[0] == '+')
-			return http_fail(h, wsi, 400, "bad_request", "bad Content-Length", true,
-					 NULL);
-		if (len > SOURCE_BODY_MAX)
-			return http_fail(h, wsi, 413, "body_too_large",
-					 "a source body may be at most 4096 bytes", true, NULL);
-		if (len == 0)
-			return http_fail(h, wsi, 400, "malformed_json", "the body is empty", true,
-					 NULL);
-	}
+	if (m == ROUTER_METHOD_PUT && !http_json_length(h, wsi, SOURCE_BODY_MAX, &len, &rc))
+		return rc;
 	r = calloc(1, sizeof(*r));
 	if (r && len)
-		r->body = malloc((size_t)len);
+		r->body = malloc(len);
 	if (!r || (len && !r->body)) {
 		free(r);
 		return http_fail(h, wsi, 503, "out_of_memory", "retry later", true, NULL);
 	}
 	r->s = s;
 	r->m = m;
-	r->body_cap = (size_t)len;
+	r->body_cap = len;
 	memcpy(r->order_id, rm->order_id, rm->order_id_len);
 	r->order_id[rm->order_id_len] = '\0';
 	s->source = r;

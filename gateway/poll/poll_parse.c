@@ -161,27 +161,6 @@ out:
 
 /* --- DoorDash Drive: the delivery ---------------------------------------------------- */
 
-/* dasher_id: an integer in DoorDash's examples; a string is taken too. */
-static int doordash_dasher_id(const cJSON *root, proto_courier_t *courier, proto_error_t *err)
-{
-	const cJSON *item = adapter_get(root, "dasher_id");
-
-	if (item == NULL)
-		return ADAPTER_OK;
-	if (cJSON_IsString(item) && item->valuestring != NULL) {
-		adapter_copy_text(courier->id, sizeof(courier->id), item->valuestring);
-		return ADAPTER_OK;
-	}
-	if (cJSON_IsNumber(item) && isfinite(item->valuedouble) && item->valuedouble >= 0 &&
-	    item->valuedouble <= (double)PROTO_INT_MAX &&
-	    floor(item->valuedouble) == item->valuedouble) {
-		snprintf(courier->id, sizeof(courier->id), "%.0f", item->valuedouble);
-		return ADAPTER_OK;
-	}
-	return adapter_fail(err, ADAPTER_EINVAL, "dasher_id",
-			    "must be a non-negative integer or a string");
-}
-
 int poll_parse_doordash_drive(const char *body, size_t len, const char *order_id, int64_t now_ms,
 			      proto_update_t *out, int *n, proto_error_t *err)
 {
@@ -230,7 +209,7 @@ int poll_parse_doordash_drive(const char *body, size_t len, const char *order_id
 		goto out;
 	u.has_eta = u.eta.has_pickup || u.eta.has_dropoff;
 	/* dasher_phone_number is not carried: the canonical courier has no phone. */
-	if ((rc = doordash_dasher_id(root, &u.courier, err)) < 0 ||
+	if ((rc = adapter_doordash_dasher_id(root, &u.courier, err)) < 0 ||
 	    (rc = adapter_get_string(root, "dasher_name", false, &name, err)) < 0)
 		goto out;
 	adapter_copy_text(u.courier.name, sizeof(u.courier.name), name);
