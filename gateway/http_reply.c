@@ -27,16 +27,21 @@ bool http_body_declared(struct lws *wsi)
 	       lws_hdr_total_length(wsi, WSI_TOKEN_PATCH_URI) > 0;
 }
 
-bool http_body_is_own_head(const void *first, size_t len)
+bool http_body_is_own_head(const char *method, const void *first, size_t len)
 {
-	static const char head[] = "POST /";
 	const char *p = first;
-	size_t i = 0, n;
+	size_t i = 0, n, mlen = strlen(method);
 
 	while (i < len && (p[i] == '\r' || p[i] == '\n'))
 		i++;
-	n = len - i < sizeof(head) - 1 ? len - i : sizeof(head) - 1;
-	return n > 0 && !memcmp(p + i, head, n);
+	/* As much of "METHOD /" as there are bytes. */
+	for (n = 0; i + n < len && n < mlen + 2; n++) {
+		char want = n < mlen ? method[n] : n == mlen ? ' ' : '/';
+
+		if (p[i + n] != want)
+			return false;
+	}
+	return n > 0;
 }
 
 void http_head_begin(struct lws *wsi)

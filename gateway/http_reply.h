@@ -17,15 +17,15 @@ struct lws;
 bool http_body_declared(struct lws *wsi);
 
 /*
- * Whether the first body bytes lws hands over for a POST are the request's
- * own head: lws 4.1 parses a request it kept in its buffer (input pipelined
+ * Whether the first body bytes lws hands over for a request of method (POST,
+ * PUT) are its own head: lws 4.1 parses a request it kept in its buffer (input pipelined
  * behind an earlier one) twice, first handing the head itself over as the
  * body, then the real body from a buffer it has freed meanwhile (read by
  * nobody: the connection must end at once).  After optional CR/LF, they
- * begin like "POST /" (as much of it as there are bytes), which no JSON body
+ * begin like "METHOD /" (as much of it as there are bytes), which no JSON body
  * does.  Pure.
  */
-bool http_body_is_own_head(const void *first, size_t len);
+bool http_body_is_own_head(const char *method, const void *first, size_t len);
 
 /*
  * The head of wsi's request is being handled (LWS_CALLBACK_HTTP); until

@@ -78,8 +78,6 @@ int http_order_write(struct lws *wsi, order_read_t *r, bool close);
 typedef struct source_req source_req_t;
 int http_source_start(http_t *h, struct lws *wsi, http_session_t *s, const router_match_t *r);
 int http_source_body(source_req_t *r, const void *in, size_t len);
-/* http_body_is_own_head (http_reply.h) for a PUT: its first body bytes begin like "PUT /". */
-bool http_source_is_own_head(const void *first, size_t len);
 bool http_source_finish(http_t *h, http_session_t *s);
 int http_source_write(struct lws *wsi, source_req_t *r, bool close);
 void http_source_free(source_req_t *r);

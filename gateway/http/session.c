@@ -252,8 +252,7 @@ int http_on_body(http_session_t *s, const void *in, size_t len)
 {
 	if ((!s->ingest && !s->source) || s->phase != HTTP_BODY)
 		return -1;
-	if (!s->body_seen++ &&
-	    (s->source ? http_source_is_own_head(in, len) : http_body_is_own_head(in, len)))
+	if (!s->body_seen++ && http_body_is_own_head(s->source ? "PUT" : "POST", in, len))
 		/* lws parses this request from its buffer (see http_reply.h): end it now. */
 		return http_refuse_pipelined(s->http, s->wsi, s);
 	if (s->source ? http_source_body(s->source, in, len) : ingest_body(s->ingest, in, len))

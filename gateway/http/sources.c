@@ -150,18 +150,6 @@ int http_source_start(http_t *h, struct lws *wsi, http_session_t *s, const route
 	return 0;
 }
 
-bool http_source_is_own_head(const void *first, size_t len)
-{
-	static const char head[] = "PUT /";
-	const char *p = first;
-	size_t i = 0, n;
-
-	while (i < len && (p[i] == '\r' || p[i] == '\n'))
-		i++;
-	n = len - i < sizeof(head) - 1 ? len - i : sizeof(head) - 1;
-	return n > 0 && !memcmp(p + i, head, n);
-}
-
 int http_source_body(source_req_t *r, const void *in, size_t len)
 {
 	if (len > r->body_cap - r->body_len)

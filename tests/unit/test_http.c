@@ -13,7 +13,7 @@
 
 static bool own_head(const char *s)
 {
-	return http_body_is_own_head(s, strlen(s));
+	return http_body_is_own_head("POST", s, strlen(s));
 }
 
 static void the_request_head_handed_over_as_body_is_seen(void **state)
@@ -39,7 +39,10 @@ static void json_bodies_are_bodies(void **state)
 	assert_false(own_head("GET / HTTP/1.1"));
 	/* Nothing but line ends tells nothing: the JSON parser answers it. */
 	assert_false(own_head("\r\n"));
-	assert_false(http_body_is_own_head("", 0));
+	assert_false(http_body_is_own_head("POST", "", 0));
+	/* A PUT (PUT /v1/orders/{ID}/source) re-parsed the same way. */
+	assert_true(http_body_is_own_head("PUT", "PUT /v1/orders/a/source HTTP/1.1", 31));
+	assert_false(http_body_is_own_head("PUT", "{\"provider\":\"x\"}", 16));
 }
 
 int main(void)
