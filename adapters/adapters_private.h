@@ -94,6 +94,9 @@ const cJSON *adapter_get(const cJSON *root, const char *path);
  * absent or null (value untouched) and not required; ADAPTER_EINVAL naming
  * the path otherwise (wrong type, or absent and required).
  */
+/* An object member: the typed getters' contract (a null member counts as absent). */
+int adapter_get_object(const cJSON *root, const char *path, bool required, const cJSON **out,
+		       proto_error_t *err);
 int adapter_get_string(const cJSON *root, const char *path, bool required, const char **out,
 		       proto_error_t *err);
 /* A number, or a string holding a finite decimal number ("52.5"). */

@@ -801,3 +801,26 @@ int adapter_emit_one(const proto_update_t *u, proto_update_t *out, int max, int 
 	*n = 1;
 	return ADAPTER_OK;
 }
+
+/*
+ * The object at path: 0 and *out when it is one, 1 when absent or null and
+ * not required, ADAPTER_EINVAL naming the path otherwise.  adapter_get()
+ * cannot tell "absent" from "a step on the way is not an object"; the string
+ * getter can, and it never finds a string where adapter_get() found nothing.
+ */
+int adapter_get_object(const cJSON *root, const char *path, bool required, const cJSON **out,
+		       proto_error_t *err)
+{
+	const cJSON *item = adapter_get(root, path);
+	const char *unused;
+	int rc;
+
+	if (item == NULL) {
+		rc = adapter_get_string(root, path, required, &unused, err);
+		return rc < 0 ? rc : 1;
+	}
+	if (!cJSON_IsObject(item))
+		return adapter_fail(err, ADAPTER_EINVAL, path, "must be an object");
+	*out = item;
+	return 0;
+}

@@ -229,27 +229,6 @@ static int rappi_verify(const adapter_request_t *req, proto_error_t *err)
 /* --- the body ---------------------------------------------------------------------- */
 
 /*
- * The object at path: 0 and *out when it is one, 1 when absent or null,
- * ADAPTER_EINVAL naming the path otherwise (also when a step on the way is
- * not an object: the string getter tells that apart from "absent").
- */
-static int get_object(const cJSON *root, const char *path, const cJSON **out, proto_error_t *err)
-{
-	const cJSON *item = adapter_get(root, path);
-	const char *unused;
-	int rc;
-
-	if (item == NULL) {
-		rc = adapter_get_string(root, path, false, &unused, err);
-		return rc < 0 ? rc : 1;
-	}
-	if (!cJSON_IsObject(item))
-		return adapter_fail(err, ADAPTER_EINVAL, path, "must be an object");
-	*out = item;
-	return 0;
-}
-
-/*
  * An id that Rappi sends as a string ("344949817") or an integer (729365):
  * 0 with the text in buf, 1 when absent or null (and not required),
  * ADAPTER_EINVAL naming path otherwise.
@@ -309,9 +288,10 @@ static int rappi_courier(const cJSON *root, proto_update_t *u, bool *assigned, p
 	int rc;
 
 	*assigned = false;
-	if ((rc = get_object(root, "additional_information", &info, err)) != 0)
+	if ((rc = adapter_get_object(root, "additional_information", false, &info, err)) != 0)
 		return rc < 0 ? rc : ADAPTER_OK;
-	if ((rc = get_object(root, "additional_information.courier_data", &courier, err)) < 0)
+	if ((rc = adapter_get_object(root, "additional_information.courier_data", false, &courier,
+				     err)) < 0)
 		return rc;
 	if ((rc = adapter_get_string(root, "additional_information.storekeeper_name", false,
 				     &storekeeper, err)) < 0)

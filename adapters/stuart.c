@@ -79,29 +79,6 @@ static const char *path_join(char *buf, const char *base, const char *leaf)
 	return buf;
 }
 
-/*
- * The object at path: 0 and *out when it is one, 1 when absent or null and
- * not required, ADAPTER_EINVAL naming the path otherwise.  adapter_get()
- * cannot tell "absent" from "a step on the way is not an object"; the string
- * getter can, and it never finds a string where adapter_get() found nothing.
- */
-static int get_object(const cJSON *root, const char *path, bool required, const cJSON **out,
-		      proto_error_t *err)
-{
-	const cJSON *item = adapter_get(root, path);
-	const char *unused;
-	int rc;
-
-	if (item == NULL) {
-		rc = adapter_get_string(root, path, required, &unused, err);
-		return rc < 0 ? rc : 1;
-	}
-	if (!cJSON_IsObject(item))
-		return adapter_fail(err, ADAPTER_EINVAL, path, "must be an object");
-	*out = item;
-	return 0;
-}
-
 static proto_status_t stuart_status(const char *name)
 {
 	for (size_t i = 0; i < sizeof(stuart_statuses) / sizeof(stuart_statuses[0]); i++) {
@@ -156,7 +133,7 @@ static int stuart_driver(const cJSON *root, const char *driver_path, const char 
 	bool found = false;
 	int rc;
 
-	rc = get_object(root, driver_path, false, &driver, err);
+	rc = adapter_get_object(root, driver_path, false, &driver, err);
 	if (rc < 0)
 		return rc;
 	if (rc == 0) {
@@ -208,14 +185,14 @@ static int stuart_parse(const adapter_request_t *req, proto_update_t *out, int m
 								    : ADAPTER_EINVAL;
 	if ((rc = adapter_get_string(root, "event", true, &event, err)) < 0 ||
 	    (rc = adapter_get_string(root, "type", true, &type, err)) < 0 ||
-	    (rc = get_object(root, "data", true, &data, err)) < 0)
+	    (rc = adapter_get_object(root, "data", true, &data, err)) < 0)
 		goto done;
 	shape = stuart_shape(event, type);
 	if (shape == NULL)
 		goto done; /* driver online/offline, events added later: nothing to track */
 
 	/* From here a getter's 1 (absent) for the delivery or its reference means "ignored". */
-	if ((rc = get_object(root, shape->delivery, false, &delivery, err)) != 0)
+	if ((rc = adapter_get_object(root, shape->delivery, false, &delivery, err)) != 0)
 		goto done;
 	rc = adapter_get_string(root, path_join(path, shape->delivery, "clientReference"), false,
 				&reference, err);
