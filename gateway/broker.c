@@ -1,7 +1,8 @@
 /*
  * broker.c - the broker's API on its connections: the requests of the
- * command connection (apply, snapshot, resume, source, lease), the subscriptions, and what
- * the subscriber receives, reported through the broker_events_t.  The
+ * command connection (apply, snapshot, resume), the subscriptions, and what
+ * the subscriber receives, reported through the broker_events_t.  Poll
+ * mode's requests (source, lease, budget) are broker_poll.c; the
  * connections' life (connect, back off, reconnect, stop) is broker_conn.c.
  */
 #include "broker_private.h"
@@ -15,36 +16,6 @@
 #include "log.h"
 #include "proto.h"
 #include "script.h"
-
-/* What a source request sent, so that its reply is checked against the command's. */
-typedef enum broker_source_op {
-	SOURCE_SET = 0, /* SET ... EX: +OK */
-	SOURCE_GET,	/* GET: a string or nil */
-	SOURCE_DEL,	/* DEL: the number of keys removed */
-} broker_source_op_t;
-
-struct broker_req {
-	broker_t *b;
-	bool cancelled;
-	bool tried_eval;      /* EVALSHA met NOSCRIPT and was re-sent as EVAL */
-	uint8_t source_op;    /* broker_source_op_t of a source request */
-	uint8_t lease_action; /* broker_lease_action_t of a lease request */
-	union {
-		broker_apply_fn *apply;
-		broker_snapshot_fn *snapshot;
-		broker_resume_fn *resume;
-		broker_source_fn *source;
-		broker_lease_fn *lease;
-	} fn;
-	void *arg;
-	char *update; /* is malloc'd: the update JSON of an apply */
-	size_t update_len;
-	char *node_id; /* is malloc'd: the caller's node id of a lease */
-	unsigned lease_ttl_ms;
-	/* The order; its key names are built when a command is sent (hiredis copies
-	 * them), which keeps a request small while thousands of joins wait. */
-	char order_id[PROTO_ORDER_ID_MAX + 1];
-};
 
 const char *broker_result_name(broker_result_t r)
 {
@@ -114,7 +85,7 @@ const broker_stats_t *broker_stats(const broker_t *b)
 
 /* --- requests and replies ------------------------------------------------------ */
 
-static void broker_req_free(broker_req_t *req)
+void broker_req_free(broker_req_t *req)
 {
 	free(req->update);
 	free(req->node_id);
@@ -122,7 +93,7 @@ static void broker_req_free(broker_req_t *req)
 }
 
 /* A request on the command connection, or NULL (nothing sent) when it is down or out of memory. */
-static broker_req_t *broker_req_new(broker_t *b, const char *order_id, void *arg, int *rc)
+broker_req_t *broker_req_new(broker_t *b, const char *order_id, void *arg, int *rc)
 {
 	broker_req_t *req;
 
@@ -184,9 +155,8 @@ bad:
  * proxy): the connection reconnects to find the primary.  Else *rc is BROKER_EREPLY, or
  * BROKER_EDOWN when the resend failed.
  */
-static bool broker_script_resent(broker_t *b, broker_req_t *req, const redisReply *reply,
-				 const char *script, int (*send)(broker_t *, broker_req_t *),
-				 int *rc)
+bool broker_script_resent(broker_t *b, broker_req_t *req, const redisReply *reply,
+			  const char *script, int (*send)(broker_t *, broker_req_t *), int *rc)
 {
 	if (!strncmp(reply->str, "NOSCRIPT", 8) && !req->tried_eval) {
 		req->tried_eval = true;
@@ -471,185 +441,6 @@ int broker_resume(broker_t *b, const char *order_id, const char *cursor, unsigne
 	return BROKER_OK;
 }
 
-static void broker_source_cb(redisAsyncContext *ac, void *r, void *privdata)
-{
-	broker_req_t *req = privdata;
-	redisReply *reply = r;
-	const char *json = NULL;
-	size_t len = 0;
-	bool found = false;
-	int rc = BROKER_OK;
-
-	if (!reply) {
-		rc = BROKER_ELOST;
-		goto done;
-	}
-	switch (req->source_op) {
-	case SOURCE_SET:
-		found = reply->type == REDIS_REPLY_STATUS && !strcmp(reply->str, "OK");
-		if (!found)
-			goto bad;
-		break;
-	case SOURCE_GET:
-		if (reply->type == REDIS_REPLY_STRING) {
-			found = true;
-			json = reply->str;
-			len = reply->len;
-		} else if (reply->type != REDIS_REPLY_NIL) {
-			goto bad;
-		}
-		break;
-	case SOURCE_DEL:
-		if (reply->type != REDIS_REPLY_INTEGER)
-			goto bad;
-		found = reply->integer > 0;
-		break;
-	}
-	goto done;
-bad:
-	req->b->stats.bad_replies++;
-	rc = BROKER_EREPLY;
-	log_event(LOG_ERROR, "redis_unexpected_reply",
-		  "conn=commands cmd=source type=%d error=\"%.200s\"", reply->type,
-		  reply->type == REDIS_REPLY_ERROR ? reply->str : "");
-done:
-	if (!req->cancelled)
-		req->fn.source(req->arg, rc, found, json, len);
-	broker_req_free(req);
-}
-
-/* Sends one source command (argv[1] is the key, filled in here) for order_id. */
-static int broker_source_send(broker_t *b, const char *order_id, broker_source_op_t op, int argc,
-			      const char **argv, size_t *argvlen, broker_source_fn *fn, void *arg,
-			      broker_req_t **out)
-{
-	proto_poll_keys_t keys;
-	broker_req_t *req;
-	int rc;
-
-	req = broker_req_new(b, order_id, arg, &rc);
-	if (!req)
-		return rc;
-	req->fn.source = fn;
-	req->source_op = (uint8_t)op;
-	proto_poll_keys_for(req->order_id, &keys);
-	argv[1] = keys.source;
-	argvlen[1] = strlen(keys.source);
-	if (redisAsyncCommandArgv(b->cmd.ac, broker_source_cb, req, argc, argv, argvlen) !=
-	    REDIS_OK) {
-		broker_req_free(req);
-		return BROKER_EDOWN;
-	}
-	if (out)
-		*out = req;
-	return BROKER_OK;
-}
-
-int broker_source_set(broker_t *b, const char *order_id, const char *json, size_t len,
-		      broker_source_fn *fn, void *arg, broker_req_t **out)
-{
-	/* One command, so the source and its lifetime are written together. */
-	const char *argv[5] = {"SET", NULL, json, "EX", b->ttl_active};
-	size_t argvlen[5] = {3, 0, len, 2, strlen(b->ttl_active)};
-
-	return broker_source_send(b, order_id, SOURCE_SET, 5, argv, argvlen, fn, arg, out);
-}
-
-int broker_source_get(broker_t *b, const char *order_id, broker_source_fn *fn, void *arg,
-		      broker_req_t **out)
-{
-	const char *argv[2] = {"GET", NULL};
-	size_t argvlen[2] = {3, 0};
-
-	return broker_source_send(b, order_id, SOURCE_GET, 2, argv, argvlen, fn, arg, out);
-}
-
-int broker_source_del(broker_t *b, const char *order_id, broker_source_fn *fn, void *arg,
-		      broker_req_t **out)
-{
-	const char *argv[2] = {"DEL", NULL};
-	size_t argvlen[2] = {3, 0};
-
-	return broker_source_send(b, order_id, SOURCE_DEL, 2, argv, argvlen, fn, arg, out);
-}
-
-static int broker_send_lease(broker_t *b, broker_req_t *req);
-
-static void broker_lease_cb(redisAsyncContext *ac, void *r, void *privdata)
-{
-	broker_req_t *req = privdata;
-	redisReply *reply = r;
-	int64_t remaining_ms = 0;
-	bool held = false;
-	int rc = BROKER_OK;
-
-	if (!reply) {
-		rc = BROKER_ELOST;
-	} else if (reply->type == REDIS_REPLY_ERROR) {
-		if (broker_script_resent(req->b, req, reply, "poll_lease", broker_send_lease, &rc))
-			return;
-	} else if (reply->type == REDIS_REPLY_ARRAY && reply->elements == 2 &&
-		   reply->element[0]->type == REDIS_REPLY_INTEGER &&
-		   reply->element[1]->type == REDIS_REPLY_INTEGER &&
-		   (reply->element[0]->integer & ~1LL) == 0 && reply->element[1]->integer >= 0) {
-		held = reply->element[0]->integer == 1;
-		remaining_ms = reply->element[1]->integer;
-	} else {
-		req->b->stats.bad_replies++;
-		rc = BROKER_EREPLY;
-		log_event(LOG_ERROR, "redis_unexpected_reply",
-			  "conn=commands script=poll_lease type=%d", reply->type);
-	}
-	if (!req->cancelled)
-		req->fn.lease(req->arg, rc, held, remaining_ms);
-	broker_req_free(req);
-}
-
-/* EVALSHA once poll_lease.lua's SHA is known and the request has not met NOSCRIPT, else EVAL. */
-static int broker_send_lease(broker_t *b, broker_req_t *req)
-{
-	static const char *const actions[] = {"acquire", "renew", "release"};
-	bool by_sha = b->lease_sha[0] && !req->tried_eval;
-	const char *script = by_sha ? b->lease_sha : proto_script_poll_lease;
-	size_t script_len = by_sha ? 40 : proto_script_poll_lease_len;
-	proto_poll_keys_t keys;
-
-	if (b->cmd.state != CONN_UP || !b->cmd.ac)
-		return BROKER_EDOWN;
-	proto_poll_keys_for(req->order_id, &keys);
-	/* An action out of the enum goes as "?", which the script refuses (BROKER_EREPLY). */
-	if (redisAsyncCommand(b->cmd.ac, broker_lease_cb, req, "%s %b 1 %s %s %s %u",
-			      by_sha ? "EVALSHA" : "EVAL", script, script_len, keys.lease,
-			      req->lease_action < 3 ? actions[req->lease_action] : "?",
-			      req->node_id, req->lease_ttl_ms) != REDIS_OK)
-		return BROKER_EDOWN;
-	return BROKER_OK;
-}
-
-int broker_lease(broker_t *b, const char *order_id, const char *node_id,
-		 broker_lease_action_t action, unsigned ttl_ms, broker_lease_fn *fn, void *arg,
-		 broker_req_t **out)
-{
-	broker_req_t *req;
-	int rc;
-
-	req = broker_req_new(b, order_id, arg, &rc);
-	if (!req)
-		return rc;
-	req->fn.lease = fn;
-	req->lease_action = action <= BROKER_LEASE_RELEASE ? (uint8_t)action : UINT8_MAX;
-	req->lease_ttl_ms = ttl_ms;
-	req->node_id = broker_strdup(node_id);
-	rc = req->node_id ? broker_send_lease(b, req) : BROKER_ENOMEM;
-	if (rc) {
-		broker_req_free(req);
-		return rc;
-	}
-	if (out)
-		*out = req;
-	return BROKER_OK;
-}
-
 void broker_req_cancel(broker_req_t *req)
 {
 	if (req) {
@@ -684,7 +475,7 @@ int broker_unsubscribe(broker_t *b, const char *order_id)
 	return BROKER_OK;
 }
 
-/* A SCRIPT LOAD answered: privdata is where its SHA goes, b->sha or b->lease_sha. */
+/* A SCRIPT LOAD answered: privdata is where its SHA goes (b->sha, lease_sha or budget_sha). */
 static void broker_script_load_cb(redisAsyncContext *ac, void *r, void *privdata)
 {
 	redisReply *reply = r;
@@ -697,7 +488,9 @@ static void broker_script_load_cb(redisAsyncContext *ac, void *r, void *privdata
 	if (reply->type != REDIS_REPLY_STRING || reply->len != 40) {
 		b->stats.bad_replies++;
 		log_event(LOG_ERROR, "redis_script_load_failed", "script=%s error=\"%.200s\"",
-			  sha == b->sha ? "apply_update" : "poll_lease",
+			  sha == b->sha		? "apply_update"
+			  : sha == b->lease_sha ? "poll_lease"
+						: "poll_budget",
 			  reply->type == REDIS_REPLY_ERROR ? reply->str : "unexpected reply");
 		return;
 	}
@@ -712,8 +505,11 @@ void broker_script_load(broker_t *b)
 	/* Until the SHAs are known, applies and leases go as EVAL (which caches the script too). */
 	b->sha[0] = '\0';
 	b->lease_sha[0] = '\0';
+	b->budget_sha[0] = '\0';
 	redisAsyncCommand(b->cmd.ac, broker_script_load_cb, b->sha, "SCRIPT LOAD %b",
 			  proto_script_apply_update, proto_script_apply_update_len);
 	redisAsyncCommand(b->cmd.ac, broker_script_load_cb, b->lease_sha, "SCRIPT LOAD %b",
 			  proto_script_poll_lease, proto_script_poll_lease_len);
+	redisAsyncCommand(b->cmd.ac, broker_script_load_cb, b->budget_sha, "SCRIPT LOAD %b",
+			  proto_script_poll_budget, proto_script_poll_budget_len);
 }

@@ -14,10 +14,10 @@
  * owner fills in (the server hands the events to the hub, which resubscribes
  * every order when the subscriber is back).
  *
- * Requests that answer later (apply, snapshot, resume, source, lease) return a broker_req_t that
- * the caller cancels if it goes away first: the callback is then never
- * called.  A callback is never called from within the call that sent the
- * request.
+ * Requests that answer later (apply, snapshot, resume, source, lease, budget)
+ * return a broker_req_t that the caller cancels if it goes away first: the
+ * callback is then never called.  A callback is never called from within the
+ * call that sent the request.
  */
 #ifndef TRACKGATE_BROKER_H
 #define TRACKGATE_BROKER_H
@@ -200,8 +200,11 @@ typedef enum broker_lease_action {
  * node_id or a ttl_ms of 0).  BROKER_ELOST may come after Redis did it: an
  * acquire may have taken the lease (the next acquire tells: it answers held),
  * a renew may have extended it (the holder keeps to its earlier deadline).
+ * status: the order's stored status (proto/README.md), read in the same
+ * script, or NULL when it has no state; valid during the call.
  */
-typedef void broker_lease_fn(void *arg, int rc, bool held, int64_t remaining_ms);
+typedef void broker_lease_fn(void *arg, int rc, bool held, int64_t remaining_ms,
+			     const char *status);
 
 /*
  * Sends one action on order_id's lease for node_id (a non-empty id unique to
@@ -210,6 +213,29 @@ typedef void broker_lease_fn(void *arg, int rc, bool held, int64_t remaining_ms)
 int broker_lease(broker_t *b, const char *order_id, const char *node_id,
 		 broker_lease_action_t action, unsigned ttl_ms, broker_lease_fn *fn, void *arg,
 		 broker_req_t **req);
+
+/*
+ * A provider's request budget, shared by every node on this Redis
+ * (proto/poll_budget.lua, under the key trk:poll_budget:{PROVIDER}): the
+ * provider's API requests are given slots at least spacing_ms apart on
+ * Redis's clock, whichever node asks.
+ */
+typedef enum broker_budget_action {
+	BROKER_BUDGET_TAKE = 0, /* reserve the next slot, unless it is more than max_wait_ms away */
+	BROKER_BUDGET_HOLD,	/* no slot before hold_ms from now (a 429's Retry-After) */
+} broker_budget_action_t;
+
+/*
+ * rc: BROKER_OK with granted (TAKE: a slot is reserved, send in delay_ms;
+ * not granted: the next slot is delay_ms away, more than max_wait_ms; HOLD:
+ * always granted, delay 0) or a negative BROKER_E* (nothing reserved).
+ */
+typedef void broker_budget_fn(void *arg, int rc, bool granted, int64_t delay_ms);
+
+/* TAKE: a = spacing_us (microseconds between slots, 1..10^9), b = max_wait_ms; HOLD: a = hold_ms.
+ */
+int broker_budget(broker_t *b, const char *provider, broker_budget_action_t action, unsigned a,
+		  unsigned b_ms, broker_budget_fn *fn, void *arg, broker_req_t **req);
 
 /* The caller no longer wants the answer; the request is freed when it comes. */
 void broker_req_cancel(broker_req_t *req);

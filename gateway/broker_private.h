@@ -16,6 +16,7 @@
 #include <uv.h>
 
 #include "broker.h"
+#include "proto.h"
 
 typedef enum broker_conn_state {
 	CONN_IDLE = 0,	 /* waiting for the retry timer */
@@ -38,6 +39,52 @@ typedef struct broker_conn {
 	bool was_up; /* had been up before: a reconnect, not the first connect */
 } broker_conn_t;
 
+/* What a source request sent, so that its reply is checked against the command's. */
+typedef enum broker_source_op {
+	SOURCE_SET = 0, /* SET ... EX: +OK */
+	SOURCE_GET,	/* GET: a string or nil */
+	SOURCE_DEL,	/* DEL: the number of keys removed */
+} broker_source_op_t;
+
+/* One request on the command connection, from its send to its reply (broker.c, broker_poll.c). */
+struct broker_req {
+	broker_t *b;
+	bool cancelled;
+	bool tried_eval;       /* EVALSHA met NOSCRIPT and was re-sent as EVAL */
+	uint8_t source_op;     /* broker_source_op_t of a source request */
+	uint8_t lease_action;  /* broker_lease_action_t of a lease request */
+	uint8_t budget_action; /* broker_budget_action_t of a budget request */
+	union {
+		broker_apply_fn *apply;
+		broker_snapshot_fn *snapshot;
+		broker_resume_fn *resume;
+		broker_source_fn *source;
+		broker_lease_fn *lease;
+		broker_budget_fn *budget;
+	} fn;
+	void *arg;
+	char *update; /* is malloc'd: the update JSON of an apply */
+	size_t update_len;
+	char *node_id; /* is malloc'd: the caller's node id of a lease */
+	unsigned lease_ttl_ms;
+	unsigned budget_ms[2]; /* a budget request's arguments (broker_budget) */
+	/* The order (a budget request: the provider); its key names are built when a command is
+	 * sent (hiredis copies them), which keeps a request small while thousands of joins wait. */
+	char order_id[PROTO_ORDER_ID_MAX + 1];
+};
+
+/* A request on the command connection, or NULL (nothing sent, *rc says why) when it is down or
+ * out of memory. */
+broker_req_t *broker_req_new(broker_t *b, const char *order_id, void *arg, int *rc);
+void broker_req_free(broker_req_t *req);
+
+/*
+ * An error reply to a script sent by SHA: NOSCRIPT re-sends it once with send() (true then);
+ * READONLY reconnects the command connection; else *rc is BROKER_EREPLY (broker.c).
+ */
+bool broker_script_resent(broker_t *b, broker_req_t *req, const redisReply *reply,
+			  const char *script, int (*send)(broker_t *, broker_req_t *), int *rc);
+
 struct broker {
 	uv_loop_t *loop;
 	broker_events_t ev;
@@ -48,8 +95,9 @@ struct broker {
 	char *courier_visible_from; /* is malloc'd (broker_free) */
 	broker_conn_t sub;
 	broker_conn_t cmd;
-	char sha[41];	    /* apply_update.lua's SHA1 from SCRIPT LOAD; "" until known */
-	char lease_sha[41]; /* poll_lease.lua's SHA1 from SCRIPT LOAD; "" until known */
+	char sha[41];	     /* apply_update.lua's SHA1 from SCRIPT LOAD; "" until known */
+	char lease_sha[41];  /* poll_lease.lua's SHA1 from SCRIPT LOAD; "" until known */
+	char budget_sha[41]; /* poll_budget.lua's SHA1 from SCRIPT LOAD; "" until known */
 	char ttl_active[16];
 	char ttl_terminal[16];
 	char maxlen[16];
@@ -61,7 +109,7 @@ struct broker {
 
 /*
  * The command connection is (back) up: forgets the scripts' SHAs and sends
- * SCRIPT LOAD of apply_update.lua and poll_lease.lua; applies and leases go
+ * SCRIPT LOAD of apply_update.lua, poll_lease.lua and poll_budget.lua; their requests go
  * as EVAL until its answers (broker.c).
  */
 void broker_script_load(broker_t *b);

@@ -19,6 +19,10 @@ extern const size_t proto_script_resume_len;
 extern const char proto_script_poll_lease[];
 extern const size_t proto_script_poll_lease_len;
 
+/* poll_budget.lua: a provider's request slots, shared by the group. */
+extern const char proto_script_poll_budget[];
+extern const size_t proto_script_poll_budget_len;
+
 /* "trk:{" + id + "}" + ":poll_lease" is the longest key: 5 + 128 + 1 + 11 + NUL. */
 #define PROTO_KEY_MAX (PROTO_ORDER_ID_MAX + 18)
 

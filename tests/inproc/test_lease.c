@@ -53,6 +53,7 @@ typedef struct lease_answer {
 	int rc;
 	bool held;
 	int64_t remaining_ms;
+	char status[32]; /* the order's stored status, "" for none */
 } lease_answer_t;
 
 /* --- the broker's events: nothing here subscribes or waits for them ---------- */
@@ -102,7 +103,7 @@ static bool answered(void *arg)
 
 /* --- helpers ------------------------------------------------------------------- */
 
-static void on_lease(void *arg, int rc, bool held, int64_t remaining_ms)
+static void on_lease(void *arg, int rc, bool held, int64_t remaining_ms, const char *status)
 {
 	lease_answer_t *a = arg;
 
@@ -110,6 +111,7 @@ static void on_lease(void *arg, int rc, bool held, int64_t remaining_ms)
 	a->rc = rc;
 	a->held = held;
 	a->remaining_ms = remaining_ms;
+	snprintf(a->status, sizeof(a->status), "%s", status ? status : "");
 }
 
 /* Sends one lease action of node n and runs the loop until it is answered. */
@@ -363,11 +365,11 @@ static bool retry_closed(void *arg)
 
 static void takeover_try(uv_timer_t *t);
 
-static void takeover_answer(void *arg, int rc, bool held, int64_t remaining_ms)
+static void takeover_answer(void *arg, int rc, bool held, int64_t remaining_ms, const char *status)
 {
 	takeover_t *to = arg;
 
-	on_lease(&to->last, rc, held, remaining_ms);
+	on_lease(&to->last, rc, held, remaining_ms, status);
 	assert_int_equal(rc, BROKER_OK);
 	if (held) {
 		to->held_at = uv_now(&to->fx->l.loop);
@@ -535,6 +537,126 @@ static void a_lease_request_when_redis_dies_is_answered_lost_not_left_hanging(vo
 	assert_int_equal(refused.calls, 0);
 }
 
+/* --- the order's status, read with the lease -------------------------------------- */
+
+/*
+ * Each answer carries the order's stored status: none without a state, the
+ * state's own once the apply script wrote one (a poller learns that the
+ * order is over in the round trip that renews its lease).
+ */
+static void the_lease_answer_carries_the_orders_stored_status(void **state)
+{
+	fixture_t *fx = *state;
+	redisReply *r;
+	lease_answer_t a;
+
+	a = lease(fx, &fx->a, "lease-status", BROKER_LEASE_ACQUIRE, LEASE_MS);
+	assert_true(a.held);
+	assert_string_equal(a.status, "");
+	r = redis_command("HSET trk:{lease-status}:state state %s cursor 1-0",
+			  "{\"order_id\":\"lease-status\",\"status\":\"delivered\"}");
+	freeReplyObject(r);
+	a = lease(fx, &fx->a, "lease-status", BROKER_LEASE_RENEW, LEASE_MS);
+	assert_true(a.held);
+	assert_string_equal(a.status, "delivered");
+	a = lease(fx, &fx->b, "lease-status", BROKER_LEASE_ACQUIRE, LEASE_MS);
+	assert_false(a.held);
+	assert_string_equal(a.status, "delivered");
+	/* A state that is not JSON (not this project's) reads as no status. */
+	r = redis_command("HSET trk:{lease-status}:state state %s", "not json");
+	freeReplyObject(r);
+	a = lease(fx, &fx->a, "lease-status", BROKER_LEASE_RELEASE, LEASE_MS);
+	assert_int_equal(a.rc, BROKER_OK);
+	assert_false(a.held);
+	assert_string_equal(a.status, "");
+}
+
+/* --- a provider's budget, shared by the nodes ------------------------------------ */
+
+typedef struct budget_answer {
+	int calls;
+	int rc;
+	bool granted;
+	int64_t delay_ms;
+} budget_answer_t;
+
+static void on_budget(void *arg, int rc, bool granted, int64_t delay_ms)
+{
+	budget_answer_t *a = arg;
+
+	a->calls++;
+	a->rc = rc;
+	a->granted = granted;
+	a->delay_ms = delay_ms;
+}
+
+static bool budget_answered(void *arg)
+{
+	budget_answer_t *a = arg;
+
+	return a->calls > 0;
+}
+
+static budget_answer_t budget(fixture_t *fx, node_t *n, const char *provider,
+			      broker_budget_action_t action, unsigned a_arg, unsigned b_arg)
+{
+	budget_answer_t a;
+
+	memset(&a, 0, sizeof(a));
+	assert_int_equal(broker_budget(n->b, provider, action, a_arg, b_arg, on_budget, &a, NULL),
+			 BROKER_OK);
+	assert_int_equal(a.calls, 0);
+	assert_true(inproc_run_until(&fx->l, budget_answered, &a, WAIT_MS));
+	return a;
+}
+
+#define SPACING_US 400000 /* 400 ms between slots: far above the test's own run time */
+
+/*
+ * Slots are spacing apart whichever node asks: the first is now, each next
+ * one a spacing later; a slot further than the longest wait is refused
+ * (nothing reserved, its distance told); a hold moves every slot past it.
+ */
+static void budget_slots_are_spaced_across_nodes_and_a_hold_delays_them(void **state)
+{
+	fixture_t *fx = *state;
+	budget_answer_t a;
+
+	a = budget(fx, &fx->a, "itest_budget", BROKER_BUDGET_TAKE, SPACING_US, 5000);
+	assert_int_equal(a.rc, BROKER_OK);
+	assert_true(a.granted);
+	assert_int_equal(a.delay_ms, 0);
+	a = budget(fx, &fx->b, "itest_budget", BROKER_BUDGET_TAKE, SPACING_US, 5000);
+	assert_true(a.granted);
+	/* The second slot is one spacing after the first, less the time the first answer took. */
+	assert_true(a.delay_ms > 300 && a.delay_ms <= 400);
+	a = budget(fx, &fx->a, "itest_budget", BROKER_BUDGET_TAKE, SPACING_US, 5000);
+	assert_true(a.granted);
+	assert_true(a.delay_ms > 700 && a.delay_ms <= 800);
+	/* Not more than 500 ms away: refused, and nothing reserved (the next asks the same). */
+	a = budget(fx, &fx->b, "itest_budget", BROKER_BUDGET_TAKE, SPACING_US, 500);
+	assert_false(a.granted);
+	assert_true(a.delay_ms > 1000 && a.delay_ms <= 1200);
+	a = budget(fx, &fx->b, "itest_budget", BROKER_BUDGET_TAKE, SPACING_US, 500);
+	assert_false(a.granted);
+	assert_true(a.delay_ms > 1000 && a.delay_ms <= 1200);
+	/* Another provider has its own slots. */
+	a = budget(fx, &fx->b, "itest_other", BROKER_BUDGET_TAKE, SPACING_US, 0);
+	assert_true(a.granted);
+	assert_int_equal(a.delay_ms, 0);
+	/* A 429's hold of 5 s: the next slot is at least that far away. */
+	a = budget(fx, &fx->a, "itest_other", BROKER_BUDGET_HOLD, 5000, 0);
+	assert_true(a.granted);
+	a = budget(fx, &fx->b, "itest_other", BROKER_BUDGET_TAKE, SPACING_US, 60000);
+	assert_true(a.granted);
+	assert_true(a.delay_ms > 4800 && a.delay_ms <= 5000);
+	/* Wrong arguments are Redis's error, not a hang. */
+	a = budget(fx, &fx->a, "itest_other", BROKER_BUDGET_TAKE, 0, 0);
+	assert_int_equal(a.rc, BROKER_EREPLY);
+	assert_int_equal(broker_budget(fx->a.b, "", BROKER_BUDGET_TAKE, 1, 1, on_budget, &a, NULL),
+			 BROKER_EREPLY);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -552,6 +674,11 @@ int main(void)
 					    lease_setup, lease_teardown),
 	    cmocka_unit_test_setup_teardown(
 		a_lease_request_when_redis_dies_is_answered_lost_not_left_hanging, lease_setup,
+		lease_teardown),
+	    cmocka_unit_test_setup_teardown(the_lease_answer_carries_the_orders_stored_status,
+					    lease_setup, lease_teardown),
+	    cmocka_unit_test_setup_teardown(
+		budget_slots_are_spaced_across_nodes_and_a_hold_delays_them, lease_setup,
 		lease_teardown),
 	};
 
