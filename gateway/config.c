@@ -454,9 +454,16 @@ static int config_ini_handler(void *user, const char *section, const char *name,
 		}
 		return 1;
 	}
+	if (section && !strncmp(section, "poll.", 5)) {
+		if (config_set_poll(fc->cfg, section + 5, name, value, origin)) {
+			fc->failed = 1;
+			return 0;
+		}
+		return 1;
+	}
 	if (section && *section && strcmp(section, "trackgated") != 0) {
-		config_err("trackgated: %s: unknown section [%s] (use [trackgated] or "
-			   "[webhook.PROVIDER])\n",
+		config_err("trackgated: %s: unknown section [%s] (use [trackgated], "
+			   "[webhook.PROVIDER], [poll.PROVIDER] or [token-key.KID])\n",
 			   origin, section);
 		fc->failed = 1;
 		return 0;
@@ -644,5 +651,8 @@ int config_load(config_t *cfg, int argc, char **argv)
 		}
 		fclose(f);
 	}
-	return config_load_webhook_secrets(cfg);
+	rc = config_load_webhook_secrets(cfg);
+	if (rc)
+		return rc;
+	return config_load_polls(cfg);
 }

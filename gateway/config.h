@@ -42,6 +42,37 @@ typedef struct config_webhook {
 	char header[64];
 } config_webhook_t;
 
+#define CONFIG_POLLS_MAX 4
+#define CONFIG_URL_MAX 512
+#define CONFIG_ID_MAX 128
+
+/*
+ * A provider's API polled for its couriers' positions ([poll.PROVIDER], config_poll.c).
+ * Which credential fields a provider takes is its own: Uber Direct client-id, customer-id,
+ * scope and client-secret-file (OAuth2 client credentials, token-url); DoorDash Drive
+ * developer-id, key-id and signing-secret-file (a self-minted JWT); Onfleet api-key-file.
+ */
+typedef struct config_poll {
+	char provider[33];
+	char base_url[CONFIG_URL_MAX];	/* the API, without a trailing '/' */
+	char token_url[CONFIG_URL_MAX]; /* uber_direct: the OAuth2 token endpoint */
+	char client_id[CONFIG_ID_MAX + 1];
+	char customer_id[CONFIG_ID_MAX + 1];
+	char scope[CONFIG_ID_MAX + 1];
+	char developer_id[CONFIG_ID_MAX + 1];
+	char key_id[CONFIG_ID_MAX + 1];
+	char secret_file[CONFIG_PATH_MAX];  /* client-secret-file, signing-secret-file, api-key-file
+					     */
+	char ca_file[CONFIG_PATH_MAX];	    /* "" = the system's CA store */
+	char secret[CONFIG_SECRET_MAX + 1]; /* read from secret_file; never logged */
+	size_t secret_len;
+	unsigned interval_ms;	     /* each watched order polled once per interval */
+	unsigned budget;	     /* requests per second for the whole group */
+	unsigned timeout_ms;	     /* one whole request */
+	unsigned connect_timeout_ms; /* its connect + TLS handshake */
+	unsigned lease_ms;	     /* the order's poll lease; 0 = max(3 x interval, 2 s) */
+} config_poll_t;
+
 #define CONFIG_TILE_URL_MAX 255	 /* page-tile-url */
 #define CONFIG_TILE_ATTR_MAX 160 /* page-tile-attribution */
 
@@ -112,6 +143,10 @@ typedef struct config {
 	/* [webhook.PROVIDER] sections and --webhook-secret-file PROVIDER=PATH */
 	config_webhook_t webhooks[CONFIG_WEBHOOKS_MAX];
 	unsigned n_webhooks;
+
+	/* [poll.PROVIDER] sections and --poll PROVIDER.KEY=VALUE */
+	config_poll_t polls[CONFIG_POLLS_MAX];
+	unsigned n_polls;
 } config_t;
 
 /* What SIGHUP does with a new value of a setting (the reload column of the table). */
@@ -168,6 +203,9 @@ bool config_origin_ok(const config_t *cfg, const char *origin);
 
 /* The configured webhook of provider, or NULL (not configured: 404). */
 const config_webhook_t *config_webhook(const config_t *cfg, const char *provider);
+
+/* The polled provider's settings, or NULL (not polled). */
+const config_poll_t *config_poll(const config_t *cfg, const char *provider);
 
 /* Constant-time comparison of a presented key against the configured ones. */
 int config_ingest_key_ok(const config_t *cfg, const char *key, size_t len);

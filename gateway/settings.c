@@ -407,6 +407,30 @@ static void config_print_webhooks(const config_t *cfg, const config_setting_t *s
 	}
 }
 
+/* --poll PROVIDER.KEY=VALUE: one key of [poll.PROVIDER] */
+static const char *config_parse_poll_arg(config_t *cfg, const config_setting_t *s, const char *v)
+{
+	char provider[33];
+	const char *dot = strchr(v, '.'), *eq = dot ? strchr(dot, '=') : NULL;
+	char key[32];
+
+	(void)s;
+	if (!dot || !eq || dot == v || (size_t)(dot - v) >= sizeof(provider) || eq == dot + 1 ||
+	    (size_t)(eq - dot - 1) >= sizeof(key))
+		return "expected PROVIDER.KEY=VALUE";
+	memcpy(provider, v, (size_t)(dot - v));
+	provider[dot - v] = '\0';
+	memcpy(key, dot + 1, (size_t)(eq - dot - 1));
+	key[eq - dot - 1] = '\0';
+	return config_set_poll(cfg, provider, key, eq + 1, "command line") ? config_printed : NULL;
+}
+
+static void config_print_poll_sections(const config_t *cfg, const config_setting_t *s, FILE *out)
+{
+	(void)s;
+	config_print_polls(cfg, out);
+}
+
 /* --token-key-file KID=ALG:PATH */
 static const char *config_parse_token_arg(config_t *cfg, const config_setting_t *s, const char *v)
 {
@@ -618,6 +642,15 @@ const config_setting_t config_settings[] = {
 	"the config file: [webhook.PROVIDER] with secret = VALUE or secret-file = PATH. "
 	"Providers not configured get 404",
 	F(webhooks), F(n_webhooks)),
+    CLI("poll", "PROVIDER.KEY=VALUE", RESTART, false, config_parse_poll_arg,
+	config_print_poll_sections,
+	"poll PROVIDER's API for the couriers of watched orders that have a source "
+	"(PUT /v1/orders/{ID}/source); in the config file: [poll.PROVIDER] with base-url, "
+	"interval-ms, budget (requests/s for the whole group), timeout-ms, connect-timeout-ms, "
+	"lease-ms, ca-file and the provider's credentials (uber_direct: client-id, customer-id, "
+	"client-secret-file; doordash_drive: developer-id, key-id, signing-secret-file; onfleet: "
+	"api-key-file). Providers: uber_direct, doordash_drive, onfleet",
+	F(polls), F(n_polls)),
     CLI("token-key-file", "KID=ALG:PATH", LIVE, false, config_parse_token_arg,
 	config_print_token_keys,
 	"a key for tracking-link tokens (ALG HS256: the secret; "

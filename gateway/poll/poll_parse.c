@@ -283,10 +283,25 @@ out:
 
 /* --- the table ---------------------------------------------------------------------- */
 
-static const poll_parser_t poll_uber_direct = {"uber_direct", "delivery", poll_parse_uber_direct};
-static const poll_parser_t poll_doordash_drive = {"doordash_drive", "delivery",
-						  poll_parse_doordash_drive};
-static const poll_parser_t poll_onfleet = {"onfleet", "worker", poll_parse_onfleet};
+/*
+ * Paths and limits as each provider documents them.  The Uber path's
+ * customer id is the [poll.uber_direct] customer-id, put in by the poller
+ * (the first %s); the budgets stay under the published limits: Onfleet 20
+ * requests/s per organisation (it bans past them), Uber and DoorDash
+ * publish none per second for these reads, so 10.
+ */
+static const poll_parser_t poll_uber_direct = {"uber_direct",
+					       "delivery",
+					       poll_parse_uber_direct,
+					       "https://api.uber.com",
+					       "/v1/customers/%s/deliveries/%s",
+					       10};
+static const poll_parser_t poll_doordash_drive = {
+    "doordash_drive",	       "delivery",
+    poll_parse_doordash_drive, "https://openapi.doordash.com",
+    "/drive/v2/deliveries/%s", 10};
+static const poll_parser_t poll_onfleet = {
+    "onfleet", "worker", poll_parse_onfleet, "https://onfleet.com", "/api/v2/workers/%s", 18};
 
 static const poll_parser_t *const poll_parsers[] = {&poll_uber_direct, &poll_doordash_drive,
 						    &poll_onfleet, NULL};

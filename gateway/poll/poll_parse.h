@@ -41,6 +41,10 @@ typedef struct poll_parser {
 	const char *provider; /* the adapter's name, and the updates' provider */
 	const char *resource; /* what is polled: "delivery" or "worker" */
 	poll_parse_fn *parse;
+	/* What the provider documents, as [poll.PROVIDER]'s defaults: */
+	const char *base_url; /* its production API */
+	const char *path;     /* the polled resource under base_url; %s: the source's ref */
+	unsigned budget;      /* requests per second, under the provider's own limit */
 } poll_parser_t;
 
 poll_parse_fn poll_parse_uber_direct;
