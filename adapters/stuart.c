@@ -24,6 +24,21 @@
  * neither an event id nor a time: an update's ts is the receive time
  * (req->now_ms) and its event_id a hash of the body, so a retried webhook
  * is applied once.  See adapters/README.md for the status table.
+ *
+ * Stuart's newer webhooks ("v3") are told apart by their top-level
+ * "version": "v3".  Their shape comes from bodies that Stuart's sandbox sent
+ * to a public integration (adapters/README.md names the sources; Stuart's
+ * own v3 payload reference could not be read):
+ *
+ *   {"version": "v3", "occurred_at": T, "event_id": UUID, "webhook_id": N,
+ *    "topic": "package_delivering",
+ *    "details": {"account": {...}, "package": {"reference": R, ...}, ...}}
+ *
+ * R is the package's reference, the client reference given at creation, so
+ * the order key is the same as in v2.  A v3 event gives the topic's status
+ * (and the courier's name when one is sent), never a position: no source
+ * shows coordinates in a v3 body.  Its ts is occurred_at and its event_id
+ * Stuart's event_id, where v2 had neither.
  */
 #include <stdio.h>
 #include <string.h>
@@ -49,6 +64,26 @@ static const struct stuart_status {
     {"waiting_at_dropoff", PROTO_STATUS_AT_DROPOFF},
     {"delivered", PROTO_STATUS_DELIVERED},
     {"cancelled", PROTO_STATUS_CANCELLED},
+};
+
+/*
+ * v3 topics.  package_delivering and courier_arriving are seen in Stuart's
+ * sandbox bodies; the other names come from public integrations' lists of
+ * Stuart's package states (adapters/README.md).  courier_arriving says which
+ * task in details.task (pickup or dropoff); the table has no entry for it.
+ */
+static const struct stuart_status stuart_topics[] = {
+    {"package_created", PROTO_STATUS_CREATED},
+    {"courier_assigned", PROTO_STATUS_COURIER_ASSIGNED},
+    {"package_picking_up", PROTO_STATUS_EN_ROUTE_TO_PICKUP},
+    {"courier_arriving_at_pickup", PROTO_STATUS_EN_ROUTE_TO_PICKUP},
+    {"courier_waiting_at_pickup", PROTO_STATUS_AT_PICKUP},
+    {"package_picked_up", PROTO_STATUS_PICKED_UP},
+    {"package_delivering", PROTO_STATUS_EN_ROUTE_TO_DROPOFF},
+    {"courier_arriving_at_dropoff", PROTO_STATUS_EN_ROUTE_TO_DROPOFF},
+    {"courier_waiting_at_dropoff", PROTO_STATUS_AT_DROPOFF},
+    {"package_delivered", PROTO_STATUS_DELIVERED},
+    {"package_canceled", PROTO_STATUS_CANCELLED},
 };
 
 /*
@@ -79,13 +114,19 @@ static const char *path_join(char *buf, const char *base, const char *leaf)
 	return buf;
 }
 
-static proto_status_t stuart_status(const char *name)
+static proto_status_t status_in(const struct stuart_status *table, size_t n, const char *name)
 {
-	for (size_t i = 0; i < sizeof(stuart_statuses) / sizeof(stuart_statuses[0]); i++) {
-		if (strcmp(stuart_statuses[i].name, name) == 0)
-			return stuart_statuses[i].status;
+	for (size_t i = 0; i < n; i++) {
+		if (strcmp(table[i].name, name) == 0)
+			return table[i].status;
 	}
 	return PROTO_STATUS_NONE;
+}
+
+static proto_status_t stuart_status(const char *name)
+{
+	return status_in(stuart_statuses, sizeof(stuart_statuses) / sizeof(stuart_statuses[0]),
+			 name);
 }
 
 static const struct stuart_shape *stuart_shape(const char *event, const char *type)
@@ -163,6 +204,54 @@ static int stuart_driver(const cJSON *root, const char *driver_path, const char 
 }
 
 /*
+ * A v3 event: one update with the topic's status for the package whose
+ * reference is the order id, or none (a topic without a canonical status,
+ * a package without a reference).
+ */
+static int stuart_parse_v3(const adapter_request_t *req, const cJSON *root, proto_update_t *out,
+			   int max, int *n, proto_error_t *err)
+{
+	const cJSON *details = NULL, *package = NULL;
+	const char *topic, *id = NULL, *reference = NULL, *task = NULL, *name = NULL;
+	char event_id[PROTO_EVENT_ID_MAX + 1];
+	proto_status_t status;
+	proto_update_t u;
+	int64_t ts = req->now_ms;
+	int rc;
+
+	if ((rc = adapter_get_string(root, "topic", true, &topic, err)) < 0 ||
+	    (rc = adapter_get_object(root, "details", true, &details, err)) < 0 ||
+	    (rc = adapter_get_string(root, "event_id", false, &id, err)) < 0 ||
+	    (rc = adapter_get_time(root, "occurred_at", false, &ts, err)) < 0 ||
+	    (rc = adapter_get_object(root, "details.package", false, &package, err)) < 0 ||
+	    (rc = adapter_get_string(root, "details.package.reference", false, &reference, err)) <
+		0 ||
+	    (rc = adapter_get_string(root, "details.task", false, &task, err)) < 0 ||
+	    (rc = adapter_get_string(root, "details.courier.name", false, &name, err)) < 0)
+		return rc;
+	status = status_in(stuart_topics, sizeof(stuart_topics) / sizeof(stuart_topics[0]), topic);
+	if (strcmp(topic, "courier_arriving") == 0 && task != NULL)
+		status = strcmp(task, "pickup") == 0	? PROTO_STATUS_EN_ROUTE_TO_PICKUP
+			 : strcmp(task, "dropoff") == 0 ? PROTO_STATUS_EN_ROUTE_TO_DROPOFF
+							: PROTO_STATUS_NONE;
+	if (status == PROTO_STATUS_NONE || reference == NULL || reference[0] == '\0')
+		return ADAPTER_OK; /* nothing canonical, or no order to give it to */
+	if (!proto_order_id_valid(reference, strlen(reference)))
+		return adapter_fail(err, ADAPTER_EINVAL, "details.package.reference",
+				    "is not an order id (1-128 of A-Z a-z 0-9 . _ ~ -)");
+	if (id == NULL || id[0] == '\0')
+		adapter_body_event_id(req->body, req->body_len, event_id);
+	else
+		snprintf(event_id, sizeof(event_id), "%s", id);
+	if ((rc = adapter_update_init(&u, STUART_PROVIDER, reference, ts, event_id, err)) < 0)
+		return rc;
+	u.status = status;
+	adapter_copy_text(u.courier.name, sizeof(u.courier.name), name);
+	u.has_courier = u.courier.name[0] != '\0';
+	return adapter_emit_one(&u, out, max, n, err);
+}
+
+/*
  * One update for the delivery an event is about, or none: for job and
  * driver events without a current delivery, deliveries without a
  * clientReference, unknown events and events with nothing to track.
@@ -172,7 +261,7 @@ static int stuart_parse(const adapter_request_t *req, proto_update_t *out, int m
 {
 	const struct stuart_shape *shape;
 	const cJSON *data = NULL, *delivery = NULL;
-	const char *event, *type, *reference = NULL, *status_name = NULL;
+	const char *event, *type, *version, *reference = NULL, *status_name = NULL;
 	char path[STUART_PATH_MAX], event_id[PROTO_EVENT_ID_MAX + 1];
 	proto_update_t u;
 	cJSON *root;
@@ -183,6 +272,19 @@ static int stuart_parse(const adapter_request_t *req, proto_update_t *out, int m
 	if (root == NULL)
 		return strcmp(err->message, ADAPTER_MSG_NOMEM) == 0 ? ADAPTER_ENOMEM
 								    : ADAPTER_EINVAL;
+	/* v2 bodies carry no version; v3 bodies say "v3". */
+	if ((rc = adapter_get_string(root, "version", false, &version, err)) < 0)
+		goto done;
+	if (rc == 0) {
+		if (strcmp(version, "v3") == 0)
+			rc = stuart_parse_v3(req, root, out, max, n, err);
+		else
+			rc =
+			    adapter_fail(err, ADAPTER_EINVAL, "version",
+					 "is not a Stuart webhook version trackgate reads (\"v3\", "
+					 "or none for the {event, type, data} webhooks)");
+		goto done;
+	}
 	if ((rc = adapter_get_string(root, "event", true, &event, err)) < 0 ||
 	    (rc = adapter_get_string(root, "type", true, &type, err)) < 0 ||
 	    (rc = adapter_get_object(root, "data", true, &data, err)) < 0)

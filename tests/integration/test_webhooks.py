@@ -12,8 +12,9 @@ Wolt's HS256 JWT minted by hand.  For each provider:
     watcher gets the canonical update frame (mapped status, location, ts,
     provider, courier, ETAs, the merchant's order id) with that cursor;
   - the same webhook again: a duplicate, not delivered twice;
-  - an older event: stale, not delivered (not for Stuart, whose events carry
-    no time: their ts is the receive time);
+  - an older event: stale, not delivered (not for Stuart's {event, type,
+    data} webhooks, which carry no time: their ts is the receive time; a
+    Stuart webhooks-v3 event carries its occurred_at and is checked so);
   - a bad signature or credential, and none: 401 naming the header;
   - a malformed body: 400 naming the provider's field;
   - an event with nothing to track: 200 {"ignored":true}, no frame;
@@ -505,6 +506,19 @@ class Stuart(Provider):
                 "event_id": body_event_id(body), "location": {"lat": lat, "lng": lng}}
         return self.event(f"driver/update {lat},{lng}", body, ["applied"], [want])
 
+    def v3_status(self, order, ts, topic, event_id, want_status, results=("applied",)):
+        """A webhooks-v3 event (adapters/README.md): Stuart's own event_id and time."""
+        obj = {"version": "v3", "occurred_at": rfc3339(ts, offset_min=120),
+               "event_id": event_id, "webhook_id": 1207, "topic": topic,
+               "details": {"account": {"id": 310442},
+                           "package": {"reference": order,
+                                       "tracking_url": "https://stuart.followmy.delivery/1/x"}}}
+        body = dumps(obj)
+        want = {"v": 1, "order_id": order, "provider": self.name, "ts": ts,
+                "event_id": event_id, "status": want_status}
+        updates = [want if r == "applied" else None for r in results]
+        return self.event(f"v3 {topic} @{ts}", body, list(results), updates)
+
     def ignored(self, order, ts):
         return [("driver/online", {"event": "driver", "type": "online",
                                    "data": {"status": "online", "latitude": 48.8,
@@ -512,13 +526,20 @@ class Stuart(Provider):
                 ("delivery/create without clientReference",
                  {"event": "delivery", "type": "create",
                   "data": {"id": 40567, "driver": None, "status": "pending",
-                           "clientReference": None}})]
+                           "clientReference": None}}),
+                ("v3 topic without a canonical status",
+                 {"version": "v3", "topic": "package_updated", "event_id": "v3-ignored",
+                  "details": {"package": {"reference": order}}})]
 
     def malformed(self, order, ts):
         return [("data", {"event": "delivery", "type": "update"}),
                 ("data.clientReference", {"event": "delivery", "type": "update",
                                           "data": {"status": "picking",
-                                                   "clientReference": "Order_ID#1234_1"}})]
+                                                   "clientReference": "Order_ID#1234_1"}}),
+                ("version", {"version": "v4", "topic": "package_delivered", "details": {}}),
+                ("details.package.reference",
+                 {"version": "v3", "topic": "package_delivered",
+                  "details": {"package": {"reference": "Order_ID#1234_1"}}})]
 
 
 class OpenDelivery(Provider):
@@ -694,6 +715,16 @@ async def provider_checks(env, ck, p, order, w):
             oldpos.results, oldpos.updates = ["stale"], [None]
         oldpos.what = "older position event " + oldpos.what
         await post_event(env, ck, p, order, w, oldpos)
+
+    # Stuart's webhooks v3 carry a time and an event id: applied once, an older one stale.
+    if isinstance(p, Stuart):
+        v3 = p.v3_status(order, h.now_ms(), "courier_waiting_at_pickup",
+                         f"v3-{os.getpid()}-1", "at_pickup")
+        await post_event(env, ck, p, order, w, v3)
+        await post_event(env, ck, p, order, w, v3.again("v3 retried", ["duplicate"]))
+        await post_event(env, ck, p, order, w,
+                         p.v3_status(order, base, "package_delivered", f"v3-{os.getpid()}-2",
+                                     "delivered", results=("stale",)))
 
     # Refused: bad or no signature / credential.
     probe = p.status(order, base + 2500, 3).body

@@ -890,6 +890,230 @@ static void the_same_body_twice_gives_the_same_event_id(void **state)
 	free(body);
 }
 
+/* --- webhooks v3 ----------------------------------------------------------------- */
+
+/* 2024-05-01T11:58:30.250Z and 13:52:10.500+02:00, the occurred_at of the v3 fixtures. */
+#define T_1158_30_250_UTC 1714564710250LL
+#define T_1352_10_500_CEST 1714564330500LL
+
+/* A v3 event with topic and the members of details (JSON text without braces). */
+static char *v3_event(const char *topic, const char *details)
+{
+	return atl_format("{\"version\":\"v3\",\"occurred_at\":\"2024-05-01T11:58:30.250Z\","
+			  "\"event_id\":\"evt-1\",\"webhook_id\":1207,\"topic\":\"%s\","
+			  "\"details\":{%s}}",
+			  topic, details);
+}
+
+static void v3_package_delivering_gives_the_status_at_its_own_time_and_id(void **state)
+{
+	atl_parsed_t p;
+	const proto_update_t *u = &p.u[0];
+
+	(void)state;
+	parse_fixture(FIXTURE("v3_package_delivering.json"), &p);
+	atl_assert_one_update(&p);
+	assert_string_equal(u->order_id, "ord-40567");
+	assert_string_equal(u->provider, "stuart");
+	assert_int_equal(u->ts, T_1158_30_250_UTC);
+	assert_string_equal(u->event_id, "5f0c2d4e-8a7b-4c1d-9e3f-2a6b8c0d1e4f");
+	assert_int_equal(u->status, PROTO_STATUS_EN_ROUTE_TO_DROPOFF);
+	/* No source shows a position, ETAs or a courier in a v3 body. */
+	assert_false(u->has_location);
+	assert_false(u->has_eta);
+	assert_false(u->has_courier);
+}
+
+static void v3_courier_arriving_is_en_route_to_its_task(void **state)
+{
+	atl_parsed_t p;
+	char *body = atl_load_file(FIXTURE("v3_courier_arriving.json"), NULL);
+	char *dropoff = atl_replace_once(body, "\"task\": \"pickup\"", "\"task\": \"dropoff\"");
+	char *other = atl_replace_once(body, "\"task\": \"pickup\"", "\"task\": \"return\"");
+	char *none = atl_replace_once(body, ",\n    \"task\": \"pickup\"", "");
+
+	(void)state;
+	parse_text(body, &p);
+	atl_assert_one_update(&p);
+	assert_int_equal(p.u[0].status, PROTO_STATUS_EN_ROUTE_TO_PICKUP);
+	assert_int_equal(p.u[0].ts, T_1352_10_500_CEST);
+	assert_string_equal(p.u[0].event_id, "c7e1a3b5-2d4f-4a6c-8e0b-1f3d5a7c9e2b");
+	parse_text(dropoff, &p);
+	atl_assert_one_update(&p);
+	assert_int_equal(p.u[0].status, PROTO_STATUS_EN_ROUTE_TO_DROPOFF);
+	parse_text(other, &p);
+	atl_assert_ignored(&p);
+	assert_true(strstr(none, "task") == NULL);
+	parse_text(none, &p);
+	atl_assert_ignored(&p);
+	free(none);
+	free(other);
+	free(dropoff);
+	free(body);
+}
+
+static void every_v3_topic_maps_to_a_canonical_status(void **state)
+{
+	static const struct {
+		const char *topic;
+		proto_status_t status;
+	} table[] = {
+	    {"package_created", PROTO_STATUS_CREATED},
+	    {"courier_assigned", PROTO_STATUS_COURIER_ASSIGNED},
+	    {"package_picking_up", PROTO_STATUS_EN_ROUTE_TO_PICKUP},
+	    {"courier_arriving_at_pickup", PROTO_STATUS_EN_ROUTE_TO_PICKUP},
+	    {"courier_waiting_at_pickup", PROTO_STATUS_AT_PICKUP},
+	    {"package_picked_up", PROTO_STATUS_PICKED_UP},
+	    {"package_delivering", PROTO_STATUS_EN_ROUTE_TO_DROPOFF},
+	    {"courier_arriving_at_dropoff", PROTO_STATUS_EN_ROUTE_TO_DROPOFF},
+	    {"courier_waiting_at_dropoff", PROTO_STATUS_AT_DROPOFF},
+	    {"package_delivered", PROTO_STATUS_DELIVERED},
+	    {"package_canceled", PROTO_STATUS_CANCELLED},
+	};
+	atl_parsed_t p;
+
+	(void)state;
+	for (size_t i = 0; i < sizeof(table) / sizeof(table[0]); i++) {
+		char *body = v3_event(table[i].topic, "\"package\":{\"reference\":\"ord-1\"}");
+
+		parse_text(body, &p);
+		atl_assert_one_update(&p);
+		if (p.u[0].status != table[i].status)
+			fail_msg("%s: status %d, want %d", table[i].topic, (int)p.u[0].status,
+				 (int)table[i].status);
+		assert_string_equal(p.u[0].order_id, "ord-1");
+		assert_string_equal(p.u[0].event_id, "evt-1");
+		free(body);
+	}
+}
+
+static void v3_events_with_nothing_to_track_are_ignored(void **state)
+{
+	static const struct {
+		const char *topic;
+		const char *details;
+	} table[] = {
+	    {"package_updated", "\"package\":{\"reference\":\"ord-1\"}"}, /* unknown topic */
+	    {"Package_Delivered", "\"package\":{\"reference\":\"ord-1\"}"},
+	    {"package_delivered", ""},
+	    {"package_delivered", "\"package\":null"},
+	    {"package_delivered", "\"package\":{\"id\":100734322}"},
+	    {"package_delivered", "\"package\":{\"reference\":null}"},
+	    {"package_delivered", "\"package\":{\"reference\":\"\"}"},
+	};
+	atl_parsed_t p;
+
+	(void)state;
+	for (size_t i = 0; i < sizeof(table) / sizeof(table[0]); i++) {
+		char *body = v3_event(table[i].topic, table[i].details);
+
+		parse_text(body, &p);
+		if (p.rc != ADAPTER_OK || p.n != 0)
+			fail_msg("%s {%s}: rc %d, %d updates", table[i].topic, table[i].details,
+				 p.rc, p.n);
+		free(body);
+	}
+}
+
+static void v3_without_an_event_id_or_a_time_uses_the_hash_and_the_receive_time(void **state)
+{
+	static const char body[] = "{\"version\":\"v3\",\"topic\":\"package_delivered\","
+				   "\"details\":{\"package\":{\"reference\":\"ord-1\"}}}";
+	static const char empty_id[] =
+	    "{\"version\":\"v3\",\"event_id\":\"\",\"occurred_at\":null,"
+	    "\"topic\":\"package_delivered\",\"details\":{\"package\":{\"reference\":\"ord-1\"}}}";
+	atl_parsed_t p;
+
+	(void)state;
+	parse_text(body, &p);
+	atl_assert_one_update(&p);
+	assert_int_equal(p.u[0].ts, NOW_MS);
+	assert_int_equal(strncmp(p.u[0].event_id, "sha256:", 7), 0);
+	assert_int_equal(p.u[0].status, PROTO_STATUS_DELIVERED);
+	parse_text(empty_id, &p);
+	atl_assert_one_update(&p);
+	assert_int_equal(p.u[0].ts, NOW_MS);
+	assert_int_equal(strncmp(p.u[0].event_id, "sha256:", 7), 0);
+}
+
+static void v3_courier_name_is_copied_when_sent(void **state)
+{
+	atl_parsed_t p;
+	char *body = v3_event("courier_assigned", "\"package\":{\"reference\":\"ord-1\"},"
+						  "\"courier\":{\"name\":\"Camille\\nM.\","
+						  "\"phone\":\"+33600000000\"}");
+
+	(void)state;
+	parse_text(body, &p);
+	atl_assert_one_update(&p);
+	assert_int_equal(p.u[0].status, PROTO_STATUS_COURIER_ASSIGNED);
+	assert_true(p.u[0].has_courier);
+	assert_string_equal(p.u[0].courier.name, "Camille M.");
+	assert_string_equal(p.u[0].courier.id, "");
+	free(body);
+}
+
+static void v3_malformed_members_are_named(void **state)
+{
+	static const struct {
+		const char *body;
+		const char *field;
+	} table[] = {
+	    {"{\"version\":\"v3\",\"details\":{}}", "topic"},
+	    {"{\"version\":\"v3\",\"topic\":7,\"details\":{}}", "topic"},
+	    {"{\"version\":\"v3\",\"topic\":\"package_delivered\"}", "details"},
+	    {"{\"version\":\"v3\",\"topic\":\"package_delivered\",\"details\":[]}", "details"},
+	    {"{\"version\":\"v3\",\"topic\":\"x\",\"event_id\":5,\"details\":{}}", "event_id"},
+	    {"{\"version\":\"v3\",\"topic\":\"x\",\"occurred_at\":\"yesterday\",\"details\":{}}",
+	     "occurred_at"},
+	    {"{\"version\":\"v3\",\"topic\":\"x\",\"details\":{\"package\":\"ord-1\"}}",
+	     "details.package"},
+	    {"{\"version\":\"v3\",\"topic\":\"x\",\"details\":{\"package\":{\"reference\":7}}}",
+	     "details.package.reference"},
+	    {"{\"version\":\"v3\",\"topic\":\"package_delivered\",\"details\":{\"package\":"
+	     "{\"reference\":\"Order_ID#1234_1\"}}}",
+	     "details.package.reference"},
+	    {"{\"version\":\"v3\",\"topic\":\"x\",\"details\":{\"task\":1}}", "details.task"},
+	    {"{\"version\":\"v3\",\"topic\":\"x\",\"details\":{\"courier\":{\"name\":1}}}",
+	     "details.courier.name"},
+	    {"{\"version\":3,\"topic\":\"x\",\"details\":{}}", "version"},
+	    {"{\"version\":\"v2\",\"event\":\"job\",\"type\":\"update\",\"data\":{}}", "version"},
+	    {"{\"version\":\"v4\",\"topic\":\"x\",\"details\":{}}", "version"},
+	    {"{\"version\":\"V3\",\"topic\":\"x\",\"details\":{}}", "version"},
+	    /* No version: read as v2, whose first member is missing. */
+	    {"{\"topic\":\"package_delivered\",\"details\":{\"package\":{\"reference\":\"o\"}}}",
+	     "event"},
+	};
+	atl_parsed_t p;
+
+	(void)state;
+	for (size_t i = 0; i < sizeof(table) / sizeof(table[0]); i++) {
+		parse_text(table[i].body, &p);
+		atl_assert_invalid(&p, table[i].field);
+	}
+}
+
+static void every_truncation_of_a_v3_event_is_refused(void **state)
+{
+	static const char *const fixtures[] = {FIXTURE("v3_package_delivering.json"),
+					       FIXTURE("v3_courier_arriving.json")};
+	atl_parsed_t p;
+
+	(void)state;
+	for (size_t f = 0; f < sizeof(fixtures) / sizeof(fixtures[0]); f++) {
+		size_t len;
+		char *body = atl_load_file(fixtures[f], &len);
+		size_t last = (size_t)(strrchr(body, '}') - body);
+
+		for (size_t cut = 0; cut <= last; cut++) {
+			parse_len(body, cut, &p);
+			if (p.rc != ADAPTER_EINVAL)
+				fail_msg("%s cut at %zu accepted", fixtures[f], cut);
+		}
+		free(body);
+	}
+}
+
 static void no_room_for_an_update_is_an_error(void **state)
 {
 	atl_headers_t none = {{NULL}, {NULL}};
@@ -945,6 +1169,14 @@ int main(void)
 	    cmocka_unit_test(courier_text_is_cleaned_and_cut_for_proto),
 	    cmocka_unit_test(a_60_kib_body_is_parsed),
 	    cmocka_unit_test(the_same_body_twice_gives_the_same_event_id),
+	    cmocka_unit_test(v3_package_delivering_gives_the_status_at_its_own_time_and_id),
+	    cmocka_unit_test(v3_courier_arriving_is_en_route_to_its_task),
+	    cmocka_unit_test(every_v3_topic_maps_to_a_canonical_status),
+	    cmocka_unit_test(v3_events_with_nothing_to_track_are_ignored),
+	    cmocka_unit_test(v3_without_an_event_id_or_a_time_uses_the_hash_and_the_receive_time),
+	    cmocka_unit_test(v3_courier_name_is_copied_when_sent),
+	    cmocka_unit_test(v3_malformed_members_are_named),
+	    cmocka_unit_test(every_truncation_of_a_v3_event_is_refused),
 	    cmocka_unit_test(no_room_for_an_update_is_an_error),
 	};
 
