@@ -763,6 +763,61 @@ def write_poll_config(fake, directory, providers=PROVIDERS, common=None, per=Non
     return path
 
 
+# --- helpers the poll tests share ------------------------------------------------------------
+
+def metric(samples, name, **labels):
+    """The sum of the samples of name (from harness.scrape_metrics) whose labels include
+    labels, in any order; 0 when there is none (a counter not yet counted)."""
+    total = 0.0
+    for key, value in samples.items():
+        base, _, rest = key.partition("{")
+        if base != name:
+            continue
+        have = dict(part.split("=", 1) for part in rest.rstrip("}").split(",") if "=" in part)
+        if all(have.get(k) == f'"{v}"' for k, v in labels.items()):
+            total += value
+    return total
+
+
+def put_source(port, order_id, provider, ref, key):
+    """PUT /v1/orders/{order_id}/source {"provider","ref"} with the ingest key; returns the
+    harness-style (status, raw body)."""
+    conn = http.client.HTTPConnection("127.0.0.1", port, timeout=5)
+    try:
+        conn.request("PUT", f"/v1/orders/{order_id}/source",
+                     json.dumps({"provider": provider, "ref": ref}),
+                     {"Content-Type": "application/json", "Authorization": f"Bearer {key}"})
+        resp = conn.getresponse()
+        return resp.status, resp.read()
+    finally:
+        conn.close()
+
+
+def location_of(frame):
+    """(lat, lng) of an update frame's location, or None."""
+    loc = ((frame or {}).get("update") or {}).get("location")
+    return (loc.get("lat"), loc.get("lng")) if isinstance(loc, dict) else None
+
+
+async def next_matching(watcher, pred, timeout, what):
+    """Reads watcher's frames (harness.Watcher) until pred(frame) is true; returns that frame.
+    Fails (AssertionError) after timeout seconds, listing the frames skipped."""
+    deadline = time.monotonic() + timeout
+    skipped = []
+    while True:
+        left = deadline - time.monotonic()
+        if left <= 0:
+            raise AssertionError(f"{watcher.path}: no frame with {what} within {timeout:.1f} s; "
+                                 f"skipped {skipped!r}")
+        try:
+            f = await watcher.next(timeout=round(left, 2), what=what)
+        except AssertionError as e:  # harness.TestFailure: timed out or closed
+            raise AssertionError(f"{e}; skipped {skipped!r}") from None
+        if pred(f):
+            return f
+        skipped.append(f)
+
+
 # --- self-check ------------------------------------------------------------------------------
 
 def selftest():
