@@ -201,18 +201,22 @@ typedef enum broker_lease_action {
  * acquire may have taken the lease (the next acquire tells: it answers held),
  * a renew may have extended it (the holder keeps to its earlier deadline).
  * status: the order's stored status (proto/README.md), read in the same
- * script, or NULL when it has no state; valid during the call.
+ * script, or NULL when it has no state; source, source_len: its stored
+ * source document, or NULL; both valid during the call.
  */
-typedef void broker_lease_fn(void *arg, int rc, bool held, int64_t remaining_ms,
-			     const char *status);
+typedef void broker_lease_fn(void *arg, int rc, bool held, int64_t remaining_ms, const char *status,
+			     const char *source, size_t source_len);
 
 /*
  * Sends one action on order_id's lease for node_id (a non-empty id unique to
- * this node; copied).  ttl_ms is at most 10^12 - 1.
+ * this node; copied).  ttl_ms is at most 10^12 - 1.  providers (copied; NULL
+ * or "": any source, or none): the comma-separated providers the caller
+ * polls; acquire takes the lease and renew keeps it only while the order's
+ * source names one of them (renew releases it otherwise).
  */
 int broker_lease(broker_t *b, const char *order_id, const char *node_id,
-		 broker_lease_action_t action, unsigned ttl_ms, broker_lease_fn *fn, void *arg,
-		 broker_req_t **req);
+		 broker_lease_action_t action, unsigned ttl_ms, const char *providers,
+		 broker_lease_fn *fn, void *arg, broker_req_t **req);
 
 /*
  * A provider's request budget, shared by every node on this Redis

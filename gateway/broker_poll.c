@@ -126,6 +126,8 @@ static void broker_lease_cb(redisAsyncContext *ac, void *r, void *privdata)
 	redisReply *reply = r;
 	int64_t remaining_ms = 0;
 	char status[32] = "";
+	const char *source = NULL;
+	size_t source_len = 0;
 	bool held = false;
 	int rc = BROKER_OK;
 
@@ -134,16 +136,21 @@ static void broker_lease_cb(redisAsyncContext *ac, void *r, void *privdata)
 	} else if (reply->type == REDIS_REPLY_ERROR) {
 		if (broker_script_resent(req->b, req, reply, "poll_lease", broker_send_lease, &rc))
 			return;
-	} else if (reply->type == REDIS_REPLY_ARRAY && reply->elements == 3 &&
+	} else if (reply->type == REDIS_REPLY_ARRAY && reply->elements == 4 &&
 		   reply->element[0]->type == REDIS_REPLY_INTEGER &&
 		   reply->element[1]->type == REDIS_REPLY_INTEGER &&
 		   reply->element[2]->type == REDIS_REPLY_STRING &&
+		   reply->element[3]->type == REDIS_REPLY_STRING &&
 		   (reply->element[0]->integer & ~1LL) == 0 && reply->element[1]->integer >= 0 &&
 		   reply->element[2]->len < sizeof(status)) {
 		held = reply->element[0]->integer == 1;
 		remaining_ms = reply->element[1]->integer;
 		memcpy(status, reply->element[2]->str, reply->element[2]->len);
 		status[reply->element[2]->len] = '\0';
+		if (reply->element[3]->len) {
+			source = reply->element[3]->str;
+			source_len = reply->element[3]->len;
+		}
 	} else {
 		req->b->stats.bad_replies++;
 		rc = BROKER_EREPLY;
@@ -151,7 +158,8 @@ static void broker_lease_cb(redisAsyncContext *ac, void *r, void *privdata)
 			  "conn=commands script=poll_lease type=%d", reply->type);
 	}
 	if (!req->cancelled)
-		req->fn.lease(req->arg, rc, held, remaining_ms, status[0] ? status : NULL);
+		req->fn.lease(req->arg, rc, held, remaining_ms, status[0] ? status : NULL, source,
+			      source_len);
 	broker_req_free(req);
 }
 
@@ -170,17 +178,18 @@ static int broker_send_lease(broker_t *b, broker_req_t *req)
 	proto_poll_keys_for(req->order_id, &keys);
 	proto_keys_for(req->order_id, &order);
 	/* An action out of the enum goes as "?", which the script refuses (BROKER_EREPLY). */
-	if (redisAsyncCommand(b->cmd.ac, broker_lease_cb, req, "%s %b 2 %s %s %s %s %u",
-			      by_sha ? "EVALSHA" : "EVAL", script, script_len, keys.lease,
-			      order.state, req->lease_action < 3 ? actions[req->lease_action] : "?",
-			      req->node_id, req->lease_ttl_ms) != REDIS_OK)
+	if (redisAsyncCommand(
+		b->cmd.ac, broker_lease_cb, req, "%s %b 3 %s %s %s %s %s %u %s",
+		by_sha ? "EVALSHA" : "EVAL", script, script_len, keys.lease, order.state,
+		keys.source, req->lease_action < 3 ? actions[req->lease_action] : "?", req->node_id,
+		req->lease_ttl_ms, req->update ? req->update : "") != REDIS_OK)
 		return BROKER_EDOWN;
 	return BROKER_OK;
 }
 
 int broker_lease(broker_t *b, const char *order_id, const char *node_id,
-		 broker_lease_action_t action, unsigned ttl_ms, broker_lease_fn *fn, void *arg,
-		 broker_req_t **out)
+		 broker_lease_action_t action, unsigned ttl_ms, const char *providers,
+		 broker_lease_fn *fn, void *arg, broker_req_t **out)
 {
 	broker_req_t *req;
 	int rc;
@@ -192,7 +201,9 @@ int broker_lease(broker_t *b, const char *order_id, const char *node_id,
 	req->lease_action = action <= BROKER_LEASE_RELEASE ? (uint8_t)action : UINT8_MAX;
 	req->lease_ttl_ms = ttl_ms;
 	req->node_id = strdup(node_id ? node_id : "");
-	rc = req->node_id ? broker_send_lease(b, req) : BROKER_ENOMEM;
+	/* The providers ride in the update field, which a lease request has no other use for. */
+	req->update = strdup(providers ? providers : "");
+	rc = req->node_id && req->update ? broker_send_lease(b, req) : BROKER_ENOMEM;
 	if (rc) {
 		broker_req_free(req);
 		return rc;

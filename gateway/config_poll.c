@@ -286,8 +286,25 @@ static void poll_line(FILE *out, const char *key, const char *value)
 		fprintf(out, "%s = %s\n", key, value);
 }
 
-void config_print_polls(const config_t *cfg, FILE *out)
+const char *config_parse_poll_arg(config_t *cfg, const config_setting_t *s, const char *v)
 {
+	const char *dot = strchr(v, '.'), *eq = dot ? strchr(dot, '=') : NULL;
+	char provider[33], key[32];
+
+	(void)s;
+	if (!dot || !eq || dot == v || (size_t)(dot - v) >= sizeof(provider) || eq == dot + 1 ||
+	    (size_t)(eq - dot - 1) >= sizeof(key))
+		return "expected PROVIDER.KEY=VALUE";
+	memcpy(provider, v, (size_t)(dot - v));
+	provider[dot - v] = '\0';
+	memcpy(key, dot + 1, (size_t)(eq - dot - 1));
+	key[eq - dot - 1] = '\0';
+	return config_set_poll(cfg, provider, key, eq + 1, "command line") ? config_printed : NULL;
+}
+
+void config_print_polls(const config_t *cfg, const config_setting_t *s, FILE *out)
+{
+	(void)s;
 	for (unsigned i = 0; i < cfg->n_polls; i++) {
 		const config_poll_t *p = &cfg->polls[i];
 

@@ -65,14 +65,19 @@ int config_set_webhook(config_t *cfg, const char *provider, const char *name, co
 int config_set_token_key(config_t *cfg, const char *kid, const char *name, const char *value,
 			 const char *origin);
 
-/* KEY = VALUE of [poll.PROVIDER] (config_poll.c); the section's defaults come with its first key.
- */
+/* A parser's answer when it printed its message itself (settings.c). */
+extern const char config_printed[];
+
+/* KEY = VALUE of [poll.PROVIDER] (config_poll.c); the section's defaults come with its first
+ * key. */
 int config_set_poll(config_t *cfg, const char *provider, const char *name, const char *value,
 		    const char *origin);
 /* Checks every [poll.*] section is whole and reads its secret file. */
 int config_load_polls(config_t *cfg);
+/* --poll PROVIDER.KEY=VALUE: one key of [poll.PROVIDER]. */
+config_parse_fn config_parse_poll_arg;
 /* The [poll.*] sections as config-file lines (secrets as their paths). */
-void config_print_polls(const config_t *cfg, FILE *out);
+config_print_fn config_print_polls;
 
 /* Copies value into dst, clearing all of it first (config_apply_reload compares whole fields). */
 static inline void config_copy(char *dst, size_t size, const char *value)

@@ -72,6 +72,16 @@ void metrics_request(metrics_t *m, unsigned provider, unsigned status,
 		metrics_observe(&m->ingest_latency, latency_ms);
 }
 
+unsigned metrics_provider_index(const char *name)
+{
+	const adapter_ops_t *const *all = adapter_all();
+
+	for (unsigned i = 0; name && all[i] && i + 1 < METRICS_PROVIDERS; i++)
+		if (!strcmp(all[i]->name, name))
+			return i + 1;
+	return 0;
+}
+
 const char *metrics_provider_name(unsigned provider)
 {
 	const adapter_ops_t *const *all = adapter_all();
@@ -289,6 +299,66 @@ static void metrics_render_process(metrics_buf_t *b, const metrics_process_t *p)
 	metrics_printf(b, "process_start_time_seconds %.2f\n", p->start_time_s);
 }
 
+static const char *const metrics_poll_result_names[POLL_RESULT__COUNT] = {
+    "ok", "unauthorized", "rate_limited", "http_error", "timeout", "connect_error", "malformed"};
+static const char *const metrics_poll_update_names[POLL_UPDATE__COUNT] = {
+    "applied", "stale", "duplicate", "withheld", "empty", "unavailable"};
+static const char *const metrics_poll_state_names[POLL_STATE__COUNT] = {"idle", "waiting",
+									"polling", "done"};
+
+/* Poll mode's families: a provider's rows once it was polled at all. */
+static void metrics_render_poll(metrics_buf_t *b, const metrics_sample_t *s)
+{
+	const metrics_t *m = &s->m;
+	bool polled[METRICS_PROVIDERS] = {false};
+
+	for (unsigned pr = 0; pr < METRICS_PROVIDERS; pr++)
+		for (int r = 0; r < POLL_RESULT__COUNT; r++)
+			polled[pr] = polled[pr] || m->poll_requests[pr][r] ||
+				     m->poll_tokens[pr][0] || m->poll_tokens[pr][1];
+	metrics_head(b, "trackgate_poll_requests_total", "counter",
+		     "Requests to providers' APIs in poll mode, by provider and result.");
+	for (unsigned pr = 1; pr < METRICS_PROVIDERS; pr++)
+		for (int r = 0; r < POLL_RESULT__COUNT && polled[pr]; r++)
+			metrics_printf(
+			    b,
+			    "trackgate_poll_requests_total{provider=\"%s\",result=\"%s\"} "
+			    "%llu\n",
+			    metrics_provider_name(pr), metrics_poll_result_names[r],
+			    (unsigned long long)m->poll_requests[pr][r]);
+	metrics_head(b, "trackgate_poll_updates_total", "counter",
+		     "Polled answers, by provider and what the Redis script made of them.");
+	for (unsigned pr = 1; pr < METRICS_PROVIDERS; pr++)
+		for (int r = 0; r < POLL_UPDATE__COUNT && polled[pr]; r++)
+			metrics_printf(
+			    b,
+			    "trackgate_poll_updates_total{provider=\"%s\",result=\"%s\"} "
+			    "%llu\n",
+			    metrics_provider_name(pr), metrics_poll_update_names[r],
+			    (unsigned long long)m->poll_updates[pr][r]);
+	metrics_head(b, "trackgate_poll_token_requests_total", "counter",
+		     "OAuth token requests of poll mode, by provider and result.");
+	for (unsigned pr = 1; pr < METRICS_PROVIDERS; pr++)
+		for (int r = 0; r < 2; r++)
+			if (m->poll_tokens[pr][0] || m->poll_tokens[pr][1])
+				metrics_printf(
+				    b,
+				    "trackgate_poll_token_requests_total{provider=\"%s\","
+				    "result=\"%s\"} %llu\n",
+				    metrics_provider_name(pr), r ? "failed" : "ok",
+				    (unsigned long long)m->poll_tokens[pr][r]);
+	metrics_head(b, "trackgate_poll_orders", "gauge",
+		     "Watched orders by poll state (idle: no source or provider not polled; "
+		     "waiting: another node polls; polling: this process polls; done: terminal).");
+	for (int st = 0; st < POLL_STATE__COUNT; st++)
+		metrics_printf(b, "trackgate_poll_orders{state=\"%s\"} %llu\n",
+			       metrics_poll_state_names[st],
+			       (unsigned long long)s->g.poll_orders[st]);
+	metrics_counter(b, "trackgate_poll_leases_acquired_total",
+			"Poll leases this node acquired (first polls and takeovers).",
+			m->poll_leases);
+}
+
 char *metrics_render(const metrics_sample_t *s, const metrics_process_t *p, size_t *len)
 {
 	const metrics_t *m = &s->m;
@@ -399,6 +469,8 @@ char *metrics_render(const metrics_sample_t *s, const metrics_process_t *p, size
 					       "result=\"%s\"} %llu\n",
 					       metrics_provider_name(pr), metrics_result_names[r],
 					       (unsigned long long)m->updates[pr][r]);
+
+	metrics_render_poll(&b, s);
 
 	metrics_hist_render(&b, "trackgate_ingest_latency_seconds",
 			    "Ingest request complete to answer ready, in seconds.",

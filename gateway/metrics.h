@@ -59,6 +59,38 @@ typedef enum metrics_result {
 	RESULT__COUNT
 } metrics_result_t;
 
+/* How one poll of a provider's API ended (trackgate_poll_requests_total). */
+typedef enum metrics_poll_result {
+	POLL_OK = 0,	    /* 2xx, the body parsed */
+	POLL_UNAUTHORIZED,  /* 401 / 403 */
+	POLL_RATE_LIMITED,  /* 429 */
+	POLL_HTTP_ERROR,    /* any other status */
+	POLL_TIMEOUT,	    /* no whole answer within timeout-ms */
+	POLL_CONNECT_ERROR, /* no connection: refused, DNS, TLS */
+	POLL_MALFORMED,	    /* a 2xx whose body is not the provider's document, or too large */
+	POLL_RESULT__COUNT
+} metrics_poll_result_t;
+
+/* What became of a polled answer (trackgate_poll_updates_total). */
+typedef enum metrics_poll_update {
+	POLL_UPDATE_APPLIED = 0,
+	POLL_UPDATE_STALE,
+	POLL_UPDATE_DUPLICATE,
+	POLL_UPDATE_WITHHELD,
+	POLL_UPDATE_EMPTY,	 /* nothing to track in it yet */
+	POLL_UPDATE_UNAVAILABLE, /* Redis could not store it */
+	POLL_UPDATE__COUNT
+} metrics_poll_update_t;
+
+/* Where a watched order stands in poll mode (trackgate_poll_orders). */
+typedef enum metrics_poll_state {
+	POLL_STATE_IDLE = 0, /* no source, or its provider is not polled */
+	POLL_STATE_WAITING,  /* another node holds its lease */
+	POLL_STATE_POLLING,  /* this process holds its lease and polls */
+	POLL_STATE_DONE,     /* terminal: no more polls */
+	POLL_STATE__COUNT
+} metrics_poll_state_t;
+
 /*
  * Cumulative buckets (observations <= the bucket's bound), rendered with
  * their bounds and sum in seconds, as Prometheus names base units.
@@ -77,11 +109,15 @@ typedef struct metrics {
 	uint64_t requests[METRICS_PROVIDERS][METRICS_STATUSES]; /* by provider and answer status */
 	uint64_t updates[METRICS_PROVIDERS][RESULT__COUNT];	/* by provider and result */
 	uint64_t frames_written;				/* websocket frames written */
-	uint64_t frames_dropped;       /* frames discarded when a watcher was closed behind */
-	uint64_t pong_timeouts;	       /* websockets hung up on: no pong within pong-timeout */
-	metrics_hist_t ingest_latency; /* request complete -> answer ready */
-	metrics_hist_t update_age;     /* update ts -> frame written to a websocket */
-	metrics_hist_t loop_busy;      /* one loop iteration's work, its wait for events excluded */
+	uint64_t frames_dropped; /* frames discarded when a watcher was closed behind */
+	uint64_t pong_timeouts;	 /* websockets hung up on: no pong within pong-timeout */
+	uint64_t poll_requests[METRICS_PROVIDERS][POLL_RESULT__COUNT]; /* by provider, result */
+	uint64_t poll_updates[METRICS_PROVIDERS][POLL_UPDATE__COUNT];
+	uint64_t poll_tokens[METRICS_PROVIDERS][2]; /* OAuth token requests: [0] ok, [1] failed */
+	uint64_t poll_leases;			    /* poll leases this process acquired */
+	metrics_hist_t ingest_latency;		    /* request complete -> answer ready */
+	metrics_hist_t update_age;		    /* update ts -> frame written to a websocket */
+	metrics_hist_t loop_busy; /* one loop iteration's work, its wait for events excluded */
 } metrics_t;
 
 /* One observation, in milliseconds (what the loop's clocks give); < 0 counts as 0. */
@@ -96,6 +132,8 @@ void metrics_request(metrics_t *m, unsigned provider, unsigned status,
 
 /* The provider label of an index (0 = "canonical"). */
 const char *metrics_provider_name(unsigned provider);
+/* The index of an adapter's name (its label); 0 when it is none. */
+unsigned metrics_provider_index(const char *name);
 
 /* What a scrape shows beside the counters: gauges, read when it is rendered. */
 typedef struct metrics_view {
@@ -120,6 +158,7 @@ typedef struct metrics_gauges {
 	uint64_t websockets, http_conns, pending, watched_orders, subscriptions;
 	uint64_t redis_up; /* processes with both Redis connections up */
 	uint64_t heap_in_use, heap_free;
+	uint64_t poll_orders[POLL_STATE__COUNT]; /* watched orders by poll state */
 } metrics_gauges_t;
 
 /* What one process (or, summed, a group) shows; uint64_t words only. */

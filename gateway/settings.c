@@ -163,7 +163,8 @@ int config_parse_redis(const char *value, config_t *cfg)
 }
 
 /* A parser's answer when it printed its message itself, or when a number is out of range. */
-static const char config_printed[] = "", config_out_of_range[] = "";
+const char config_printed[] = "";
+static const char config_out_of_range[] = "";
 
 const char *config_parse_number(config_t *cfg, const config_setting_t *s, const char *v)
 {
@@ -407,30 +408,6 @@ static void config_print_webhooks(const config_t *cfg, const config_setting_t *s
 	}
 }
 
-/* --poll PROVIDER.KEY=VALUE: one key of [poll.PROVIDER] */
-static const char *config_parse_poll_arg(config_t *cfg, const config_setting_t *s, const char *v)
-{
-	char provider[33];
-	const char *dot = strchr(v, '.'), *eq = dot ? strchr(dot, '=') : NULL;
-	char key[32];
-
-	(void)s;
-	if (!dot || !eq || dot == v || (size_t)(dot - v) >= sizeof(provider) || eq == dot + 1 ||
-	    (size_t)(eq - dot - 1) >= sizeof(key))
-		return "expected PROVIDER.KEY=VALUE";
-	memcpy(provider, v, (size_t)(dot - v));
-	provider[dot - v] = '\0';
-	memcpy(key, dot + 1, (size_t)(eq - dot - 1));
-	key[eq - dot - 1] = '\0';
-	return config_set_poll(cfg, provider, key, eq + 1, "command line") ? config_printed : NULL;
-}
-
-static void config_print_poll_sections(const config_t *cfg, const config_setting_t *s, FILE *out)
-{
-	(void)s;
-	config_print_polls(cfg, out);
-}
-
 /* --token-key-file KID=ALG:PATH */
 static const char *config_parse_token_arg(config_t *cfg, const config_setting_t *s, const char *v)
 {
@@ -642,8 +619,7 @@ const config_setting_t config_settings[] = {
 	"the config file: [webhook.PROVIDER] with secret = VALUE or secret-file = PATH. "
 	"Providers not configured get 404",
 	F(webhooks), F(n_webhooks)),
-    CLI("poll", "PROVIDER.KEY=VALUE", RESTART, false, config_parse_poll_arg,
-	config_print_poll_sections,
+    CLI("poll", "PROVIDER.KEY=VALUE", RESTART, false, config_parse_poll_arg, config_print_polls,
 	"poll PROVIDER's API for the couriers of watched orders that have a source "
 	"(PUT /v1/orders/{ID}/source); in the config file: [poll.PROVIDER] with base-url, "
 	"interval-ms, budget (requests/s for the whole group), timeout-ms, connect-timeout-ms, "

@@ -53,7 +53,8 @@ typedef struct lease_answer {
 	int rc;
 	bool held;
 	int64_t remaining_ms;
-	char status[32]; /* the order's stored status, "" for none */
+	char status[32];   /* the order's stored status, "" for none */
+	size_t source_len; /* the stored source's length, 0 for none */
 } lease_answer_t;
 
 /* --- the broker's events: nothing here subscribes or waits for them ---------- */
@@ -103,7 +104,8 @@ static bool answered(void *arg)
 
 /* --- helpers ------------------------------------------------------------------- */
 
-static void on_lease(void *arg, int rc, bool held, int64_t remaining_ms, const char *status)
+static void on_lease(void *arg, int rc, bool held, int64_t remaining_ms, const char *status,
+		     const char *source, size_t source_len)
 {
 	lease_answer_t *a = arg;
 
@@ -112,6 +114,7 @@ static void on_lease(void *arg, int rc, bool held, int64_t remaining_ms, const c
 	a->held = held;
 	a->remaining_ms = remaining_ms;
 	snprintf(a->status, sizeof(a->status), "%s", status ? status : "");
+	a->source_len = source ? source_len : 0;
 }
 
 /* Sends one lease action of node n and runs the loop until it is answered. */
@@ -121,8 +124,9 @@ static lease_answer_t lease(fixture_t *fx, node_t *n, const char *order_id,
 	lease_answer_t a;
 
 	memset(&a, 0, sizeof(a));
-	assert_int_equal(broker_lease(n->b, order_id, n->id, action, ttl_ms, on_lease, &a, NULL),
-			 BROKER_OK);
+	assert_int_equal(
+	    broker_lease(n->b, order_id, n->id, action, ttl_ms, NULL, on_lease, &a, NULL),
+	    BROKER_OK);
 	/* Never from within the call that sent it. */
 	assert_int_equal(a.calls, 0);
 	assert_true(inproc_run_until(&fx->l, answered, &a, WAIT_MS));
@@ -365,11 +369,12 @@ static bool retry_closed(void *arg)
 
 static void takeover_try(uv_timer_t *t);
 
-static void takeover_answer(void *arg, int rc, bool held, int64_t remaining_ms, const char *status)
+static void takeover_answer(void *arg, int rc, bool held, int64_t remaining_ms, const char *status,
+			    const char *source, size_t source_len)
 {
 	takeover_t *to = arg;
 
-	on_lease(&to->last, rc, held, remaining_ms, status);
+	on_lease(&to->last, rc, held, remaining_ms, status, source, source_len);
 	assert_int_equal(rc, BROKER_OK);
 	if (held) {
 		to->held_at = uv_now(&to->fx->l.loop);
@@ -385,7 +390,7 @@ static void takeover_try(uv_timer_t *t)
 
 	to->attempts++;
 	assert_int_equal(broker_lease(to->fx->b.b, to->order, to->fx->b.id, BROKER_LEASE_ACQUIRE,
-				      LEASE_MS, takeover_answer, to, NULL),
+				      LEASE_MS, NULL, takeover_answer, to, NULL),
 			 BROKER_OK);
 }
 
@@ -471,7 +476,7 @@ static void wrong_arguments_are_answered_with_a_redis_error(void **state)
 
 	memset(&ans, 0, sizeof(ans));
 	assert_int_equal(broker_lease(fx->a.b, "lease-args", "", BROKER_LEASE_ACQUIRE, LEASE_MS,
-				      on_lease, &ans, NULL),
+				      NULL, on_lease, &ans, NULL),
 			 BROKER_OK);
 	assert_true(inproc_run_until(&fx->l, answered, &ans, WAIT_MS));
 	assert_int_equal(ans.rc, BROKER_EREPLY);
@@ -493,7 +498,7 @@ static void a_cancelled_lease_request_is_never_answered(void **state)
 
 	memset(&cancelled, 0, sizeof(cancelled));
 	assert_int_equal(broker_lease(fx->a.b, "lease-cancel", fx->a.id, BROKER_LEASE_ACQUIRE,
-				      LEASE_MS, on_lease, &cancelled, &req),
+				      LEASE_MS, NULL, on_lease, &cancelled, &req),
 			 BROKER_OK);
 	assert_non_null(req);
 	broker_req_cancel(req);
@@ -513,7 +518,7 @@ static void a_lease_request_when_redis_dies_is_answered_lost_not_left_hanging(vo
 
 	memset(&in_flight, 0, sizeof(in_flight));
 	assert_int_equal(broker_lease(fx->a.b, "lease-lost", fx->a.id, BROKER_LEASE_ACQUIRE,
-				      LEASE_MS, on_lease, &in_flight, NULL),
+				      LEASE_MS, NULL, on_lease, &in_flight, NULL),
 			 BROKER_OK);
 	/* Killed before the loop ran: the command was never written, or never answered. */
 	inproc_redis_kill(&redis);
@@ -526,7 +531,7 @@ static void a_lease_request_when_redis_dies_is_answered_lost_not_left_hanging(vo
 	/* Down: refused at once, and its callback never called. */
 	memset(&refused, 0, sizeof(refused));
 	assert_int_equal(broker_lease(fx->a.b, "lease-lost", fx->a.id, BROKER_LEASE_ACQUIRE,
-				      LEASE_MS, on_lease, &refused, NULL),
+				      LEASE_MS, NULL, on_lease, &refused, NULL),
 			 BROKER_EDOWN);
 
 	/* Back, empty and without the script: the lease works again from both nodes. */
@@ -569,6 +574,68 @@ static void the_lease_answer_carries_the_orders_stored_status(void **state)
 	assert_int_equal(a.rc, BROKER_OK);
 	assert_false(a.held);
 	assert_string_equal(a.status, "");
+}
+
+/*
+ * With the providers a node polls, acquire takes the lease only while the
+ * source names one of them, and renew gives it up once it does not (a
+ * DELETE of the source, or a source moved to another provider, ends the
+ * polling within a renewal); the source comes back with every answer.
+ */
+static void the_lease_follows_the_orders_source_when_providers_are_given(void **state)
+{
+	fixture_t *fx = *state;
+	char holder[64];
+	long long pttl;
+	redisReply *r;
+	lease_answer_t a;
+
+	memset(&a, 0, sizeof(a));
+	assert_int_equal(broker_lease(fx->a.b, "lease-src", fx->a.id, BROKER_LEASE_ACQUIRE,
+				      LEASE_MS, "uber_direct,onfleet", on_lease, &a, NULL),
+			 BROKER_OK);
+	assert_true(inproc_run_until(&fx->l, answered, &a, WAIT_MS));
+	assert_int_equal(a.rc, BROKER_OK);
+	assert_false(a.held); /* no source */
+	assert_int_equal(a.source_len, 0);
+	r = redis_command("SET trk:{lease-src}:source %s",
+			  "{\"provider\":\"onfleet\",\"ref\":\"w1\"}");
+	freeReplyObject(r);
+	memset(&a, 0, sizeof(a));
+	assert_int_equal(broker_lease(fx->a.b, "lease-src", fx->a.id, BROKER_LEASE_ACQUIRE,
+				      LEASE_MS, "uber_direct,onfleet", on_lease, &a, NULL),
+			 BROKER_OK);
+	assert_true(inproc_run_until(&fx->l, answered, &a, WAIT_MS));
+	assert_true(a.held);
+	assert_int_equal(a.source_len, strlen("{\"provider\":\"onfleet\",\"ref\":\"w1\"}"));
+	/* Node B polls only DoorDash: it never takes an Onfleet order's lease, even once free. */
+	assert_true(lease(fx, &fx->a, "lease-src", BROKER_LEASE_RELEASE, LEASE_MS).rc == BROKER_OK);
+	memset(&a, 0, sizeof(a));
+	assert_int_equal(broker_lease(fx->b.b, "lease-src", fx->b.id, BROKER_LEASE_ACQUIRE,
+				      LEASE_MS, "doordash_drive", on_lease, &a, NULL),
+			 BROKER_OK);
+	assert_true(inproc_run_until(&fx->l, answered, &a, WAIT_MS));
+	assert_false(a.held);
+	stored_lease("lease-src", holder, sizeof(holder), &pttl);
+	assert_string_equal(holder, "");
+	/* A takes it again; the source moves to DoorDash: A's renew releases it. */
+	memset(&a, 0, sizeof(a));
+	assert_int_equal(broker_lease(fx->a.b, "lease-src", fx->a.id, BROKER_LEASE_ACQUIRE,
+				      LEASE_MS, "uber_direct,onfleet", on_lease, &a, NULL),
+			 BROKER_OK);
+	assert_true(inproc_run_until(&fx->l, answered, &a, WAIT_MS));
+	assert_true(a.held);
+	r = redis_command("SET trk:{lease-src}:source %s",
+			  "{\"provider\":\"doordash_drive\",\"ref\":\"d\"}");
+	freeReplyObject(r);
+	memset(&a, 0, sizeof(a));
+	assert_int_equal(broker_lease(fx->a.b, "lease-src", fx->a.id, BROKER_LEASE_RENEW, LEASE_MS,
+				      "uber_direct,onfleet", on_lease, &a, NULL),
+			 BROKER_OK);
+	assert_true(inproc_run_until(&fx->l, answered, &a, WAIT_MS));
+	assert_false(a.held);
+	stored_lease("lease-src", holder, sizeof(holder), &pttl);
+	assert_string_equal(holder, "");
 }
 
 /* --- a provider's budget, shared by the nodes ------------------------------------ */
@@ -677,6 +744,9 @@ int main(void)
 		lease_teardown),
 	    cmocka_unit_test_setup_teardown(the_lease_answer_carries_the_orders_stored_status,
 					    lease_setup, lease_teardown),
+	    cmocka_unit_test_setup_teardown(
+		the_lease_follows_the_orders_source_when_providers_are_given, lease_setup,
+		lease_teardown),
 	    cmocka_unit_test_setup_teardown(
 		budget_slots_are_spaced_across_nodes_and_a_hold_delays_them, lease_setup,
 		lease_teardown),
