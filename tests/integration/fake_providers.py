@@ -59,6 +59,7 @@ import http.server
 import json
 import os
 import secrets
+import signal
 import socket
 import sys
 import threading
@@ -1054,7 +1055,12 @@ DEMO_STATUSES = {"uber_direct": ("pickup", "pickup_complete", "dropoff", "delive
                  "onfleet": (None, None, None, None)}
 
 
+def _interrupt(signum, frame):
+    raise KeyboardInterrupt
+
+
 def demo(args):
+    signal.signal(signal.SIGTERM, _interrupt)  # stop as on Ctrl-C: remove the secret files
     fake = FakeProviders(port=args.port, verbose=args.verbose)
     p = args.provider
     secrets_dir = args.secrets_dir or os.path.join(os.environ.get("TMPDIR", "/tmp"),
