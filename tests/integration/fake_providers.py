@@ -35,8 +35,10 @@ Test controls (all thread-safe):
       kind 401 / 403 / 500 / any status, 429 (with Retry-After when retry_after is given),
       "delay" (answers after delay_s: longer than the client's timeout-ms), "malformed"
       (a 200 whose body is not JSON), "truncated" (a 200 with the first half of the JSON),
-      "disconnect" (the connection closed without an answer).  provider "uber_direct_token"
-      queues faults for the token endpoint.
+      "cut" (the connection closed halfway through the body its Content-Length announced),
+      "disconnect" (the connection closed without an answer: note that curl silently
+      retries a request whose reused connection closed before any byte came back).
+      provider "uber_direct_token" queues faults for the token endpoint.
   fake.revoke_tokens()                      every Uber token issued so far stops working
   fake.log                                  one Req per request (monotonic times)
   fake.count(), requests(), max_in_window(), gaps_after(), expired_token_used(),
@@ -689,6 +691,21 @@ class FakeProviders:
             except OSError:
                 pass
             return True
+        if f.kind == "cut":
+            whole = self.body(r.provider, r.ref) or b'{"id":"x"}'
+            r.status = 200
+            h.send_response(200)
+            h.send_header("Content-Type", "application/json")
+            h.send_header("Content-Length", str(len(whole)))
+            h.end_headers()
+            h.wfile.write(whole[:len(whole) // 2])
+            h.wfile.flush()
+            h.close_connection = True
+            try:
+                h.connection.shutdown(socket.SHUT_RDWR)
+            except OSError:
+                pass
+            return True
         if f.kind == "malformed":
             self._answer(h, r, 200, b'{"status": pickup, "courier": {"location": [}', hdrs)
             return True
@@ -1009,6 +1026,13 @@ def selftest():
         except (http.client.RemoteDisconnected, ConnectionError, urllib.error.URLError):
             dropped = True
         ck(dropped, "disconnect: the connection closes without an answer")
+        fake.fault("onfleet", "cut")
+        try:
+            call(fake, "GET", path, hdr)
+            cut = False
+        except (http.client.IncompleteRead, ConnectionError, urllib.error.URLError):
+            cut = True
+        ck(cut, "cut: the body ends before its Content-Length")
         fake.fault("onfleet", 500, ref="other")
         st, _, _ = call(fake, "GET", path, hdr)
         ck(st == 200 and fake.pending_faults("onfleet") == 1, "a fault for another ref waits")
@@ -1019,7 +1043,7 @@ def selftest():
         before = fake.state("onfleet", "w2")["ts_ms"]
         fake.set_state("onfleet", "w2", lat=1.6, lng=2.6, ts_ms=before - 5000)
         ck(fake.state("onfleet", "w2")["ts_ms"] == before - 5000, "an explicit older ts_ms")
-        ck(fake.count("onfleet", "w2") >= 10 and fake.count("onfleet", "other") == 0,
+        ck(fake.count("onfleet", "w2") >= 11 and fake.count("onfleet", "other") == 0,
            f"count per resource: {fake.per_ref('onfleet')}")
         ck(fake.max_gap("onfleet", "w2") >= 1.0, f"max_gap: {fake.max_gap('onfleet', 'w2'):.2f}")
 

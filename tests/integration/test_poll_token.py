@@ -2,7 +2,7 @@
 """integration.poll_token: Uber Direct's OAuth token in poll mode (/tmp/poll_spec.md, Faults:
 OAuth token, 401), against the fake Uber Direct (fake_providers.py).
 
-trackgated polls one watched Uber Direct delivery (interval-ms 300) with a token from the
+trackgated polls one watched Uber Direct delivery (interval-ms 200) with a token from the
 fake's POST /oauth/v2/token (client credentials form).
 
 - The first token request fails (500): trackgated sends no GET without a token, counts
@@ -29,7 +29,7 @@ sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import harness as h  # noqa: E402
 import fake_providers as fp  # noqa: E402
 
-INTERVAL_MS = 300
+INTERVAL_MS = 200  # a GET falls in every short token's last tenth, however the refresh is timed
 SHORT_S = 3
 BACKOFF_MIN_S = 5.0  # the token endpoint's first back-off (spec: 5 s doubling)
 REF = "del_token_1"
