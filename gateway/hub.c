@@ -101,7 +101,8 @@ int hub_join(hub_t *hub, watcher_t *w, const char *id, size_t len, const proto_c
 	if (o->watchers)
 		o->watchers->prev = w;
 	o->watchers = w;
-	o->n_watchers++;
+	if (o->n_watchers++ == 0 && hub->ops->watched)
+		hub->ops->watched(hub->ctx, o);
 	hub->n_watchers++;
 	w->state = WATCHER_JOINING;
 	w->held = 0;
@@ -145,6 +146,8 @@ void hub_leave(hub_t *hub, watcher_t *w)
 	hub->n_watchers--;
 	if (o->n_watchers)
 		return;
+	if (hub->ops->unwatched)
+		hub->ops->unwatched(hub->ctx, o);
 
 	switch (o->sub) {
 	case HUB_SUB_PENDING:

@@ -101,6 +101,9 @@ typedef struct hub_ops {
 	bool (*send_now)(void *ctx, watcher_t *w, frame_t *f);
 	/* w's queue passed its bound, or a snapshot failed: close it (asynchronously). */
 	void (*drop)(void *ctx, watcher_t *w, int close_code, const char *reason);
+	/* Optional: order has its first watcher / lost its last one (poll mode follows them). */
+	void (*watched)(void *ctx, hub_order_t *order);
+	void (*unwatched)(void *ctx, hub_order_t *order);
 } hub_ops_t;
 
 typedef struct hub_stats {

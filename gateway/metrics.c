@@ -306,6 +306,11 @@ static const char *const metrics_poll_update_names[POLL_UPDATE__COUNT] = {
 static const char *const metrics_poll_state_names[POLL_STATE__COUNT] = {"idle", "waiting",
 									"polling", "done"};
 
+const char *metrics_poll_result_name(metrics_poll_result_t r)
+{
+	return r < POLL_RESULT__COUNT ? metrics_poll_result_names[r] : "?";
+}
+
 /* Poll mode's families: a provider's rows once it was polled at all. */
 static void metrics_render_poll(metrics_buf_t *b, const metrics_sample_t *s)
 {

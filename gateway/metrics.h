@@ -132,6 +132,8 @@ void metrics_request(metrics_t *m, unsigned provider, unsigned status,
 
 /* The provider label of an index (0 = "canonical"). */
 const char *metrics_provider_name(unsigned provider);
+/* The result label of a poll ("ok", "timeout", ...). */
+const char *metrics_poll_result_name(metrics_poll_result_t r);
 /* The index of an adapter's name (its label); 0 when it is none. */
 unsigned metrics_provider_index(const char *name);
 

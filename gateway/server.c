@@ -46,6 +46,11 @@ static void server_set_wall_offset(server_t *sv)
 	    (int64_t)now.tv_sec * 1000 + now.tv_nsec / 1000000 - (int64_t)uv_now(sv->loop);
 }
 
+static void server_sample_cb(void *arg, metrics_sample_t *out)
+{
+	server_sample(arg, out);
+}
+
 int server_init(server_t *sv, uv_loop_t *loop, const config_t *cfg, const server_events_t *ev)
 {
 	memset(sv, 0, sizeof(*sv));
@@ -78,6 +83,8 @@ int server_init(server_t *sv, uv_loop_t *loop, const config_t *cfg, const server
 	    .n_conns = &sv->n_conns,
 	    .pending = ev->pending,
 	    .pending_arg = ev->arg,
+	    .sample = server_sample_cb,
+	    .sample_arg = sv,
 	};
 	server_set_wall_offset(sv);
 	if (page_init(&sv->http.page, cfg)) {
@@ -149,6 +156,13 @@ int server_start(server_t *sv)
 		return -1;
 	}
 	sv->ws.broker = sv->http.broker = sv->broker;
+	if (cfg->n_polls) {
+		sv->poller =
+		    poller_new(sv->loop, sv->broker, cfg, &sv->metrics, &sv->wall_offset_ms);
+		if (!sv->poller)
+			return -1; /* logged */
+		sv->ws.poller = sv->poller;
+	}
 	return 0;
 }
 
@@ -197,18 +211,35 @@ void server_sample(server_t *sv, metrics_sample_t *out)
 	if (sv->http.pending)
 		v.pending = sv->http.pending(sv->http.pending_arg);
 	metrics_sample(out, &v);
+	poller_counts(sv->poller, out->g.poll_orders);
+}
+
+/* The poller's handles are closed (its lease releases sent): the broker goes next. */
+static void server_poller_stopped(void *arg)
+{
+	server_t *sv = arg;
+
+	if (sv->broker)
+		broker_stop(sv->broker, sv->closed, sv->closed_arg);
+	else
+		sv->closed(sv->closed_arg);
 }
 
 void server_close(server_t *sv, void (*done)(void *arg), void *arg)
 {
-	if (sv->broker)
-		broker_stop(sv->broker, done, arg);
+	sv->closed = done;
+	sv->closed_arg = arg;
+	if (sv->poller)
+		poller_stop(sv->poller, server_poller_stopped, sv);
 	else
-		done(arg);
+		server_poller_stopped(sv);
 }
 
 void server_free(server_t *sv)
 {
+	poller_free(sv->poller);
+	sv->poller = NULL;
+	sv->ws.poller = NULL;
 	broker_free(sv->broker);
 	sv->broker = NULL;
 	hub_destroy(&sv->hub);

@@ -19,6 +19,7 @@
 #include "listener.h"
 #include "metrics.h"
 #include "ratelimit.h"
+#include "poll/poller.h"
 #include "http/http.h"
 #include "ws/ws.h"
 
@@ -33,6 +34,7 @@ typedef struct server {
 	uv_loop_t *loop;
 	const config_t *cfg;
 	broker_t *broker;
+	poller_t *poller; /* poll mode; NULL without [poll.*] sections */
 	hub_t hub;
 	metrics_t *metrics;    /* own_metrics, or this worker's slot of the group (group.h) */
 	metrics_t own_metrics; /* a process outside a group counts here */
@@ -44,6 +46,8 @@ typedef struct server {
 	unsigned ticks;
 	int64_t
 	    wall_offset_ms; /* wall clock (ms since the epoch) minus uv_now(), set by the tick */
+	void (*closed)(void *arg); /* server_close's */
+	void *closed_arg;
 } server_t;
 
 /* The loop's current time on the wall clock, in ms since the epoch (no clock read). */
@@ -80,7 +84,7 @@ void server_sample(server_t *sv, metrics_sample_t *out);
 /* Whether Redis is up (both connections). */
 bool server_ready(const server_t *sv);
 
-/* Stops the broker; done(arg) runs once its connections are closed. */
+/* Stops the poller, then the broker; done(arg) runs once their handles are closed. */
 void server_close(server_t *sv, void (*done)(void *arg), void *arg);
 
 /* After the loop ran dry: frees what is left. */

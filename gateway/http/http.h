@@ -58,6 +58,9 @@ typedef struct http {
 	const unsigned *n_conns;		/* the server's: sockets lws holds */
 	listener_stats_t (*pending)(void *arg); /* the listeners' lobbies, for /metrics */
 	void *pending_arg;
+	/* This process's sample for /metrics (the server's server_sample). */
+	void (*sample)(void *arg, metrics_sample_t *out);
+	void *sample_arg;
 	page_t page;		    /* the tracking page, GET /t/{ID} */
 	unsigned n_ingest;	    /* requests handed to Redis and not yet answered */
 	http_session_t *queue;	    /* bodies complete this loop turn (see session.c) */

@@ -41,19 +41,10 @@ static int http_reply_json(struct lws *wsi, unsigned status, const char *body)
  */
 static char *http_metrics(const http_t *h, size_t *len)
 {
-	metrics_view_t v = {
-	    .m = h->metrics,
-	    .hub = h->hub,
-	    .broker = broker_stats(h->broker),
-	    .redis_up = broker_ready(h->broker),
-	    .n_conns = *h->n_conns,
-	};
 	metrics_sample_t s;
 	metrics_process_t p;
 
-	if (h->pending)
-		v.pending = h->pending(h->pending_arg);
-	metrics_sample(&s, &v);
+	h->sample(h->sample_arg, &s);
 	group_scrape(&s, &p);
 	return metrics_render(&s, &p, len);
 }

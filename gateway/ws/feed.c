@@ -254,6 +254,23 @@ static void ws_hub_drop(void *ctx, watcher_t *w, int close_code, const char *rea
 	ws_close_async(WS_OF(w), close_code, reason);
 }
 
+/* Poll mode polls the orders someone watches (poll/poller.h). */
+static void ws_hub_watched(void *ctx, hub_order_t *order)
+{
+	ws_t *ws = ctx;
+
+	if (ws->poller)
+		poller_watch(ws->poller, order->id, order->id_len);
+}
+
+static void ws_hub_unwatched(void *ctx, hub_order_t *order)
+{
+	ws_t *ws = ctx;
+
+	if (ws->poller)
+		poller_unwatch(ws->poller, order->id, order->id_len);
+}
+
 const hub_ops_t ws_hub_ops = {
     .subscribe = ws_hub_subscribe,
     .unsubscribe = ws_hub_unsubscribe,
@@ -261,6 +278,8 @@ const hub_ops_t ws_hub_ops = {
     .wake = ws_hub_wake,
     .send_now = ws_hub_send_now,
     .drop = ws_hub_drop,
+    .watched = ws_hub_watched,
+    .unwatched = ws_hub_unwatched,
 };
 
 /*

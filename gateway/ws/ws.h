@@ -22,6 +22,7 @@
 #include "hub.h"
 #include "metrics.h"
 #include "ratelimit.h"
+#include "poll/poller.h"
 
 #define WS_WHEEL 4096 /* seconds; a token further out waits for later turns */
 
@@ -67,6 +68,7 @@ struct ws {
 	const config_t *cfg;
 	hub_t *hub;
 	broker_t *broker;
+	poller_t *poller; /* the server's poll mode, or NULL */
 	metrics_t *metrics;
 	ratelimit_t *rates;
 	const bool *stopping;	       /* the server's: draining */

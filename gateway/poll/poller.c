@@ -1,0 +1,882 @@
+/*
+ * poll/poller.c - poll mode's scheduler (poller.h): per watched order, the
+ * lease, the budget slot, the credentials, one GET, the parser and the
+ * apply script, on one timer per order.
+ *
+ * An order's steps run one at a time (o->step): LEASE (acquire, which also
+ * reads the source and the stored status), BUDGET (a slot of the
+ * provider's budget), SLOT (waiting for it), TOKEN (waiting for Uber's
+ * OAuth token), HTTP, APPLY.  Renewals of a held lease run beside them
+ * (o->renew).  The timer fires at the earliest of: the next step
+ * (o->due_ms), the reserved slot, the next renewal.
+ */
+#include "poller.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+#include <sys/random.h>
+
+#include <cjson/cJSON.h>
+#include <uthash.h>
+
+#include "http_client.h"
+#include "log.h"
+#include "poll_auth.h"
+#include "poll_parse.h"
+#include "proto.h"
+
+#define POLLER_RETRY_MS 1000   /* Redis down, or out of memory: try the step again */
+#define POLLER_BODY_MAX 262144 /* the longest API answer read */
+#define POLLER_429_MIN_MS 1000 /* a 429 without Retry-After holds the budget this long, doubling   \
+				*/
+
+typedef enum po_step {
+	STEP_NONE = 0, /* waiting for due_ms */
+	STEP_LEASE,    /* the lease acquire is in Redis */
+	STEP_BUDGET,   /* asking for a budget slot */
+	STEP_SLOT,     /* a slot is reserved at slot_ms */
+	STEP_TOKEN,    /* waiting for the provider's OAuth token */
+	STEP_HTTP,     /* the GET is in flight */
+	STEP_APPLY,    /* the update is in Redis */
+} po_step_t;
+
+typedef struct poll_provider {
+	poller_t *p;
+	const config_poll_t *cfg;
+	const poll_parser_t *parser;
+	unsigned mi; /* its metrics index */
+	poll_http_t *http;
+	poll_oauth_t *oauth; /* uber_direct: the token cache; is malloc'd */
+	poll_http_req_t *token_req;
+	poll_doordash_jwt_cache_t jwt; /* doordash_drive */
+	char basic[512];	       /* onfleet: the Authorization value */
+	unsigned n429;		       /* 429s in a row */
+	unsigned lease_ms;
+	unsigned spacing_us; /* between two of its requests, group-wide */
+} poll_provider_t;
+
+typedef struct poll_order {
+	UT_hash_handle hh;
+	poller_t *p;
+	poll_provider_t *pv; /* from the source; NULL while it names none polled here */
+	uv_timer_t timer;
+	broker_req_t *req;   /* the step's Redis request */
+	broker_req_t *renew; /* a renewal in flight */
+	poll_http_req_t *http;
+	uint64_t due_ms;   /* loop time of the next step */
+	uint64_t slot_ms;  /* STEP_SLOT: loop time of the reserved slot */
+	uint64_t renew_ms; /* held: loop time of the next renewal */
+	unsigned failures; /* polls failed in a row */
+	uint8_t state;	   /* metrics_poll_state_t */
+	uint8_t step;	   /* po_step_t */
+	bool held;
+	bool retried_401; /* a 401's one immediate retry was used */
+	bool watched;	  /* false: unwatched, its timer closing */
+	char ref[160];
+	char id[PROTO_ORDER_ID_MAX + 1];
+} poll_order_t;
+
+struct poller {
+	uv_loop_t *loop;
+	broker_t *broker;
+	const config_t *cfg;
+	metrics_t *const *metrics;
+	const int64_t *wall_offset_ms;
+	poll_provider_t prov[CONFIG_POLLS_MAX];
+	unsigned n_prov;
+	char providers[CONFIG_POLLS_MAX * 34]; /* "a,b,c": what the lease asks for */
+	poll_order_t *orders;		       /* uthash by id: the watched ones */
+	unsigned n_open;		       /* handles and clients not yet closed */
+	uint64_t counts[POLL_STATE__COUNT];
+	bool stopping;
+	void (*done)(void *arg);
+	void *done_arg;
+	char node_id[96];
+};
+
+static void po_arm(poll_order_t *o);
+static void po_step(poll_order_t *o);
+
+static int64_t po_wall(const poller_t *p)
+{
+	return (int64_t)uv_now(p->loop) + *p->wall_offset_ms;
+}
+
+static metrics_t *po_metrics(const poller_t *p)
+{
+	return *p->metrics;
+}
+
+static void po_set_state(poll_order_t *o, metrics_poll_state_t st)
+{
+	o->p->counts[o->state]--;
+	o->p->counts[st]++;
+	o->state = (uint8_t)st;
+}
+
+/* A jitter of +-10 % around ms. */
+static uint64_t po_jitter(uint64_t ms)
+{
+	uint64_t span = ms / 5;
+
+	return span ? ms - span / 2 + (uint64_t)random() % (span + 1) : ms;
+}
+
+/* --- providers -------------------------------------------------------------------- */
+
+static void po_token_start(poll_provider_t *pv);
+
+static int po_provider_init(poller_t *p, poll_provider_t *pv, const config_poll_t *c)
+{
+	const poll_http_config_t hc = {
+	    .connect_timeout_ms = c->connect_timeout_ms,
+	    .timeout_ms = c->timeout_ms,
+	    .body_max = POLLER_BODY_MAX,
+	    .ca_file = c->ca_file,
+	};
+
+	pv->p = p;
+	pv->cfg = c;
+	pv->parser = poll_parser_find(c->provider);
+	pv->mi = metrics_provider_index(c->provider);
+	pv->lease_ms =
+	    c->lease_ms ? c->lease_ms : (3 * c->interval_ms > 2000 ? 3 * c->interval_ms : 2000);
+	/* 10 % under the budget: timer and network jitter never push the provider's count over. */
+	pv->spacing_us = (unsigned)(1100000ULL / c->budget);
+	if (!pv->parser)
+		return -1;
+	pv->http = poll_http_new(p->loop, &hc);
+	if (!pv->http)
+		return -1;
+	p->n_open++;
+	if (!strcmp(c->provider, "uber_direct")) {
+		pv->oauth = calloc(1, sizeof(*pv->oauth));
+		if (!pv->oauth)
+			return -1;
+		poll_oauth_init(pv->oauth);
+	} else if (!strcmp(c->provider, "onfleet")) {
+		if (poll_onfleet_authorization(c->secret, pv->basic, sizeof(pv->basic)) < 0 ||
+		    strlen(pv->basic) >= sizeof(pv->basic)) {
+			log_event(LOG_ERROR, "poll_config",
+				  "provider=onfleet error=\"the api key "
+				  "cannot be sent as HTTP Basic\"");
+			return -1;
+		}
+	}
+	return 0;
+}
+
+/* The orders of pv waiting for its token go on (a token came, or the wait ended). */
+static void po_token_waiters(poll_provider_t *pv)
+{
+	poll_order_t *o, *tmp;
+
+	/* Rare (once per token), so a pass over the watched orders costs nothing that matters. */
+	HASH_ITER(hh, pv->p->orders, o, tmp)
+	if (o->pv == pv && o->step == STEP_TOKEN) {
+		o->step = STEP_NONE;
+		o->due_ms = uv_now(pv->p->loop);
+		po_arm(o);
+	}
+}
+
+static void po_token_done(void *arg, const poll_http_response_t *r)
+{
+	poll_provider_t *pv = arg;
+	int64_t now = po_wall(pv->p);
+	proto_error_t err = {0};
+	bool ok = false;
+
+	pv->token_req = NULL;
+	if (r->error != POLL_HTTP_ERR_NONE) {
+		poll_oauth_fetch_failed(pv->oauth, now, r->retry_after_s);
+		log_event(LOG_WARN, "poll_token_failed", "provider=%s result=%s why=\"%.200s\"",
+			  pv->cfg->provider, poll_http_error_name(r->error), r->why ? r->why : "");
+	} else if (poll_oauth_token_response(pv->oauth, now, r->status, r->retry_after_s, r->body,
+					     r->body_len, &err) == POLL_AUTH_OK) {
+		ok = true;
+	} else {
+		/* The field, never the body: it could hold a secret. */
+		log_event(LOG_WARN, "poll_token_failed", "provider=%s status=%ld field=%s",
+			  pv->cfg->provider, r->status, err.field[0] ? err.field : "?");
+	}
+	po_metrics(pv->p)->poll_tokens[pv->mi][ok ? 0 : 1]++;
+	po_token_waiters(pv);
+}
+
+static void po_token_start(poll_provider_t *pv)
+{
+	const char *headers[] = {"Content-Type: application/x-www-form-urlencoded",
+				 "Accept: application/json"};
+	const config_poll_t *c = pv->cfg;
+	char body[2048];
+	int len = poll_oauth_request_body(c->client_id, c->secret, c->scope, body, sizeof(body));
+
+	if (len < 0 || (size_t)len >= sizeof(body) ||
+	    poll_http_request(pv->http, "POST", c->token_url, headers, 2, body, (size_t)len,
+			      po_token_done, pv, &pv->token_req) != POLL_HTTP_OK) {
+		pv->token_req = NULL;
+		poll_oauth_fetch_failed(pv->oauth, po_wall(pv->p), -1);
+		po_metrics(pv->p)->poll_tokens[pv->mi][1]++;
+	}
+	explicit_bzero(body, sizeof(body));
+}
+
+/*
+ * The Authorization header line of pv's next request into dst; 0, or 1 when
+ * the request must wait for a token (the order waits in STEP_TOKEN), or -1.
+ */
+static int po_authorization(poll_provider_t *pv, char *dst, size_t cap)
+{
+	const config_poll_t *c = pv->cfg;
+	int64_t now = po_wall(pv->p);
+	proto_error_t err = {0};
+	const char *jwt;
+	int n;
+
+	if (pv->oauth) {
+		switch (poll_oauth_step(pv->oauth, now)) {
+		case POLL_OAUTH_USE_AND_REFRESH:
+			po_token_start(pv); /* the current token is still good: use it meanwhile */
+			__attribute__((fallthrough));
+		case POLL_OAUTH_USE:
+			n = snprintf(dst, cap, "Authorization: ");
+			return poll_oauth_authorization(pv->oauth, dst + n, cap - (size_t)n) < 0
+				   ? -1
+				   : 0;
+		case POLL_OAUTH_FETCH:
+			po_token_start(pv);
+			return 1;
+		case POLL_OAUTH_WAIT:
+			return 1;
+		}
+		return -1;
+	}
+	if (pv->basic[0]) {
+		n = snprintf(dst, cap, "Authorization: %s", pv->basic);
+		return n > 0 && (size_t)n < cap ? 0 : -1;
+	}
+	jwt = poll_doordash_jwt_get(&pv->jwt, c->developer_id, c->key_id, c->secret, now, 0, &err);
+	if (!jwt) {
+		log_event(LOG_ERROR, "poll_auth_failed", "provider=%s field=%s", c->provider,
+			  err.field[0] ? err.field : "?");
+		return -1;
+	}
+	n = snprintf(dst, cap, "Authorization: Bearer %s", jwt);
+	return n > 0 && (size_t)n < cap ? 0 : -1;
+}
+
+/* --- the steps -------------------------------------------------------------------- */
+
+static void po_noop_lease(void *arg, int rc, bool held, int64_t remaining_ms, const char *status,
+			  const char *source, size_t source_len)
+{
+	(void)arg, (void)rc, (void)held, (void)remaining_ms, (void)status, (void)source,
+	    (void)source_len;
+}
+
+static void po_noop_budget(void *arg, int rc, bool granted, int64_t delay_ms)
+{
+	(void)arg, (void)rc, (void)granted, (void)delay_ms;
+}
+
+/* Cancels what o has in flight. */
+static void po_cancel(poll_order_t *o)
+{
+	if (o->req)
+		broker_req_cancel(o->req);
+	if (o->renew)
+		broker_req_cancel(o->renew);
+	if (o->http)
+		poll_http_cancel(o->http);
+	o->req = o->renew = NULL;
+	o->http = NULL;
+	if (o->step != STEP_NONE)
+		o->step = STEP_NONE;
+}
+
+/* Gives up o's lease (fire and forget: it expires anyway). */
+static void po_release(poll_order_t *o)
+{
+	if (!o->held)
+		return;
+	o->held = false;
+	broker_lease(o->p->broker, o->id, o->p->node_id, BROKER_LEASE_RELEASE, 1, NULL,
+		     po_noop_lease, NULL, NULL);
+}
+
+static void po_done(poll_order_t *o, const char *status)
+{
+	if (o->state == POLL_STATE_DONE)
+		return;
+	po_cancel(o);
+	po_release(o);
+	po_set_state(o, POLL_STATE_DONE);
+	log_event(LOG_INFO, "poll_done", "provider=%s order=%s status=%s",
+		  o->pv ? o->pv->cfg->provider : "-", o->id, status);
+}
+
+static bool po_terminal(const char *status)
+{
+	proto_status_t st;
+
+	return status && proto_status_from_name(status, &st) == 0 && proto_status_is_terminal(st);
+}
+
+/* The provider the stored source names, with its ref in o->ref; NULL when none is polled here. */
+static poll_provider_t *po_source(poll_order_t *o, const char *json, size_t len)
+{
+	cJSON *doc = json ? cJSON_ParseWithLength(json, len) : NULL;
+	const cJSON *prov = cJSON_GetObjectItemCaseSensitive(doc, "provider");
+	const cJSON *ref = cJSON_GetObjectItemCaseSensitive(doc, "ref");
+	poll_provider_t *pv = NULL;
+
+	if (cJSON_IsString(prov) && cJSON_IsString(ref) &&
+	    strlen(ref->valuestring) < sizeof(o->ref))
+		for (unsigned i = 0; i < o->p->n_prov; i++)
+			if (!strcmp(o->p->prov[i].cfg->provider, prov->valuestring))
+				pv = &o->p->prov[i];
+	if (pv)
+		snprintf(o->ref, sizeof(o->ref), "%s", ref->valuestring);
+	cJSON_Delete(doc);
+	return pv;
+}
+
+/* What a lease answer (acquire or renew) says o is now. */
+static void po_lease_answer(poll_order_t *o, int rc, bool held, int64_t remaining_ms,
+			    const char *status, const char *source, size_t source_len)
+{
+	uint64_t now = uv_now(o->p->loop);
+	poll_provider_t *pv;
+	bool was_held = o->held;
+
+	if (rc != BROKER_OK) {
+		/* Nothing known: keep what we believe and ask again soon. */
+		o->due_ms = now + POLLER_RETRY_MS;
+		if (o->held)
+			o->renew_ms = now + POLLER_RETRY_MS;
+		return;
+	}
+	if (po_terminal(status)) {
+		o->held = held;
+		po_done(o, status);
+		return;
+	}
+	pv = po_source(o, source, source_len);
+	o->held = held && pv;
+	if (!pv) {
+		if (held) {
+			o->held = true;
+			po_release(o);
+		}
+		if (o->http)
+			poll_http_cancel(o->http);
+		o->http = NULL;
+		if (o->step == STEP_HTTP || o->step == STEP_SLOT || o->step == STEP_TOKEN)
+			o->step = STEP_NONE;
+		o->pv = NULL;
+		po_set_state(o, POLL_STATE_IDLE);
+		o->due_ms = now + POLLER_SOURCE_RECHECK_MS;
+		return;
+	}
+	o->pv = pv;
+	if (!o->held) {
+		/* Another node polls it: try again when its lease would end. */
+		if (o->http)
+			poll_http_cancel(o->http);
+		o->http = NULL;
+		if (o->step != STEP_LEASE && o->step != STEP_APPLY && o->step != STEP_BUDGET)
+			o->step = STEP_NONE;
+		po_set_state(o, POLL_STATE_WAITING);
+		o->due_ms = now + (uint64_t)(remaining_ms > 0 ? remaining_ms : 0) + 20 +
+			    (uint64_t)random() % 100;
+		if (o->due_ms > now + pv->lease_ms)
+			o->due_ms = now + pv->lease_ms;
+		return;
+	}
+	o->renew_ms = now + pv->lease_ms / 3;
+	if (!was_held) {
+		po_metrics(o->p)->poll_leases++;
+		log_event(LOG_INFO, "poll_lease_acquired", "provider=%s order=%s",
+			  pv->cfg->provider, o->id);
+		po_set_state(o, POLL_STATE_POLLING);
+		o->failures = 0;
+		o->due_ms = now; /* at once: the first poll fills the first snapshot */
+	}
+}
+
+static void po_acquired(void *arg, int rc, bool held, int64_t remaining_ms, const char *status,
+			const char *source, size_t source_len)
+{
+	poll_order_t *o = arg;
+
+	o->req = NULL;
+	o->step = STEP_NONE;
+	po_lease_answer(o, rc, held, remaining_ms, status, source, source_len);
+	po_arm(o);
+}
+
+static void po_renewed(void *arg, int rc, bool held, int64_t remaining_ms, const char *status,
+		       const char *source, size_t source_len)
+{
+	poll_order_t *o = arg;
+
+	o->renew = NULL;
+	po_lease_answer(o, rc, held, remaining_ms, status, source, source_len);
+	po_arm(o);
+}
+
+static void po_lease(poll_order_t *o, broker_lease_action_t action)
+{
+	unsigned ttl = o->pv ? o->pv->lease_ms : 2000;
+	broker_req_t **slot = action == BROKER_LEASE_RENEW ? &o->renew : &o->req;
+	int rc = broker_lease(o->p->broker, o->id, o->p->node_id, action, ttl, o->p->providers,
+			      action == BROKER_LEASE_RENEW ? po_renewed : po_acquired, o, slot);
+	uint64_t now = uv_now(o->p->loop);
+
+	if (rc != BROKER_OK) {
+		*slot = NULL;
+		if (action == BROKER_LEASE_RENEW)
+			o->renew_ms = now + POLLER_RETRY_MS;
+		else
+			o->due_ms = now + POLLER_RETRY_MS;
+		return;
+	}
+	if (action != BROKER_LEASE_RENEW)
+		o->step = STEP_LEASE;
+}
+
+/* The wait after a failure (or failures in a row): max(interval, 1 s) doubling, capped. */
+static uint64_t po_backoff(const poll_order_t *o)
+{
+	uint64_t ms = o->pv->cfg->interval_ms > 1000 ? o->pv->cfg->interval_ms : 1000;
+
+	for (unsigned i = 1; i < o->failures && ms < POLLER_BACKOFF_MAX_MS; i++)
+		ms *= 2;
+	return ms < POLLER_BACKOFF_MAX_MS ? ms : POLLER_BACKOFF_MAX_MS;
+}
+
+/* A poll ended with result; the next one is due in next_ms (0: interval, or back-off). */
+static void po_polled(poll_order_t *o, metrics_poll_result_t result, long status, uint64_t next_ms)
+{
+	uint64_t now = uv_now(o->p->loop);
+
+	po_metrics(o->p)->poll_requests[o->pv->mi][result]++;
+	o->step = STEP_NONE;
+	if (result == POLL_OK) {
+		o->failures = 0;
+		o->retried_401 = false;
+		o->due_ms = now + po_jitter(o->pv->cfg->interval_ms);
+		return;
+	}
+	o->failures++;
+	if (!next_ms)
+		next_ms = po_backoff(o);
+	o->due_ms = now + next_ms;
+	log_event(LOG_WARN, "poll_failed",
+		  "provider=%s order=%s result=%s status=%ld retry_in_ms=%llu",
+		  o->pv->cfg->provider, o->id, metrics_poll_result_name(result), status,
+		  (unsigned long long)next_ms);
+}
+
+static void po_applied(void *arg, int rc, broker_result_t result, const char *cursor,
+		       const char *why)
+{
+	poll_order_t *o = arg;
+	metrics_poll_update_t u = POLL_UPDATE_UNAVAILABLE;
+
+	(void)cursor;
+	o->req = NULL;
+	o->step = STEP_NONE;
+	if (rc == BROKER_OK)
+		u = result == BROKER_APPLIED	 ? POLL_UPDATE_APPLIED
+		    : result == BROKER_STALE	 ? POLL_UPDATE_STALE
+		    : result == BROKER_DUPLICATE ? POLL_UPDATE_DUPLICATE
+						 : POLL_UPDATE_WITHHELD;
+	else
+		log_event(LOG_WARN, "poll_apply_failed", "provider=%s order=%s error=\"%.200s\"",
+			  o->pv->cfg->provider, o->id, why ? why : "");
+	po_metrics(o->p)->poll_updates[o->pv->mi][u]++;
+	po_arm(o);
+}
+
+/* A 200's body: parsed, applied; a terminal status ends the polling. */
+static void po_answer(poll_order_t *o, const poll_http_response_t *r)
+{
+	proto_update_t u;
+	proto_error_t err = {0};
+	char *json;
+	int n = 0, rc;
+
+	rc = o->pv->parser->parse(r->body, r->body_len, o->id, po_wall(o->p), &u, &n, &err);
+	if (rc != 0) {
+		po_polled(o, POLL_MALFORMED, r->status, 0);
+		log_event(LOG_WARN, "poll_malformed",
+			  "provider=%s order=%s field=%s reason=\"%.120s\"", o->pv->cfg->provider,
+			  o->id, err.field[0] ? err.field : "-",
+			  err.message[0] ? err.message : "-");
+		return;
+	}
+	po_polled(o, POLL_OK, r->status, 0);
+	if (n == 0) {
+		po_metrics(o->p)->poll_updates[o->pv->mi][POLL_UPDATE_EMPTY]++;
+		return;
+	}
+	json = proto_update_to_json(&u);
+	if (!json || broker_apply(o->p->broker, o->id, json, strlen(json), po_applied, o,
+				  &o->req) != BROKER_OK) {
+		o->req = NULL;
+		po_metrics(o->p)->poll_updates[o->pv->mi][POLL_UPDATE_UNAVAILABLE]++;
+	} else {
+		o->step = STEP_APPLY;
+	}
+	free(json);
+	if (u.status != PROTO_STATUS_NONE && proto_status_is_terminal(u.status)) {
+		/* The apply in flight stays: po_done cancels only the answer's wait. */
+		broker_req_t *apply = o->req;
+
+		o->req = NULL;
+		o->step = STEP_NONE;
+		po_done(o, proto_status_name(u.status));
+		if (apply) {
+			/* Its answer is still counted through po_applied: keep it, as o stays. */
+			o->req = apply;
+			o->step = STEP_APPLY;
+		}
+	}
+}
+
+static void po_http_done(void *arg, const poll_http_response_t *r)
+{
+	poll_order_t *o = arg;
+	poll_provider_t *pv = o->pv;
+	uint64_t hold;
+
+	o->http = NULL;
+	switch (r->error) {
+	case POLL_HTTP_ERR_NONE:
+		break;
+	case POLL_HTTP_ERR_TIMEOUT:
+		po_polled(o, POLL_TIMEOUT, 0, 0);
+		goto out;
+	case POLL_HTTP_ERR_TOO_LARGE:
+		po_polled(o, POLL_MALFORMED, 0, 0);
+		goto out;
+	default:
+		po_polled(o, POLL_CONNECT_ERROR, 0, 0);
+		goto out;
+	}
+	if (r->status == 429) {
+		pv->n429++;
+		hold = POLLER_429_MIN_MS;
+		for (unsigned i = 1; i < pv->n429 && hold < POLLER_BACKOFF_MAX_MS; i++)
+			hold *= 2;
+		if (r->retry_after_s >= 0)
+			hold = (uint64_t)r->retry_after_s * 1000;
+		if (hold > 3600 * 1000)
+			hold = 3600 * 1000;
+		/* Every node holds back: the provider counts the organisation, not the node. */
+		broker_budget(o->p->broker, pv->cfg->provider, BROKER_BUDGET_HOLD, (unsigned)hold,
+			      0, po_noop_budget, NULL, NULL);
+		po_polled(o, POLL_RATE_LIMITED, r->status, hold ? hold : 1);
+		goto out;
+	}
+	pv->n429 = 0;
+	if (r->status == 401 || r->status == 403) {
+		bool retry = pv->oauth && !o->retried_401;
+
+		if (pv->oauth)
+			poll_oauth_invalidate(pv->oauth);
+		po_polled(o, POLL_UNAUTHORIZED, r->status, retry ? 1 : 0);
+		o->retried_401 = retry;
+		goto out;
+	}
+	if (r->status < 200 || r->status > 299) {
+		po_polled(o, POLL_HTTP_ERROR, r->status, 0);
+		goto out;
+	}
+	po_answer(o, r);
+out:
+	po_arm(o);
+}
+
+/* The reserved slot came: the GET, with the provider's credentials. */
+static void po_send(poll_order_t *o)
+{
+	poll_provider_t *pv = o->pv;
+	char url[CONFIG_URL_MAX + 512], ref[3 * sizeof(o->ref)], auth[POLL_OAUTH_TOKEN_MAX + 64];
+	const char *headers[3] = {auth, "Accept: application/json",
+				  "User-Agent: trackgated/" TRACKGATE_VERSION};
+	size_t j = 0;
+	int rc, n;
+
+	o->step = STEP_NONE;
+	rc = po_authorization(pv, auth, sizeof(auth));
+	if (rc == 1) {
+		o->step = STEP_TOKEN;
+		/* Woken by the token's answer; a bound in case none comes. */
+		o->due_ms = uv_now(o->p->loop) + POLL_OAUTH_BACKOFF_MIN_MS;
+		return;
+	}
+	if (rc < 0) {
+		po_polled(o, POLL_UNAUTHORIZED, 0, 0);
+		return;
+	}
+	/* The ref is the provider's id: percent-encoded into the path, whatever it holds. */
+	for (const unsigned char *c = (const unsigned char *)o->ref; *c; c++) {
+		if ((*c >= 'A' && *c <= 'Z') || (*c >= 'a' && *c <= 'z') ||
+		    (*c >= '0' && *c <= '9') || *c == '-' || *c == '.' || *c == '_' || *c == '~')
+			ref[j++] = (char)*c;
+		else
+			j += (size_t)snprintf(ref + j, 4, "%%%02X", *c);
+	}
+	ref[j] = '\0';
+	n = snprintf(url, sizeof(url), "%s", pv->cfg->base_url);
+	if (pv->oauth)
+		n += snprintf(url + n, sizeof(url) - (size_t)n, pv->parser->path,
+			      pv->cfg->customer_id, ref);
+	else
+		n += snprintf(url + n, sizeof(url) - (size_t)n, pv->parser->path, ref);
+	if ((size_t)n >= sizeof(url) ||
+	    poll_http_request(pv->http, "GET", url, headers, 3, NULL, 0, po_http_done, o,
+			      &o->http) != POLL_HTTP_OK) {
+		o->http = NULL;
+		po_polled(o, POLL_CONNECT_ERROR, 0, 0);
+	} else {
+		o->step = STEP_HTTP;
+	}
+	explicit_bzero(auth, sizeof(auth));
+}
+
+static void po_budget_done(void *arg, int rc, bool granted, int64_t delay_ms)
+{
+	poll_order_t *o = arg;
+	uint64_t now = uv_now(o->p->loop);
+
+	o->req = NULL;
+	o->step = STEP_NONE;
+	if (rc != BROKER_OK)
+		o->due_ms = now + POLLER_RETRY_MS;
+	else if (!granted)
+		o->due_ms = now + (uint64_t)delay_ms; /* the next slot is that far: ask then */
+	else if (o->state == POLL_STATE_POLLING) {
+		o->step = STEP_SLOT;
+		o->slot_ms = now + (uint64_t)delay_ms;
+	}
+	po_arm(o);
+}
+
+/* The next step of o, due now. */
+static void po_step(poll_order_t *o)
+{
+	poll_provider_t *pv = o->pv;
+
+	switch ((metrics_poll_state_t)o->state) {
+	case POLL_STATE_IDLE:
+	case POLL_STATE_WAITING:
+		po_lease(o, BROKER_LEASE_ACQUIRE);
+		return;
+	case POLL_STATE_POLLING:
+		if (broker_budget(o->p->broker, pv->cfg->provider, BROKER_BUDGET_TAKE,
+				  pv->spacing_us, pv->cfg->interval_ms, po_budget_done, o,
+				  &o->req) != BROKER_OK) {
+			o->req = NULL;
+			o->due_ms = uv_now(o->p->loop) + POLLER_RETRY_MS;
+			return;
+		}
+		o->step = STEP_BUDGET;
+		return;
+	case POLL_STATE_DONE:
+	case POLL_STATE__COUNT:
+		return;
+	}
+}
+
+static void po_fire(uv_timer_t *t)
+{
+	poll_order_t *o = t->data;
+	uint64_t now = uv_now(o->p->loop);
+
+	if (o->state == POLL_STATE_DONE)
+		return;
+	if (o->held && !o->renew && now >= o->renew_ms)
+		po_lease(o, BROKER_LEASE_RENEW);
+	if (o->step == STEP_SLOT && now >= o->slot_ms)
+		po_send(o);
+	else if ((o->step == STEP_NONE || o->step == STEP_TOKEN) && now >= o->due_ms)
+		po_step(o);
+	po_arm(o);
+}
+
+/* Starts o's timer for the earliest of what it waits for. */
+static void po_arm(poll_order_t *o)
+{
+	uint64_t now = uv_now(o->p->loop), at = UINT64_MAX;
+
+	if (!o->watched)
+		return;
+	if (o->state != POLL_STATE_DONE) {
+		if (o->step == STEP_NONE || o->step == STEP_TOKEN)
+			at = o->due_ms;
+		else if (o->step == STEP_SLOT)
+			at = o->slot_ms;
+		if (o->held && !o->renew && o->renew_ms < at)
+			at = o->renew_ms;
+	}
+	if (at == UINT64_MAX) {
+		uv_timer_stop(&o->timer);
+		return;
+	}
+	uv_timer_start(&o->timer, po_fire, at > now ? at - now : 0, 0);
+}
+
+/* --- the poller ------------------------------------------------------------------- */
+
+poller_t *poller_new(uv_loop_t *loop, broker_t *broker, const config_t *cfg,
+		     metrics_t *const *metrics, const int64_t *wall_offset_ms)
+{
+	poller_t *p = calloc(1, sizeof(*p));
+	char host[64] = "node";
+	unsigned char rnd[6] = {0};
+	size_t used = 0;
+
+	if (!p)
+		return NULL;
+	p->loop = loop;
+	p->broker = broker;
+	p->cfg = cfg;
+	p->metrics = metrics;
+	p->wall_offset_ms = wall_offset_ms;
+	/* A node id no other process shares: host, pid and 48 random bits. */
+	gethostname(host, sizeof(host) - 1);
+	if (getrandom(rnd, sizeof(rnd), GRND_NONBLOCK) != (ssize_t)sizeof(rnd))
+		memset(rnd, 0, sizeof(rnd));
+	snprintf(p->node_id, sizeof(p->node_id), "%.60s:%d:%02x%02x%02x%02x%02x%02x", host,
+		 (int)getpid(), rnd[0], rnd[1], rnd[2], rnd[3], rnd[4], rnd[5]);
+	srandom((unsigned)(rnd[0] | rnd[1] << 8 | rnd[2] << 16) ^ (unsigned)getpid());
+	for (unsigned i = 0; i < cfg->n_polls; i++) {
+		poll_provider_t *pv = &p->prov[p->n_prov];
+
+		if (po_provider_init(p, pv, &cfg->polls[i])) {
+			log_event(LOG_ERROR, "poll_init_failed", "provider=%s",
+				  cfg->polls[i].provider);
+			p->n_prov++;
+			poller_free(p);
+			return NULL;
+		}
+		used += (size_t)snprintf(p->providers + used, sizeof(p->providers) - used, "%s%s",
+					 p->n_prov ? "," : "", pv->cfg->provider);
+		p->n_prov++;
+	}
+	return p;
+}
+
+void poller_watch(poller_t *p, const char *id, size_t len)
+{
+	poll_order_t *o;
+
+	if (p->stopping || !len || len > PROTO_ORDER_ID_MAX)
+		return;
+	HASH_FIND(hh, p->orders, id, len, o);
+	if (o)
+		return;
+	o = calloc(1, sizeof(*o));
+	if (!o) {
+		log_event(LOG_ERROR, "poll_out_of_memory", "order=%.*s", (int)len, id);
+		return;
+	}
+	o->p = p;
+	memcpy(o->id, id, len);
+	o->watched = true;
+	o->state = POLL_STATE_IDLE;
+	p->counts[POLL_STATE_IDLE]++;
+	uv_timer_init(p->loop, &o->timer);
+	o->timer.data = o;
+	p->n_open++;
+	HASH_ADD(hh, p->orders, id, len, o);
+	o->due_ms = uv_now(p->loop);
+	po_step(o);
+	po_arm(o);
+}
+
+static void po_closed(uv_handle_t *h)
+{
+	poll_order_t *o = h->data;
+	poller_t *p = o->p;
+
+	free(o);
+	if (--p->n_open == 0 && p->stopping && p->done)
+		p->done(p->done_arg);
+}
+
+/* Stops o and frees it once its timer is closed. */
+static void po_forget(poll_order_t *o)
+{
+	poller_t *p = o->p;
+
+	HASH_DEL(p->orders, o);
+	p->counts[o->state]--;
+	o->watched = false;
+	po_cancel(o);
+	po_release(o);
+	uv_close((uv_handle_t *)&o->timer, po_closed);
+}
+
+void poller_unwatch(poller_t *p, const char *id, size_t len)
+{
+	poll_order_t *o;
+
+	HASH_FIND(hh, p->orders, id, len, o);
+	if (o)
+		po_forget(o);
+}
+
+void poller_counts(const poller_t *p, uint64_t out[POLL_STATE__COUNT])
+{
+	for (int i = 0; i < POLL_STATE__COUNT; i++)
+		out[i] = p ? p->counts[i] : 0;
+}
+
+static void po_http_closed(void *arg)
+{
+	poller_t *p = arg;
+
+	if (--p->n_open == 0 && p->done)
+		p->done(p->done_arg);
+}
+
+void poller_stop(poller_t *p, void (*done)(void *arg), void *arg)
+{
+	poll_order_t *o, *tmp;
+
+	p->stopping = true;
+	p->done = done;
+	p->done_arg = arg;
+	HASH_ITER(hh, p->orders, o, tmp)
+	po_forget(o);
+	for (unsigned i = 0; i < p->n_prov; i++) {
+		if (p->prov[i].token_req)
+			poll_http_cancel(p->prov[i].token_req);
+		p->prov[i].token_req = NULL;
+		poll_http_close(p->prov[i].http, po_http_closed, p);
+	}
+	if (p->n_open == 0 && done)
+		done(arg);
+}
+
+void poller_free(poller_t *p)
+{
+	if (!p)
+		return;
+	for (unsigned i = 0; i < p->n_prov; i++) {
+		if (p->prov[i].http)
+			poll_http_free(p->prov[i].http);
+		if (p->prov[i].oauth)
+			explicit_bzero(p->prov[i].oauth, sizeof(*p->prov[i].oauth));
+		free(p->prov[i].oauth);
+		explicit_bzero(&p->prov[i].jwt, sizeof(p->prov[i].jwt));
+	}
+	free(p);
+}
