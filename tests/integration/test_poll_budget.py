@@ -125,7 +125,10 @@ async def test(env):
         await env.close_watchers()
         if second is not None and second.alive():
             await asyncio.to_thread(second.terminate)
-        print(f"fake: {len(fake.log)} requests; last: {fake.log[-3:]!r}")
+        per = fake.per_ref("onfleet")
+        print(f"fake: {len(fake.log)} requests; polls per worker "
+              f"{dict(sorted(per.items(), key=lambda kv: int(kv[0].rsplit('_', 1)[1])))}; "
+              f"max in a second {fake.max_in_window('onfleet')}")
         await asyncio.to_thread(fake.close)
 
 
