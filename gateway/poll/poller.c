@@ -27,10 +27,12 @@
 #include "poll_parse.h"
 #include "proto.h"
 
-#define POLLER_RETRY_MS 1000   /* Redis down, or out of memory: try the step again */
-#define POLLER_BODY_MAX 262144 /* the longest API answer read */
-#define POLLER_429_MIN_MS 1000 /* a 429 without Retry-After holds the budget this long, doubling   \
-				*/
+#define POLLER_RETRY_MS 1000	   /* Redis down, or out of memory: try the step again */
+#define POLLER_BODY_MAX 262144	   /* the longest API answer read */
+#define POLLER_QUEUE_MAX_MS 600000 /* the furthest budget slot an order reserves */
+#define POLLER_429_MIN_MS                                                                          \
+	1000 /* a 429 without Retry-After holds the budget this long, doubling                     \
+	      */
 
 typedef enum po_step {
 	STEP_NONE = 0, /* waiting for due_ms */
@@ -53,6 +55,7 @@ typedef struct poll_provider {
 	poll_doordash_jwt_cache_t jwt; /* doordash_drive */
 	char basic[512];	       /* onfleet: the Authorization value */
 	unsigned n429;		       /* 429s in a row */
+	uint64_t hold_until;	       /* loop time before which a 429 holds requests back */
 	unsigned lease_ms;
 	unsigned spacing_us; /* between two of its requests, group-wide */
 } poll_provider_t;
@@ -577,6 +580,7 @@ static void po_http_done(void *arg, const poll_http_response_t *r)
 			hold = (uint64_t)r->retry_after_s * 1000;
 		if (hold > 3600 * 1000)
 			hold = 3600 * 1000;
+		pv->hold_until = uv_now(o->p->loop) + hold;
 		/* Every node holds back: the provider counts the organisation, not the node. */
 		broker_budget(o->p->broker, pv->cfg->provider, BROKER_BUDGET_HOLD, (unsigned)hold,
 			      0, po_noop_budget, NULL, NULL);
@@ -613,6 +617,12 @@ static void po_send(poll_order_t *o)
 	int rc, n;
 
 	o->step = STEP_NONE;
+	if (pv->hold_until > uv_now(o->p->loop)) {
+		/* A slot reserved before this node's 429: ask for one past the hold instead.
+		 * (Another node's reserved slots still come; the hold moves its later ones.) */
+		o->due_ms = pv->hold_until;
+		return;
+	}
 	rc = po_authorization(pv, auth, sizeof(auth));
 	if (rc == 1) {
 		o->step = STEP_TOKEN;
@@ -679,8 +689,11 @@ static void po_step(poll_order_t *o)
 		po_lease(o, BROKER_LEASE_ACQUIRE);
 		return;
 	case POLL_STATE_POLLING:
+		/* A slot however far (up to POLLER_QUEUE_MAX_MS): each order holds one
+		 * reservation at a time, so past the budget the orders take turns
+		 * (each polled every n x spacing) instead of some starving. */
 		if (broker_budget(o->p->broker, pv->cfg->provider, BROKER_BUDGET_TAKE,
-				  pv->spacing_us, pv->cfg->interval_ms, po_budget_done, o,
+				  pv->spacing_us, POLLER_QUEUE_MAX_MS, po_budget_done, o,
 				  &o->req) != BROKER_OK) {
 			o->req = NULL;
 			o->due_ms = uv_now(o->p->loop) + POLLER_RETRY_MS;
