@@ -10,7 +10,7 @@
  * (o->renew).  The timer fires at the earliest of: the next step
  * (o->due_ms), the reserved slot, the next renewal.
  */
-#include "poller.h"
+#include "poller_private.h"
 
 #include <stdio.h>
 #include <stdlib.h>
@@ -19,98 +19,11 @@
 #include <sys/random.h>
 
 #include <cjson/cJSON.h>
-#include <uthash.h>
 
-#include "http_client.h"
 #include "log.h"
-#include "poll_auth.h"
-#include "poll_parse.h"
-#include "proto.h"
-
-#define POLLER_RETRY_MS 1000	   /* Redis down, or out of memory: try the step again */
-#define POLLER_BODY_MAX 262144	   /* the longest API answer read */
-#define POLLER_QUEUE_MAX_MS 600000 /* the furthest budget slot an order reserves */
-#define POLLER_429_MIN_MS                                                                          \
-	1000 /* a 429 without Retry-After holds the budget this long, doubling                     \
-	      */
-
-typedef enum po_step {
-	STEP_NONE = 0, /* waiting for due_ms */
-	STEP_LEASE,    /* the lease acquire is in Redis */
-	STEP_BUDGET,   /* asking for a budget slot */
-	STEP_SLOT,     /* a slot is reserved at slot_ms */
-	STEP_TOKEN,    /* waiting for the provider's OAuth token */
-	STEP_HTTP,     /* the GET is in flight */
-	STEP_APPLY,    /* the update is in Redis */
-} po_step_t;
-
-typedef struct poll_provider {
-	poller_t *p;
-	const config_poll_t *cfg;
-	const poll_parser_t *parser;
-	unsigned mi; /* its metrics index */
-	poll_http_t *http;
-	poll_oauth_t *oauth; /* uber_direct: the token cache; is malloc'd */
-	poll_http_req_t *token_req;
-	poll_doordash_jwt_cache_t jwt; /* doordash_drive */
-	char basic[512];	       /* onfleet: the Authorization value */
-	unsigned n429;		       /* 429s in a row */
-	uint64_t hold_until;	       /* loop time before which a 429 holds requests back */
-	unsigned lease_ms;
-	unsigned spacing_us; /* between two of its requests, group-wide */
-} poll_provider_t;
-
-typedef struct poll_order {
-	UT_hash_handle hh;
-	poller_t *p;
-	poll_provider_t *pv; /* from the source; NULL while it names none polled here */
-	uv_timer_t timer;
-	broker_req_t *req;   /* the step's Redis request */
-	broker_req_t *renew; /* a renewal in flight */
-	poll_http_req_t *http;
-	uint64_t due_ms;   /* loop time of the next step */
-	uint64_t slot_ms;  /* STEP_SLOT: loop time of the reserved slot */
-	uint64_t renew_ms; /* held: loop time of the next renewal */
-	unsigned failures; /* polls failed in a row */
-	uint8_t state;	   /* metrics_poll_state_t */
-	uint8_t step;	   /* po_step_t */
-	bool held;
-	bool retried_401; /* a 401's one immediate retry was used */
-	bool watched;	  /* false: unwatched, its timer closing */
-	char ref[160];
-	char id[PROTO_ORDER_ID_MAX + 1];
-} poll_order_t;
-
-struct poller {
-	uv_loop_t *loop;
-	broker_t *broker;
-	const config_t *cfg;
-	metrics_t *const *metrics;
-	const int64_t *wall_offset_ms;
-	poll_provider_t prov[CONFIG_POLLS_MAX];
-	unsigned n_prov;
-	char providers[CONFIG_POLLS_MAX * 34]; /* "a,b,c": what the lease asks for */
-	poll_order_t *orders;		       /* uthash by id: the watched ones */
-	unsigned n_open;		       /* handles and clients not yet closed */
-	uint64_t counts[POLL_STATE__COUNT];
-	bool stopping;
-	void (*done)(void *arg);
-	void *done_arg;
-	char node_id[96];
-};
 
 static void po_arm(poll_order_t *o);
 static void po_step(poll_order_t *o);
-
-static int64_t po_wall(const poller_t *p)
-{
-	return (int64_t)uv_now(p->loop) + *p->wall_offset_ms;
-}
-
-static metrics_t *po_metrics(const poller_t *p)
-{
-	return *p->metrics;
-}
 
 static void po_set_state(poll_order_t *o, metrics_poll_state_t st)
 {
@@ -125,150 +38,6 @@ static uint64_t po_jitter(uint64_t ms)
 	uint64_t span = ms / 5;
 
 	return span ? ms - span / 2 + (uint64_t)random() % (span + 1) : ms;
-}
-
-/* --- providers -------------------------------------------------------------------- */
-
-static void po_token_start(poll_provider_t *pv);
-
-static int po_provider_init(poller_t *p, poll_provider_t *pv, const config_poll_t *c)
-{
-	const poll_http_config_t hc = {
-	    .connect_timeout_ms = c->connect_timeout_ms,
-	    .timeout_ms = c->timeout_ms,
-	    .body_max = POLLER_BODY_MAX,
-	    .ca_file = c->ca_file,
-	};
-
-	pv->p = p;
-	pv->cfg = c;
-	pv->parser = poll_parser_find(c->provider);
-	pv->mi = metrics_provider_index(c->provider);
-	pv->lease_ms =
-	    c->lease_ms ? c->lease_ms : (3 * c->interval_ms > 2000 ? 3 * c->interval_ms : 2000);
-	/* 10 % under the budget: timer and network jitter never push the provider's count over. */
-	pv->spacing_us = (unsigned)(1100000ULL / c->budget);
-	if (!pv->parser)
-		return -1;
-	pv->http = poll_http_new(p->loop, &hc);
-	if (!pv->http)
-		return -1;
-	p->n_open++;
-	if (!strcmp(c->provider, "uber_direct")) {
-		pv->oauth = calloc(1, sizeof(*pv->oauth));
-		if (!pv->oauth)
-			return -1;
-		poll_oauth_init(pv->oauth);
-	} else if (!strcmp(c->provider, "onfleet")) {
-		if (poll_onfleet_authorization(c->secret, pv->basic, sizeof(pv->basic)) < 0 ||
-		    strlen(pv->basic) >= sizeof(pv->basic)) {
-			log_event(LOG_ERROR, "poll_config",
-				  "provider=onfleet error=\"the api key "
-				  "cannot be sent as HTTP Basic\"");
-			return -1;
-		}
-	}
-	return 0;
-}
-
-/* The orders of pv waiting for its token go on (a token came, or the wait ended). */
-static void po_token_waiters(poll_provider_t *pv)
-{
-	poll_order_t *o, *tmp;
-
-	/* Rare (once per token), so a pass over the watched orders costs nothing that matters. */
-	HASH_ITER(hh, pv->p->orders, o, tmp)
-	if (o->pv == pv && o->step == STEP_TOKEN) {
-		o->step = STEP_NONE;
-		o->due_ms = uv_now(pv->p->loop);
-		po_arm(o);
-	}
-}
-
-static void po_token_done(void *arg, const poll_http_response_t *r)
-{
-	poll_provider_t *pv = arg;
-	int64_t now = po_wall(pv->p);
-	proto_error_t err = {0};
-	bool ok = false;
-
-	pv->token_req = NULL;
-	if (r->error != POLL_HTTP_ERR_NONE) {
-		poll_oauth_fetch_failed(pv->oauth, now, r->retry_after_s);
-		log_event(LOG_WARN, "poll_token_failed", "provider=%s result=%s why=\"%.200s\"",
-			  pv->cfg->provider, poll_http_error_name(r->error), r->why ? r->why : "");
-	} else if (poll_oauth_token_response(pv->oauth, now, r->status, r->retry_after_s, r->body,
-					     r->body_len, &err) == POLL_AUTH_OK) {
-		ok = true;
-	} else {
-		/* The field, never the body: it could hold a secret. */
-		log_event(LOG_WARN, "poll_token_failed", "provider=%s status=%ld field=%s",
-			  pv->cfg->provider, r->status, err.field[0] ? err.field : "?");
-	}
-	po_metrics(pv->p)->poll_tokens[pv->mi][ok ? 0 : 1]++;
-	po_token_waiters(pv);
-}
-
-static void po_token_start(poll_provider_t *pv)
-{
-	const char *headers[] = {"Content-Type: application/x-www-form-urlencoded",
-				 "Accept: application/json"};
-	const config_poll_t *c = pv->cfg;
-	char body[2048];
-	int len = poll_oauth_request_body(c->client_id, c->secret, c->scope, body, sizeof(body));
-
-	if (len < 0 || (size_t)len >= sizeof(body) ||
-	    poll_http_request(pv->http, "POST", c->token_url, headers, 2, body, (size_t)len,
-			      po_token_done, pv, &pv->token_req) != POLL_HTTP_OK) {
-		pv->token_req = NULL;
-		poll_oauth_fetch_failed(pv->oauth, po_wall(pv->p), -1);
-		po_metrics(pv->p)->poll_tokens[pv->mi][1]++;
-	}
-	explicit_bzero(body, sizeof(body));
-}
-
-/*
- * The Authorization header line of pv's next request into dst; 0, or 1 when
- * the request must wait for a token (the order waits in STEP_TOKEN), or -1.
- */
-static int po_authorization(poll_provider_t *pv, char *dst, size_t cap)
-{
-	const config_poll_t *c = pv->cfg;
-	int64_t now = po_wall(pv->p);
-	proto_error_t err = {0};
-	const char *jwt;
-	int n;
-
-	if (pv->oauth) {
-		switch (poll_oauth_step(pv->oauth, now)) {
-		case POLL_OAUTH_USE_AND_REFRESH:
-			po_token_start(pv); /* the current token is still good: use it meanwhile */
-			__attribute__((fallthrough));
-		case POLL_OAUTH_USE:
-			n = snprintf(dst, cap, "Authorization: ");
-			return poll_oauth_authorization(pv->oauth, dst + n, cap - (size_t)n) < 0
-				   ? -1
-				   : 0;
-		case POLL_OAUTH_FETCH:
-			po_token_start(pv);
-			return 1;
-		case POLL_OAUTH_WAIT:
-			return 1;
-		}
-		return -1;
-	}
-	if (pv->basic[0]) {
-		n = snprintf(dst, cap, "Authorization: %s", pv->basic);
-		return n > 0 && (size_t)n < cap ? 0 : -1;
-	}
-	jwt = poll_doordash_jwt_get(&pv->jwt, c->developer_id, c->key_id, c->secret, now, 0, &err);
-	if (!jwt) {
-		log_event(LOG_ERROR, "poll_auth_failed", "provider=%s field=%s", c->provider,
-			  err.field[0] ? err.field : "?");
-		return -1;
-	}
-	n = snprintf(dst, cap, "Authorization: Bearer %s", jwt);
-	return n > 0 && (size_t)n < cap ? 0 : -1;
 }
 
 /* --- the steps -------------------------------------------------------------------- */
@@ -610,11 +379,7 @@ out:
 static void po_send(poll_order_t *o)
 {
 	poll_provider_t *pv = o->pv;
-	char url[CONFIG_URL_MAX + 512], ref[3 * sizeof(o->ref)], auth[POLL_OAUTH_TOKEN_MAX + 64];
-	const char *headers[3] = {auth, "Accept: application/json",
-				  "User-Agent: trackgated/" TRACKGATE_VERSION};
-	size_t j = 0;
-	int rc, n;
+	int rc;
 
 	o->step = STEP_NONE;
 	if (pv->hold_until > uv_now(o->p->loop)) {
@@ -623,41 +388,34 @@ static void po_send(poll_order_t *o)
 		o->due_ms = pv->hold_until;
 		return;
 	}
-	rc = po_authorization(pv, auth, sizeof(auth));
+	rc = pp_request(pv, o->ref, po_http_done, o, &o->http);
+	if (rc == 0) {
+		o->step = STEP_HTTP;
+		return;
+	}
+	o->http = NULL;
 	if (rc == 1) {
 		o->step = STEP_TOKEN;
-		/* Woken by the token's answer; a bound in case none comes. */
+		/* Woken by the token's answer (poller_token_arrived); a bound in case none comes.
+		 */
 		o->due_ms = uv_now(o->p->loop) + POLL_OAUTH_BACKOFF_MIN_MS;
 		return;
 	}
-	if (rc < 0) {
-		po_polled(o, POLL_UNAUTHORIZED, 0, 0);
-		return;
+	po_polled(o, rc == -1 ? POLL_UNAUTHORIZED : POLL_CONNECT_ERROR, 0, 0);
+}
+
+/* The orders of pv waiting for its token go on (a token came, or the wait ended). */
+void poller_token_arrived(poll_provider_t *pv)
+{
+	poll_order_t *o, *tmp;
+
+	/* Rare (once per token), so a pass over the watched orders costs nothing that matters. */
+	HASH_ITER(hh, pv->p->orders, o, tmp)
+	if (o->pv == pv && o->step == STEP_TOKEN) {
+		o->step = STEP_NONE;
+		o->due_ms = uv_now(pv->p->loop);
+		po_arm(o);
 	}
-	/* The ref is the provider's id: percent-encoded into the path, whatever it holds. */
-	for (const unsigned char *c = (const unsigned char *)o->ref; *c; c++) {
-		if ((*c >= 'A' && *c <= 'Z') || (*c >= 'a' && *c <= 'z') ||
-		    (*c >= '0' && *c <= '9') || *c == '-' || *c == '.' || *c == '_' || *c == '~')
-			ref[j++] = (char)*c;
-		else
-			j += (size_t)snprintf(ref + j, 4, "%%%02X", *c);
-	}
-	ref[j] = '\0';
-	n = snprintf(url, sizeof(url), "%s", pv->cfg->base_url);
-	if (pv->oauth)
-		n += snprintf(url + n, sizeof(url) - (size_t)n, pv->parser->path,
-			      pv->cfg->customer_id, ref);
-	else
-		n += snprintf(url + n, sizeof(url) - (size_t)n, pv->parser->path, ref);
-	if ((size_t)n >= sizeof(url) ||
-	    poll_http_request(pv->http, "GET", url, headers, 3, NULL, 0, po_http_done, o,
-			      &o->http) != POLL_HTTP_OK) {
-		o->http = NULL;
-		po_polled(o, POLL_CONNECT_ERROR, 0, 0);
-	} else {
-		o->step = STEP_HTTP;
-	}
-	explicit_bzero(auth, sizeof(auth));
 }
 
 static void po_budget_done(void *arg, int rc, bool granted, int64_t delay_ms)
@@ -772,7 +530,7 @@ poller_t *poller_new(uv_loop_t *loop, broker_t *broker, const config_t *cfg,
 	for (unsigned i = 0; i < cfg->n_polls; i++) {
 		poll_provider_t *pv = &p->prov[p->n_prov];
 
-		if (po_provider_init(p, pv, &cfg->polls[i])) {
+		if (pp_init(p, pv, &cfg->polls[i])) {
 			log_event(LOG_ERROR, "poll_init_failed", "provider=%s",
 				  cfg->polls[i].provider);
 			p->n_prov++;
@@ -883,13 +641,7 @@ void poller_free(poller_t *p)
 {
 	if (!p)
 		return;
-	for (unsigned i = 0; i < p->n_prov; i++) {
-		if (p->prov[i].http)
-			poll_http_free(p->prov[i].http);
-		if (p->prov[i].oauth)
-			explicit_bzero(p->prov[i].oauth, sizeof(*p->prov[i].oauth));
-		free(p->prov[i].oauth);
-		explicit_bzero(&p->prov[i].jwt, sizeof(p->prov[i].jwt));
-	}
+	for (unsigned i = 0; i < p->n_prov; i++)
+		pp_free(&p->prov[i]);
 	free(p);
 }
