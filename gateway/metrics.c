@@ -311,47 +311,49 @@ const char *metrics_poll_result_name(metrics_poll_result_t r)
 	return r < POLL_RESULT__COUNT ? metrics_poll_result_names[r] : "?";
 }
 
+/*
+ * One counter family by provider and result: a row per result of each
+ * provider whose shown[] is set, its count at counts[provider * row_words + result].
+ */
+static void metrics_render_by_provider(metrics_buf_t *b, const char *name, const char *help,
+				       const bool shown[METRICS_PROVIDERS],
+				       const char *const *results, int n_results,
+				       const uint64_t *counts, size_t row_words)
+{
+	metrics_head(b, name, "counter", help);
+	for (unsigned pr = 1; pr < METRICS_PROVIDERS; pr++)
+		for (int r = 0; r < n_results && shown[pr]; r++)
+			metrics_printf(b, "%s{provider=\"%s\",result=\"%s\"} %llu\n", name,
+				       metrics_provider_name(pr), results[r],
+				       (unsigned long long)counts[pr * row_words + (size_t)r]);
+}
+
 /* Poll mode's families: a provider's rows once it was polled at all. */
 static void metrics_render_poll(metrics_buf_t *b, const metrics_sample_t *s)
 {
+	static const char *const token_results[2] = {"ok", "failed"};
 	const metrics_t *m = &s->m;
-	bool polled[METRICS_PROVIDERS] = {false};
+	bool polled[METRICS_PROVIDERS] = {false}, tokens[METRICS_PROVIDERS] = {false};
 
-	for (unsigned pr = 0; pr < METRICS_PROVIDERS; pr++)
+	for (unsigned pr = 0; pr < METRICS_PROVIDERS; pr++) {
+		tokens[pr] = m->poll_tokens[pr][0] || m->poll_tokens[pr][1];
+		polled[pr] = tokens[pr];
 		for (int r = 0; r < POLL_RESULT__COUNT; r++)
-			polled[pr] = polled[pr] || m->poll_requests[pr][r] ||
-				     m->poll_tokens[pr][0] || m->poll_tokens[pr][1];
-	metrics_head(b, "trackgate_poll_requests_total", "counter",
-		     "Requests to providers' APIs in poll mode, by provider and result.");
-	for (unsigned pr = 1; pr < METRICS_PROVIDERS; pr++)
-		for (int r = 0; r < POLL_RESULT__COUNT && polled[pr]; r++)
-			metrics_printf(
-			    b,
-			    "trackgate_poll_requests_total{provider=\"%s\",result=\"%s\"} "
-			    "%llu\n",
-			    metrics_provider_name(pr), metrics_poll_result_names[r],
-			    (unsigned long long)m->poll_requests[pr][r]);
-	metrics_head(b, "trackgate_poll_updates_total", "counter",
-		     "Polled answers, by provider and what the Redis script made of them.");
-	for (unsigned pr = 1; pr < METRICS_PROVIDERS; pr++)
-		for (int r = 0; r < POLL_UPDATE__COUNT && polled[pr]; r++)
-			metrics_printf(
-			    b,
-			    "trackgate_poll_updates_total{provider=\"%s\",result=\"%s\"} "
-			    "%llu\n",
-			    metrics_provider_name(pr), metrics_poll_update_names[r],
-			    (unsigned long long)m->poll_updates[pr][r]);
-	metrics_head(b, "trackgate_poll_token_requests_total", "counter",
-		     "OAuth token requests of poll mode, by provider and result.");
-	for (unsigned pr = 1; pr < METRICS_PROVIDERS; pr++)
-		for (int r = 0; r < 2; r++)
-			if (m->poll_tokens[pr][0] || m->poll_tokens[pr][1])
-				metrics_printf(
-				    b,
-				    "trackgate_poll_token_requests_total{provider=\"%s\","
-				    "result=\"%s\"} %llu\n",
-				    metrics_provider_name(pr), r ? "failed" : "ok",
-				    (unsigned long long)m->poll_tokens[pr][r]);
+			polled[pr] = polled[pr] || m->poll_requests[pr][r];
+	}
+	metrics_render_by_provider(
+	    b, "trackgate_poll_requests_total",
+	    "Requests to providers' APIs in poll mode, by provider and result.", polled,
+	    metrics_poll_result_names, POLL_RESULT__COUNT, &m->poll_requests[0][0],
+	    POLL_RESULT__COUNT);
+	metrics_render_by_provider(
+	    b, "trackgate_poll_updates_total",
+	    "Polled answers, by provider and what the Redis script made of them.", polled,
+	    metrics_poll_update_names, POLL_UPDATE__COUNT, &m->poll_updates[0][0],
+	    POLL_UPDATE__COUNT);
+	metrics_render_by_provider(b, "trackgate_poll_token_requests_total",
+				   "OAuth token requests of poll mode, by provider and result.",
+				   tokens, token_results, 2, &m->poll_tokens[0][0], 2);
 	metrics_head(b, "trackgate_poll_orders", "gauge",
 		     "Watched orders by poll state (idle: no source or provider not polled; "
 		     "waiting: another node polls; polling: this process polls; done: terminal).");
