@@ -35,6 +35,7 @@ sys.dont_write_bytecode = True
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import harness as h  # noqa: E402
 import fake_providers as fp  # noqa: E402
+from test_metrics import promtool_check  # noqa: E402
 
 INTERVAL_MS = 300
 START_S = 2.0 + 2.0  # the source is re-read every 2 s; plus slack for the first poll
@@ -210,6 +211,10 @@ async def test(env):
         await asyncio.to_thread(auth_seen, env, fake, ck)
         print("--- pushed and polled updates (onfleet)")
         await push_and_poll(env, fake, ck, watchers["onfleet"], oids["onfleet"], CASES[2][1])
+        print("--- the scrape with every poll family filled passes promtool")
+        r = await asyncio.to_thread(h.http_request, env.port, "GET", "/metrics")
+        await asyncio.to_thread(promtool_check, r.raw)
+        print("  ok  promtool check metrics: clean")
         env.assert_alive()
         ck.done()
     finally:
