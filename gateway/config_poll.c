@@ -15,6 +15,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "poll/poll_auth.h"
 #include "poll/poll_parse.h"
 
 /* The credential keys of a provider, the secret file's key last (NULL-terminated). */
@@ -275,6 +276,20 @@ int config_load_polls(config_t *cfg)
 		}
 		if (config_poll_secret(p))
 			return CONFIG_EINVAL;
+		if (!strcmp(p->provider, "onfleet")) {
+			char basic[CONFIG_SECRET_MAX * 2];
+
+			/* What HTTP Basic cannot carry (a ':', a control byte) is refused here,
+			 * where --check-config sees it, not when the poller starts. */
+			if (poll_onfleet_authorization(p->secret, basic, sizeof(basic)) < 0) {
+				config_err("trackgated: [poll.onfleet] api-key-file %s: the key "
+					   "cannot be sent as HTTP Basic (no ':' or control "
+					   "characters)\n",
+					   p->secret_file);
+				return CONFIG_EINVAL;
+			}
+			explicit_bzero(basic, sizeof(basic));
+		}
 	}
 	return CONFIG_OK;
 }

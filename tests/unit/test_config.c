@@ -409,8 +409,13 @@ static void check_config_output_loads_back_to_the_same_config(void **state)
 					 samples[i][0], samples[i][1]);
 	snprintf(conf + used, sizeof(conf) - used,
 		 "[webhook.stuart]\nsecret-file = %s\n[token-key.k2]\nalg = ES256\n"
-		 "public-key-file = %s\n",
-		 hook, pem);
+		 "public-key-file = %s\n"
+		 "[poll.uber_direct]\nbase-url = https://uber.test/api/\ntoken-url = "
+		 "http://127.0.0.1:9/t\nclient-id = cid\ncustomer-id = cus\nscope = s.x\n"
+		 "client-secret-file = %s\ninterval-ms = 1500\nbudget = 7\ntimeout-ms = 3000\n"
+		 "connect-timeout-ms = 1000\nlease-ms = 9000\nca-file = %s\n"
+		 "[poll.onfleet]\napi-key-file = %s\n",
+		 hook, pem, hook, pem, hook);
 	snprintf(cpath, sizeof(cpath), "%s", write_file("rt.conf", conf));
 	/* The command-line-only ones on the command line. */
 	snprintf(hook_arg, sizeof(hook_arg), "onfleet=%s", hook);
@@ -422,6 +427,10 @@ static void check_config_output_loads_back_to_the_same_config(void **state)
 	assert_int_equal(first.listen_port, 7001);
 	assert_int_equal(first.n_webhooks, 2);
 	assert_int_equal(first.token_keys.n, 2);
+	assert_int_equal(first.n_polls, 2);
+	/* A trailing '/' of base-url is dropped (paths start with one). */
+	assert_string_equal(config_poll(&first, "uber_direct")->base_url, "https://uber.test/api");
+	assert_int_equal(config_poll(&first, "onfleet")->budget, 18);
 
 	snprintf(printed, sizeof(printed), "%s/printed.conf", tmpdir);
 	out = fopen(printed, "w");
@@ -434,6 +443,77 @@ static void check_config_output_loads_back_to_the_same_config(void **state)
 	/* Only the file it was read from differs. */
 	memcpy(again.config_file, first.config_file, sizeof(again.config_file));
 	assert_memory_equal(&again, &first, sizeof(first));
+}
+
+/* [poll.*]: the provider must be pollable, its keys its own, its credentials whole. */
+static void poll_sections_are_checked_at_start_up(void **state)
+{
+	static const struct {
+		const char *conf, *why;
+	} bad[] = {
+	    {"[poll.wolt_drive]\nbase-url = https://x.test\n", "a provider that is not polled"},
+	    {"[poll.onfleet]\nclient-id = x\n", "another provider's key"},
+	    {"[poll.onfleet]\nsecret = inline\n", "an inline secret"},
+	    {"[poll.onfleet]\nbudget = 0\napi-key-file = K\n", "a budget of 0"},
+	    {"[poll.onfleet]\ninterval-ms = 10\napi-key-file = K\n", "an interval under 100 ms"},
+	    {"[poll.onfleet]\nbase-url = ftp://x.test\napi-key-file = K\n", "a non-http URL"},
+	    {"[poll.onfleet]\ninterval-ms = 500\n", "no api-key-file"},
+	    {"[poll.onfleet]\napi-key-file = /nonexistent/key\n", "an unreadable key file"},
+	    {"[poll.onfleet]\napi-key-file = BADKEY\n", "a key Basic cannot carry"},
+	    {"[poll.uber_direct]\nclient-id = c\nclient-secret-file = K\n", "no customer-id"},
+	    {"[poll.uber_direct]\nclient-id = c d\ncustomer-id = x\nclient-secret-file = K\n",
+	     "a space in an id"},
+	    {"[poll.doordash_drive]\ndeveloper-id = d\nsigning-secret-file = K\n", "no key-id"},
+	    {"[poll.onfleet]\ntimeout-ms = 500\nconnect-timeout-ms = 900\napi-key-file = K\n",
+	     "a request timeout shorter than its connect timeout"},
+	};
+	config_t cfg;
+	char kpath[128], key[128], badkey[128], conf[512], cpath[128];
+
+	(void)state;
+	snprintf(kpath, sizeof(kpath), "%s", write_file("poll-keys", "0123456789abcdef\n"));
+	snprintf(key, sizeof(key), "%s", write_file("poll.key", "k3y\n"));
+	snprintf(badkey, sizeof(badkey), "%s", write_file("poll-bad.key", "user:pass\n"));
+	for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+		const char *at = bad[i].conf;
+		size_t used = 0;
+
+		/* K and BADKEY stand for the files written above. */
+		while (*at && used < sizeof(conf) - 1) {
+			if (!strncmp(at, "BADKEY", 6)) {
+				used += (size_t)snprintf(conf + used, sizeof(conf) - used, "%s",
+							 badkey);
+				at += 6;
+			} else if (*at == 'K' && at[1] == '\n') {
+				used +=
+				    (size_t)snprintf(conf + used, sizeof(conf) - used, "%s", key);
+				at++;
+			} else {
+				conf[used++] = *at++;
+			}
+		}
+		conf[used] = '\0';
+		snprintf(cpath, sizeof(cpath), "%s", write_file("poll.conf", conf));
+		const char *argv[] = {"trackgated", "--config", cpath, "--ingest-key-file", kpath};
+
+		if (load(&cfg, 5, argv) != CONFIG_EINVAL)
+			fail_msg("accepted %s:\n%s", bad[i].why, conf);
+	}
+	/* And the command line's form of the same keys. */
+	char arg[200];
+
+	snprintf(arg, sizeof(arg), "onfleet.api-key-file=%s", key);
+	const char *argv[] = {"trackgated", "--ingest-key-file",      kpath, "--poll", arg,
+			      "--poll",	    "onfleet.interval-ms=250"};
+
+	assert_int_equal(load(&cfg, 7, argv), CONFIG_OK);
+	assert_int_equal(cfg.n_polls, 1);
+	assert_int_equal(config_poll(&cfg, "onfleet")->interval_ms, 250);
+	assert_memory_equal(config_poll(&cfg, "onfleet")->secret, "k3y", 4);
+	assert_null(config_poll(&cfg, "uber_direct"));
+	const char *bad_arg[] = {"trackgated", "--ingest-key-file", kpath, "--poll", "onfleet"};
+
+	assert_int_equal(load(&cfg, 5, bad_arg), CONFIG_EINVAL);
 }
 
 static void check_config_output_masks_inline_secrets_as_comments(void **state)
@@ -760,6 +840,7 @@ int main(void)
 	    cmocka_unit_test(unknown_webhook_provider_is_an_error),
 	    cmocka_unit_test(webhook_secret_file_of_the_largest_size_loads_with_or_without_newline),
 	    cmocka_unit_test(check_config_output_loads_back_to_the_same_config),
+	    cmocka_unit_test(poll_sections_are_checked_at_start_up),
 	    cmocka_unit_test(check_config_output_masks_inline_secrets_as_comments),
 	    cmocka_unit_test(reload_applies_the_live_settings_and_names_the_others),
 	    cmocka_unit_test(defaults_come_from_the_table),
