@@ -159,12 +159,13 @@ int http_source_body(source_req_t *r, const void *in, size_t len)
 	return 0;
 }
 
-/* ref is 1-128 printable ASCII characters. */
+/* ref is 1-128 printable ASCII characters, and not "." or "..": the poller puts it in a URL's
+ * path, where those would name the resource's parent (Onfleet: the whole worker list). */
 static bool source_ref_valid(const char *ref)
 {
 	size_t n = strlen(ref);
 
-	if (n < 1 || n > SOURCE_REF_MAX)
+	if (n < 1 || n > SOURCE_REF_MAX || !strcmp(ref, ".") || !strcmp(ref, ".."))
 		return false;
 	for (size_t i = 0; i < n; i++)
 		if (ref[i] < 0x20 || ref[i] > 0x7e)
@@ -209,7 +210,8 @@ static char *source_document(source_req_t *r)
 	}
 	if (!cJSON_IsString(ref) || !source_ref_valid(ref->valuestring)) {
 		source_set_error(r, 400, "invalid_source", "ref",
-				 "ref: must be a string of 1-128 printable ASCII characters");
+				 "ref: must be a string of 1-128 printable ASCII characters, not "
+				 "\".\" or \"..\"");
 		goto out;
 	}
 	clock_gettime(CLOCK_REALTIME, &wall);

@@ -70,6 +70,7 @@ static void po_token_done(void *arg, const poll_http_response_t *r)
 	} else if (poll_oauth_token_response(pv->oauth, now, r->status, r->retry_after_s, r->body,
 					     r->body_len, &err) == POLL_AUTH_OK) {
 		ok = true;
+		pv->token_gen++;
 	} else {
 		/* The field, never the body: it could hold a secret. */
 		log_event(LOG_WARN, "poll_token_failed", "provider=%s status=%ld field=%s",

@@ -105,8 +105,10 @@ static poll_provider_t *po_source(poll_order_t *o, const char *json, size_t len)
 	const cJSON *ref = cJSON_GetObjectItemCaseSensitive(doc, "ref");
 	poll_provider_t *pv = NULL;
 
+	/* "." and ".." would leave the resource's path (http/sources.c refuses them too). */
 	if (cJSON_IsString(prov) && cJSON_IsString(ref) &&
-	    strlen(ref->valuestring) < sizeof(o->ref))
+	    strlen(ref->valuestring) < sizeof(o->ref) && strcmp(ref->valuestring, ".") &&
+	    strcmp(ref->valuestring, ".."))
 		for (unsigned i = 0; i < o->p->n_prov; i++)
 			if (!strcmp(o->p->prov[i].cfg->provider, prov->valuestring))
 				pv = &o->p->prov[i];
@@ -116,12 +118,27 @@ static poll_provider_t *po_source(poll_order_t *o, const char *json, size_t len)
 	return pv;
 }
 
+/*
+ * Drops the poll o has on its way to the provider (its GET, its reserved
+ * slot, its wait for a token): the lease or the source changed under it.
+ * An apply or budget request in Redis stays: their answers need no provider.
+ */
+static void po_abandon_poll(poll_order_t *o)
+{
+	if (o->http)
+		poll_http_cancel(o->http);
+	o->http = NULL;
+	if (o->step == STEP_HTTP || o->step == STEP_SLOT || o->step == STEP_TOKEN)
+		o->step = STEP_NONE;
+}
+
 /* What a lease answer (acquire or renew) says o is now. */
 static void po_lease_answer(poll_order_t *o, int rc, bool held, int64_t remaining_ms,
 			    const char *status, const char *source, size_t source_len)
 {
 	uint64_t now = uv_now(o->p->loop);
-	poll_provider_t *pv;
+	poll_provider_t *pv, *old = o->pv;
+	char old_ref[sizeof(o->ref)];
 	bool was_held = o->held;
 
 	if (rc != BROKER_OK) {
@@ -136,6 +153,7 @@ static void po_lease_answer(poll_order_t *o, int rc, bool held, int64_t remainin
 		po_done(o, status);
 		return;
 	}
+	memcpy(old_ref, o->ref, sizeof(old_ref));
 	pv = po_source(o, source, source_len);
 	o->held = held && pv;
 	if (!pv) {
@@ -143,24 +161,23 @@ static void po_lease_answer(poll_order_t *o, int rc, bool held, int64_t remainin
 			o->held = true;
 			po_release(o);
 		}
-		if (o->http)
-			poll_http_cancel(o->http);
-		o->http = NULL;
-		if (o->step == STEP_HTTP || o->step == STEP_SLOT || o->step == STEP_TOKEN)
-			o->step = STEP_NONE;
+		po_abandon_poll(o);
 		o->pv = NULL;
 		po_set_state(o, POLL_STATE_IDLE);
 		o->due_ms = now + POLLER_SOURCE_RECHECK_MS;
 		return;
 	}
+	if (old && (old != pv || strcmp(old_ref, o->ref))) {
+		/* The source moved (another provider or delivery): the poll on its way was
+		 * for the old one; poll the new one at once, with its own budget. */
+		po_abandon_poll(o);
+		o->failures = 0;
+		o->due_ms = now;
+	}
 	o->pv = pv;
 	if (!o->held) {
 		/* Another node polls it: try again when its lease would end. */
-		if (o->http)
-			poll_http_cancel(o->http);
-		o->http = NULL;
-		if (o->step != STEP_LEASE && o->step != STEP_APPLY && o->step != STEP_BUDGET)
-			o->step = STEP_NONE;
+		po_abandon_poll(o);
 		po_set_state(o, POLL_STATE_WAITING);
 		o->due_ms = now + (uint64_t)(remaining_ms > 0 ? remaining_ms : 0) + 20 +
 			    (uint64_t)random() % 100;
@@ -202,7 +219,9 @@ static void po_renewed(void *arg, int rc, bool held, int64_t remaining_ms, const
 
 static void po_lease(poll_order_t *o, broker_lease_action_t action)
 {
-	unsigned ttl = o->pv ? o->pv->lease_ms : 2000;
+	/* Before the source is known, the longest lease of the providers polled here: a
+	 * renewal at its third never races the lease's end. */
+	unsigned ttl = o->pv ? o->pv->lease_ms : o->p->lease_max;
 	broker_req_t **slot = action == BROKER_LEASE_RENEW ? &o->renew : &o->req;
 	int rc = broker_lease(o->p->broker, o->id, o->p->node_id, action, ttl, o->p->providers,
 			      action == BROKER_LEASE_RENEW ? po_renewed : po_acquired, o, slot);
@@ -269,8 +288,9 @@ static void po_applied(void *arg, int rc, broker_result_t result, const char *cu
 						 : POLL_UPDATE_WITHHELD;
 	else
 		log_event(LOG_WARN, "poll_apply_failed", "provider=%s order=%s error=\"%.200s\"",
-			  o->pv->cfg->provider, o->id, why ? why : "");
-	po_metrics(o->p)->poll_updates[o->pv->mi][u]++;
+			  metrics_provider_name(o->apply_mi), o->id, why ? why : "");
+	/* The provider of the answer applied: o->pv may have changed (or gone) since. */
+	po_metrics(o->p)->poll_updates[o->apply_mi][u]++;
 	po_arm(o);
 }
 
@@ -297,6 +317,7 @@ static void po_answer(poll_order_t *o, const poll_http_response_t *r)
 		return;
 	}
 	json = proto_update_to_json(&u);
+	o->apply_mi = o->pv->mi;
 	if (!json || broker_apply(o->p->broker, o->id, json, strlen(json), po_applied, o,
 				  &o->req) != BROKER_OK) {
 		o->req = NULL;
@@ -345,10 +366,9 @@ static void po_http_done(void *arg, const poll_http_response_t *r)
 		hold = POLLER_429_MIN_MS;
 		for (unsigned i = 1; i < pv->n429 && hold < POLLER_BACKOFF_MAX_MS; i++)
 			hold *= 2;
+		/* In seconds first: a Retry-After of any size cannot wrap past the cap. */
 		if (r->retry_after_s >= 0)
-			hold = (uint64_t)r->retry_after_s * 1000;
-		if (hold > 3600 * 1000)
-			hold = 3600 * 1000;
+			hold = (uint64_t)(r->retry_after_s < 3600 ? r->retry_after_s : 3600) * 1000;
 		pv->hold_until = uv_now(o->p->loop) + hold;
 		/* Every node holds back: the provider counts the organisation, not the node. */
 		broker_budget(o->p->broker, pv->cfg->provider, BROKER_BUDGET_HOLD, (unsigned)hold,
@@ -360,7 +380,9 @@ static void po_http_done(void *arg, const poll_http_response_t *r)
 	if (r->status == 401 || r->status == 403) {
 		bool retry = pv->oauth && !o->retried_401;
 
-		if (pv->oauth)
+		/* Only the token this request carried: a late 401 for an older token must not
+		 * drop the new one (each drop is a request to a limited token endpoint). */
+		if (pv->oauth && o->token_gen == pv->token_gen)
 			poll_oauth_invalidate(pv->oauth);
 		po_polled(o, POLL_UNAUTHORIZED, r->status, retry ? 1 : 0);
 		o->retried_401 = retry;
@@ -390,6 +412,7 @@ static void po_send(poll_order_t *o)
 	}
 	rc = pp_request(pv, o->ref, po_http_done, o, &o->http);
 	if (rc == 0) {
+		o->token_gen = pv->token_gen;
 		o->step = STEP_HTTP;
 		return;
 	}
@@ -537,6 +560,8 @@ poller_t *poller_new(uv_loop_t *loop, broker_t *broker, const config_t *cfg,
 			poller_free(p);
 			return NULL;
 		}
+		if (pv->lease_ms > p->lease_max)
+			p->lease_max = pv->lease_ms;
 		used += (size_t)snprintf(p->providers + used, sizeof(p->providers) - used, "%s%s",
 					 p->n_prov ? "," : "", pv->cfg->provider);
 		p->n_prov++;
@@ -590,6 +615,10 @@ static void po_forget(poll_order_t *o)
 	HASH_DEL(p->orders, o);
 	p->counts[o->state]--;
 	o->watched = false;
+	/* An acquire in flight may take the lease after all: release it anyway (the script
+	 * deletes only this node's lease). */
+	if (o->step == STEP_LEASE)
+		o->held = true;
 	po_cancel(o);
 	po_release(o);
 	uv_close((uv_handle_t *)&o->timer, po_closed);

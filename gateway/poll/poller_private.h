@@ -44,8 +44,9 @@ typedef struct poll_provider {
 	poll_http_req_t *token_req;
 	poll_doordash_jwt_cache_t jwt; /* doordash_drive */
 	char basic[512];	       /* onfleet: the Authorization value */
-	unsigned n429;		       /* 429s in a row */
-	uint64_t hold_until;	       /* loop time before which a 429 holds requests back */
+	unsigned token_gen;  /* uber_direct: tokens received so far (which one a request carried) */
+	unsigned n429;	     /* 429s in a row */
+	uint64_t hold_until; /* loop time before which a 429 holds requests back */
 	unsigned lease_ms;
 	unsigned spacing_us; /* between two of its requests, group-wide */
 } poll_provider_t;
@@ -58,12 +59,14 @@ typedef struct poll_order {
 	broker_req_t *req;   /* the step's Redis request */
 	broker_req_t *renew; /* a renewal in flight */
 	poll_http_req_t *http;
-	uint64_t due_ms;   /* loop time of the next step */
-	uint64_t slot_ms;  /* STEP_SLOT: loop time of the reserved slot */
-	uint64_t renew_ms; /* held: loop time of the next renewal */
-	unsigned failures; /* polls failed in a row */
-	uint8_t state;	   /* metrics_poll_state_t */
-	uint8_t step;	   /* po_step_t */
+	uint64_t due_ms;    /* loop time of the next step */
+	uint64_t slot_ms;   /* STEP_SLOT: loop time of the reserved slot */
+	uint64_t renew_ms;  /* held: loop time of the next renewal */
+	unsigned failures;  /* polls failed in a row */
+	unsigned token_gen; /* the provider's token_gen its GET was sent with */
+	unsigned apply_mi;  /* the metrics index of the provider whose answer is being applied */
+	uint8_t state;	    /* metrics_poll_state_t */
+	uint8_t step;	    /* po_step_t */
 	bool held;
 	bool retried_401; /* a 401's one immediate retry was used */
 	bool watched;	  /* false: unwatched, its timer closing */
@@ -79,6 +82,7 @@ struct poller {
 	const int64_t *wall_offset_ms;
 	poll_provider_t prov[CONFIG_POLLS_MAX];
 	unsigned n_prov;
+	unsigned lease_max;		       /* the longest lease_ms of the providers */
 	char providers[CONFIG_POLLS_MAX * 34]; /* "a,b,c": what the lease asks for */
 	poll_order_t *orders;		       /* uthash by id: the watched ones */
 	unsigned n_open;		       /* handles and clients not yet closed */

@@ -101,6 +101,9 @@ def bad_requests(env, ck):
         ({"provider": "onfleet", "ref": "caf\u00e9"}, "invalid_source", "ref", "a non-ASCII ref"),
         ({"provider": "onfleet", "ref": 12}, "invalid_source", "ref", "a ref number"),
         ({"provider": "onfleet", "ref": None}, "invalid_source", "ref", "a null ref"),
+        # The poller puts ref in a URL path: "." and ".." would name its parent (review).
+        ({"provider": "onfleet", "ref": "."}, "invalid_source", "ref", "a ref of ."),
+        ({"provider": "uber_direct", "ref": ".."}, "invalid_source", "ref", "a ref of .."),
     ]
     for body, code, field, what in cases:
         check_error(ck, put(env, oid, body), 400, code, f"PUT {what}", field)
