@@ -60,6 +60,7 @@ broker_t *broker_new(uv_loop_t *loop, const broker_config_t *cfg, const broker_e
 	snprintf(b->maxlen, sizeof(b->maxlen), "%u", cfg->log_maxlen);
 	b->sub = (broker_conn_t){.b = b, .name = "subscriber"};
 	b->cmd = (broker_conn_t){.b = b, .name = "commands"};
+	broker_hb_init(b);
 	return b;
 }
 

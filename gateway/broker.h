@@ -66,6 +66,7 @@ typedef void broker_stopped_fn(void *arg);
 
 typedef struct broker_stats {
 	uint64_t reconnects;
+	uint64_t subscriber_stalls; /* heartbeats that did not come back: subscriber reconnected */
 	uint64_t script_loads;
 	uint64_t bad_replies;
 } broker_stats_t;
@@ -122,6 +123,12 @@ void broker_free(broker_t *b);
 
 /* Both connections are up. */
 bool broker_ready(const broker_t *b);
+/*
+ * The subscriber is not known to be stalled: false from the moment its heartbeat
+ * (trk:hb:{NODE}, published each second from the command connection) failed to come back
+ * within 3 s, which reconnects it, until a heartbeat comes back on the new connection.
+ */
+bool broker_subscriber_healthy(const broker_t *b);
 const broker_stats_t *broker_stats(const broker_t *b);
 
 int broker_subscribe(broker_t *b, const char *order_id);

@@ -22,7 +22,6 @@
 static void broker_conn_connect(broker_conn_t *c);
 static void broker_conn_up(broker_conn_t *c);
 static void broker_conn_down(broker_conn_t *c);
-static void broker_maybe_stopped(broker_t *b);
 
 static void broker_retry_cb(uv_timer_t *t)
 {
@@ -194,6 +193,7 @@ static void broker_conn_up(broker_conn_t *c)
 		broker_script_load(b);
 		b->ev.commands_up(b->ev.arg);
 	} else {
+		broker_hb_sub_up(b); /* its SUBSCRIBE goes before the orders' */
 		b->ev.subscriber_up(b->ev.arg);
 	}
 }
@@ -202,8 +202,10 @@ static void broker_conn_down(broker_conn_t *c)
 {
 	bool was_up = c->state == CONN_UP;
 
-	if (c == &c->b->sub && was_up)
+	if (c == &c->b->sub && was_up) {
+		broker_hb_sub_down(c->b);
 		c->b->ev.subscriber_down(c->b->ev.arg);
+	}
 	broker_conn_schedule(c);
 }
 
@@ -218,6 +220,8 @@ int broker_start(broker_t *b)
 			return BROKER_ENOMEM;
 		conns[i]->timer.data = conns[i];
 	}
+	if (broker_hb_start(b))
+		return BROKER_ENOMEM;
 	broker_conn_connect(&b->sub);
 	broker_conn_connect(&b->cmd);
 	return BROKER_OK;
@@ -231,11 +235,11 @@ static void broker_timer_closed(uv_handle_t *h)
 	broker_maybe_stopped(c->b);
 }
 
-static void broker_maybe_stopped(broker_t *b)
+void broker_maybe_stopped(broker_t *b)
 {
 	broker_conn_t *conns[] = {&b->sub, &b->cmd};
 
-	if (!b->stopping || !b->stopped)
+	if (!b->stopping || !b->stopped || !b->hb.timer_closed)
 		return;
 	for (int i = 0; i < 2; i++)
 		if (conns[i]->ac || conns[i]->gai_active || !conns[i]->timer_closed)
@@ -252,6 +256,7 @@ void broker_stop(broker_t *b, broker_stopped_fn *done, void *arg)
 	b->stopping = true;
 	b->stopped = done;
 	b->stopped_arg = arg;
+	broker_hb_stop(b);
 	for (int i = 0; i < 2; i++) {
 		broker_conn_t *c = conns[i];
 

@@ -1,11 +1,12 @@
 /*
- * broker_private.h - what the broker's two files share: the broker itself
+ * broker_private.h - what the broker's files share: the broker itself
  * and the state of its two connections.
  *
  * broker.c is the broker's API on a connection that is up: the requests on
  * the command connection, the subscriptions and what the subscriber
  * receives.  broker_conn.c is the connections' life: resolve, connect,
- * time out, back off and reconnect, and stop.
+ * time out, back off and reconnect, and stop.  broker_heartbeat.c proves
+ * the subscriber still receives, and reconnects it when it does not.
  */
 #ifndef TRACKGATE_BROKER_PRIVATE_H
 #define TRACKGATE_BROKER_PRIVATE_H
@@ -85,6 +86,28 @@ void broker_req_free(broker_req_t *req);
 bool broker_script_resent(broker_t *b, broker_req_t *req, const redisReply *reply,
 			  const char *script, int (*send)(broker_t *, broker_req_t *), int *rc);
 
+/*
+ * The subscriber's heartbeat (broker_heartbeat.c): PUBLISH on channel from the command
+ * connection, expected back on the subscriber.  "waiting" is for a proof from the subscriber
+ * (the channel's subscribe ack on a new connection, or a heartbeat Redis accepted) since
+ * waiting_since; past the bound the subscriber is stalled.
+ */
+typedef struct broker_hb {
+	uv_timer_t timer;  /* the tick: send one heartbeat, check the wait */
+	char channel[112]; /* trk:hb:{host:pid:random}, this process's own */
+	uint64_t seq;	   /* the last heartbeat's number (its payload) */
+	uint64_t sent_at;  /* the last heartbeat's send */
+	uint64_t waiting_since;
+	uint64_t stalled_at; /* when the stall that made it unhealthy was detected */
+	unsigned sub_gen;    /* subscriber connections so far: a PUBLISH reply is for one of them */
+	bool timer_inited;
+	bool timer_closed;
+	bool subscribed; /* Redis acknowledged the channel on this subscriber connection */
+	bool waiting;
+	bool in_flight; /* a PUBLISH awaits its reply: at most one */
+	bool stalled;	/* detected; cleared by the next heartbeat received */
+} broker_hb_t;
+
 struct broker {
 	uv_loop_t *loop;
 	broker_events_t ev;
@@ -95,6 +118,7 @@ struct broker {
 	char *courier_visible_from; /* is malloc'd (broker_free) */
 	broker_conn_t sub;
 	broker_conn_t cmd;
+	broker_hb_t hb;
 	char sha[41];	     /* apply_update.lua's SHA1 from SCRIPT LOAD; "" until known */
 	char lease_sha[41];  /* poll_lease.lua's SHA1 from SCRIPT LOAD; "" until known */
 	char budget_sha[41]; /* poll_budget.lua's SHA1 from SCRIPT LOAD; "" until known */
@@ -113,5 +137,16 @@ struct broker {
  * as EVAL until its answers (broker.c).
  */
 void broker_script_load(broker_t *b);
+
+/* Calls broker_stop's done once nothing of the broker is left on the loop (broker_conn.c). */
+void broker_maybe_stopped(broker_t *b);
+
+/* The heartbeat (broker_heartbeat.c): the node's channel (broker_new), the timer (broker_start,
+ * broker_stop), and each subscriber connection's start and end (broker_conn.c). */
+void broker_hb_init(broker_t *b);
+int broker_hb_start(broker_t *b);
+void broker_hb_stop(broker_t *b);
+void broker_hb_sub_up(broker_t *b);
+void broker_hb_sub_down(broker_t *b);
 
 #endif

@@ -170,6 +170,7 @@ void metrics_sample(metrics_sample_t *out, const metrics_view_t *v)
 	    .slow_closes = hs->dropped,
 	    .redis_reconnects = v->broker->reconnects,
 	    .redis_bad_replies = v->broker->bad_replies,
+	    .redis_subscriber_stalls = v->broker->subscriber_stalls,
 	    .first_byte_timeouts = v->pending.first_byte_timeouts,
 	    .head_timeouts = v->pending.head_timeouts,
 	    .refused_per_client = v->pending.refused_per_client,
@@ -417,6 +418,10 @@ char *metrics_render(const metrics_sample_t *s, const metrics_process_t *p, size
 	metrics_counter(&b, "trackgate_redis_bad_replies_total",
 			"Redis replies of an unexpected shape (logged and handled).",
 			c->redis_bad_replies);
+	metrics_counter(&b, "trackgate_redis_subscriber_stalls_total",
+			"Subscriber connections reconnected because their heartbeat did not come "
+			"back.",
+			c->redis_subscriber_stalls);
 	metrics_counter(&b, "trackgate_frames_in_total", "Update frames received from Redis.",
 			c->frames_in);
 	metrics_counter(&b, "trackgate_frames_queued_total",

@@ -150,7 +150,7 @@ typedef struct metrics_view {
 /* The counters kept outside metrics_t: the hub's, the broker's, the listeners'. */
 typedef struct metrics_counters {
 	uint64_t frames_in, frames_queued, frames_coalesced, slow_closes;
-	uint64_t redis_reconnects, redis_bad_replies;
+	uint64_t redis_reconnects, redis_bad_replies, redis_subscriber_stalls;
 	uint64_t first_byte_timeouts, head_timeouts, refused_per_client, adopt_failed;
 } metrics_counters_t;
 

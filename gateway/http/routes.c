@@ -96,6 +96,12 @@ int http_route(http_t *h, struct lws *wsi, http_session_t *s, const char *path)
 		if (!broker_ready(h->broker))
 			return http_fail(h, wsi, 503, "redis_unavailable",
 					 "a Redis connection is down", false, NULL);
+		if (!broker_subscriber_healthy(h->broker))
+			/* Ingest still works (the command connection is fine): only readiness says
+			 * that watchers here may miss updates until the subscriber is back. */
+			return http_fail(h, wsi, 503, "redis_subscriber_stalled",
+					 "the Redis subscriber stopped receiving; reconnecting",
+					 false, NULL);
 		return http_reply_json(wsi, 200, "{\"status\":\"ready\"}");
 	case ROUTER_METRICS: {
 		size_t tlen;

@@ -80,6 +80,7 @@ static void counters_and_gauges_are_shown(void **state)
 	f->m.pong_timeouts = 3;
 	f->m.refused[REFUSE_PIPELINED] = 2;
 	f->bs.reconnects = 5;
+	f->bs.subscriber_stalls = 2;
 	f->v.redis_up = true;
 	f->v.n_conns = 7; /* no watchers: all HTTP */
 	f->v.pending = (listener_stats_t){.pending = 4, .first_byte_timeouts = 9};
@@ -88,6 +89,7 @@ static void counters_and_gauges_are_shown(void **state)
 	assert_true(sample(text, "trackgate_pong_timeouts_total") == 3);
 	assert_true(sample(text, "trackgate_refused_total{reason=\"pipelined\"}") == 2);
 	assert_true(sample(text, "trackgate_redis_reconnects_total") == 5);
+	assert_true(sample(text, "trackgate_redis_subscriber_stalls_total") == 2);
 	assert_true(sample(text, "trackgate_redis_up") == 1);
 	assert_true(sample(text, "trackgate_connections{state=\"http\"}") == 7);
 	assert_true(sample(text, "trackgate_connections{state=\"websocket\"}") == 0);
