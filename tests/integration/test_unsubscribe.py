@@ -99,8 +99,11 @@ async def test(env):
     await numsub_becomes(env, ch, 0)
     await numsub_becomes(env, ch_other, 0)
     await numsub_becomes(env, f"trk:{{{barrier}}}", 0)
-    chans = env.redis.cli("PUBSUB", "CHANNELS", "trk:*")
+    # Orders' channels only: the node's own heartbeat channel (trk:hb:{NODE}) stays.
+    chans = env.redis.cli("PUBSUB", "CHANNELS", "trk:{*")
     h.check_eq(chans, "", "channels still subscribed after every watcher left")
+    hb = env.redis.cli("PUBSUB", "CHANNELS", "trk:hb:*").split()
+    h.check_eq(len(hb), 1, f"the heartbeat channel beside them: {hb!r}")
 
 
 if __name__ == "__main__":
