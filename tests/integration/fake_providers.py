@@ -781,6 +781,62 @@ def write_poll_config(fake, directory, providers=PROVIDERS, common=None, per=Non
     return path
 
 
+
+# --- daemons of the poll tests: phases on one Redis, a second node ---------------------------
+
+SANITIZER_MARKS = ("ERROR: AddressSanitizer", "ERROR: LeakSanitizer", "runtime error:",
+                   "AddressSanitizer:DEADLYSIGNAL")
+
+
+def sanitizer_lines(env):
+    """This start's sanitizer reports (the log is appended to by every start)."""
+    import harness as h
+    text = h.log_since(env.daemon.log, env.daemon.log_offset)
+    return [line for line in text.splitlines() if any(m in line for m in SANITIZER_MARKS)]
+
+
+async def restart(env, fake, name, common, providers=("onfleet",)):
+    """A fresh daemon on an emptied Redis, with [poll.*] sections of providers and common."""
+    import asyncio
+    if env.daemon.alive():
+        await asyncio.to_thread(env.daemon.terminate)
+    if env.redis.proc is None:
+        env.redis.start()
+    env.redis.cli("FLUSHALL")
+    conf = write_poll_config(fake, env.log_dir, providers=providers, common=common,
+                             name=f"{name}.conf")
+    env.daemon.extra_args = ["--config", conf]
+    await asyncio.to_thread(env.daemon.start)
+
+
+async def end_phase(env, ck, what):
+    """Closes the watchers; the daemon must be alive, quiet of sanitizer reports, and exit 0
+    on SIGTERM."""
+    import asyncio
+    import harness as h
+    ck(env.daemon.alive(), f"{what}: trackgated died (exit status {env.daemon.proc.returncode})")
+    await env.close_watchers()
+    env.watchers.clear()
+    if env.daemon.alive():
+        try:
+            await asyncio.to_thread(env.daemon.terminate)
+        except h.TestFailure as e:
+            ck(False, f"{what}: {e}")
+    bad = sanitizer_lines(env)
+    ck(not bad, f"{what}: sanitizer report in the log: {bad[:3]!r}")
+
+
+def start_second(env, conf, name="second"):
+    """Another trackgated on env's Redis and keys with --config conf, started; its logs in
+    env.log_dir/name.  The caller terminates it."""
+    import harness as h
+    other_dir = os.path.join(env.log_dir, name)
+    os.makedirs(other_dir, exist_ok=True)
+    d = h.Daemon(env.args.trackgated, env.redis.sock, env.key_file, other_dir,
+                 ["--config", conf])
+    d.start()
+    return d
+
 # --- helpers the poll tests share ------------------------------------------------------------
 
 def metric(samples, name, **labels):

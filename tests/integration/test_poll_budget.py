@@ -63,11 +63,7 @@ async def test(env):
                                     common={"interval-ms": INTERVAL_MS, "budget": BUDGET})
         env.daemon.extra_args += ["--config", conf]
         env.start()
-        other_dir = os.path.join(env.log_dir, "second")
-        os.makedirs(other_dir, exist_ok=True)
-        second = h.Daemon(env.args.trackgated, env.redis.sock, env.key_file, other_dir,
-                          ["--config", conf])
-        second.start()
+        second = fp.start_second(env, conf)
         t0 = time.monotonic()
         pid = os.getpid()
         oids = [f"pbud-{i}-{pid}" for i in range(ORDERS)]

@@ -50,11 +50,7 @@ async def test(env):
                                     common={"interval-ms": INTERVAL_MS, "lease-ms": LEASE_MS})
         env.daemon.extra_args += ["--config", conf]
         env.start()
-        other_dir = os.path.join(env.log_dir, "second")
-        os.makedirs(other_dir, exist_ok=True)
-        second = h.Daemon(env.args.trackgated, env.redis.sock, env.key_file, other_dir,
-                          ["--config", conf])
-        second.start()
+        second = fp.start_second(env, conf)
         daemons = {"daemon 1": env.daemon, "daemon 2": second}
         oid = f"plea-{os.getpid()}"
         lease_key = f"trk:{{{oid}}}:poll_lease"

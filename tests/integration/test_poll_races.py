@@ -29,42 +29,12 @@ sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import harness as h  # noqa: E402
 import fake_providers as fp  # noqa: E402
 
-SANITIZER_MARKS = ("ERROR: AddressSanitizer", "ERROR: LeakSanitizer", "runtime error:",
-                   "AddressSanitizer:DEADLYSIGNAL")
 
 
-def sanitizer_lines(env):
-    """This start's sanitizer reports (the log is appended to by every phase)."""
-    text = h.log_since(env.daemon.log, env.daemon.log_offset)
-    return [line for line in text.splitlines() if any(m in line for m in SANITIZER_MARKS)]
 
 
-async def restart(env, fake, name, common):
-    """A fresh daemon on an emptied Redis, with [poll.onfleet] common."""
-    if env.daemon.alive():
-        await asyncio.to_thread(env.daemon.terminate)
-    if env.redis.proc is None:
-        env.redis.start()
-    env.redis.cli("FLUSHALL")
-    conf = fp.write_poll_config(fake, env.log_dir, providers=("onfleet",), common=common,
-                                name=f"{name}.conf")
-    env.daemon.extra_args = ["--config", conf]
-    await asyncio.to_thread(env.daemon.start)
 
 
-async def end_phase(env, ck, what):
-    """Closes the watchers; the daemon must be alive, quiet of sanitizer reports, and exit 0
-    on SIGTERM."""
-    ck(env.daemon.alive(), f"{what}: trackgated died (exit status {env.daemon.proc.returncode})")
-    await env.close_watchers()
-    env.watchers.clear()
-    if env.daemon.alive():
-        try:
-            await asyncio.to_thread(env.daemon.terminate)
-        except h.TestFailure as e:
-            ck(False, f"{what}: {e}")
-    bad = sanitizer_lines(env)
-    ck(not bad, f"{what}: sanitizer report in the log: {bad[:3]!r}")
 
 
 def metric(env, name, **labels):
@@ -73,7 +43,7 @@ def metric(env, name, **labels):
 
 async def first_lease(env, fake, ck):
     print("--- the first lease outlives its first renewal (interval-ms 3000)")
-    await restart(env, fake, "first_lease", {"interval-ms": 3000})
+    await fp.restart(env, fake, "first_lease", {"interval-ms": 3000})
     oid = f"race-ttl-{os.getpid()}"
     key = f"trk:{{{oid}}}:poll_lease"
     fake.set_state("onfleet", "wrk_ttl", lat=52.50, lng=13.40)
@@ -98,12 +68,12 @@ async def first_lease(env, fake, ck):
     ck(acquired == 1, f"trackgate_poll_leases_acquired_total {acquired} for one continuous "
        f"watch (want 1)")
     print(f"  lease PTTL min {min(p for _, p in samples)}, acquired {acquired}")
-    await end_phase(env, ck, "first lease")
+    await fp.end_phase(env, ck, "first lease")
 
 
 async def orphan_acquire(env, fake, ck):
     print("--- an acquire in flight when the last watcher leaves")
-    await restart(env, fake, "orphan", {"interval-ms": 2000})
+    await fp.restart(env, fake, "orphan", {"interval-ms": 2000})
     oid = f"race-orphan-{os.getpid()}"
     key = f"trk:{{{oid}}}:poll_lease"
     fake.set_state("onfleet", "wrk_orphan", lat=52.51, lng=13.41)
@@ -137,13 +107,13 @@ async def orphan_acquire(env, fake, ck):
     ck(all(v == 0 for v in gauge.values()), f"trackgate_poll_orders after the last watcher left: "
        f"{gauge}")
     print(f"  lease checked {took:.2f} s after Redis resumed; gauge {gauge}")
-    await end_phase(env, ck, "orphan acquire")
+    await fp.end_phase(env, ck, "orphan acquire")
 
 
 async def apply_without_source(env, fake, ck):
     print("--- an apply in flight when a renewal says the source is gone")
     n = 30
-    await restart(env, fake, "delapply", {"interval-ms": 100, "lease-ms": 300, "budget": 1000})
+    await fp.restart(env, fake, "delapply", {"interval-ms": 100, "lease-ms": 300, "budget": 1000})
     base = f"race-del-{os.getpid()}"
     for i in range(n):
         fake.set_state("onfleet", f"wrk_del_{i}", lat=52.5 + i / 100, lng=13.4)
@@ -175,7 +145,7 @@ async def apply_without_source(env, fake, ck):
         except h.TestFailure as e:
             ck(False, f"every order idle once its source is gone: {e}")
     fake.faults["onfleet"].clear()
-    await end_phase(env, ck, "apply without source")
+    await fp.end_phase(env, ck, "apply without source")
 
 
 async def test(env):

@@ -62,11 +62,7 @@ async def test(env):
                                      name="untrusting.conf")
         env.daemon.extra_args += ["--config", trusting]
         env.start()
-        other_dir = os.path.join(env.log_dir, "untrusting")
-        os.makedirs(other_dir, exist_ok=True)
-        untrusting = h.Daemon(env.args.trackgated, env.redis.sock, env.key_file, other_dir,
-                              ["--config", plain])
-        untrusting.start()
+        untrusting = fp.start_second(env, plain, "untrusting")
 
         print("--- without ca-file: the self-signed peer is refused")
         oid_a = f"ptls-a-{os.getpid()}"

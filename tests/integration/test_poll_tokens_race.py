@@ -29,8 +29,6 @@ sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import harness as h  # noqa: E402
 import fake_providers as fp  # noqa: E402
 
-SANITIZER_MARKS = ("ERROR: AddressSanitizer", "ERROR: LeakSanitizer", "runtime error:",
-                   "AddressSanitizer:DEADLYSIGNAL")
 HUGE_RETRY_AFTER = 18446744073709552  # * 1000 = 2^64 + 384
 HOLD_WINDOW_S = 5.0
 
@@ -47,35 +45,10 @@ class SlowAuthFake(fp.FakeProviders):
         return super()._answer(h_, r, status, body, headers, content_type)
 
 
-def sanitizer_lines(env):
-    """This start's sanitizer reports (the log is appended to by every phase)."""
-    text = h.log_since(env.daemon.log, env.daemon.log_offset)
-    return [line for line in text.splitlines() if any(m in line for m in SANITIZER_MARKS)]
 
 
-async def restart(env, fake, name, providers, common):
-    if env.daemon.alive():
-        await asyncio.to_thread(env.daemon.terminate)
-    if env.redis.proc is None:
-        env.redis.start()
-    env.redis.cli("FLUSHALL")
-    conf = fp.write_poll_config(fake, env.log_dir, providers=providers, common=common,
-                                name=f"{name}.conf")
-    env.daemon.extra_args = ["--config", conf]
-    await asyncio.to_thread(env.daemon.start)
 
 
-async def end_phase(env, ck, what):
-    ck(env.daemon.alive(), f"{what}: trackgated died (exit status {env.daemon.proc.returncode})")
-    await env.close_watchers()
-    env.watchers.clear()
-    if env.daemon.alive():
-        try:
-            await asyncio.to_thread(env.daemon.terminate)
-        except h.TestFailure as e:
-            ck(False, f"{what}: {e}")
-    bad = sanitizer_lines(env)
-    ck(not bad, f"{what}: sanitizer report in the log: {bad[:3]!r}")
 
 
 async def put(env, oid, provider, ref):
@@ -87,8 +60,8 @@ async def late_401(env, ck):
     print("--- a late 401 for an old token keeps the new one")
     fake = SlowAuthFake()
     try:
-        await restart(env, fake, "late401", ("uber_direct",), {"interval-ms": 1000,
-                                                              "budget": 100})
+        await fp.restart(env, fake, "late401", {"interval-ms": 1000, "budget": 100},
+                         providers=("uber_direct",))
         n = 20
         for i in range(n):
             fake.set_state("uber_direct", f"del_401_{i}", lat=52.5, lng=13.4, status="pickup")
@@ -111,7 +84,7 @@ async def late_401(env, ck):
         print(f"  {tokens} token requests, {fake.count('uber_direct', since=t, status=401)} "
               f"401s, {ok_after} 200s in the last 3 s")
         fake.slow_401_s = 0.0
-        await end_phase(env, ck, "late 401")
+        await fp.end_phase(env, ck, "late 401")
     finally:
         await env.close_watchers()
         env.watchers.clear()
@@ -137,8 +110,8 @@ async def moved_source(env, ck):
     print("--- a source moved to another provider while its GET is on its way")
     fake = fp.FakeProviders()
     try:
-        await restart(env, fake, "moved", ("onfleet", "uber_direct"),
-                      {"interval-ms": 500, "lease-ms": 300})
+        await fp.restart(env, fake, "moved", {"interval-ms": 500, "lease-ms": 300},
+                         providers=("onfleet", "uber_direct"))
         oid = f"race-moved-{os.getpid()}"
         fake.set_state("onfleet", "wrk_moved", lat=52.50, lng=13.40)
         fake.set_state("uber_direct", "del_moved", lat=52.60, lng=13.50, status="pickup")
@@ -176,7 +149,7 @@ async def moved_source(env, ck):
         late = fake.count("onfleet", since=t_put + 0.5)
         ck(late == 0, f"{late} Onfleet GETs from 0.5 s after the source moved to Uber")
         print(f"  daemon {got}, fake {counts}")
-        await end_phase(env, ck, "moved source")
+        await fp.end_phase(env, ck, "moved source")
     finally:
         await env.close_watchers()
         env.watchers.clear()
@@ -187,7 +160,7 @@ async def huge_retry_after(env, ck):
     print(f"--- a 429 with Retry-After: {HUGE_RETRY_AFTER}")
     fake = fp.FakeProviders()
     try:
-        await restart(env, fake, "retry_after", ("onfleet",), {"interval-ms": 200})
+        await fp.restart(env, fake, "retry_after", {"interval-ms": 200})
         oid = f"race-429-{os.getpid()}"
         fake.set_state("onfleet", "wrk_429", lat=52.50, lng=13.40)
         await put(env, oid, "onfleet", "wrk_429")
@@ -207,7 +180,7 @@ async def huge_retry_after(env, ck):
         ck(3500 * 1000 < pttl <= 3600 * 1000, f"the shared hold trk:poll_budget:{{onfleet}}: "
            f"PTTL {pttl} ms (want about the 1 h cap)")
         print(f"  {len(after)} GETs in {HOLD_WINDOW_S:.0f} s, budget key PTTL {pttl} ms")
-        await end_phase(env, ck, "huge Retry-After")
+        await fp.end_phase(env, ck, "huge Retry-After")
     finally:
         await env.close_watchers()
         env.watchers.clear()
