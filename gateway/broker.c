@@ -54,6 +54,8 @@ broker_t *broker_new(uv_loop_t *loop, const broker_config_t *cfg, const broker_e
 		return NULL;
 	}
 	b->redis_port = cfg->redis_port;
+	if (cfg->sentinel)
+		b->sentinel.cfg = *cfg->sentinel;
 	b->timeout_ms = cfg->timeout_ms;
 	snprintf(b->ttl_active, sizeof(b->ttl_active), "%u", cfg->ttl_active);
 	snprintf(b->ttl_terminal, sizeof(b->ttl_terminal), "%u", cfg->ttl_terminal);

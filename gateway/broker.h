@@ -28,6 +28,8 @@
 
 #include <uv.h>
 
+#include "config.h"
+
 typedef struct broker broker_t;
 typedef struct broker_req broker_req_t;
 
@@ -84,6 +86,8 @@ typedef struct broker_config {
 	unsigned ttl_terminal;
 	unsigned log_maxlen;		  /* the log's length, */
 	const char *courier_visible_from; /* and the status that shows the courier */
+	/* NULL or n == 0: redis_unix or redis_host; else the Sentinels' master (copied) */
+	const config_sentinel_t *sentinel;
 } broker_config_t;
 
 /*

@@ -23,17 +23,19 @@ static void broker_conn_connect(broker_conn_t *c);
 static void broker_conn_up(broker_conn_t *c);
 static void broker_conn_down(broker_conn_t *c);
 
-static void broker_retry_cb(uv_timer_t *t)
+void broker_conn_timeout_cb(uv_timer_t *t)
 {
 	broker_conn_t *c = t->data;
 
 	if (c->state == CONN_CONNECTING && c->ac) {
-		/* Connect timeout: a context that never connected calls no callback when freed. */
+		/* Connect timeout (or, in Sentinel mode, ROLE unanswered): a context that never
+		 * connected calls no callback when freed; a connected one reports its loss. */
 		log_event(LOG_WARN, "redis_connect_timeout", "conn=%s after_ms=%u", c->name,
 			  c->b->timeout_ms);
 		redisAsyncFree(c->ac);
 		c->ac = NULL;
-		broker_conn_down(c);
+		if (c->state == CONN_CONNECTING)
+			broker_conn_down(c);
 		return;
 	}
 	if (c->state == CONN_IDLE)
@@ -41,7 +43,7 @@ static void broker_retry_cb(uv_timer_t *t)
 }
 
 /* Schedules the next attempt: 100 ms doubling to 5 s, each with 50..100% jitter. */
-static void broker_conn_schedule(broker_conn_t *c)
+void broker_conn_retry(broker_conn_t *c)
 {
 	uint64_t delay = BROKER_BACKOFF_MIN_MS;
 
@@ -54,7 +56,7 @@ static void broker_conn_schedule(broker_conn_t *c)
 		delay = BROKER_BACKOFF_MAX_MS;
 	delay = delay / 2 + (uint64_t)rand() % (delay / 2 + 1);
 	c->attempt++;
-	uv_timer_start(&c->timer, broker_retry_cb, delay, 0);
+	uv_timer_start(&c->timer, broker_conn_timeout_cb, delay, 0);
 }
 
 static void broker_on_connect(const redisAsyncContext *ac, int status)
@@ -70,6 +72,19 @@ static void broker_on_connect(const redisAsyncContext *ac, int status)
 		broker_conn_down(c);
 		return;
 	}
+	if (broker_sentinel_mode(c->b)) {
+		/* A Sentinel may lag a failover: used once ROLE says master. */
+		if (broker_sentinel_confirm(c) != REDIS_OK)
+			redisAsyncDisconnect(c->ac);
+		return;
+	}
+	broker_conn_confirmed(c);
+}
+
+void broker_conn_confirmed(broker_conn_t *c)
+{
+	const redisAsyncContext *ac = c->ac;
+
 	c->state = CONN_UP;
 	c->attempt = 0;
 	/* Notice a Redis host that vanished without a FIN (a moved VIP, a dead host). */
@@ -97,33 +112,32 @@ static void broker_on_disconnect(const redisAsyncContext *ac, int status)
 	broker_conn_down(c);
 }
 
-static void broker_conn_open(broker_conn_t *c, const char *ip)
+void broker_conn_open(broker_conn_t *c, const char *ip, int port)
 {
 	broker_t *b = c->b;
 	redisAsyncContext *ac;
 
-	ac = b->redis_unix[0] ? redisAsyncConnectUnix(b->redis_unix)
-			      : redisAsyncConnect(ip, b->redis_port);
+	ac = b->redis_unix[0] ? redisAsyncConnectUnix(b->redis_unix) : redisAsyncConnect(ip, port);
 	if (!ac || ac->err) {
 		log_event(c->attempt ? LOG_DEBUG : LOG_WARN, "redis_connect_failed",
 			  "conn=%s error=\"%s\"", c->name, ac ? ac->errstr : "out of memory");
 		if (ac)
 			redisAsyncFree(ac);
-		broker_conn_schedule(c);
+		broker_conn_retry(c);
 		return;
 	}
 	ac->data = c;
 	if (redis_uv_attach(ac, c->b->loop) != REDIS_OK) {
 		log_event(LOG_ERROR, "redis_attach_failed", "conn=%s", c->name);
 		redisAsyncFree(ac);
-		broker_conn_schedule(c);
+		broker_conn_retry(c);
 		return;
 	}
 	redisAsyncSetConnectCallback(ac, broker_on_connect);
 	redisAsyncSetDisconnectCallback(ac, broker_on_disconnect);
 	c->ac = ac;
 	c->state = CONN_CONNECTING;
-	uv_timer_start(&c->timer, broker_retry_cb, b->timeout_ms, 0);
+	uv_timer_start(&c->timer, broker_conn_timeout_cb, b->timeout_ms, 0);
 }
 
 static void broker_gai_cb(uv_getaddrinfo_t *req, int status, struct addrinfo *res)
@@ -150,10 +164,10 @@ static void broker_gai_cb(uv_getaddrinfo_t *req, int status, struct addrinfo *re
 	if (!ip[0]) {
 		log_event(LOG_WARN, "redis_resolve_failed", "conn=%s host=%s error=\"%s\"", c->name,
 			  c->b->redis_host, status ? uv_strerror(status) : "no address");
-		broker_conn_schedule(c);
+		broker_conn_retry(c);
 		return;
 	}
-	broker_conn_open(c, ip);
+	broker_conn_open(c, ip, c->b->redis_port);
 }
 
 static bool broker_is_numeric(const char *host)
@@ -169,8 +183,12 @@ static void broker_conn_connect(broker_conn_t *c)
 	struct addrinfo hints = {.ai_family = AF_UNSPEC, .ai_socktype = SOCK_STREAM};
 	int rc;
 
+	if (broker_sentinel_mode(b)) {
+		broker_sentinel_resolve(c);
+		return;
+	}
 	if (b->redis_unix[0] || broker_is_numeric(b->redis_host)) {
-		broker_conn_open(c, b->redis_host);
+		broker_conn_open(c, b->redis_host, b->redis_port);
 		return;
 	}
 	c->gai.data = c;
@@ -178,7 +196,7 @@ static void broker_conn_connect(broker_conn_t *c)
 	if (rc) {
 		log_event(LOG_WARN, "redis_resolve_failed", "conn=%s host=%s error=\"%s\"", c->name,
 			  b->redis_host, uv_strerror(rc));
-		broker_conn_schedule(c);
+		broker_conn_retry(c);
 		return;
 	}
 	c->gai_active = true;
@@ -206,7 +224,7 @@ static void broker_conn_down(broker_conn_t *c)
 		broker_hb_sub_down(c->b);
 		c->b->ev.subscriber_down(c->b->ev.arg);
 	}
-	broker_conn_schedule(c);
+	broker_conn_retry(c);
 }
 
 /* --- start and stop --------------------------------------------------------- */
@@ -220,7 +238,7 @@ int broker_start(broker_t *b)
 			return BROKER_ENOMEM;
 		conns[i]->timer.data = conns[i];
 	}
-	if (broker_hb_start(b))
+	if (broker_hb_start(b) || broker_sentinel_start(b))
 		return BROKER_ENOMEM;
 	broker_conn_connect(&b->sub);
 	broker_conn_connect(&b->cmd);
@@ -239,7 +257,7 @@ void broker_maybe_stopped(broker_t *b)
 {
 	broker_conn_t *conns[] = {&b->sub, &b->cmd};
 
-	if (!b->stopping || !b->stopped || !b->hb.timer_closed)
+	if (!b->stopping || !b->stopped || !b->hb.timer_closed || !broker_sentinel_stopped(b))
 		return;
 	for (int i = 0; i < 2; i++)
 		if (conns[i]->ac || conns[i]->gai_active || !conns[i]->timer_closed)
@@ -257,6 +275,7 @@ void broker_stop(broker_t *b, broker_stopped_fn *done, void *arg)
 	b->stopped = done;
 	b->stopped_arg = arg;
 	broker_hb_stop(b);
+	broker_sentinel_stop(b);
 	for (int i = 0; i < 2; i++) {
 		broker_conn_t *c = conns[i];
 

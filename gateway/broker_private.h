@@ -17,6 +17,7 @@
 #include <uv.h>
 
 #include "broker.h"
+#include "config.h"
 #include "proto.h"
 
 typedef enum broker_conn_state {
@@ -108,6 +109,26 @@ typedef struct broker_hb {
 	bool stalled;	/* detected; cleared by the next heartbeat received */
 } broker_hb_t;
 
+/*
+ * The primary of a Sentinel group (broker_sentinel.c): the Sentinels asked in
+ * turn for its address before each connect, and a connection subscribed to
+ * +switch-master on one of them.
+ */
+typedef struct broker_sentinel {
+	config_sentinel_t cfg;	   /* n == 0: not in Sentinel mode */
+	unsigned first;		   /* the Sentinel asked first (the last that answered) */
+	unsigned asked;		   /* Sentinels asked in this round */
+	unsigned watch_at;	   /* the Sentinel the watch connects to */
+	redisAsyncContext *ask;	   /* the round's connection, while asking */
+	redisAsyncContext *watch;  /* SUBSCRIBE +switch-master */
+	uv_timer_t timer;	   /* the ask's timeout */
+	uv_timer_t watch_timer;	   /* the watch's reconnect */
+	unsigned timers;	   /* timers not yet closed */
+	broker_conn_t *waiting[2]; /* connections waiting for the address ([0] sub, [1] cmd) */
+	char ip[48];		   /* the last address the Sentinels gave */
+	int port;
+} broker_sentinel_t;
+
 struct broker {
 	uv_loop_t *loop;
 	broker_events_t ev;
@@ -119,6 +140,7 @@ struct broker {
 	broker_conn_t sub;
 	broker_conn_t cmd;
 	broker_hb_t hb;
+	broker_sentinel_t sentinel;
 	char sha[41];	     /* apply_update.lua's SHA1 from SCRIPT LOAD; "" until known */
 	char lease_sha[41];  /* poll_lease.lua's SHA1 from SCRIPT LOAD; "" until known */
 	char budget_sha[41]; /* poll_budget.lua's SHA1 from SCRIPT LOAD; "" until known */
@@ -143,6 +165,20 @@ void broker_maybe_stopped(broker_t *b);
 
 /* The heartbeat (broker_heartbeat.c): the node's channel (broker_new), the timer (broker_start,
  * broker_stop), and each subscriber connection's start and end (broker_conn.c). */
+/* Sentinel mode (broker_sentinel.c), and what it calls back in broker_conn.c. */
+bool broker_sentinel_mode(const broker_t *b);
+int broker_sentinel_start(broker_t *b);
+void broker_sentinel_stop(broker_t *b);
+bool broker_sentinel_stopped(const broker_t *b);
+/* c waits for the primary's address: broker_conn_open() or broker_conn_retry() follow. */
+void broker_sentinel_resolve(broker_conn_t *c);
+/* Sends ROLE on c, just connected: broker_conn_confirmed() follows for a master. */
+int broker_sentinel_confirm(broker_conn_t *c);
+void broker_conn_open(broker_conn_t *c, const char *ip, int port);
+void broker_conn_retry(broker_conn_t *c);
+void broker_conn_confirmed(broker_conn_t *c);
+void broker_conn_timeout_cb(uv_timer_t *t);
+
 void broker_hb_init(broker_t *b);
 int broker_hb_start(broker_t *b);
 void broker_hb_stop(broker_t *b);

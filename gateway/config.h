@@ -76,6 +76,16 @@ typedef struct config_poll {
 #define CONFIG_TILE_URL_MAX 255	 /* page-tile-url */
 #define CONFIG_TILE_ATTR_MAX 160 /* page-tile-attribution */
 
+#define CONFIG_SENTINELS_MAX 8
+
+/* redis+sentinel://IP:PORT[,...]/MASTER: where the primary is asked for (n = 0: not used). */
+typedef struct config_sentinel {
+	char host[CONFIG_SENTINELS_MAX][48]; /* numeric IPv4 or IPv6 addresses */
+	int port[CONFIG_SENTINELS_MAX];
+	unsigned n;
+	char master[64];
+} config_sentinel_t;
+
 typedef struct config {
 	char listen_host[CONFIG_HOST_MAX]; /* "" or "*" = all addresses */
 	int listen_port;
@@ -86,6 +96,7 @@ typedef struct config {
 	char redis_host[CONFIG_HOST_MAX];
 	int redis_port;
 	char redis_unix[CONFIG_PATH_MAX]; /* non-empty = use the unix socket */
+	config_sentinel_t redis_sentinel; /* n > 0: the primary is the Sentinels' MASTER */
 
 	char ingest_key_file[CONFIG_PATH_MAX];
 	char tls_cert[CONFIG_PATH_MAX]; /* PEM certificate chain; "" = plain HTTP */

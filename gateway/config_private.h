@@ -68,6 +68,12 @@ int config_set_token_key(config_t *cfg, const char *kid, const char *name, const
 /* A parser's answer when it printed its message itself (settings.c). */
 extern const char config_printed[];
 
+/* "PREFIX HOST:PORT\n", HOST in brackets when it is an IPv6 address, "*" when empty. */
+void config_print_hostport(FILE *out, const char *prefix, const char *host, int port);
+/* The redis setting (config_redis.c). */
+config_parse_fn config_parse_redis_url;
+config_print_fn config_print_redis;
+
 /* KEY = VALUE of [poll.PROVIDER] (config_poll.c); the section's defaults come with its first
  * key. */
 int config_set_poll(config_t *cfg, const char *provider, const char *name, const char *value,

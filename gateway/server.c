@@ -139,6 +139,7 @@ int server_start(server_t *sv)
 	    .ttl_terminal = cfg->ttl_terminal,
 	    .log_maxlen = cfg->log_maxlen,
 	    .courier_visible_from = cfg->courier_visible_from,
+	    .sentinel = &cfg->redis_sentinel,
 	};
 	const broker_events_t ev = {
 	    .message = server_on_message,

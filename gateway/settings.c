@@ -110,58 +110,6 @@ const char *config_tile_url_check(const char *url)
 	return NULL;
 }
 
-int config_parse_redis(const char *value, config_t *cfg)
-{
-	if (strncmp(value, "unix://", 7) == 0) {
-		const char *path = value + 7;
-
-		if (path[0] != '/' || strlen(path) >= sizeof(cfg->redis_unix))
-			return -1;
-		config_copy(cfg->redis_unix, sizeof(cfg->redis_unix), path);
-		return 0;
-	}
-	if (strncmp(value, "redis://", 8) == 0) {
-		char host[CONFIG_HOST_MAX];
-		int port = 6379;
-		const char *hp = value + 8;
-		const char *slash = strchr(hp, '/');
-		char buf[CONFIG_HOST_MAX];
-		size_t len = slash ? (size_t)(slash - hp) : strlen(hp);
-
-		/* A path may only select database 0: trackgate keeps everything there. */
-		if (slash && strcmp(slash, "/") != 0 && strcmp(slash, "/0") != 0)
-			return -1;
-		if (len == 0 || len >= sizeof(buf) || memchr(hp, '@', len))
-			return -1;
-		memcpy(buf, hp, len);
-		buf[len] = '\0';
-		/*
-		 * listen's any-address (* or 0.0.0.0) is no host to connect to:
-		 * refused with a port (config_parse_listen makes it "") and so
-		 * without one too, or --check-config would print a redis line
-		 * that does not load back.
-		 */
-		if (strchr(buf, ':')) {
-			if (config_parse_listen(buf, host, sizeof(host), &port) || !host[0])
-				return -1;
-		} else if (!strcmp(buf, "*") || !strcmp(buf, "0.0.0.0") ||
-			   strspn(buf, "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz"
-				       "0123456789.-_") != len) {
-			/* A host name or an IPv4 address; brackets only around an IPv6 address
-			 * with its port (fuzz_config_parse: "redis://[2]0]" printed back as
-			 * "[2]0]:6379", which loads as host "2]0"). */
-			return -1;
-		} else {
-			snprintf(host, sizeof(host), "%s", buf);
-		}
-		config_copy(cfg->redis_host, sizeof(cfg->redis_host), host);
-		cfg->redis_port = port;
-		memset(cfg->redis_unix, 0, sizeof(cfg->redis_unix));
-		return 0;
-	}
-	return -1;
-}
-
 /* A parser's answer when it printed its message itself, or when a number is out of range. */
 const char config_printed[] = "";
 static const char config_out_of_range[] = "";
@@ -214,7 +162,7 @@ static const char *config_parse_address(config_t *cfg, const config_setting_t *s
 	return NULL;
 }
 
-static void config_print_hostport(FILE *out, const char *prefix, const char *host, int port)
+void config_print_hostport(FILE *out, const char *prefix, const char *host, int port)
 {
 	bool v6 = strchr(host, ':') != NULL;
 
@@ -230,22 +178,6 @@ static void config_print_address(const config_t *cfg, const config_setting_t *s,
 	snprintf(prefix, sizeof(prefix), "%s = ", s->info.name);
 	if (port) /* metrics-listen: 0 = unset */
 		config_print_hostport(out, prefix, CFIELD(cfg, s, 0), port);
-}
-
-static const char *config_parse_redis_url(config_t *cfg, const config_setting_t *s, const char *v)
-{
-	(void)s;
-	return config_parse_redis(v, cfg) ? "expected redis://HOST[:PORT] or unix:///ABSOLUTE/PATH"
-					  : NULL;
-}
-
-static void config_print_redis(const config_t *cfg, const config_setting_t *s, FILE *out)
-{
-	(void)s;
-	if (cfg->redis_unix[0])
-		fprintf(out, "redis = unix://%s\n", cfg->redis_unix);
-	else
-		config_print_hostport(out, "redis = redis://", cfg->redis_host, cfg->redis_port);
 }
 
 /* The ingest-key-file, with how many keys it held (never the keys). */
@@ -521,8 +453,10 @@ const config_setting_t config_settings[] = {
 	"address)",
 	F(metrics_host), F(metrics_port)),
     SET("redis", "URL", "redis://127.0.0.1:6379", RESTART, config_parse_redis_url,
-	config_print_redis, "redis://HOST:PORT or unix:///PATH", F(redis_host), F(redis_port),
-	F(redis_unix)),
+	config_print_redis,
+	"redis://HOST:PORT, unix:///PATH, or redis+sentinel://IP:PORT[,IP:PORT...]/MASTER "
+	"(the master a Sentinel group names, followed across failovers)",
+	F(redis_host), F(redis_port), F(redis_unix), F(redis_sentinel)),
     SET("ingest-key-file", "PATH", NULL, LIVE, config_parse_path, config_print_key_file,
 	"file of bearer keys for POST /v1/updates, one per line, each 16..256 printable "
 	"bytes; '#' starts a comment (required)",
