@@ -41,6 +41,8 @@ static int config_parse_sentinel(const char *v, config_t *cfg)
 		config_copy(st->host[st->n], sizeof(st->host[0]), host);
 		st->port[st->n++] = port;
 		at = end ? end + 1 : slash;
+		if (end && at == slash)
+			return -1; /* a trailing comma: an empty address */
 	}
 	if (!st->n)
 		return -1;

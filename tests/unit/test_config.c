@@ -99,6 +99,67 @@ static void redis_url_forms_are_understood(void **state)
 	assert_int_not_equal(config_parse_redis("redis://user:pw@x", &cfg), 0);
 }
 
+/* redis+sentinel://IP:PORT[,...]/MASTER: numeric addresses with ports, a plain master name;
+ * --check-config prints it back as it loads; another form afterwards forgets it. */
+static void redis_sentinel_urls_are_understood_and_printed_back(void **state)
+{
+	static config_t cfg, again;
+	char path[160];
+	FILE *out;
+
+	(void)state;
+	config_defaults(&cfg);
+	assert_int_equal(
+	    config_parse_redis(
+		"redis+sentinel://10.0.0.1:26379,[fd00::2]:26380,10.0.0.3:1/my-master.1", &cfg),
+	    0);
+	assert_int_equal(cfg.redis_sentinel.n, 3);
+	assert_string_equal(cfg.redis_sentinel.host[1], "fd00::2");
+	assert_int_equal(cfg.redis_sentinel.port[1], 26380);
+	assert_string_equal(cfg.redis_sentinel.master, "my-master.1");
+	assert_string_equal(cfg.redis_host, "");
+	snprintf(path, sizeof(path), "%s/sentinel.conf", tmpdir);
+	out = fopen(path, "w");
+	assert_non_null(out);
+	config_print(&cfg, out);
+	fclose(out);
+	config_defaults(&again);
+	{
+		char line[512];
+		FILE *in = fopen(path, "r");
+		bool seen = false;
+
+		assert_non_null(in);
+		while (fgets(line, sizeof(line), in))
+			if (!strncmp(line, "redis = ", 8)) {
+				line[strcspn(line, "\n")] = '\0';
+				assert_string_equal(line, "redis = redis+sentinel://10.0.0.1:26379,"
+							  "[fd00::2]:26380,10.0.0.3:1/my-master.1");
+				assert_int_equal(config_parse_redis(line + 8, &again), 0);
+				seen = true;
+			}
+		fclose(in);
+		assert_true(seen);
+	}
+	assert_memory_equal(&again.redis_sentinel, &cfg.redis_sentinel, sizeof(cfg.redis_sentinel));
+	/* Refused: a name (it would need resolving), no port, no master, a bad master, 9 of them.
+	 */
+	assert_int_not_equal(config_parse_redis("redis+sentinel://sentinel-1:26379/m", &cfg), 0);
+	assert_int_not_equal(config_parse_redis("redis+sentinel://10.0.0.1/m", &cfg), 0);
+	assert_int_not_equal(config_parse_redis("redis+sentinel://10.0.0.1:26379/", &cfg), 0);
+	assert_int_not_equal(config_parse_redis("redis+sentinel://10.0.0.1:26379", &cfg), 0);
+	assert_int_not_equal(config_parse_redis("redis+sentinel://10.0.0.1:26379/a b", &cfg), 0);
+	assert_int_not_equal(config_parse_redis("redis+sentinel://10.0.0.1:26379,/m", &cfg), 0);
+	assert_int_not_equal(
+	    config_parse_redis("redis+sentinel://1.1.1.1:1,1.1.1.1:2,1.1.1.1:3,1.1.1.1:4,1.1.1.1:5,"
+			       "1.1.1.1:6,1.1.1.1:7,1.1.1.1:8,1.1.1.1:9/m",
+			       &cfg),
+	    0);
+	/* A plain redis:// afterwards is not in Sentinel mode any more. */
+	assert_int_equal(config_parse_redis("redis://10.0.0.5:6380", &cfg), 0);
+	assert_int_equal(cfg.redis_sentinel.n, 0);
+}
+
 static void redis_any_address_is_refused_with_or_without_a_port(void **state)
 {
 	config_t cfg;
@@ -840,6 +901,7 @@ int main(void)
 	    cmocka_unit_test(webhook_secret_file_of_the_largest_size_loads_with_or_without_newline),
 	    cmocka_unit_test(check_config_output_loads_back_to_the_same_config),
 	    cmocka_unit_test(poll_sections_are_checked_at_start_up),
+	    cmocka_unit_test(redis_sentinel_urls_are_understood_and_printed_back),
 	    cmocka_unit_test(check_config_output_masks_inline_secrets_as_comments),
 	    cmocka_unit_test(reload_applies_the_live_settings_and_names_the_others),
 	    cmocka_unit_test(defaults_come_from_the_table),
