@@ -71,7 +71,7 @@ int config_parse_redis(const char *value, config_t *cfg)
 		int port = 6379;
 		const char *hp = value + 8;
 		const char *slash = strchr(hp, '/');
-		char buf[CONFIG_HOST_MAX];
+		char buf[CONFIG_HOST_MAX + 8]; /* HOST and :PORT, so that what is printed loads */
 		size_t len = slash ? (size_t)(slash - hp) : strlen(hp);
 
 		/* A path may only select database 0: trackgate keeps everything there. */
@@ -88,9 +88,18 @@ int config_parse_redis(const char *value, config_t *cfg)
 		 * that does not load back.
 		 */
 		if (strchr(buf, ':')) {
-			if (config_parse_listen(buf, host, sizeof(host), &port) || !host[0])
+			unsigned char a6[sizeof(struct in6_addr)];
+
+			/* HOST:PORT: a host with a ':' is an IPv6 address or nothing
+			 * (fuzz_config_parse: "[2:7..]2222:6" was taken as host
+			 * "2:7..]2222" and printed back in brackets, which does not load). */
+			if (config_parse_listen(buf, host, sizeof(host), &port) || !host[0] ||
+			    (strchr(host, ':')
+				 ? inet_pton(AF_INET6, host, a6) != 1
+				 : strspn(host, "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnop"
+						"qrstuvwxyz0123456789.-_") != strlen(host)))
 				return -1;
-		} else if (!strcmp(buf, "*") || !strcmp(buf, "0.0.0.0") ||
+		} else if (len >= CONFIG_HOST_MAX || !strcmp(buf, "*") || !strcmp(buf, "0.0.0.0") ||
 			   strspn(buf, "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz"
 				       "0123456789.-_") != len) {
 			/* A host name or an IPv4 address; brackets only around an IPv6 address
