@@ -107,7 +107,7 @@ int config_parse_redis(const char *value, config_t *cfg)
 			 * "[2]0]:6379", which loads as host "2]0"). */
 			return -1;
 		} else {
-			snprintf(host, sizeof(host), "%s", buf);
+			memcpy(host, buf, len + 1); /* len < CONFIG_HOST_MAX, checked above */
 		}
 		config_copy(cfg->redis_host, sizeof(cfg->redis_host), host);
 		cfg->redis_port = port;
