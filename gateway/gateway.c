@@ -508,7 +508,13 @@ int gateway_start(gateway_t *g, uv_loop_t *loop, const config_t *cfg)
 	if (server_start(&g->server))
 		return -1;
 	uv_timer_start(&g->tick, gateway_tick_cb, 0, 500);
-	if (cfg->redis_unix[0])
+	if (cfg->redis_sentinel.n)
+		log_event(LOG_INFO, "listening",
+			  "addr=%s:%d redis=redis+sentinel://%s:%d/%s sentinels=%u",
+			  cfg->listen_host[0] ? cfg->listen_host : "*", cfg->listen_port,
+			  cfg->redis_sentinel.host[0], cfg->redis_sentinel.port[0],
+			  cfg->redis_sentinel.master, cfg->redis_sentinel.n);
+	else if (cfg->redis_unix[0])
 		log_event(LOG_INFO, "listening", "addr=%s:%d redis=unix://%s",
 			  cfg->listen_host[0] ? cfg->listen_host : "*", cfg->listen_port,
 			  cfg->redis_unix);
