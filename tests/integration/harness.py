@@ -203,9 +203,28 @@ class FreePort:
         return f"FreePort({self.name!r})"
 
 
-def listens(pid, port):
-    """True when process pid holds a TCP socket listening on port (from /proc)."""
+def socket_inodes(pid):
+    """The inodes of the sockets process pid holds (from /proc/PID/fd)."""
     inodes = set()
+    try:
+        fds = os.listdir(f"/proc/{pid}/fd")
+    except OSError:
+        return inodes
+    for fd in fds:
+        try:
+            link = os.readlink(f"/proc/{pid}/fd/{fd}")
+        except OSError:
+            continue
+        m = re.fullmatch(r"socket:\[(\d+)\]", link)
+        if m:
+            inodes.add(int(m.group(1)))
+    return inodes
+
+
+def tcp_sockets(port, state):
+    """[(remote port, socket inode)] of the TCP sockets in state (hex, as in /proc/net/tcp:
+    "01" established, "0A" listening) on local port, or on any local port when port is None."""
+    out = []
     for table in ("/proc/net/tcp", "/proc/net/tcp6"):
         try:
             with open(table) as f:
@@ -214,19 +233,16 @@ def listens(pid, port):
             continue
         for row in rows:
             cols = row.split()
-            if cols[3] == "0A" and int(cols[1].rsplit(":", 1)[1], 16) == port:
-                inodes.add(f"socket:[{cols[9]}]")
-    try:
-        fds = os.listdir(f"/proc/{pid}/fd")
-    except OSError:
-        return False
-    for fd in fds:
-        try:
-            if os.readlink(f"/proc/{pid}/fd/{fd}") in inodes:
-                return True
-        except OSError:
-            continue
-    return False
+            local, remote, st, inode = cols[1], cols[2], cols[3], int(cols[9])
+            if st == state and inode and (port is None or
+                                          int(local.rsplit(":", 1)[1], 16) == port):
+                out.append((int(remote.rsplit(":", 1)[1], 16), inode))
+    return out
+
+
+def listens(pid, port):
+    """True when process pid holds a TCP socket listening on port (from /proc)."""
+    return bool({inode for _, inode in tcp_sockets(port, "0A")} & socket_inodes(pid))
 
 
 def seeded_random(what):

@@ -560,30 +560,8 @@ async def run(env, topo, ck):
 
 def tcp_peers(pid):
     """The remote ports of the ESTABLISHED TCP sockets process pid holds (from /proc)."""
-    by_inode = {}
-    for table in ("/proc/net/tcp", "/proc/net/tcp6"):
-        try:
-            with open(table) as f:
-                rows = f.read().splitlines()[1:]
-        except OSError:
-            continue
-        for row in rows:
-            cols = row.split()
-            if cols[3] == "01":
-                by_inode[f"socket:[{cols[9]}]"] = int(cols[2].rsplit(":", 1)[1], 16)
-    out = []
-    try:
-        fds = os.listdir(f"/proc/{pid}/fd")
-    except OSError:
-        return out
-    for fd in fds:
-        try:
-            link = os.readlink(f"/proc/{pid}/fd/{fd}")
-        except OSError:
-            continue
-        if link in by_inode:
-            out.append(by_inode[link])
-    return out
+    mine = h.socket_inodes(pid)
+    return [remote for remote, inode in h.tcp_sockets(None, "01") if inode in mine]
 
 
 async def planned_failover(env, topo, ck, final_round, posts, lost_before):

@@ -91,49 +91,14 @@ def record_workers(pids):
                 f.write(f"{pid} {start} trackgated-worker {sys.argv[0]}\n")
 
 
-def socket_inodes(pid):
-    inodes = set()
-    try:
-        fds = os.listdir(f"/proc/{pid}/fd")
-    except OSError:
-        return inodes
-    for fd in fds:
-        try:
-            link = os.readlink(f"/proc/{pid}/fd/{fd}")
-        except OSError:
-            continue
-        m = re.fullmatch(r"socket:\[(\d+)\]", link)
-        if m:
-            inodes.add(int(m.group(1)))
-    return inodes
-
-
-def tcp_sockets(port, state):
-    """[(remote port, socket inode)] of the TCP sockets on local port in state (hex, as in
-    /proc/net/tcp: "01" established, "0A" listening)."""
-    out = []
-    for table in ("/proc/net/tcp", "/proc/net/tcp6"):
-        try:
-            with open(table) as f:
-                rows = f.read().splitlines()[1:]
-        except OSError:
-            continue
-        for row in rows:
-            cols = row.split()
-            local, remote, st, inode = cols[1], cols[2], cols[3], int(cols[9])
-            if st == state and int(local.rsplit(":", 1)[1], 16) == port and inode:
-                out.append((int(remote.rsplit(":", 1)[1], 16), inode))
-    return out
-
-
 def server_sockets(port):
     """{client port: socket inode} of the established connections accepted on port."""
-    return dict(tcp_sockets(port, "01"))
+    return dict(h.tcp_sockets(port, "01"))
 
 
 def listening(pid, port):
     """True when pid holds a socket listening on port."""
-    return bool({inode for _, inode in tcp_sockets(port, "0A")} & socket_inodes(pid))
+    return bool({inode for _, inode in h.tcp_sockets(port, "0A")} & h.socket_inodes(pid))
 
 
 def worker_of(watchers, port, workers):
@@ -141,7 +106,7 @@ def worker_of(watchers, port, workers):
     by_client = server_sockets(port)
     owner = {}
     for pid in workers:
-        for inode in socket_inodes(pid):
+        for inode in h.socket_inodes(pid):
             owner[inode] = pid
     out = {}
     for w in watchers:
@@ -197,7 +162,7 @@ async def phase1(env):
     for pid in workers:
         h.check(re.search(rf"worker_started worker=\d+ pid={pid} starts=1", log),
                 f"no worker_started line for pid {pid}")
-    h.check_eq(socket_inodes(parent), set(), "sockets held by the supervisor")
+    h.check_eq(h.socket_inodes(parent), set(), "sockets held by the supervisor")
     print(f"supervisor {parent}, workers {workers}")
 
     # 30 watchers; which worker serves each.
