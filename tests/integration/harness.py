@@ -731,6 +731,18 @@ class Env:
         check(self.daemon.alive(),
               f"trackgated died (exit status {self.daemon.proc.returncode}):\n{tail(self.daemon.log)}")
 
+    def hs256_token_key(self, kid="k1", secret=None):
+        """Writes an HS256 tracking-link key (a fresh random one unless secret is given) to a
+        mode-600 file in the run directory and adds --token-key-file KID=HS256:PATH to the
+        daemon's arguments (before env.start()); returns the secret."""
+        secret = secret if secret is not None else os.urandom(32).hex()
+        key_file = os.path.join(self.log_dir, f"{kid}.secret")
+        with open(key_file, "w") as f:
+            f.write(secret + "\n")
+        os.chmod(key_file, 0o600)
+        self.daemon.extra_args += ["--token-key-file", f"{kid}=HS256:{key_file}"]
+        return secret
+
     def metrics(self):
         """The daemon's /metrics on its main port (no --metrics-listen)."""
         return scrape_metrics(self.port)

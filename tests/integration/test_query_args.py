@@ -74,16 +74,12 @@ async def resume(env, oid, query, posted, what):
 
 
 async def test(env):
-    key_file = os.path.join(env.log_dir, "k1.secret")
-    with open(key_file, "w") as f:
-        f.write(SECRET + "\n")
-    os.chmod(key_file, 0o600)
+    env.hs256_token_key(secret=SECRET)
     hook_file = os.path.join(env.log_dir, "onfleet.secret")
     with open(hook_file, "w") as f:
         f.write(os.urandom(32).hex() + "\n")
     os.chmod(hook_file, 0o600)
-    env.daemon.extra_args += ["--token-key-file", f"k1=HS256:{key_file}",
-                              "--webhook-secret-file", f"onfleet={hook_file}"]
+    env.daemon.extra_args += ["--webhook-secret-file", f"onfleet={hook_file}"]
     env.start()
     r = await asyncio.to_thread(env.http, "GET", f"/v1/webhooks/onfleet?x={'y' * 400}&check=abc")
     h.check(r.status == 200 and r.raw.endswith(b"abc"),

@@ -124,12 +124,7 @@ async def frames_of(env, path, until):
 
 async def test(env):
     v = validators()
-    secret = os.urandom(32).hex()
-    key_file = os.path.join(env.log_dir, "k1.secret")
-    with open(key_file, "w") as f:
-        f.write(secret + "\n")
-    os.chmod(key_file, 0o600)
-    env.daemon.extra_args += ["--token-key-file", f"k1=HS256:{key_file}"]
+    secret = env.hs256_token_key()
     env.start()
     pid = os.getpid()
     oid = f"sc-{pid}"

@@ -64,12 +64,7 @@ async def expect_refused(w, code, what):
 
 
 async def test(env):
-    secret = os.urandom(32).hex()
-    key_file = os.path.join(env.log_dir, "k1.secret")
-    with open(key_file, "w") as f:
-        f.write(secret + "\n")
-    os.chmod(key_file, 0o600)
-    env.daemon.extra_args += ["--token-key-file", f"k1=HS256:{key_file}"]
+    secret = env.hs256_token_key()
     env.start()
     oid = f"refr-{os.getpid()}"
     await env.aapply(h.update(oid, h.now_ms(), lat=52.5, lng=13.4, status="picked_up"))
